@@ -1,0 +1,343 @@
+//! Deltas: the entries a peer lacks, cut to a budget, with the frontier up to
+//! which they are complete.
+
+use std::hash::Hash;
+
+use serde::{Deserialize, Serialize};
+
+use crate::entry::MAX_VARINT_LEN;
+use crate::map::{ApplyReport, LwwMap};
+use crate::{EncodedLen, Entry, Hlc, NodeId, Stamp, VersionVector};
+
+/// How much one delta may carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// At most this many entries.
+    pub max_entries: usize,
+    /// At most this many bytes, by the [`EncodedLen`] bound of each entry and
+    /// of each origin in the `covered` frontier.
+    pub max_bytes: usize,
+}
+
+impl Budget {
+    /// No limit: the delta carries everything the peer lacks.
+    pub const UNLIMITED: Budget = Budget {
+        max_entries: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+
+    /// At most `max_entries` entries, any size.
+    pub const fn entries(max_entries: usize) -> Self {
+        Self {
+            max_entries,
+            max_bytes: usize::MAX,
+        }
+    }
+
+    /// At most `max_bytes` bytes, any number of entries.
+    pub const fn bytes(max_bytes: usize) -> Self {
+        Self {
+            max_entries: usize::MAX,
+            max_bytes,
+        }
+    }
+}
+
+/// The bytes one origin adds to the `covered` frontier: its id and timestamp.
+const COVERED_ORIGIN_LEN: usize = 2 * MAX_VARINT_LEN;
+
+/// Entries a peer lacks, and how far they are complete.
+///
+/// `covered[o] = h` promises that the delta holds every entry of the sender
+/// stamped by origin `o` above the peer's frontier and at or below `h`;
+/// applying it raises the receiver's vector to `covered` and no further. Every
+/// entry's stamp lies at or below `covered` for its origin: constructors keep
+/// that true and deserialization checks it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DeltaWire<K, V>", into = "DeltaWire<K, V>")]
+#[serde(bound(
+    serialize = "K: Serialize + Clone, V: Serialize + Clone",
+    deserialize = "K: Deserialize<'de>, V: Deserialize<'de>"
+))]
+pub struct Delta<K, V> {
+    entries: Vec<(K, Entry<V>)>,
+    covered: VersionVector,
+    complete: bool,
+}
+
+/// The serialized form of a [`Delta`], checked on the way in.
+#[derive(Serialize, Deserialize)]
+struct DeltaWire<K, V> {
+    entries: Vec<(K, Entry<V>)>,
+    covered: VersionVector,
+    complete: bool,
+}
+
+/// Why bytes that decoded as a delta or a map do not make a valid one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidState {
+    /// An entry's stamp lies above the frontier claimed for its origin.
+    #[error("entry stamped {stamp} lies beyond the frontier {frontier} claimed for its origin")]
+    EntryBeyondFrontier {
+        /// The entry's stamp.
+        stamp: Stamp,
+        /// The frontier claimed for the stamp's origin.
+        frontier: Hlc,
+    },
+    /// A map listed one key twice.
+    #[error("a key appears twice")]
+    DuplicateKey,
+}
+
+impl<K, V> TryFrom<DeltaWire<K, V>> for Delta<K, V> {
+    type Error = InvalidState;
+
+    fn try_from(wire: DeltaWire<K, V>) -> Result<Self, Self::Error> {
+        check_within(
+            wire.entries.iter().map(|(_, entry)| entry.stamp),
+            &wire.covered,
+        )?;
+        Ok(Self {
+            entries: wire.entries,
+            covered: wire.covered,
+            complete: wire.complete,
+        })
+    }
+}
+
+impl<K, V> From<Delta<K, V>> for DeltaWire<K, V> {
+    fn from(delta: Delta<K, V>) -> Self {
+        Self {
+            entries: delta.entries,
+            covered: delta.covered,
+            complete: delta.complete,
+        }
+    }
+}
+
+pub(crate) fn check_within(
+    stamps: impl IntoIterator<Item = Stamp>,
+    frontier: &VersionVector,
+) -> Result<(), InvalidState> {
+    for stamp in stamps {
+        if !frontier.covers(stamp) {
+            return Err(InvalidState::EntryBeyondFrontier {
+                stamp,
+                frontier: frontier.get(stamp.origin),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl<K, V> Default for Delta<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            covered: VersionVector::new(),
+            complete: true,
+        }
+    }
+}
+
+impl<K, V> Delta<K, V> {
+    /// The delta of a single write, as its origin would ship it right after
+    /// making it: applying it equals making the write.
+    pub fn single(key: K, entry: Entry<V>) -> Self {
+        let covered = [(entry.stamp.origin, entry.stamp.hlc)]
+            .into_iter()
+            .collect();
+        Self {
+            entries: vec![(key, entry)],
+            covered,
+            complete: true,
+        }
+    }
+
+    /// The entries, grouped by origin and in ascending stamp order within each.
+    pub fn entries(&self) -> &[(K, Entry<V>)] {
+        &self.entries
+    }
+
+    /// How far the delta is complete, per origin.
+    pub fn covered(&self) -> &VersionVector {
+        &self.covered
+    }
+
+    /// Whether the delta holds everything the sender had for the peer, or was
+    /// cut at the budget.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// How many entries it carries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it carries no entries (it may still advance the frontier).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The greatest timestamp it mentions, in an entry or in `covered`: what a
+    /// receiver checks against its clock's maximum offset.
+    pub fn max_hlc(&self) -> Hlc {
+        let entries = self.entries.iter().map(|(_, entry)| entry.stamp.hlc);
+        let frontier = self.covered.iter().map(|(_, hlc)| hlc);
+        entries.chain(frontier).max().unwrap_or(Hlc::ZERO)
+    }
+}
+
+impl<K, V> LwwMap<K, V>
+where
+    K: Hash + Eq + Clone + EncodedLen,
+    V: Ord + Clone + EncodedLen,
+{
+    /// The entries a peer whose vector is `peer` lacks, cut at `budget`.
+    ///
+    /// Origins go in order of how far the peer lags behind them (in clock
+    /// time), the furthest first, ties by origin id; within an origin, entries
+    /// go in ascending stamp order. The cut falls between entries, never
+    /// inside one, and `covered` stops just below the first entry left out.
+    /// The cost is that of the entries returned plus one step per origin in
+    /// this map's vector, whatever the map's size.
+    pub fn delta_since(&self, peer: &VersionVector, budget: Budget) -> Delta<K, V> {
+        let mut lagging: Vec<(u64, NodeId, Hlc, Hlc)> = self
+            .version_vector
+            .iter()
+            .filter_map(|(origin, ours)| {
+                let theirs = peer.get(origin);
+                (ours > theirs).then(|| (ours.as_u64() - theirs.as_u64(), origin, theirs, ours))
+            })
+            .collect();
+        lagging.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+
+        let mut delta = Delta::default();
+        let mut bytes = 0usize;
+        'origins: for (_, origin, theirs, ours) in lagging {
+            bytes = bytes.saturating_add(COVERED_ORIGIN_LEN);
+            if bytes > budget.max_bytes {
+                delta.complete = false;
+                break;
+            }
+            let Some(after_theirs) = theirs.successor() else {
+                continue;
+            };
+            if let Some(set) = self.by_origin.get(&origin) {
+                for &(hlc, index) in set.range((after_theirs, 0)..) {
+                    let slot = &self.slots[index as usize];
+                    let cost = slot.entry.encoded_len_with(&slot.key);
+                    if delta.entries.len() >= budget.max_entries
+                        || bytes.saturating_add(cost) > budget.max_bytes
+                    {
+                        // `hlc` is above `theirs`, so it has a predecessor.
+                        let covered = hlc.predecessor().unwrap_or(Hlc::ZERO).min(ours);
+                        if covered > theirs {
+                            delta.covered.advance(origin, covered);
+                        }
+                        delta.complete = false;
+                        break 'origins;
+                    }
+                    bytes += cost;
+                    delta.entries.push((slot.key.clone(), slot.entry.clone()));
+                }
+            }
+            delta.covered.advance(origin, ours);
+        }
+        delta
+    }
+}
+
+impl<K, V> LwwMap<K, V>
+where
+    K: Hash + Eq + Clone,
+    V: Ord + Clone,
+{
+    /// Applies a delta from a peer: merges its entries and raises the vector
+    /// to its `covered` frontier, no further.
+    ///
+    /// Entries this map's vector already covers are skipped: they are held
+    /// here or superseded, and re-accepting one whose tombstone was purged
+    /// would bring a deleted value back.
+    pub fn apply(&mut self, delta: Delta<K, V>) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        for (key, entry) in delta.entries {
+            if self.version_vector.covers(entry.stamp) {
+                report.unchanged += 1;
+                continue;
+            }
+            report.record(self.upsert(key, entry));
+        }
+        self.version_vector.merge(&delta.covered);
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(hlc: u64, origin: u64) -> Stamp {
+        Stamp::new(Hlc::from_u64(hlc), NodeId::new(origin))
+    }
+
+    fn writes(list: &[(&str, u64, u64)]) -> LwwMap<String, String> {
+        let mut map = LwwMap::new();
+        for &(key, hlc, origin) in list {
+            map.put(key.into(), format!("{key}{hlc}"), stamp(hlc, origin));
+        }
+        map
+    }
+
+    #[test]
+    fn most_lagging_origin_first_ascending_within() {
+        let a = writes(&[("x", 1, 1), ("y", 2, 1), ("z", 10, 2), ("w", 11, 2)]);
+        let peer: VersionVector = [(NodeId::new(2), Hlc::from_u64(10))].into_iter().collect();
+        let delta = a.delta_since(&peer, Budget::UNLIMITED);
+        let keys: Vec<&str> = delta.entries().iter().map(|(k, _)| k.as_str()).collect();
+        // Origin 1 lags by 2, origin 2 by 1.
+        assert_eq!(keys, ["x", "y", "w"]);
+        assert!(delta.is_complete());
+        assert_eq!(delta.covered(), a.version_vector());
+    }
+
+    #[test]
+    fn cut_stops_covered_below_first_left_out() {
+        let a = writes(&[("x", 1, 1), ("y", 2, 1), ("z", 3, 1)]);
+        let delta = a.delta_since(&VersionVector::new(), Budget::entries(2));
+        assert_eq!(delta.len(), 2);
+        assert!(!delta.is_complete());
+        assert_eq!(delta.covered().get(NodeId::new(1)), Hlc::from_u64(2));
+        let mut b = LwwMap::new();
+        b.apply(delta);
+        let rest = a.delta_since(b.version_vector(), Budget::entries(2));
+        assert_eq!(rest.len(), 1);
+        b.apply(rest);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn byte_budget_never_splits_an_entry() {
+        let a = writes(&[("x", 1, 1), ("y", 2, 1)]);
+        let one = Entry::value(stamp(1, 1), "x1".to_owned()).encoded_len_with(&"x".to_owned());
+        let delta = a.delta_since(
+            &VersionVector::new(),
+            Budget::bytes(COVERED_ORIGIN_LEN + one + 1),
+        );
+        assert_eq!(delta.len(), 1);
+        let none = a.delta_since(&VersionVector::new(), Budget::bytes(COVERED_ORIGIN_LEN - 1));
+        assert!(none.is_empty() && none.covered().is_empty());
+    }
+
+    #[test]
+    fn decoding_rejects_entries_beyond_covered() {
+        let wire = DeltaWire {
+            entries: vec![("k".to_owned(), Entry::value(stamp(5, 1), "v".to_owned()))],
+            covered: [(NodeId::new(1), Hlc::from_u64(4))].into_iter().collect(),
+            complete: true,
+        };
+        let err = Delta::try_from(wire).unwrap_err();
+        assert!(matches!(err, InvalidState::EntryBeyondFrontier { .. }));
+    }
+}

@@ -1,0 +1,81 @@
+//! A last-write-wins map CRDT: every replica accepts writes, replicas exchange
+//! only what the other lacks, and all of them end up with the same map.
+//!
+//! Each write is stamped with a hybrid-logical-clock timestamp and the id of
+//! the node that made it; per key, the greatest stamp wins. Merging two maps is
+//! a join: commutative, associative and idempotent, so replicas converge
+//! whatever order, duplication or grouping their exchanges take. A version
+//! vector per replica says how far it has seen each origin's writes, so a
+//! peer can be sent a [`Delta`] of exactly what it lacks, cut to a budget.
+//!
+//! The crate is pure data: no I/O, no threads, no clock reads except through
+//! the [`PhysicalClock`] you give it. It is not a network protocol; the
+//! `gossip` crate of this workspace builds one on top.
+//!
+//! # Example
+//!
+//! Two replicas write concurrently, then each pulls what it lacks from the
+//! other:
+//!
+//! ```
+//! use lww_crdt::{Budget, HybridClock, ManualClock, NodeId, Replica};
+//!
+//! let time = ManualClock::new(1_000);
+//! let mut alice: Replica<String, String, _> =
+//!     Replica::new(NodeId::new(1), HybridClock::new(time.clone()));
+//! let mut bob: Replica<String, String, _> =
+//!     Replica::new(NodeId::new(2), HybridClock::new(time.clone()));
+//!
+//! alice.put("colour", "red");
+//! alice.put("size", "L");
+//! time.advance(5);
+//! bob.put("colour", "blue"); // later, so it wins
+//! bob.delete("size");        // later too: the key is gone everywhere
+//!
+//! // Each side sends only what the other's version vector says it lacks.
+//! let to_bob = alice.delta_since(bob.version_vector(), Budget::UNLIMITED);
+//! let to_alice = bob.delta_since(alice.version_vector(), Budget::UNLIMITED);
+//! bob.apply(to_bob)?;
+//! alice.apply(to_alice)?;
+//!
+//! assert_eq!(alice.get("colour").map(String::as_str), Some("blue"));
+//! assert_eq!(alice.get("size"), None);
+//! assert_eq!(alice.map(), bob.map());
+//! # Ok::<(), lww_crdt::ClockError>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`id`](NodeId) and `clock`: node ids, [`Hlc`] timestamps and the
+//!   [`HybridClock`] that issues them over an injectable [`PhysicalClock`].
+//! - `entry`: [`Stamp`] and [`Entry`], the totally ordered unit of state.
+//! - `version_vector`: [`VersionVector`], per-origin frontiers.
+//! - `map`: [`LwwMap`], storage with a per-origin index, writes, reads, the
+//!   join and tombstone purging.
+//! - `delta`: [`Delta`] and [`Budget`]: what a peer lacks, and applying it.
+//! - `replica`: [`Replica`], a map with an id and a clock.
+//! - `serde_impl`: canonical, validated serialization of a map.
+//!
+//! `docs/design.md` in the repository explains the ordering, the clock, the
+//! vectors and why each merge law holds.
+
+#![forbid(unsafe_code)]
+
+mod clock;
+mod delta;
+mod entry;
+mod id;
+mod map;
+mod replica;
+mod serde_impl;
+mod version_vector;
+
+pub use clock::{
+    ClockError, DEFAULT_MAX_OFFSET_MS, Hlc, HybridClock, ManualClock, PhysicalClock, SystemClock,
+};
+pub use delta::{Budget, Delta, InvalidState};
+pub use entry::{EncodedLen, Entry, Stamp};
+pub use id::NodeId;
+pub use map::{Applied, ApplyReport, LwwMap};
+pub use replica::Replica;
+pub use version_vector::VersionVector;
