@@ -1,0 +1,239 @@
+//! Protocol configuration, validated when built.
+
+use lww_crdt::{DEFAULT_MAX_OFFSET_MS, NodeId};
+
+/// The most bytes any message may take on the wire, whatever the config says:
+/// the decoder's hard allocation limit.
+pub const HARD_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// The smallest `max_message_bytes` accepted: room for a digest and one
+/// modest entry.
+pub const MIN_MAX_MESSAGE_BYTES: usize = 512;
+
+/// How a [`Node`](crate::Node) gossips. Build one with [`Config::builder`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub(crate) id: NodeId,
+    pub(crate) incarnation: u32,
+    pub(crate) address: String,
+    pub(crate) fanout: usize,
+    pub(crate) tick_interval_ms: u64,
+    pub(crate) exchange_timeout_ms: u64,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) max_clock_offset_ms: u64,
+    pub(crate) suspect_after_failures: u32,
+    pub(crate) down_after_failures: u32,
+    pub(crate) probe_every_ticks: u32,
+    pub(crate) gc_every_ticks: u32,
+    pub(crate) seed: u64,
+}
+
+impl Config {
+    /// A builder for node `id`, with defaults for everything else.
+    pub fn builder(id: NodeId) -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config {
+                id,
+                incarnation: 0,
+                address: String::new(),
+                fanout: 3,
+                tick_interval_ms: 1_000,
+                exchange_timeout_ms: 3_000,
+                max_message_bytes: 1 << 20,
+                max_clock_offset_ms: DEFAULT_MAX_OFFSET_MS,
+                suspect_after_failures: 2,
+                down_after_failures: 4,
+                probe_every_ticks: 10,
+                gc_every_ticks: 10,
+                seed: id.get(),
+            },
+        }
+    }
+
+    /// The member id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The incarnation: which life of this member the node is.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// Peers contacted per tick.
+    pub fn fanout(&self) -> usize {
+        self.fanout
+    }
+
+    /// Milliseconds between ticks.
+    pub fn tick_interval_ms(&self) -> u64 {
+        self.tick_interval_ms
+    }
+
+    /// Milliseconds before an unanswered exchange counts as failed.
+    pub fn exchange_timeout_ms(&self) -> u64 {
+        self.exchange_timeout_ms
+    }
+
+    /// The most bytes one encoded message may take.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// How far ahead of local time a remote timestamp may be.
+    pub fn max_clock_offset_ms(&self) -> u64 {
+        self.max_clock_offset_ms
+    }
+
+    /// The address this node advertises to peers (opaque to the protocol).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+/// Builds a [`Config`]; [`build`](ConfigBuilder::build) checks it.
+#[derive(Clone, Debug)]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// Which life of this member the node is. A member restarted without its
+    /// state must take an incarnation it never used before, so that its new
+    /// writes get an origin of their own (see [`crate::writer_origin`]).
+    pub fn incarnation(mut self, incarnation: u32) -> Self {
+        self.config.incarnation = incarnation;
+        self
+    }
+
+    /// The address peers should reach this node at (opaque to the protocol).
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.config.address = address.into();
+        self
+    }
+
+    /// Peers contacted per tick (default 3).
+    pub fn fanout(mut self, fanout: usize) -> Self {
+        self.config.fanout = fanout;
+        self
+    }
+
+    /// Milliseconds between ticks (default 1,000).
+    pub fn tick_interval_ms(mut self, ms: u64) -> Self {
+        self.config.tick_interval_ms = ms;
+        self
+    }
+
+    /// Milliseconds before an unanswered exchange counts as failed (default
+    /// 3,000).
+    pub fn exchange_timeout_ms(mut self, ms: u64) -> Self {
+        self.config.exchange_timeout_ms = ms;
+        self
+    }
+
+    /// The most bytes one encoded message may take (default 1 MiB).
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_message_bytes = bytes;
+        self
+    }
+
+    /// How far ahead of local time a remote timestamp may be (default 500 ms).
+    pub fn max_clock_offset_ms(mut self, ms: u64) -> Self {
+        self.config.max_clock_offset_ms = ms;
+        self
+    }
+
+    /// Failed exchanges in a row before a peer is suspect (default 2) and
+    /// before it is down (default 4).
+    pub fn liveness_thresholds(mut self, suspect_after: u32, down_after: u32) -> Self {
+        self.config.suspect_after_failures = suspect_after;
+        self.config.down_after_failures = down_after;
+        self
+    }
+
+    /// Every this many ticks, one suspect or down peer is probed (default 10).
+    pub fn probe_every_ticks(mut self, ticks: u32) -> Self {
+        self.config.probe_every_ticks = ticks;
+        self
+    }
+
+    /// Every this many ticks, stable tombstones are purged (default 10).
+    pub fn gc_every_ticks(mut self, ticks: u32) -> Self {
+        self.config.gc_every_ticks = ticks;
+        self
+    }
+
+    /// Seeds the node's random choices (default: the node id).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first setting out of range.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let c = &self.config;
+        if c.id.get() > u64::from(u32::MAX) {
+            return Err(ConfigError::IdTooLarge(c.id));
+        }
+        if c.fanout == 0 {
+            return Err(ConfigError::ZeroFanout);
+        }
+        if c.tick_interval_ms == 0 {
+            return Err(ConfigError::ZeroTickInterval);
+        }
+        if c.exchange_timeout_ms == 0 {
+            return Err(ConfigError::ZeroExchangeTimeout);
+        }
+        if !(MIN_MAX_MESSAGE_BYTES..=HARD_MAX_MESSAGE_BYTES).contains(&c.max_message_bytes) {
+            return Err(ConfigError::MaxMessageBytes(c.max_message_bytes));
+        }
+        if c.suspect_after_failures == 0 || c.down_after_failures < c.suspect_after_failures {
+            return Err(ConfigError::LivenessThresholds {
+                suspect_after: c.suspect_after_failures,
+                down_after: c.down_after_failures,
+            });
+        }
+        if c.probe_every_ticks == 0 || c.gc_every_ticks == 0 {
+            return Err(ConfigError::ZeroPeriod);
+        }
+        Ok(self.config)
+    }
+}
+
+/// A configuration setting out of range. Nothing is built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Member ids must fit in 32 bits: the origin of a write packs the member
+    /// id with the incarnation.
+    #[error("node id {0} does not fit in 32 bits")]
+    IdTooLarge(NodeId),
+    /// A node must contact at least one peer per tick.
+    #[error("fan-out must be at least 1")]
+    ZeroFanout,
+    /// Ticks must be apart in time.
+    #[error("tick interval must be at least 1 ms")]
+    ZeroTickInterval,
+    /// Exchanges need time to complete.
+    #[error("exchange timeout must be at least 1 ms")]
+    ZeroExchangeTimeout,
+    /// The message size must leave room for a digest and an entry, and stay
+    /// under the decoder's hard limit.
+    #[error("max message bytes {0} is outside {MIN_MAX_MESSAGE_BYTES}..={HARD_MAX_MESSAGE_BYTES}")]
+    MaxMessageBytes(usize),
+    /// Suspicion must come after at least one failure, and down no sooner.
+    #[error(
+        "liveness thresholds suspect after {suspect_after}, down after {down_after} are inconsistent"
+    )]
+    LivenessThresholds {
+        /// Failures before suspect.
+        suspect_after: u32,
+        /// Failures before down.
+        down_after: u32,
+    },
+    /// Probe and GC periods must be at least one tick.
+    #[error("probe and GC periods must be at least one tick")]
+    ZeroPeriod,
+}

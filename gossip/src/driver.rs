@@ -1,0 +1,160 @@
+//! A generic driver: one [`Node`] over any [`Transport`], on its own thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use lww_crdt::{Entry, PhysicalClock, Stamp};
+
+use crate::metrics::Metrics;
+use crate::node::{Node, StoreMap, WriteError};
+use crate::transport::{Transport, TransportError};
+
+/// The longest the driver waits on the transport before checking whether it
+/// should stop.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+
+struct Shared {
+    node: Mutex<Node>,
+    stop: AtomicBool,
+}
+
+/// A handle for clients of a driven node: cheap to clone, usable from any
+/// thread.
+#[derive(Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+    clock: Arc<dyn PhysicalClock + Send + Sync>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle").finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    /// Writes `value` to `key` on this node.
+    ///
+    /// # Errors
+    /// [`WriteError`] if the entry could not travel in one message.
+    pub fn put(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Stamp, WriteError> {
+        let now = self.clock.now_ms();
+        self.lock().put(key.into(), value.into(), now)
+    }
+
+    /// Deletes `key` on this node.
+    ///
+    /// # Errors
+    /// [`WriteError`] if the tombstone could not travel in one message.
+    pub fn delete(&self, key: impl Into<String>) -> Result<Stamp, WriteError> {
+        let now = self.clock.now_ms();
+        self.lock().delete(key.into(), now)
+    }
+
+    /// The value of `key` on this node.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.lock().get(key).map(str::to_owned)
+    }
+
+    /// The entry of `key` on this node, tombstone included.
+    pub fn get_entry(&self, key: &str) -> Option<Entry<String>> {
+        self.lock().get_entry(key).cloned()
+    }
+
+    /// A copy of the whole map.
+    pub fn snapshot(&self) -> StoreMap {
+        self.lock().map().clone()
+    }
+
+    /// The node's counters.
+    pub fn metrics(&self) -> Metrics {
+        *self.lock().metrics()
+    }
+
+    /// Runs `f` with the node locked, for anything the other methods do not
+    /// cover.
+    pub fn with_node<R>(&self, f: impl FnOnce(&Node) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Asks the driver thread to stop after its current step.
+    pub fn shutdown(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Node> {
+        // A panic while holding the lock leaves a node whose state is still a
+        // valid CRDT state (every mutation is a join), so keep serving it.
+        self.shared
+            .node
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Runs `node` over `transport` on a new thread, reading time from `clock`.
+/// Returns the client handle and the thread, which ends after
+/// [`NodeHandle::shutdown`] or when the transport closes.
+pub fn spawn<T, C>(node: Node, mut transport: T, clock: C) -> (NodeHandle, JoinHandle<()>)
+where
+    T: Transport,
+    C: PhysicalClock + Send + Sync + 'static,
+{
+    let handle = NodeHandle {
+        shared: Arc::new(Shared {
+            node: Mutex::new(node),
+            stop: AtomicBool::new(false),
+        }),
+        clock: Arc::new(clock),
+    };
+    let driver = handle.clone();
+    let name = format!("gossip-node-{}", driver.lock().id());
+    let thread = thread::Builder::new()
+        .name(name)
+        .spawn(move || run(&driver, &mut transport))
+        .expect("spawning a driver thread");
+    (handle, thread)
+}
+
+fn run<T: Transport>(handle: &NodeHandle, transport: &mut T) {
+    let mut outgoing = Vec::new();
+    while !handle.shared.stop.load(Ordering::Relaxed) {
+        let now = handle.clock.now_ms();
+        let due = handle.lock().poll_timeout();
+        let wait = Duration::from_millis(due.saturating_sub(now)).min(MAX_WAIT);
+        match transport.recv_timeout(wait) {
+            Ok(Some(incoming)) => {
+                let now = handle.clock.now_ms();
+                // A refused frame changes nothing; the node counts it.
+                let _ = handle
+                    .lock()
+                    .handle_message(incoming.from, &incoming.payload, now);
+            }
+            Ok(None) => {}
+            Err(TransportError::Closed) => return,
+            Err(_) => {}
+        }
+        {
+            let mut node = handle.lock();
+            let now = handle.clock.now_ms();
+            if node.poll_timeout() <= now {
+                node.handle_tick(now);
+            }
+            while let Some(transmit) = node.poll_transmit() {
+                outgoing.push(transmit);
+            }
+            while node.poll_event().is_some() {}
+        }
+        for transmit in outgoing.drain(..) {
+            // Delivery is best effort; an unreachable peer shows up as a
+            // timed-out exchange.
+            let _ = transport.send(transmit.to, transmit.payload);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Push-pull anti-entropy for the `lww-crdt` map, as a sans-IO state machine.
+//!
+//! A [`Node`] holds one replica and gossips it: every tick it opens an
+//! exchange with a few random peers, and each exchange sends each side only
+//! the entries the other lacks, judged by version vectors. It reads no clock,
+//! owns no socket and spawns no thread: the caller feeds it time and frames and
+//! carries its output, so the same code runs in a deterministic simulation, in
+//! threads over in-memory channels and over QUIC. It is not a transport; see
+//! the [`Transport`] trait and the `transport-mem` and `transport-quic`
+//! crates.
+//!
+//! # Example
+//!
+//! Two nodes, with frames carried by hand:
+//!
+//! ```
+//! use gossip::{Config, Member, Node};
+//! use lww_crdt::NodeId;
+//!
+//! let member = |id| Member { id: NodeId::new(id), address: String::new() };
+//! let mut a = Node::new(Config::builder(NodeId::new(1)).build()?, [member(2)]);
+//! let mut b = Node::new(Config::builder(NodeId::new(2)).build()?, [member(1)]);
+//!
+//! a.put("greeting".into(), "hello".into(), 1_000)?;
+//! a.handle_tick(1_000); // opens an exchange with b
+//! // Carry frames until both sides fall quiet.
+//! loop {
+//!     let mut quiet = true;
+//!     while let Some(t) = a.poll_transmit() {
+//!         b.handle_message(a.id(), &t.payload, 1_001)?;
+//!         quiet = false;
+//!     }
+//!     while let Some(t) = b.poll_transmit() {
+//!         a.handle_message(b.id(), &t.payload, 1_001)?;
+//!         quiet = false;
+//!     }
+//!     if quiet {
+//!         break;
+//!     }
+//! }
+//! assert_eq!(b.get("greeting"), Some("hello"));
+//! assert_eq!(a.map(), b.map());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The exchange
+//!
+//! 1. `Syn`: the initiator's digest: a hash of its version vector when it
+//!    believes the peer holds the same one, the whole vector otherwise.
+//! 2. `SynAck`: the entries the initiator lacks and the responder's digest;
+//!    when the hashes match, just the hash, and the exchange ends here.
+//! 3. `Ack`: the entries the responder lacks. If the `Syn` carried a hash that
+//!    did not match, the `SynAck` asks for the vector and the `Ack` carries it;
+//!    the responder then answers with one more `Ack`.
+//!
+//! Every message fits `max_message_bytes`: deltas are cut to the room left,
+//! between entries, and the next exchange resumes where the cut fell.
+//!
+//! # Layout
+//!
+//! - `config`: [`Config`] and its validation.
+//! - `message`: the [`Message`]s of an exchange.
+//! - `codec`: the wire format, the only module naming the serializer.
+//! - `membership`: members, liveness and peer selection.
+//! - `node`: the [`Node`] state machine.
+//! - `metrics`: per-node counters.
+//! - `transport`: the [`Transport`] trait.
+//! - `driver`: runs a node over a transport on its own thread.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+mod config;
+mod driver;
+mod membership;
+mod message;
+mod metrics;
+mod node;
+mod transport;
+
+pub use config::{
+    Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
+};
+pub use driver::{NodeHandle, spawn};
+pub use membership::{Liveness, PeerState};
+pub use message::{Ack, Digest, Member, Message, MessageKind, StoreDelta, Syn, SynAck};
+pub use metrics::{Metrics, Traffic};
+pub use node::{
+    Event, MessageError, Node, StoreMap, Transmit, WriteError, origin_member, vector_hash,
+    writer_origin,
+};
+pub use transport::{Incoming, Transport, TransportError};

@@ -1,0 +1,278 @@
+//! Who the node knows, how they are doing, and whom to contact next.
+
+use std::collections::HashMap;
+
+use lww_crdt::NodeId;
+use rand::Rng;
+use rand::rngs::SmallRng;
+use serde::{Deserialize, Serialize};
+
+use crate::message::Member;
+
+/// How a peer is doing, judged by exchanges with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Liveness {
+    /// Answering; contacted as often as any peer.
+    Alive,
+    /// A few exchanges in a row failed; contacted only by rare probes.
+    Suspect,
+    /// Many exchanges in a row failed; contacted only by rare probes.
+    Down,
+}
+
+/// A peer as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerState {
+    /// Its id and address.
+    pub member: Member,
+    /// Its liveness.
+    pub liveness: Liveness,
+    /// Failed exchanges since it last answered.
+    pub failures: u32,
+    /// When it was last heard from, in node time (ms).
+    pub last_heard_ms: Option<u64>,
+}
+
+/// A liveness change worth telling the caller about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transition {
+    Up,
+    Suspect,
+    Down,
+}
+
+/// The member list and each peer's liveness.
+#[derive(Clone, Debug)]
+pub(crate) struct Membership {
+    me: Member,
+    peers: Vec<PeerState>,
+    index: HashMap<NodeId, usize>,
+    hash: u64,
+    suspect_after: u32,
+    down_after: u32,
+}
+
+impl Membership {
+    pub(crate) fn new(me: Member, suspect_after: u32, down_after: u32) -> Self {
+        let hash = member_hash(&me);
+        Self {
+            me,
+            peers: Vec::new(),
+            index: HashMap::new(),
+            hash,
+            suspect_after,
+            down_after,
+        }
+    }
+
+    /// Order-independent hash of every member, this node included.
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub(crate) fn peers(&self) -> &[PeerState] {
+        &self.peers
+    }
+
+    pub(crate) fn peer(&self, id: NodeId) -> Option<&PeerState> {
+        self.index.get(&id).map(|&i| &self.peers[i])
+    }
+
+    /// Every member, this node included, in id order.
+    pub(crate) fn members(&self) -> Vec<Member> {
+        let mut members: Vec<Member> = self.peers.iter().map(|p| p.member.clone()).collect();
+        members.push(self.me.clone());
+        members.sort_unstable();
+        members
+    }
+
+    /// Learns a member; returns whether it was new. An address change for a
+    /// known id is taken when the old address was empty.
+    pub(crate) fn add(&mut self, member: Member) -> bool {
+        if member.id == self.me.id {
+            return false;
+        }
+        if let Some(&i) = self.index.get(&member.id) {
+            let known = &mut self.peers[i].member;
+            if known.address.is_empty() && !member.address.is_empty() {
+                self.hash ^= member_hash(known) ^ member_hash(&member);
+                *known = member;
+            }
+            return false;
+        }
+        self.hash ^= member_hash(&member);
+        self.index.insert(member.id, self.peers.len());
+        self.peers.push(PeerState {
+            member,
+            liveness: Liveness::Alive,
+            failures: 0,
+            last_heard_ms: None,
+        });
+        true
+    }
+
+    /// Records that `id` answered; returns `Up` if it was not alive.
+    pub(crate) fn heard_from(&mut self, id: NodeId, now_ms: u64) -> Option<Transition> {
+        let peer = self.peer_mut(id)?;
+        peer.failures = 0;
+        peer.last_heard_ms = Some(now_ms);
+        let was = std::mem::replace(&mut peer.liveness, Liveness::Alive);
+        (was != Liveness::Alive).then_some(Transition::Up)
+    }
+
+    /// Records a failed exchange with `id`; returns the transition it caused.
+    pub(crate) fn failed(&mut self, id: NodeId) -> Option<Transition> {
+        let (suspect_after, down_after) = (self.suspect_after, self.down_after);
+        let peer = self.peer_mut(id)?;
+        peer.failures = peer.failures.saturating_add(1);
+        let next = if peer.failures >= down_after {
+            Liveness::Down
+        } else if peer.failures >= suspect_after {
+            Liveness::Suspect
+        } else {
+            Liveness::Alive
+        };
+        let was = std::mem::replace(&mut peer.liveness, next);
+        match (was, next) {
+            (Liveness::Alive, Liveness::Suspect) => Some(Transition::Suspect),
+            (_, Liveness::Down) if was != Liveness::Down => Some(Transition::Down),
+            _ => None,
+        }
+    }
+
+    /// Up to `count` distinct alive peers for which `eligible` holds, chosen
+    /// uniformly at random. Samples positions first, so a tick costs the
+    /// fan-out rather than the cluster size while most peers are eligible.
+    pub(crate) fn choose_alive(
+        &self,
+        rng: &mut SmallRng,
+        count: usize,
+        eligible: impl Fn(NodeId) -> bool,
+    ) -> Vec<NodeId> {
+        let ok = |p: &PeerState| p.liveness == Liveness::Alive && eligible(p.member.id);
+        let mut chosen: Vec<NodeId> = Vec::with_capacity(count);
+        let len = self.peers.len();
+        if len == 0 {
+            return chosen;
+        }
+        for _ in 0..count.saturating_mul(4) {
+            if chosen.len() == count {
+                return chosen;
+            }
+            let peer = &self.peers[rng.random_range(0..len)];
+            if ok(peer) && !chosen.contains(&peer.member.id) {
+                chosen.push(peer.member.id);
+            }
+        }
+        // Few eligible peers: fall back to an exact draw among them.
+        let mut rest: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|p| ok(p) && !chosen.contains(&p.member.id))
+            .map(|p| p.member.id)
+            .collect();
+        while chosen.len() < count && !rest.is_empty() {
+            let pick = rng.random_range(0..rest.len());
+            chosen.push(rest.swap_remove(pick));
+        }
+        chosen
+    }
+
+    /// One random peer that is suspect or down, for a probe.
+    pub(crate) fn choose_unresponsive(
+        &self,
+        rng: &mut SmallRng,
+        eligible: impl Fn(NodeId) -> bool,
+    ) -> Option<NodeId> {
+        let candidates: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|p| p.liveness != Liveness::Alive && eligible(p.member.id))
+            .map(|p| p.member.id)
+            .collect();
+        (!candidates.is_empty()).then(|| candidates[rng.random_range(0..candidates.len())])
+    }
+
+    fn peer_mut(&mut self, id: NodeId) -> Option<&mut PeerState> {
+        let i = *self.index.get(&id)?;
+        Some(&mut self.peers[i])
+    }
+}
+
+/// A stable 64-bit hash of a member, the same on every build and platform.
+fn member_hash(member: &Member) -> u64 {
+    let mut hash = mix(member.id.get());
+    for byte in member.address.bytes() {
+        hash = mix(hash ^ u64::from(byte));
+    }
+    hash
+}
+
+/// The SplitMix64 finalizer: a cheap, well-distributed 64-bit mix.
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn member(id: u64) -> Member {
+        Member {
+            id: NodeId::new(id),
+            address: String::new(),
+        }
+    }
+
+    #[test]
+    fn hash_is_order_independent() {
+        let mut a = Membership::new(member(0), 2, 4);
+        let mut b = Membership::new(member(0), 2, 4);
+        for id in [1, 2, 3] {
+            a.add(member(id));
+        }
+        for id in [3, 1, 2, 1] {
+            b.add(member(id));
+        }
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(a.members(), b.members());
+    }
+
+    #[test]
+    fn failures_suspect_then_down_and_an_answer_revives() {
+        let mut m = Membership::new(member(0), 2, 3);
+        m.add(member(1));
+        assert_eq!(m.failed(NodeId::new(1)), None);
+        assert_eq!(m.failed(NodeId::new(1)), Some(Transition::Suspect));
+        assert_eq!(m.failed(NodeId::new(1)), Some(Transition::Down));
+        assert_eq!(m.failed(NodeId::new(1)), None);
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert!(m.choose_alive(&mut rng, 3, |_| true).is_empty());
+        assert_eq!(
+            m.choose_unresponsive(&mut rng, |_| true),
+            Some(NodeId::new(1))
+        );
+        assert_eq!(m.heard_from(NodeId::new(1), 5), Some(Transition::Up));
+        assert_eq!(m.choose_alive(&mut rng, 3, |_| true), vec![NodeId::new(1)]);
+    }
+
+    #[test]
+    fn chooses_distinct_peers() {
+        let mut m = Membership::new(member(0), 2, 4);
+        for id in 1..=5 {
+            m.add(member(id));
+        }
+        let mut rng = SmallRng::seed_from_u64(7);
+        for _ in 0..100 {
+            let mut chosen = m.choose_alive(&mut rng, 5, |_| true);
+            chosen.sort();
+            chosen.dedup();
+            assert_eq!(chosen.len(), 5);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The messages of a push-pull exchange.
+
+use lww_crdt::{Delta, NodeId, VersionVector};
+use serde::{Deserialize, Serialize};
+
+/// The delta type the store exchanges: string keys, string values.
+pub type StoreDelta = Delta<String, String>;
+
+/// A member of the cluster: its id and the address it is reached at, which
+/// only the transport interprets.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Member {
+    /// The member id.
+    pub id: NodeId,
+    /// Where the transport reaches it (empty for in-memory transports).
+    pub address: String,
+}
+
+/// What a node knows, in as few bytes as will do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Digest {
+    /// A hash of the version vector: sent when the sender believes the
+    /// receiver holds the same vector, so equal nodes spend a few bytes.
+    Hash(u64),
+    /// The whole version vector: what a peer needs to compute a delta.
+    Full(VersionVector),
+}
+
+/// One message of an exchange. An exchange is `Syn`, `SynAck`, then `Ack`;
+/// when both sides are already equal it ends after `SynAck`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Opens an exchange with the initiator's digest.
+    Syn(Syn),
+    /// The responder's answer: what the initiator lacks, and its own digest.
+    SynAck(SynAck),
+    /// What the responder lacks; if it carries a digest, the responder
+    /// answers with one more `Ack`.
+    Ack(Ack),
+}
+
+/// Opens an exchange.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Syn {
+    /// Chosen by the initiator; echoed by every reply.
+    pub exchange: u64,
+    /// The initiator's digest.
+    pub digest: Digest,
+    /// A hash of the initiator's member list.
+    pub members_hash: u64,
+}
+
+/// Answers a [`Syn`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SynAck {
+    /// The exchange it answers.
+    pub exchange: u64,
+    /// What the initiator lacks (empty if the responder could not tell).
+    pub delta: StoreDelta,
+    /// The responder's digest.
+    pub digest: Digest,
+    /// Set when the `Syn` carried only a hash that did not match: the
+    /// responder could not compute a delta and asks for the full vector.
+    pub wants_vector: bool,
+    /// The responder's member list, when the member hashes differed.
+    pub members: Option<Vec<Member>>,
+    /// A hash of the responder's member list.
+    pub members_hash: u64,
+}
+
+/// Closes an exchange, or asks for one more delta.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The exchange it belongs to.
+    pub exchange: u64,
+    /// What the receiver lacks.
+    pub delta: StoreDelta,
+    /// The sender's vector, when the receiver asked for it: the receiver
+    /// answers with an `Ack` carrying what the sender lacks.
+    pub vector: Option<VersionVector>,
+    /// The sender's member list, when the receiver lacks some of it.
+    pub members: Option<Vec<Member>>,
+}
+
+impl Message {
+    /// The exchange the message belongs to.
+    pub fn exchange(&self) -> u64 {
+        match self {
+            Message::Syn(syn) => syn.exchange,
+            Message::SynAck(syn_ack) => syn_ack.exchange,
+            Message::Ack(ack) => ack.exchange,
+        }
+    }
+
+    /// The message's kind, for metrics and logs.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Syn(_) => MessageKind::Syn,
+            Message::SynAck(_) => MessageKind::SynAck,
+            Message::Ack(_) => MessageKind::Ack,
+        }
+    }
+}
+
+/// The kinds of [`Message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MessageKind {
+    /// [`Message::Syn`].
+    Syn,
+    /// [`Message::SynAck`].
+    SynAck,
+    /// [`Message::Ack`].
+    Ack,
+}
+
+impl MessageKind {
+    /// Every kind, in exchange order.
+    pub const ALL: [MessageKind; 3] = [MessageKind::Syn, MessageKind::SynAck, MessageKind::Ack];
+
+    /// Position in [`MessageKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}

@@ -1,0 +1,663 @@
+//! The protocol state machine.
+
+use std::collections::{HashMap, VecDeque};
+
+use lww_crdt::{
+    ApplyReport, Budget, ClockError, EncodedLen, Entry, HybridClock, LwwMap, ManualClock, NodeId,
+    Replica, Stamp, VersionVector,
+};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use crate::codec::{self, DecodeError};
+use crate::config::Config;
+use crate::membership::{Liveness, Membership, PeerState, Transition, mix};
+use crate::message::{Ack, Digest, Member, Message, MessageKind, StoreDelta, Syn, SynAck};
+use crate::metrics::Metrics;
+
+/// The map type a node replicates.
+pub type StoreMap = LwwMap<String, String>;
+
+/// The origin id under which a member writes in a given incarnation: the
+/// incarnation in the high 32 bits, the member id in the low 32. A member that
+/// lost its state takes a new incarnation and so a fresh origin, and can never
+/// issue a stamp its earlier life issued, whatever its clock says.
+pub fn writer_origin(member: NodeId, incarnation: u32) -> NodeId {
+    NodeId::new((u64::from(incarnation) << 32) | (member.get() & u64::from(u32::MAX)))
+}
+
+/// The member that writes under `origin`.
+pub fn origin_member(origin: NodeId) -> NodeId {
+    NodeId::new(origin.get() & u64::from(u32::MAX))
+}
+
+/// An encoded message for the transport to carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The destination member.
+    pub to: NodeId,
+    /// Its kind, for the transport's own accounting.
+    pub kind: MessageKind,
+    /// The encoded frame.
+    pub payload: Vec<u8>,
+}
+
+/// Something the caller may want to know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A peer answered after being suspect or down.
+    PeerUp(NodeId),
+    /// A peer missed enough exchanges to be suspected.
+    PeerSuspect(NodeId),
+    /// A peer missed enough exchanges to be considered down.
+    PeerDown(NodeId),
+    /// A member was learned through gossip.
+    MemberJoined(Member),
+    /// A delta from `from` changed the map.
+    Updated {
+        /// The sender.
+        from: NodeId,
+        /// What it changed.
+        report: ApplyReport,
+    },
+}
+
+/// Why a received message was refused. The node's state is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// The bytes are not a valid message.
+    #[error("undecodable message from {from}: {source}")]
+    Decode {
+        /// The claimed sender.
+        from: NodeId,
+        /// What was wrong.
+        source: DecodeError,
+    },
+    /// The message carries a timestamp too far ahead of local time.
+    #[error("message from {from} refused: {source}")]
+    Clock {
+        /// The sender.
+        from: NodeId,
+        /// The offending timestamp.
+        source: ClockError,
+    },
+    /// A message claiming to come from this node itself.
+    #[error("message claims to come from this node ({0})")]
+    FromSelf(NodeId),
+}
+
+/// Why a client write was refused. Nothing was written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The entry could not fit a message alongside a digest.
+    #[error("key and value take up to {len} bytes; at most {max} fit a gossip message")]
+    TooLarge {
+        /// The entry's encoded bound.
+        len: usize,
+        /// The largest accepted.
+        max: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Outstanding {
+    peer: NodeId,
+    deadline_ms: u64,
+}
+
+/// Room left in every message for its envelope, ids, flags and hashes.
+const MESSAGE_OVERHEAD: usize = 64;
+
+/// One member's protocol state: its replica, its view of the cluster, and
+/// the exchanges it has open.
+///
+/// Sans-IO: it reads no clock, owns no socket or thread, and draws all its
+/// randomness from a seeded RNG, so a run is a pure function of its inputs.
+///
+/// # Call order
+///
+/// - [`Node::new`] / [`Node::with_state`]: build from a [`Config`] and seed
+///   members.
+/// - Client commands at any time: [`put`](Node::put),
+///   [`delete`](Node::delete), [`get`](Node::get).
+/// - [`handle_tick`](Node::handle_tick) when [`poll_timeout`](Node::poll_timeout)
+///   says: opens exchanges with `fanout` random peers, expires unanswered ones
+///   and now and then purges stable tombstones.
+/// - [`handle_message`](Node::handle_message) for every frame the transport
+///   delivers.
+/// - After any of these, drain [`poll_transmit`](Node::poll_transmit) into the
+///   transport and [`poll_event`](Node::poll_event) for whoever cares.
+#[derive(Debug)]
+pub struct Node {
+    config: Config,
+    time: ManualClock,
+    replica: Replica<String, String, ManualClock>,
+    members: Membership,
+    rng: SmallRng,
+    outbox: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    outstanding: HashMap<u64, Outstanding>,
+    next_exchange: u64,
+    next_tick_ms: Option<u64>,
+    ticks: u64,
+    /// The vector hash each peer last reported.
+    known_hashes: HashMap<NodeId, u64>,
+    /// Each member's latest known vector, for the stable frontier.
+    peer_vectors: HashMap<NodeId, VersionVector>,
+    vector_hash: Option<u64>,
+    metrics: Metrics,
+}
+
+impl Node {
+    /// A fresh node with an empty map, knowing `seeds`.
+    pub fn new(config: Config, seeds: impl IntoIterator<Item = Member>) -> Self {
+        Self::with_state(config, StoreMap::new(), seeds)
+    }
+
+    /// A node resuming from `map`, a state saved by this member.
+    pub fn with_state(
+        config: Config,
+        map: StoreMap,
+        seeds: impl IntoIterator<Item = Member>,
+    ) -> Self {
+        let time = ManualClock::new(0);
+        let clock = HybridClock::with_max_offset(time.clone(), config.max_clock_offset_ms);
+        let origin = writer_origin(config.id, config.incarnation);
+        let replica = Replica::with_map(origin, clock, map);
+        let me = Member {
+            id: config.id,
+            address: config.address.clone(),
+        };
+        let mut members = Membership::new(
+            me,
+            config.suspect_after_failures,
+            config.down_after_failures,
+        );
+        for seed in seeds {
+            members.add(seed);
+        }
+        Self {
+            rng: SmallRng::seed_from_u64(config.seed),
+            config,
+            time,
+            replica,
+            members,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            outstanding: HashMap::new(),
+            next_exchange: 0,
+            next_tick_ms: None,
+            ticks: 0,
+            known_hashes: HashMap::new(),
+            peer_vectors: HashMap::new(),
+            vector_hash: None,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The member id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The origin this node's writes carry.
+    pub fn origin(&self) -> NodeId {
+        self.replica.id()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The replicated map.
+    pub fn map(&self) -> &StoreMap {
+        self.replica.map()
+    }
+
+    /// This node's version vector.
+    pub fn version_vector(&self) -> &VersionVector {
+        self.replica.version_vector()
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Known peers and their liveness.
+    pub fn peers(&self) -> &[PeerState] {
+        self.members.peers()
+    }
+
+    /// The liveness of `peer`, if known.
+    pub fn liveness(&self, peer: NodeId) -> Option<Liveness> {
+        self.members.peer(peer).map(|p| p.liveness)
+    }
+
+    /// Every member, this node included.
+    pub fn members(&self) -> Vec<Member> {
+        self.members.members()
+    }
+
+    /// The value of `key` here.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.replica.get(key).map(String::as_str)
+    }
+
+    /// The entry of `key` here, tombstone included.
+    pub fn get_entry(&self, key: &str) -> Option<&Entry<String>> {
+        self.replica.get_entry(key)
+    }
+
+    /// Writes `value` to `key` at time `now_ms`.
+    ///
+    /// # Errors
+    /// [`WriteError::TooLarge`] if the entry could not travel in one message.
+    pub fn put(&mut self, key: String, value: String, now_ms: u64) -> Result<Stamp, WriteError> {
+        self.check_size(key.encoded_len() + value.encoded_len())?;
+        self.time.set(now_ms);
+        self.vector_hash = None;
+        Ok(self.replica.put(key, value))
+    }
+
+    /// Deletes `key` at time `now_ms`.
+    ///
+    /// # Errors
+    /// [`WriteError::TooLarge`] if the tombstone could not travel in one
+    /// message.
+    pub fn delete(&mut self, key: String, now_ms: u64) -> Result<Stamp, WriteError> {
+        self.check_size(key.encoded_len())?;
+        self.time.set(now_ms);
+        self.vector_hash = None;
+        Ok(self.replica.delete(key))
+    }
+
+    /// When [`handle_tick`](Self::handle_tick) should next be called: the next
+    /// gossip round or the earliest exchange deadline, whichever is first.
+    pub fn poll_timeout(&self) -> u64 {
+        let deadline = self.outstanding.values().map(|o| o.deadline_ms).min();
+        let tick = self.next_tick_ms.unwrap_or(0);
+        deadline.map_or(tick, |d| d.min(tick))
+    }
+
+    /// Advances time: expires unanswered exchanges and, when a gossip round is
+    /// due, opens exchanges with up to `fanout` alive peers.
+    pub fn handle_tick(&mut self, now_ms: u64) {
+        self.time.set(now_ms);
+        self.expire(now_ms);
+        if self.next_tick_ms.is_some_and(|next| now_ms < next) {
+            return;
+        }
+        self.next_tick_ms = Some(now_ms + self.config.tick_interval_ms);
+        self.ticks += 1;
+        let busy: Vec<NodeId> = self.outstanding.values().map(|o| o.peer).collect();
+        let mut targets = self
+            .members
+            .choose_alive(&mut self.rng, self.config.fanout, |id| !busy.contains(&id));
+        if self.ticks % u64::from(self.config.probe_every_ticks) == 0 {
+            let probe = self
+                .members
+                .choose_unresponsive(&mut self.rng, |id| !busy.contains(&id));
+            targets.extend(probe);
+        }
+        for peer in targets {
+            self.open_exchange(peer, now_ms);
+        }
+        if self.ticks % u64::from(self.config.gc_every_ticks) == 0 {
+            self.collect_garbage();
+        }
+    }
+
+    /// Handles one frame from `from`.
+    ///
+    /// # Errors
+    /// [`MessageError`] if the frame is undecodable or carries timestamps too
+    /// far ahead; nothing changes then.
+    pub fn handle_message(
+        &mut self,
+        from: NodeId,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> Result<(), MessageError> {
+        if from == self.config.id {
+            self.metrics.messages_rejected += 1;
+            return Err(MessageError::FromSelf(from));
+        }
+        let message = match codec::decode(payload, self.config.max_message_bytes) {
+            Ok(message) => message,
+            Err(source) => {
+                self.metrics.messages_rejected += 1;
+                return Err(MessageError::Decode { from, source });
+            }
+        };
+        self.time.set(now_ms);
+        if let Err(source) = self.check_timestamps(&message) {
+            self.metrics.messages_rejected += 1;
+            return Err(MessageError::Clock { from, source });
+        }
+        self.metrics.received.record(message.kind(), payload.len());
+        if self.members.add(Member {
+            id: from,
+            address: String::new(),
+        }) {
+            self.events.push_back(Event::MemberJoined(Member {
+                id: from,
+                address: String::new(),
+            }));
+        }
+        if let Some(Transition::Up) = self.members.heard_from(from, now_ms) {
+            self.events.push_back(Event::PeerUp(from));
+        }
+        match message {
+            Message::Syn(syn) => self.on_syn(from, syn),
+            Message::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
+            Message::Ack(ack) => self.on_ack(from, ack),
+        }
+        Ok(())
+    }
+
+    /// The next frame to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Drops every open exchange without counting it against the peer: for a
+    /// node coming back from being cut off, whose answers were lost with it.
+    pub fn forget_exchanges(&mut self) {
+        self.outstanding.clear();
+    }
+
+    fn check_size(&self, entry_len: usize) -> Result<(), WriteError> {
+        let max = self.config.max_message_bytes / 2;
+        let len = entry_len + 2 * 9 + 1;
+        if len > max {
+            return Err(WriteError::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    fn check_timestamps(&self, message: &Message) -> Result<(), ClockError> {
+        let clock = self.replica.clock();
+        match message {
+            Message::Syn(_) => Ok(()),
+            Message::SynAck(syn_ack) => clock.check(syn_ack.delta.max_hlc()),
+            Message::Ack(ack) => clock.check(ack.delta.max_hlc()),
+        }
+    }
+
+    fn open_exchange(&mut self, peer: NodeId, now_ms: u64) {
+        let exchange = self.next_exchange;
+        self.next_exchange += 1;
+        let own = self.vector_hash();
+        let digest = if self.known_hashes.get(&peer) == Some(&own) {
+            Digest::Hash(own)
+        } else {
+            Digest::Full(self.version_vector().clone())
+        };
+        let syn = Message::Syn(Syn {
+            exchange,
+            digest,
+            members_hash: self.members.hash(),
+        });
+        if self.send(peer, &syn) {
+            self.metrics.exchanges_started += 1;
+            self.outstanding.insert(
+                exchange,
+                Outstanding {
+                    peer,
+                    deadline_ms: now_ms + self.config.exchange_timeout_ms,
+                },
+            );
+        }
+    }
+
+    fn on_syn(&mut self, from: NodeId, syn: Syn) {
+        let own = self.vector_hash();
+        let members = (syn.members_hash != self.members.hash()).then(|| self.members.members());
+        let (peer_hash, peer_vector) = match syn.digest {
+            Digest::Hash(hash) => (hash, None),
+            Digest::Full(vector) => (vector_hash(&vector), Some(vector)),
+        };
+        self.known_hashes.insert(from, peer_hash);
+        let equal = peer_hash == own;
+        if equal {
+            self.peer_vectors
+                .insert(from, self.version_vector().clone());
+        }
+        let (digest, wants_vector) = if equal {
+            (Digest::Hash(own), false)
+        } else {
+            (
+                Digest::Full(self.version_vector().clone()),
+                peer_vector.is_none(),
+            )
+        };
+        let delta = match &peer_vector {
+            Some(vector) if !equal => {
+                let budget = self.delta_budget(&digest, members.as_deref());
+                self.replica.delta_since(vector, budget)
+            }
+            _ => StoreDelta::default(),
+        };
+        if let Some(vector) = peer_vector {
+            self.peer_vectors.insert(from, vector);
+        }
+        self.metrics.entries_sent += delta.len() as u64;
+        let syn_ack = Message::SynAck(SynAck {
+            exchange: syn.exchange,
+            delta,
+            digest,
+            wants_vector,
+            members,
+            members_hash: self.members.hash(),
+        });
+        self.send(from, &syn_ack);
+    }
+
+    fn on_syn_ack(&mut self, from: NodeId, syn_ack: SynAck) {
+        let opened = match self.outstanding.get(&syn_ack.exchange) {
+            Some(open) if open.peer == from => {
+                self.outstanding.remove(&syn_ack.exchange);
+                true
+            }
+            _ => false,
+        };
+        self.apply(from, syn_ack.delta);
+        self.learn_members(syn_ack.members);
+        if !opened {
+            // A late or duplicated answer: its delta is still good, but the
+            // exchange is over.
+            return;
+        }
+        self.metrics.exchanges_completed += 1;
+        let peer_vector = match syn_ack.digest {
+            Digest::Hash(hash) => {
+                self.known_hashes.insert(from, hash);
+                if hash == self.vector_hash() {
+                    self.peer_vectors
+                        .insert(from, self.version_vector().clone());
+                }
+                None
+            }
+            Digest::Full(vector) => {
+                self.known_hashes.insert(from, vector_hash(&vector));
+                Some(vector)
+            }
+        };
+        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.members.members());
+        let vector = syn_ack.wants_vector.then(|| self.version_vector().clone());
+        let delta = match &peer_vector {
+            Some(peer) => {
+                let reserve = vector.as_ref().map_or(0, vector_len_bound)
+                    + members.as_deref().map_or(0, members_len_bound);
+                let budget = Budget::bytes(
+                    self.config
+                        .max_message_bytes
+                        .saturating_sub(MESSAGE_OVERHEAD + reserve),
+                );
+                self.replica.delta_since(peer, budget)
+            }
+            None => StoreDelta::default(),
+        };
+        if let Some(peer) = peer_vector {
+            self.peer_vectors.insert(from, peer);
+        }
+        if delta.is_empty() && delta.covered().is_empty() && vector.is_none() && members.is_none() {
+            return;
+        }
+        self.metrics.entries_sent += delta.len() as u64;
+        let ack = Message::Ack(Ack {
+            exchange: syn_ack.exchange,
+            delta,
+            vector,
+            members,
+        });
+        self.send(from, &ack);
+    }
+
+    fn on_ack(&mut self, from: NodeId, ack: Ack) {
+        self.apply(from, ack.delta);
+        self.learn_members(ack.members);
+        let Some(peer) = ack.vector else {
+            return;
+        };
+        self.known_hashes.insert(from, vector_hash(&peer));
+        let budget = Budget::bytes(
+            self.config
+                .max_message_bytes
+                .saturating_sub(MESSAGE_OVERHEAD),
+        );
+        let delta = self.replica.delta_since(&peer, budget);
+        self.peer_vectors.insert(from, peer);
+        if delta.is_empty() && delta.covered().is_empty() {
+            return;
+        }
+        self.metrics.entries_sent += delta.len() as u64;
+        let reply = Message::Ack(Ack {
+            exchange: ack.exchange,
+            delta,
+            vector: None,
+            members: None,
+        });
+        self.send(from, &reply);
+    }
+
+    fn apply(&mut self, from: NodeId, delta: StoreDelta) {
+        if delta.is_empty() && delta.covered().is_empty() {
+            return;
+        }
+        let received = delta.len() as u64;
+        // Timestamps were checked before anything was applied.
+        let Ok(report) = self.replica.apply(delta) else {
+            return;
+        };
+        self.vector_hash = None;
+        self.metrics.entries_received += received;
+        self.metrics.entries_redundant += report.unchanged as u64;
+        if report.changed() > 0 {
+            self.events.push_back(Event::Updated { from, report });
+        }
+    }
+
+    fn learn_members(&mut self, members: Option<Vec<Member>>) {
+        for member in members.into_iter().flatten() {
+            if self.members.add(member.clone()) {
+                self.events.push_back(Event::MemberJoined(member));
+            }
+        }
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        let expired: Vec<(u64, NodeId)> = self
+            .outstanding
+            .iter()
+            .filter(|(_, open)| open.deadline_ms <= now_ms)
+            .map(|(&exchange, open)| (exchange, open.peer))
+            .collect();
+        for (exchange, peer) in expired {
+            self.outstanding.remove(&exchange);
+            self.metrics.exchanges_timed_out += 1;
+            match self.members.failed(peer) {
+                Some(Transition::Suspect) => self.events.push_back(Event::PeerSuspect(peer)),
+                Some(Transition::Down) => self.events.push_back(Event::PeerDown(peer)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Purges tombstones every member has seen: the meet of this node's
+    /// vector and the latest known vector of every member. A member whose
+    /// vector is unknown holds collection back.
+    fn collect_garbage(&mut self) {
+        let mut vectors = vec![self.version_vector()];
+        for peer in self.members.peers() {
+            match self.peer_vectors.get(&peer.member.id) {
+                Some(vector) => vectors.push(vector),
+                None => return,
+            }
+        }
+        let stable = VersionVector::meet(vectors);
+        let purged = self.replica.purge_tombstones(&stable);
+        self.metrics.tombstones_purged += purged as u64;
+    }
+
+    fn delta_budget(&self, digest: &Digest, members: Option<&[Member]>) -> Budget {
+        let digest_len = match digest {
+            Digest::Hash(_) => 9,
+            Digest::Full(vector) => vector_len_bound(vector),
+        };
+        let reserve = MESSAGE_OVERHEAD + digest_len + members.map_or(0, members_len_bound);
+        Budget::bytes(self.config.max_message_bytes.saturating_sub(reserve))
+    }
+
+    fn vector_hash(&mut self) -> u64 {
+        if let Some(hash) = self.vector_hash {
+            return hash;
+        }
+        let hash = vector_hash(self.replica.version_vector());
+        self.vector_hash = Some(hash);
+        hash
+    }
+
+    /// Encodes and queues `message`; returns whether it fit.
+    fn send(&mut self, to: NodeId, message: &Message) -> bool {
+        match codec::encode(message, self.config.max_message_bytes) {
+            Ok(payload) => {
+                self.metrics.sent.record(message.kind(), payload.len());
+                self.outbox.push_back(Transmit {
+                    to,
+                    kind: message.kind(),
+                    payload,
+                });
+                true
+            }
+            Err(_) => {
+                self.metrics.messages_oversize += 1;
+                false
+            }
+        }
+    }
+}
+
+/// A stable hash of a version vector, the same on every build and platform.
+pub fn vector_hash(vector: &VersionVector) -> u64 {
+    vector
+        .iter()
+        .fold(mix(vector.len() as u64), |hash, (origin, hlc)| {
+            mix(mix(hash ^ origin.get()) ^ hlc.as_u64())
+        })
+}
+
+fn vector_len_bound(vector: &VersionVector) -> usize {
+    9 + 18 * vector.len()
+}
+
+fn members_len_bound(members: &[Member]) -> usize {
+    9 + members.iter().map(|m| 18 + m.address.len()).sum::<usize>()
+}
