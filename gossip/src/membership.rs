@@ -1,4 +1,8 @@
 //! Who the node knows, how they are doing, and whom to contact next.
+//!
+//! Kept compact because a simulation holds thousands of nodes that each know
+//! thousands of members: a sorted list of ids, plus addresses and health only
+//! for the members that have them.
 
 use std::collections::HashMap;
 
@@ -21,7 +25,7 @@ pub enum Liveness {
 }
 
 /// A peer as this node sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerState {
     /// Its id and address.
     pub member: Member,
@@ -41,12 +45,30 @@ pub(crate) enum Transition {
     Down,
 }
 
+#[derive(Clone, Copy, Debug)]
+struct Health {
+    liveness: Liveness,
+    failures: u32,
+    last_heard_ms: Option<u64>,
+}
+
+const HEALTHY: Health = Health {
+    liveness: Liveness::Alive,
+    failures: 0,
+    last_heard_ms: None,
+};
+
 /// The member list and each peer's liveness.
 #[derive(Clone, Debug)]
 pub(crate) struct Membership {
     me: Member,
-    peers: Vec<PeerState>,
-    index: HashMap<NodeId, usize>,
+    /// Peer ids, sorted; this node excluded.
+    ids: Vec<NodeId>,
+    /// Addresses of the peers that have one.
+    addresses: HashMap<NodeId, String>,
+    /// Health of the peers heard from or failed at least once; the rest are
+    /// alive and never heard from.
+    health: HashMap<NodeId, Health>,
     hash: u64,
     suspect_after: u32,
     down_after: u32,
@@ -54,11 +76,12 @@ pub(crate) struct Membership {
 
 impl Membership {
     pub(crate) fn new(me: Member, suspect_after: u32, down_after: u32) -> Self {
-        let hash = member_hash(&me);
+        let hash = member_hash(me.id, &me.address);
         Self {
             me,
-            peers: Vec::new(),
-            index: HashMap::new(),
+            ids: Vec::new(),
+            addresses: HashMap::new(),
+            health: HashMap::new(),
             hash,
             suspect_after,
             down_after,
@@ -70,69 +93,107 @@ impl Membership {
         self.hash
     }
 
-    pub(crate) fn peers(&self) -> &[PeerState] {
-        &self.peers
+    /// Peer ids, sorted.
+    pub(crate) fn ids(&self) -> &[NodeId] {
+        &self.ids
     }
 
-    pub(crate) fn peer(&self, id: NodeId) -> Option<&PeerState> {
-        self.index.get(&id).map(|&i| &self.peers[i])
+    pub(crate) fn contains(&self, id: NodeId) -> bool {
+        self.ids.binary_search(&id).is_ok()
+    }
+
+    pub(crate) fn peer(&self, id: NodeId) -> Option<PeerState> {
+        if !self.contains(id) {
+            return None;
+        }
+        let health = self.health.get(&id).copied().unwrap_or(HEALTHY);
+        Some(PeerState {
+            member: Member {
+                id,
+                address: self.addresses.get(&id).cloned().unwrap_or_default(),
+            },
+            liveness: health.liveness,
+            failures: health.failures,
+            last_heard_ms: health.last_heard_ms,
+        })
+    }
+
+    pub(crate) fn peers(&self) -> Vec<PeerState> {
+        self.ids.iter().filter_map(|&id| self.peer(id)).collect()
+    }
+
+    pub(crate) fn liveness(&self, id: NodeId) -> Liveness {
+        self.health.get(&id).map_or(Liveness::Alive, |h| h.liveness)
     }
 
     /// Every member, this node included, in id order.
     pub(crate) fn members(&self) -> Vec<Member> {
-        let mut members: Vec<Member> = self.peers.iter().map(|p| p.member.clone()).collect();
-        members.push(self.me.clone());
-        members.sort_unstable();
+        let mut members: Vec<Member> = self
+            .ids
+            .iter()
+            .map(|&id| Member {
+                id,
+                address: self.addresses.get(&id).cloned().unwrap_or_default(),
+            })
+            .collect();
+        let at = members.partition_point(|m| m.id < self.me.id);
+        members.insert(at, self.me.clone());
         members
     }
 
-    /// Learns a member; returns whether it was new. An address change for a
-    /// known id is taken when the old address was empty.
+    /// Learns a member; returns whether it was new. A known member's address
+    /// is filled in if it had none.
     pub(crate) fn add(&mut self, member: Member) -> bool {
         if member.id == self.me.id {
             return false;
         }
-        if let Some(&i) = self.index.get(&member.id) {
-            let known = &mut self.peers[i].member;
-            if known.address.is_empty() && !member.address.is_empty() {
-                self.hash ^= member_hash(known) ^ member_hash(&member);
-                *known = member;
+        match self.ids.binary_search(&member.id) {
+            Ok(_) => {
+                if !member.address.is_empty() && !self.addresses.contains_key(&member.id) {
+                    self.hash ^=
+                        member_hash(member.id, "") ^ member_hash(member.id, &member.address);
+                    self.addresses.insert(member.id, member.address);
+                }
+                false
             }
-            return false;
+            Err(at) => {
+                self.hash ^= member_hash(member.id, &member.address);
+                self.ids.insert(at, member.id);
+                if !member.address.is_empty() {
+                    self.addresses.insert(member.id, member.address);
+                }
+                true
+            }
         }
-        self.hash ^= member_hash(&member);
-        self.index.insert(member.id, self.peers.len());
-        self.peers.push(PeerState {
-            member,
-            liveness: Liveness::Alive,
-            failures: 0,
-            last_heard_ms: None,
-        });
-        true
     }
 
     /// Records that `id` answered; returns `Up` if it was not alive.
     pub(crate) fn heard_from(&mut self, id: NodeId, now_ms: u64) -> Option<Transition> {
-        let peer = self.peer_mut(id)?;
-        peer.failures = 0;
-        peer.last_heard_ms = Some(now_ms);
-        let was = std::mem::replace(&mut peer.liveness, Liveness::Alive);
+        if !self.contains(id) {
+            return None;
+        }
+        let health = self.health.entry(id).or_insert(HEALTHY);
+        health.failures = 0;
+        health.last_heard_ms = Some(now_ms);
+        let was = std::mem::replace(&mut health.liveness, Liveness::Alive);
         (was != Liveness::Alive).then_some(Transition::Up)
     }
 
     /// Records a failed exchange with `id`; returns the transition it caused.
     pub(crate) fn failed(&mut self, id: NodeId) -> Option<Transition> {
-        let (suspect_after, down_after) = (self.suspect_after, self.down_after);
-        let peer = self.peer_mut(id)?;
-        peer.failures = peer.failures.saturating_add(1);
-        let next = if peer.failures >= down_after {
+        if !self.contains(id) {
+            return None;
+        }
+        let health = self.health.entry(id).or_insert(HEALTHY);
+        health.failures = health.failures.saturating_add(1);
+        let next = if health.failures >= self.down_after {
             Liveness::Down
-        } else if peer.failures >= suspect_after {
+        } else if health.failures >= self.suspect_after {
             Liveness::Suspect
         } else {
             Liveness::Alive
         };
-        let was = std::mem::replace(&mut peer.liveness, next);
+        let was = std::mem::replace(&mut health.liveness, next);
         match (was, next) {
             (Liveness::Alive, Liveness::Suspect) => Some(Transition::Suspect),
             (_, Liveness::Down) if was != Liveness::Down => Some(Transition::Down),
@@ -149,9 +210,9 @@ impl Membership {
         count: usize,
         eligible: impl Fn(NodeId) -> bool,
     ) -> Vec<NodeId> {
-        let ok = |p: &PeerState| p.liveness == Liveness::Alive && eligible(p.member.id);
+        let ok = |id: NodeId| self.liveness(id) == Liveness::Alive && eligible(id);
         let mut chosen: Vec<NodeId> = Vec::with_capacity(count);
-        let len = self.peers.len();
+        let len = self.ids.len();
         if len == 0 {
             return chosen;
         }
@@ -159,17 +220,17 @@ impl Membership {
             if chosen.len() == count {
                 return chosen;
             }
-            let peer = &self.peers[rng.random_range(0..len)];
-            if ok(peer) && !chosen.contains(&peer.member.id) {
-                chosen.push(peer.member.id);
+            let id = self.ids[rng.random_range(0..len)];
+            if ok(id) && !chosen.contains(&id) {
+                chosen.push(id);
             }
         }
         // Few eligible peers: fall back to an exact draw among them.
         let mut rest: Vec<NodeId> = self
-            .peers
+            .ids
             .iter()
-            .filter(|p| ok(p) && !chosen.contains(&p.member.id))
-            .map(|p| p.member.id)
+            .copied()
+            .filter(|&id| ok(id) && !chosen.contains(&id))
             .collect();
         while chosen.len() < count && !rest.is_empty() {
             let pick = rng.random_range(0..rest.len());
@@ -184,25 +245,22 @@ impl Membership {
         rng: &mut SmallRng,
         eligible: impl Fn(NodeId) -> bool,
     ) -> Option<NodeId> {
-        let candidates: Vec<NodeId> = self
-            .peers
+        let mut candidates: Vec<NodeId> = self
+            .health
             .iter()
-            .filter(|p| p.liveness != Liveness::Alive && eligible(p.member.id))
-            .map(|p| p.member.id)
+            .filter(|(id, h)| h.liveness != Liveness::Alive && eligible(**id))
+            .map(|(&id, _)| id)
             .collect();
+        // The health map's order is arbitrary; sort so the draw is seeded.
+        candidates.sort_unstable();
         (!candidates.is_empty()).then(|| candidates[rng.random_range(0..candidates.len())])
-    }
-
-    fn peer_mut(&mut self, id: NodeId) -> Option<&mut PeerState> {
-        let i = *self.index.get(&id)?;
-        Some(&mut self.peers[i])
     }
 }
 
 /// A stable 64-bit hash of a member, the same on every build and platform.
-fn member_hash(member: &Member) -> u64 {
-    let mut hash = mix(member.id.get());
-    for byte in member.address.bytes() {
+fn member_hash(id: NodeId, address: &str) -> u64 {
+    let mut hash = mix(id.get());
+    for byte in address.bytes() {
         hash = mix(hash ^ u64::from(byte));
     }
     hash
@@ -241,6 +299,23 @@ mod tests {
         }
         assert_eq!(a.hash(), b.hash());
         assert_eq!(a.members(), b.members());
+        assert_eq!(a.members().len(), 4);
+    }
+
+    #[test]
+    fn learning_an_address_changes_the_hash_once() {
+        let mut a = Membership::new(member(0), 2, 4);
+        a.add(member(1));
+        let before = a.hash();
+        let addressed = Member {
+            id: NodeId::new(1),
+            address: "10.0.0.1:7000".into(),
+        };
+        assert!(!a.add(addressed.clone()));
+        assert_ne!(a.hash(), before);
+        let mut b = Membership::new(member(0), 2, 4);
+        b.add(addressed);
+        assert_eq!(a.hash(), b.hash());
     }
 
     #[test]

@@ -105,6 +105,9 @@ struct Outstanding {
     deadline_ms: u64,
 }
 
+/// Snapshots of its own vector a node keeps for tombstone collection.
+const GC_SNAPSHOTS: usize = 4;
+
 /// Room left in every message for its envelope, ids, flags and hashes.
 const MESSAGE_OVERHEAD: usize = 64;
 
@@ -142,8 +145,11 @@ pub struct Node {
     ticks: u64,
     /// The vector hash each peer last reported.
     known_hashes: HashMap<NodeId, u64>,
-    /// Each member's latest known vector, for the stable frontier.
-    peer_vectors: HashMap<NodeId, VersionVector>,
+    /// Snapshots of this node's own vector, one per GC period, oldest
+    /// first, with the period they were taken in.
+    snapshots: VecDeque<(u64, VersionVector)>,
+    /// Per peer, the newest snapshot period its vector is known to dominate.
+    reached: HashMap<NodeId, u64>,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -189,7 +195,8 @@ impl Node {
             next_tick_ms: None,
             ticks: 0,
             known_hashes: HashMap::new(),
-            peer_vectors: HashMap::new(),
+            snapshots: VecDeque::new(),
+            reached: HashMap::new(),
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -226,13 +233,15 @@ impl Node {
     }
 
     /// Known peers and their liveness.
-    pub fn peers(&self) -> &[PeerState] {
+    pub fn peers(&self) -> Vec<PeerState> {
         self.members.peers()
     }
 
     /// The liveness of `peer`, if known.
     pub fn liveness(&self, peer: NodeId) -> Option<Liveness> {
-        self.members.peer(peer).map(|p| p.liveness)
+        self.members
+            .contains(peer)
+            .then(|| self.members.liveness(peer))
     }
 
     /// Every member, this node included.
@@ -427,8 +436,7 @@ impl Node {
         self.known_hashes.insert(from, peer_hash);
         let equal = peer_hash == own;
         if equal {
-            self.peer_vectors
-                .insert(from, self.version_vector().clone());
+            self.peer_matches_us(from);
         }
         let (digest, wants_vector) = if equal {
             (Digest::Hash(own), false)
@@ -445,8 +453,8 @@ impl Node {
             }
             _ => StoreDelta::default(),
         };
-        if let Some(vector) = peer_vector {
-            self.peer_vectors.insert(from, vector);
+        if let Some(vector) = &peer_vector {
+            self.learn_peer_vector(from, vector);
         }
         self.metrics.entries_sent += delta.len() as u64;
         let syn_ack = Message::SynAck(SynAck {
@@ -480,8 +488,7 @@ impl Node {
             Digest::Hash(hash) => {
                 self.known_hashes.insert(from, hash);
                 if hash == self.vector_hash() {
-                    self.peer_vectors
-                        .insert(from, self.version_vector().clone());
+                    self.peer_matches_us(from);
                 }
                 None
             }
@@ -505,8 +512,8 @@ impl Node {
             }
             None => StoreDelta::default(),
         };
-        if let Some(peer) = peer_vector {
-            self.peer_vectors.insert(from, peer);
+        if let Some(peer) = &peer_vector {
+            self.learn_peer_vector(from, peer);
         }
         if delta.is_empty() && delta.covered().is_empty() && vector.is_none() && members.is_none() {
             return;
@@ -534,7 +541,7 @@ impl Node {
                 .saturating_sub(MESSAGE_OVERHEAD),
         );
         let delta = self.replica.delta_since(&peer, budget);
-        self.peer_vectors.insert(from, peer);
+        self.learn_peer_vector(from, &peer);
         if delta.is_empty() && delta.covered().is_empty() {
             return;
         }
@@ -591,20 +598,63 @@ impl Node {
         }
     }
 
-    /// Purges tombstones every member has seen: the meet of this node's
-    /// vector and the latest known vector of every member. A member whose
-    /// vector is unknown holds collection back.
+    /// Takes a snapshot of this node's vector and purges the tombstones
+    /// below the newest snapshot every member is known to dominate.
+    ///
+    /// Every member having reached snapshot `s` means every member accounts
+    /// for every write `s` covers, so `s` lies below the meet of all vectors,
+    /// without keeping a vector per member: memory stays one number per peer
+    /// and a few snapshots. A member not heard from since the oldest kept
+    /// snapshot holds collection back.
     fn collect_garbage(&mut self) {
-        let mut vectors = vec![self.version_vector()];
-        for peer in self.members.peers() {
-            match self.peer_vectors.get(&peer.member.id) {
-                Some(vector) => vectors.push(vector),
+        let period = self.ticks / u64::from(self.config.gc_every_ticks);
+        let vector = self.version_vector().clone();
+        self.snapshots.push_back((period, vector));
+        while self.snapshots.len() > GC_SNAPSHOTS {
+            self.snapshots.pop_front();
+        }
+        let mut stable_period = u64::MAX;
+        for id in self.members.ids() {
+            match self.reached.get(id) {
+                Some(&reached) => stable_period = stable_period.min(reached),
                 None => return,
             }
         }
-        let stable = VersionVector::meet(vectors);
+        let Some((_, stable)) = self
+            .snapshots
+            .iter()
+            .rev()
+            .find(|(p, _)| *p <= stable_period)
+        else {
+            return;
+        };
+        let stable = stable.clone();
         let purged = self.replica.purge_tombstones(&stable);
         self.metrics.tombstones_purged += purged as u64;
+    }
+
+    /// Records that `peer` holds `vector`: notes the newest snapshot it
+    /// dominates.
+    fn learn_peer_vector(&mut self, peer: NodeId, vector: &VersionVector) {
+        let newest = self
+            .snapshots
+            .iter()
+            .rev()
+            .find(|(_, snapshot)| snapshot.dominated_by(vector))
+            .map(|(period, _)| *period);
+        if let Some(period) = newest {
+            let reached = self.reached.entry(peer).or_insert(period);
+            *reached = (*reached).max(period);
+        }
+    }
+
+    /// Records that `peer` holds exactly this node's vector, which dominates
+    /// every snapshot.
+    fn peer_matches_us(&mut self, peer: NodeId) {
+        if let Some(&(period, _)) = self.snapshots.back() {
+            let reached = self.reached.entry(peer).or_insert(period);
+            *reached = (*reached).max(period);
+        }
     }
 
     fn delta_budget(&self, digest: &Digest, members: Option<&[Member]>) -> Budget {

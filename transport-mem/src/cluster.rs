@@ -1,0 +1,630 @@
+//! A deterministic in-memory cluster on virtual time: every node, every
+//! message and every fault in one thread, decided by one seed.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use gossip::{Config, ConfigError, Member, Metrics, Node, WriteError};
+use lww_crdt::{Entry, NodeId, Stamp, VersionVector};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::faults::{Fate, Faults, NetworkStats};
+
+/// Virtual time at which a cluster starts, in ms: far enough from zero that
+/// negative clock skew stays positive.
+pub const EPOCH_MS: u64 = 1_000_000;
+
+/// When nodes tick within a gossip interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Timing {
+    /// Every node ticks at the start of each interval, and messages arrive
+    /// at once: the random-phone-call model.
+    Lockstep,
+    /// Each node ticks at its own random phase within the interval, and
+    /// every message takes `latency_ms`: closer to a real deployment.
+    Staggered {
+        /// One-way message latency.
+        latency_ms: u64,
+    },
+}
+
+/// How to build a [`Cluster`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    /// How many nodes.
+    pub nodes: usize,
+    /// Peers each node contacts per tick.
+    pub fanout: usize,
+    /// Gossip interval in ms: one round.
+    pub tick_interval_ms: u64,
+    /// The size limit of one message.
+    pub max_message_bytes: usize,
+    /// Seed of every random choice: the network's and each node's.
+    pub seed: u64,
+    /// When nodes tick and how long messages take.
+    pub timing: Timing,
+    /// How many random seed peers each node starts with; `None` for all of
+    /// them.
+    pub seed_peers: Option<usize>,
+    /// Each node's clock is off by a random skew in `[-s/2, s/2]` ms.
+    pub clock_skew_ms: u64,
+    /// The largest offset a node accepts in a remote timestamp.
+    pub max_clock_offset_ms: u64,
+    /// Message faults.
+    pub faults: Faults,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 100,
+            fanout: 1,
+            tick_interval_ms: 1_000,
+            max_message_bytes: 1 << 20,
+            seed: 0,
+            timing: Timing::Lockstep,
+            seed_peers: None,
+            clock_skew_ms: 0,
+            max_clock_offset_ms: lww_crdt::DEFAULT_MAX_OFFSET_MS,
+            faults: Faults::NONE,
+        }
+    }
+}
+
+/// Why a cluster could not be built or driven. Nothing changed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ClusterError {
+    /// A node's gossip configuration is invalid.
+    #[error("invalid node configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A cluster needs at least one node, and ids must fit 32 bits.
+    #[error("node count {0} must be between 1 and 2^32")]
+    NodeCount(usize),
+    /// A fault probability outside `[0, 1]`.
+    #[error("fault probabilities must lie in [0, 1]")]
+    FaultProbability,
+    /// No node with that index.
+    #[error("no node {0}")]
+    NoSuchNode(usize),
+    /// The node is crashed or unavailable and accepts no writes.
+    #[error("node {0} is not running")]
+    NotRunning(usize),
+    /// The write was refused.
+    #[error("write refused: {0}")]
+    Write(#[from] WriteError),
+}
+
+/// Two live replicas that disagree, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// The first key (in key order) where they differ.
+    pub key: String,
+    /// One node and its entry for the key.
+    pub left: (NodeId, Option<Entry<String>>),
+    /// Another node and its entry for the key.
+    pub right: (NodeId, Option<Entry<String>>),
+}
+
+/// A node slot: the running node (if not crashed) and its circumstances.
+#[derive(Debug)]
+struct Slot {
+    node: Option<Node>,
+    incarnation: u32,
+    available: bool,
+    phase_ms: u64,
+    skew_ms: i64,
+    group: u32,
+    /// Counters of earlier incarnations, kept across crashes.
+    past_metrics: Metrics,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Work {
+    Tick {
+        node: usize,
+    },
+    Deliver {
+        from: usize,
+        to: usize,
+        payload: Vec<u8>,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    work: Work,
+}
+
+/// A deterministic cluster: N gossip nodes, a faulty network, virtual time.
+///
+/// The same configuration and the same calls give the same run, bit for bit.
+/// Time moves in rounds of one gossip interval ([`run_round`]); within a round,
+/// node ticks and message deliveries happen in virtual-time order.
+///
+/// [`run_round`]: Cluster::run_round
+#[derive(Debug)]
+pub struct Cluster {
+    config: ClusterConfig,
+    slots: Vec<Slot>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    now_ms: u64,
+    rounds: u64,
+    rng: SmallRng,
+    stats: NetworkStats,
+    partitioned: bool,
+    /// A digest of every delivery, in order: equal for equal runs.
+    trace_hash: u64,
+}
+
+impl Cluster {
+    /// Builds `config.nodes` nodes with ids `0..nodes`.
+    ///
+    /// # Errors
+    /// [`ClusterError`] if the configuration is invalid.
+    pub fn new(config: ClusterConfig) -> Result<Self, ClusterError> {
+        if config.nodes == 0 || config.nodes > u32::MAX as usize {
+            return Err(ClusterError::NodeCount(config.nodes));
+        }
+        if !config.faults.is_valid() {
+            return Err(ClusterError::FaultProbability);
+        }
+        let mut rng = SmallRng::seed_from_u64(config.seed);
+        let mut slots = Vec::with_capacity(config.nodes);
+        for _ in 0..config.nodes {
+            let phase_ms = match config.timing {
+                Timing::Lockstep => 0,
+                Timing::Staggered { .. } => rng.random_range(0..config.tick_interval_ms),
+            };
+            let half = (config.clock_skew_ms / 2) as i64;
+            let skew_ms = if half > 0 {
+                rng.random_range(-half..=half)
+            } else {
+                0
+            };
+            slots.push(Slot {
+                node: None,
+                incarnation: 0,
+                available: true,
+                phase_ms,
+                skew_ms,
+                group: 0,
+                past_metrics: Metrics::default(),
+            });
+        }
+        let mut cluster = Self {
+            config,
+            slots,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now_ms: EPOCH_MS,
+            rounds: 0,
+            rng,
+            stats: NetworkStats::default(),
+            partitioned: false,
+            trace_hash: 0,
+        };
+        for index in 0..cluster.slots.len() {
+            let node = cluster.build_node(index)?;
+            cluster.slots[index].node = Some(node);
+        }
+        Ok(cluster)
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// How many node slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the cluster has no nodes (never: [`Cluster::new`] refuses).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Virtual time now, in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Rounds run so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
+    /// The node at `index`, unless crashed.
+    pub fn node(&self, index: usize) -> Option<&Node> {
+        self.slots.get(index).and_then(|slot| slot.node.as_ref())
+    }
+
+    /// Whether the node at `index` is running and reachable.
+    pub fn is_running(&self, index: usize) -> bool {
+        self.slots
+            .get(index)
+            .is_some_and(|slot| slot.available && slot.node.is_some())
+    }
+
+    /// Writes `value` to `key` on node `index`.
+    ///
+    /// # Errors
+    /// [`ClusterError`] if there is no such running node or the write is
+    /// refused.
+    pub fn put(&mut self, index: usize, key: &str, value: &str) -> Result<Stamp, ClusterError> {
+        let now = self.node_time(index)?;
+        let node = self.running_node(index)?;
+        Ok(node.put(key.to_owned(), value.to_owned(), now)?)
+    }
+
+    /// Deletes `key` on node `index`.
+    ///
+    /// # Errors
+    /// As for [`put`](Self::put).
+    pub fn delete(&mut self, index: usize, key: &str) -> Result<Stamp, ClusterError> {
+        let now = self.node_time(index)?;
+        let node = self.running_node(index)?;
+        Ok(node.delete(key.to_owned(), now)?)
+    }
+
+    /// The value of `key` on node `index`, if it is running and has one.
+    pub fn get(&self, index: usize, key: &str) -> Option<&str> {
+        self.node(index).and_then(|node| node.get(key))
+    }
+
+    /// Makes node `index` unreachable (it keeps its state and stops ticking),
+    /// or reachable again.
+    pub fn set_available(&mut self, index: usize, available: bool) -> Result<(), ClusterError> {
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(ClusterError::NoSuchNode(index))?;
+        if available && !slot.available {
+            if let Some(node) = slot.node.as_mut() {
+                // Answers to its exchanges were lost while it was away.
+                node.forget_exchanges();
+            }
+        }
+        slot.available = available;
+        Ok(())
+    }
+
+    /// Crashes node `index`, losing its state; it stays down until
+    /// [`restart`](Self::restart).
+    pub fn crash(&mut self, index: usize) -> Result<(), ClusterError> {
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(ClusterError::NoSuchNode(index))?;
+        if let Some(node) = slot.node.take() {
+            slot.past_metrics.accumulate(node.metrics());
+        }
+        Ok(())
+    }
+
+    /// Restarts a crashed node `index` empty, under a new incarnation so its
+    /// new writes never reuse a stamp of its earlier life.
+    pub fn restart(&mut self, index: usize) -> Result<(), ClusterError> {
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(ClusterError::NoSuchNode(index))?;
+        if slot.node.is_some() {
+            return Ok(());
+        }
+        slot.incarnation += 1;
+        let node = self.build_node(index)?;
+        self.slots[index].node = Some(node);
+        Ok(())
+    }
+
+    /// Whether node `index` is crashed.
+    pub fn is_crashed(&self, index: usize) -> bool {
+        self.slots
+            .get(index)
+            .is_some_and(|slot| slot.node.is_none())
+    }
+
+    /// Splits the cluster: `group_of(index)` names each node's side; messages
+    /// between sides are dropped until [`heal`](Self::heal).
+    pub fn partition(&mut self, group_of: impl Fn(usize) -> u32) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            slot.group = group_of(index);
+        }
+        self.partitioned = true;
+    }
+
+    /// Ends a partition.
+    pub fn heal(&mut self) {
+        for slot in &mut self.slots {
+            slot.group = 0;
+        }
+        self.partitioned = false;
+    }
+
+    /// Changes the message faults from now on.
+    ///
+    /// # Errors
+    /// [`ClusterError::FaultProbability`] if a probability is outside `[0, 1]`.
+    pub fn set_faults(&mut self, faults: Faults) -> Result<(), ClusterError> {
+        if !faults.is_valid() {
+            return Err(ClusterError::FaultProbability);
+        }
+        self.config.faults = faults;
+        Ok(())
+    }
+
+    /// Runs one gossip interval: every running node ticks once, and every
+    /// message due before the interval ends is delivered.
+    pub fn run_round(&mut self) {
+        let start = self.now_ms;
+        let end = start + self.config.tick_interval_ms;
+        for index in 0..self.slots.len() {
+            let at = start + self.slots[index].phase_ms;
+            self.schedule(at, Work::Tick { node: index });
+        }
+        while let Some(Reverse(next)) = self.queue.peek() {
+            if next.at >= end {
+                break;
+            }
+            let Some(Reverse(Scheduled { at, work, .. })) = self.queue.pop() else {
+                break;
+            };
+            match work {
+                Work::Tick { node } => self.tick(node, at),
+                Work::Deliver { from, to, payload } => self.deliver(from, to, &payload, at),
+            }
+        }
+        self.now_ms = end;
+        self.rounds += 1;
+    }
+
+    /// Runs `rounds` rounds.
+    pub fn run_rounds(&mut self, rounds: u64) {
+        for _ in 0..rounds {
+            self.run_round();
+        }
+    }
+
+    /// Indexes of nodes that are not crashed (available or not).
+    pub fn live_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.slots.len()).filter(|&i| self.slots[i].node.is_some())
+    }
+
+    /// The first disagreement between live replicas, by key order, or `None`
+    /// if they all hold the same entries.
+    pub fn divergence(&self) -> Option<Divergence> {
+        let mut live = self.live_nodes();
+        let first = live.next()?;
+        let reference = self.node(first)?.map();
+        for other in live {
+            let map = self.node(other)?.map();
+            if map == reference {
+                continue;
+            }
+            let mut keys: Vec<&String> = reference
+                .entries()
+                .map(|(k, _)| k)
+                .chain(map.entries().map(|(k, _)| k))
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                // Reads are what users see; tombstones differing in presence
+                // only (one purged) are not a disagreement.
+                let left = reference
+                    .get_entry(key.as_str())
+                    .filter(|e| !e.is_tombstone());
+                let right = map.get_entry(key.as_str()).filter(|e| !e.is_tombstone());
+                if left != right {
+                    return Some(Divergence {
+                        key: key.clone(),
+                        left: (NodeId::new(first as u64), left.cloned()),
+                        right: (NodeId::new(other as u64), right.cloned()),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether every live replica reads the same.
+    pub fn converged(&self) -> bool {
+        self.divergence().is_none()
+    }
+
+    /// Whether node `index` accounts for everything in `target`: its version
+    /// vector dominates it.
+    pub fn has_caught_up(&self, index: usize, target: &VersionVector) -> bool {
+        self.node(index)
+            .is_some_and(|node| target.dominated_by(node.version_vector()))
+    }
+
+    /// Cluster-wide counters, crashed incarnations included.
+    pub fn metrics(&self) -> Metrics {
+        let mut total = Metrics::default();
+        for slot in &self.slots {
+            total.accumulate(&slot.past_metrics);
+            if let Some(node) = &slot.node {
+                total.accumulate(node.metrics());
+            }
+        }
+        total
+    }
+
+    /// What the network did.
+    pub fn network_stats(&self) -> NetworkStats {
+        self.stats
+    }
+
+    /// A hash of every delivery so far (time, sender, receiver, bytes): two
+    /// runs with equal traces hashed equal.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace_hash
+    }
+
+    fn build_node(&mut self, index: usize) -> Result<Node, ClusterError> {
+        let id = NodeId::new(index as u64);
+        let incarnation = self.slots[index].incarnation;
+        let config = Config::builder(id)
+            .incarnation(incarnation)
+            .fanout(self.config.fanout)
+            .tick_interval_ms(self.config.tick_interval_ms)
+            .exchange_timeout_ms(self.config.tick_interval_ms)
+            .max_message_bytes(self.config.max_message_bytes)
+            .max_clock_offset_ms(self.config.max_clock_offset_ms)
+            .seed(self.rng.random())
+            .build()?;
+        let n = self.slots.len();
+        let member = |i: usize| Member {
+            id: NodeId::new(i as u64),
+            address: String::new(),
+        };
+        let seeds: Vec<Member> = match self.config.seed_peers {
+            None => (0..n).filter(|&i| i != index).map(member).collect(),
+            Some(count) => (0..count.min(n.saturating_sub(1)))
+                .map(|_| {
+                    let mut pick = self.rng.random_range(0..n);
+                    if pick == index {
+                        pick = (pick + 1) % n;
+                    }
+                    member(pick)
+                })
+                .collect(),
+        };
+        Ok(Node::new(config, seeds))
+    }
+
+    fn node_time(&self, index: usize) -> Result<u64, ClusterError> {
+        let slot = self
+            .slots
+            .get(index)
+            .ok_or(ClusterError::NoSuchNode(index))?;
+        Ok(self.now_ms.saturating_add_signed(slot.skew_ms))
+    }
+
+    fn running_node(&mut self, index: usize) -> Result<&mut Node, ClusterError> {
+        let slot = self
+            .slots
+            .get_mut(index)
+            .ok_or(ClusterError::NoSuchNode(index))?;
+        if !slot.available {
+            return Err(ClusterError::NotRunning(index));
+        }
+        slot.node.as_mut().ok_or(ClusterError::NotRunning(index))
+    }
+
+    fn schedule(&mut self, at: u64, work: Work) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            work,
+        }));
+    }
+
+    fn tick(&mut self, index: usize, at: u64) {
+        let slot = &mut self.slots[index];
+        if !slot.available {
+            return;
+        }
+        let local = at.saturating_add_signed(slot.skew_ms);
+        let Some(node) = slot.node.as_mut() else {
+            return;
+        };
+        node.handle_tick(local);
+        self.flush(index, at);
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, payload: &[u8], at: u64) {
+        if !self.reachable(from, to) {
+            self.stats.unavailable += 1;
+            return;
+        }
+        self.stats.delivered += 1;
+        self.trace_hash = trace_mix(self.trace_hash, at, from, to, payload);
+        let slot = &mut self.slots[to];
+        let local = at.saturating_add_signed(slot.skew_ms);
+        if let Some(node) = slot.node.as_mut() {
+            // A refused frame changes nothing; the node counts it.
+            let _ = node.handle_message(NodeId::new(from as u64), payload, local);
+        }
+        self.flush(to, at);
+    }
+
+    /// Hands everything node `index` wants to send to the network.
+    fn flush(&mut self, index: usize, at: u64) {
+        let Some(node) = self.slots[index].node.as_mut() else {
+            return;
+        };
+        let mut outgoing = Vec::new();
+        while let Some(transmit) = node.poll_transmit() {
+            outgoing.push(transmit);
+        }
+        while node.poll_event().is_some() {}
+        for transmit in outgoing {
+            let to = transmit.to.get() as usize;
+            self.send(index, to, transmit.payload, at);
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, payload: Vec<u8>, at: u64) {
+        self.stats.sent += 1;
+        self.stats.sent_bytes += payload.len() as u64;
+        if to >= self.slots.len() {
+            self.stats.unavailable += 1;
+            return;
+        }
+        if self.partitioned && self.slots[from].group != self.slots[to].group {
+            self.stats.partitioned += 1;
+            return;
+        }
+        let fate: Fate = self
+            .config
+            .faults
+            .roll(&mut self.rng, self.config.tick_interval_ms);
+        Faults::record(fate, &mut self.stats);
+        if fate.lost {
+            return;
+        }
+        let latency = match self.config.timing {
+            Timing::Lockstep => 0,
+            Timing::Staggered { latency_ms } => latency_ms,
+        };
+        let deliver_at = at + latency + fate.extra_delay_ms;
+        if fate.copies > 1 {
+            self.schedule(
+                deliver_at + 1,
+                Work::Deliver {
+                    from,
+                    to,
+                    payload: payload.clone(),
+                },
+            );
+        }
+        self.schedule(deliver_at, Work::Deliver { from, to, payload });
+    }
+
+    fn reachable(&self, from: usize, to: usize) -> bool {
+        let ok = |i: usize| self.slots[i].available && self.slots[i].node.is_some();
+        ok(from) && ok(to) && (!self.partitioned || self.slots[from].group == self.slots[to].group)
+    }
+}
+
+fn trace_mix(hash: u64, at: u64, from: usize, to: usize, payload: &[u8]) -> u64 {
+    let mut h = hash ^ at.rotate_left(17) ^ (from as u64).rotate_left(33) ^ (to as u64);
+    for chunk in payload.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word))
+            .wrapping_mul(0x100_0000_01b3)
+            .rotate_left(29);
+    }
+    h
+}
