@@ -231,6 +231,16 @@ where
                     if delta.entries.len() >= budget.max_entries
                         || bytes.saturating_add(cost) > budget.max_bytes
                     {
+                        // `covered` stops below `hlc`, so entries already
+                        // taken at that same stamp (only in maps holding
+                        // equal stamps) must wait for the next delta too.
+                        while delta
+                            .entries
+                            .last()
+                            .is_some_and(|(_, taken)| taken.stamp == Stamp::new(hlc, origin))
+                        {
+                            delta.entries.pop();
+                        }
                         // `hlc` is above `theirs`, so it has a predecessor.
                         let covered = hlc.predecessor().unwrap_or(Hlc::ZERO).min(ours);
                         if covered > theirs {
