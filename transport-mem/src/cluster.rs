@@ -45,8 +45,8 @@ pub struct ClusterConfig {
     pub seed: u64,
     /// When nodes tick and how long messages take.
     pub timing: Timing,
-    /// How many random seed peers each node starts with; `None` for all of
-    /// them.
+    /// How many seed peers each node starts with (the first nodes, as a
+    /// deployment's seed list); `None` for all of them.
     pub seed_peers: Option<usize>,
     /// Each node's clock is off by a random skew in `[-s/2, s/2]` ms.
     pub clock_skew_ms: u64,
@@ -488,14 +488,12 @@ impl Cluster {
         };
         let seeds: Vec<Member> = match self.config.seed_peers {
             None => (0..n).filter(|&i| i != index).map(member).collect(),
-            Some(count) => (0..count.min(n.saturating_sub(1)))
-                .map(|_| {
-                    let mut pick = self.rng.random_range(0..n);
-                    if pick == index {
-                        pick = (pick + 1) % n;
-                    }
-                    member(pick)
-                })
+            // A shared seed list, as deployments have: the first `count`
+            // nodes. Random seeds per node could leave the cluster split in
+            // components that never meet.
+            Some(count) => (0..count.min(n))
+                .filter(|&i| i != index)
+                .map(member)
                 .collect(),
         };
         Ok(Node::new(config, seeds))

@@ -1,0 +1,428 @@
+//! Runs a [`Scenario`] on a deterministic in-memory cluster and checks the
+//! result against the sequential reference.
+
+use gossip::Metrics;
+use lww_crdt::{Entry, Stamp, VersionVector};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use transport_mem::{Cluster, ClusterConfig, ClusterError, Faults, NetworkStats};
+
+use crate::reference::Reference;
+use crate::report::{
+    ExchangeCounts, FaultStats, KindCounts, Mismatch, Outcome, SimReport, TrafficStats,
+    Verification, WriteStats,
+};
+use crate::scenario::{CrashMode, Scenario, ScenarioError, WritePattern};
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The scenario is invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The cluster refused the configuration or a command.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// Separates the workload's random stream from the cluster's.
+const WORKLOAD_STREAM: u64 = 0x776f_726b_6c6f_6164;
+
+/// Per-node fault state the engine tracks beside the cluster.
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeFaults {
+    churned: bool,
+    /// Round at which a crashed or paused node comes back.
+    back_at: Option<u64>,
+}
+
+struct Run<'a> {
+    scenario: &'a Scenario,
+    cluster: Cluster,
+    rng: SmallRng,
+    reference: Reference,
+    target: VersionVector,
+    /// What every replica must read, refreshed with `target`.
+    expected: Vec<(String, String)>,
+    target_stale: bool,
+    nodes: Vec<NodeFaults>,
+    writes: WriteStats,
+    faults: FaultStats,
+    issued: usize,
+}
+
+/// Runs `scenario`, calling `on_round(done, budget)` after every round.
+///
+/// # Errors
+/// [`SimError`] if the scenario is invalid.
+pub fn simulate(
+    scenario: &Scenario,
+    mut on_round: impl FnMut(u64, u64),
+) -> Result<SimReport, SimError> {
+    scenario.validate()?;
+    let cluster = Cluster::new(ClusterConfig {
+        nodes: scenario.nodes,
+        fanout: scenario.fanout,
+        tick_interval_ms: scenario.interval_ms,
+        max_message_bytes: scenario.max_message_bytes,
+        seed: scenario.seed,
+        timing: scenario.timing,
+        seed_peers: scenario.seed_peers,
+        clock_skew_ms: scenario.clock_skew_ms,
+        max_clock_offset_ms: scenario.max_clock_offset_ms,
+        faults: Faults::NONE,
+    })?;
+    let mut run = Run {
+        scenario,
+        cluster,
+        rng: SmallRng::seed_from_u64(scenario.seed ^ WORKLOAD_STREAM),
+        reference: Reference::new(),
+        target: VersionVector::new(),
+        expected: Vec::new(),
+        target_stale: false,
+        nodes: vec![NodeFaults::default(); scenario.nodes],
+        writes: WriteStats::default(),
+        faults: FaultStats::default(),
+        issued: 0,
+    };
+    let faults_end = scenario.faults_end();
+    let writes_end = scenario.writes_end();
+    let mut curve = Vec::new();
+    let mut converged_round = None;
+    for round in 0..scenario.rounds {
+        run.inject_faults(round)?;
+        run.issue_writes(round);
+        run.cluster.run_round();
+        let fraction = run.fraction_caught_up();
+        curve.push(fraction);
+        on_round(round + 1, scenario.rounds);
+        let quiet = round + 1 >= faults_end && round + 1 > writes_end;
+        if quiet && fraction >= 1.0 && run.all_running() {
+            converged_round = Some(round + 1);
+            break;
+        }
+    }
+    Ok(run.report(curve, converged_round))
+}
+
+impl Run<'_> {
+    fn inject_faults(&mut self, round: u64) -> Result<(), SimError> {
+        let s = self.scenario;
+        let end = s.faults_end();
+        if round == 0 {
+            self.cluster.set_faults(Faults {
+                loss: s.loss,
+                duplicate: s.duplicate,
+                reorder: s.reorder,
+            })?;
+        }
+        if round >= end {
+            if round == end {
+                self.end_faults()?;
+            }
+            return Ok(());
+        }
+        if let Some((start, heal)) = s.partition {
+            let half = s.nodes / 2;
+            if round == start {
+                self.cluster.partition(|i| u32::from(i >= half));
+            }
+            if round == heal {
+                self.cluster.heal();
+            }
+        }
+        let churning = s.unavailable > 0.0 && round < s.fault_rounds;
+        if churning && round % s.churn_rounds == 0 {
+            for node in &mut self.nodes {
+                node.churned = false;
+            }
+            let count = (s.unavailable * s.nodes as f64).round() as usize;
+            let mut chosen = 0;
+            while chosen < count.min(s.nodes) {
+                let pick = self.rng.random_range(0..s.nodes);
+                if !self.nodes[pick].churned {
+                    self.nodes[pick].churned = true;
+                    self.faults.unavailable_periods += 1;
+                    chosen += 1;
+                }
+            }
+        }
+        for index in 0..s.nodes {
+            if self.nodes[index].back_at.is_some_and(|at| at <= round) {
+                self.bring_back(index)?;
+            }
+        }
+        if s.crash_rate > 0.0 && round < s.fault_rounds {
+            for index in 0..s.nodes {
+                let up = self.nodes[index].back_at.is_none();
+                if up && self.rng.random_bool(s.crash_rate) {
+                    self.crash(index, round)?;
+                }
+            }
+        }
+        self.sync_availability()
+    }
+
+    fn crash(&mut self, index: usize, round: u64) -> Result<(), SimError> {
+        self.faults.crashes += 1;
+        self.nodes[index].back_at = Some(round + self.scenario.crash_downtime);
+        if self.scenario.crash_mode == CrashMode::Wipe {
+            self.record_losses(index);
+            self.cluster.crash(index)?;
+        }
+        Ok(())
+    }
+
+    fn bring_back(&mut self, index: usize) -> Result<(), SimError> {
+        self.nodes[index].back_at = None;
+        if self.cluster.is_crashed(index) {
+            self.cluster.restart(index)?;
+        }
+        Ok(())
+    }
+
+    fn end_faults(&mut self) -> Result<(), SimError> {
+        self.cluster.set_faults(Faults::NONE)?;
+        self.cluster.heal();
+        for index in 0..self.scenario.nodes {
+            self.nodes[index].churned = false;
+            if self.nodes[index].back_at.is_some() {
+                self.bring_back(index)?;
+            }
+        }
+        self.sync_availability()
+    }
+
+    fn sync_availability(&mut self) -> Result<(), SimError> {
+        for index in 0..self.scenario.nodes {
+            let node = self.nodes[index];
+            let available = !node.churned && node.back_at.is_none();
+            self.cluster.set_available(index, available)?;
+        }
+        Ok(())
+    }
+
+    /// Marks lost the writes that node `index` alone holds: for each of its
+    /// keys, those newer than anything any other surviving node holds.
+    fn record_losses(&mut self, index: usize) {
+        let Some(node) = self.cluster.node(index) else {
+            return;
+        };
+        let others: Vec<usize> = self.cluster.live_nodes().filter(|&i| i != index).collect();
+        let mut lost = 0;
+        for (key, entry) in node.map().entries() {
+            let best_elsewhere: Option<Stamp> = others
+                .iter()
+                .filter_map(|&i| self.cluster.node(i)?.get_entry(key))
+                .map(|e| e.stamp)
+                .max();
+            lost += self.reference.lose(key, best_elsewhere, entry.stamp);
+        }
+        if lost > 0 {
+            self.writes.lost_in_crashes += lost as u64;
+            self.target_stale = true;
+        }
+    }
+
+    fn issue_writes(&mut self, round: u64) {
+        let s = self.scenario;
+        let due = match s.write_pattern {
+            WritePattern::Burst if round == 0 => s.writes,
+            WritePattern::Burst => 0,
+            WritePattern::Steady => {
+                let until =
+                    ((round + 1).min(s.write_rounds) as usize * s.writes) / s.write_rounds as usize;
+                until.saturating_sub(self.issued)
+            }
+        };
+        for _ in 0..due {
+            self.issue_one();
+        }
+    }
+
+    fn issue_one(&mut self) {
+        let s = self.scenario;
+        let n = s.nodes;
+        let key = format!("k{}", self.rng.random_range(0..s.keys));
+        let delete = self.rng.random_bool(s.deletes);
+        let start = self.rng.random_range(0..n);
+        let value = format!("v{}", self.issued);
+        self.issued += 1;
+        let Some(index) = (0..n)
+            .map(|offset| (start + offset) % n)
+            .find(|&i| self.cluster.is_running(i))
+        else {
+            self.writes.refused += 1;
+            return;
+        };
+        let written = if delete {
+            self.cluster.delete(index, &key)
+        } else {
+            self.cluster.put(index, &key, &value)
+        };
+        let Ok(stamp) = written else {
+            self.writes.refused += 1;
+            return;
+        };
+        let entry = Entry {
+            stamp,
+            value: (!delete).then_some(value),
+        };
+        self.reference.record(&key, entry);
+        self.writes.accepted += 1;
+        self.writes.deletes += u64::from(delete);
+        self.target_stale = true;
+    }
+
+    /// The fraction of live nodes that hold every surviving write.
+    ///
+    /// A node whose vector dominates the reference's accounts for every
+    /// write, so it reads the reference; that check costs the vector's
+    /// length. A node can read the reference without it, when the writer of
+    /// a superseded write crashed before anyone learned how far its vector
+    /// went; for those, compare reads key by key.
+    fn fraction_caught_up(&mut self) -> f64 {
+        if self.target_stale {
+            self.target = self.reference.vector();
+            self.expected = self
+                .reference
+                .expected()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            self.target_stale = false;
+        }
+        let live: Vec<usize> = self.cluster.live_nodes().collect();
+        if live.is_empty() {
+            return 0.0;
+        }
+        let caught_up = live
+            .iter()
+            .filter(|&&i| self.cluster.has_caught_up(i, &self.target) || self.reads_expected(i))
+            .count();
+        caught_up as f64 / live.len() as f64
+    }
+
+    fn reads_expected(&self, index: usize) -> bool {
+        self.cluster.node(index).is_some_and(|node| {
+            node.map().len() == self.expected.len()
+                && self
+                    .expected
+                    .iter()
+                    .all(|(key, value)| node.get(key) == Some(value.as_str()))
+        })
+    }
+
+    fn all_running(&self) -> bool {
+        (0..self.scenario.nodes).all(|i| self.cluster.is_running(i))
+    }
+
+    fn verify(&self) -> Verification {
+        let expected = self.reference.expected();
+        let mut verification = Verification {
+            ok: true,
+            nodes_checked: 0,
+            keys_checked: expected.len() as u64,
+            first_divergence: None,
+        };
+        for index in self.cluster.live_nodes() {
+            let Some(node) = self.cluster.node(index) else {
+                continue;
+            };
+            verification.nodes_checked += 1;
+            if verification.first_divergence.is_some() {
+                continue;
+            }
+            let mismatch = |key: &str, expected: Option<&str>, found: Option<&str>| Mismatch {
+                key: key.to_owned(),
+                node: index as u64,
+                expected: expected.map(str::to_owned),
+                found: found.map(str::to_owned),
+            };
+            let missing = expected
+                .iter()
+                .find(|(key, value)| node.get(key) != Some(**value))
+                .map(|(key, value)| mismatch(key, Some(value), node.get(key)));
+            let extra = || {
+                let mut extra: Vec<(&String, &String)> = node
+                    .map()
+                    .iter()
+                    .filter(|(key, _)| !expected.contains_key(key.as_str()))
+                    .collect();
+                extra.sort();
+                extra
+                    .first()
+                    .map(|(key, value)| mismatch(key, None, Some(value)))
+            };
+            if let Some(found) = missing.or_else(extra) {
+                verification.ok = false;
+                verification.first_divergence = Some(found);
+            }
+        }
+        verification
+    }
+
+    fn report(self, curve: Vec<f64>, converged_round: Option<u64>) -> SimReport {
+        let s = self.scenario;
+        let verification = self.verify();
+        let metrics: Metrics = self.cluster.metrics();
+        let net: NetworkStats = self.cluster.network_stats();
+        let useful = metrics.entries_received - metrics.entries_redundant;
+        let kinds = |counts: [u64; 3]| KindCounts {
+            syn: counts[0],
+            syn_ack: counts[1],
+            ack: counts[2],
+            total: counts.iter().sum(),
+        };
+        let traffic = TrafficStats {
+            messages: kinds(metrics.sent.messages),
+            bytes: kinds(metrics.sent.bytes),
+            entries_sent: metrics.entries_sent,
+            entries_received: metrics.entries_received,
+            entries_useful: useful,
+            redundancy: if useful == 0 {
+                0.0
+            } else {
+                metrics.entries_received as f64 / useful as f64
+            },
+            exchanges: ExchangeCounts {
+                started: metrics.exchanges_started,
+                completed: metrics.exchanges_completed,
+                timed_out: metrics.exchanges_timed_out,
+            },
+        };
+        let faults = FaultStats {
+            messages_lost: net.lost,
+            messages_duplicated: net.duplicated,
+            messages_reordered: net.reordered,
+            messages_partitioned: net.partitioned,
+            messages_to_unavailable: net.unavailable,
+            messages_rejected: metrics.messages_rejected,
+            ..self.faults
+        };
+        let mut writes = self.writes;
+        writes.live_keys = self.reference.expected().len() as u64;
+        let faults_end = s.faults_end();
+        let outcome = Outcome {
+            converged: converged_round.is_some(),
+            rounds_run: self.cluster.rounds(),
+            converged_round,
+            rounds_after_last_write: converged_round.map(|r| r - s.writes_end()),
+            rounds_after_faults: converged_round
+                .filter(|_| faults_end > 0)
+                .map(|r| r.saturating_sub(faults_end)),
+            intervals: converged_round,
+            virtual_seconds: converged_round.map(|r| (r * s.interval_ms) as f64 / 1000.0),
+        };
+        SimReport {
+            command: s.command(),
+            scenario: s.clone(),
+            outcome,
+            curve,
+            writes,
+            traffic,
+            faults,
+            verification,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What a simulation found, as data: printed for humans or as JSON.
+
+use serde::Serialize;
+
+use crate::scenario::Scenario;
+
+/// The result of one simulation run. Its JSON form is documented in
+/// `docs/simulation.md`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimReport {
+    /// The exact command that replays this run.
+    pub command: String,
+    /// What was run.
+    pub scenario: Scenario,
+    /// Whether and when the cluster converged.
+    pub outcome: Outcome,
+    /// Per round, the fraction of live nodes that held every surviving write
+    /// at the end of that round.
+    pub curve: Vec<f64>,
+    /// The writes the workload issued.
+    pub writes: WriteStats,
+    /// Messages, bytes and entries exchanged.
+    pub traffic: TrafficStats,
+    /// Faults injected.
+    pub faults: FaultStats,
+    /// The final comparison of every live replica with the reference.
+    pub verification: Verification,
+}
+
+impl SimReport {
+    /// Converged within the budget and verified: exit status 0.
+    pub fn success(&self) -> bool {
+        self.outcome.converged && self.verification.ok
+    }
+}
+
+/// Whether and when the cluster converged.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Every live node held every surviving write, with all writes issued and
+    /// all faults over, within the round budget.
+    pub converged: bool,
+    /// Rounds run.
+    pub rounds_run: u64,
+    /// The round at whose end the cluster converged.
+    pub converged_round: Option<u64>,
+    /// Rounds from the last write to convergence.
+    pub rounds_after_last_write: Option<u64>,
+    /// Rounds from the end of the faults to convergence, if there were faults.
+    pub rounds_after_faults: Option<u64>,
+    /// Convergence in gossip intervals of virtual time (equal to rounds: one
+    /// round is one interval in both timing models).
+    pub intervals: Option<u64>,
+    /// Virtual time to convergence, in seconds.
+    pub virtual_seconds: Option<f64>,
+}
+
+/// The workload's writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriteStats {
+    /// Writes accepted by a node (puts and deletes).
+    pub accepted: u64,
+    /// Of which deletes.
+    pub deletes: u64,
+    /// Writes that found no running node to take them.
+    pub refused: u64,
+    /// Accepted writes held only by a node that crashed with state loss.
+    pub lost_in_crashes: u64,
+    /// Keys with a live value in the reference at the end.
+    pub live_keys: u64,
+}
+
+/// Messages, bytes and entries.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TrafficStats {
+    /// Messages sent, by kind: syn, syn_ack, ack.
+    pub messages: KindCounts,
+    /// Encoded bytes sent, by kind.
+    pub bytes: KindCounts,
+    /// Entries sent in deltas.
+    pub entries_sent: u64,
+    /// Entries received in deltas.
+    pub entries_received: u64,
+    /// Received entries that changed something.
+    pub entries_useful: u64,
+    /// Copies received per useful entry (1.0 is perfect).
+    pub redundancy: f64,
+    /// Exchanges opened, completed and timed out.
+    pub exchanges: ExchangeCounts,
+}
+
+/// A count per message kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KindCounts {
+    /// Opening messages.
+    pub syn: u64,
+    /// Answers.
+    pub syn_ack: u64,
+    /// Closing messages.
+    pub ack: u64,
+    /// All kinds.
+    pub total: u64,
+}
+
+/// Exchange outcomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExchangeCounts {
+    /// Opened.
+    pub started: u64,
+    /// Answered.
+    pub completed: u64,
+    /// Unanswered past the timeout.
+    pub timed_out: u64,
+}
+
+/// Faults injected.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FaultStats {
+    /// Times a node was made unavailable by churn.
+    pub unavailable_periods: u64,
+    /// Crashes (either mode).
+    pub crashes: u64,
+    /// Messages dropped by random loss.
+    pub messages_lost: u64,
+    /// Messages delivered twice.
+    pub messages_duplicated: u64,
+    /// Messages held back and reordered.
+    pub messages_reordered: u64,
+    /// Messages dropped at a partition.
+    pub messages_partitioned: u64,
+    /// Messages dropped because an end was unavailable or crashed.
+    pub messages_to_unavailable: u64,
+    /// Messages refused by their receiver (undecodable or too far ahead).
+    pub messages_rejected: u64,
+}
+
+/// The final check of every live replica against the reference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Every live replica reads exactly the reference.
+    pub ok: bool,
+    /// Replicas checked.
+    pub nodes_checked: u64,
+    /// Keys checked per replica.
+    pub keys_checked: u64,
+    /// The first disagreement found, if any.
+    pub first_divergence: Option<Mismatch>,
+}
+
+/// A replica that does not read what the reference says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mismatch {
+    /// The key.
+    pub key: String,
+    /// The node.
+    pub node: u64,
+    /// What the reference reads.
+    pub expected: Option<String>,
+    /// What the node reads.
+    pub found: Option<String>,
+}
