@@ -154,7 +154,7 @@ fn run<T: Transport>(handle: &NodeHandle, transport: &mut T) {
         for transmit in outgoing.drain(..) {
             // Delivery is best effort; an unreachable peer shows up as a
             // timed-out exchange.
-            let _ = transport.send(transmit.to, transmit.payload);
+            let _ = transport.send(transmit);
         }
     }
 }

@@ -36,8 +36,12 @@ pub fn origin_member(origin: NodeId) -> NodeId {
 pub struct Transmit {
     /// The destination member.
     pub to: NodeId,
-    /// Its kind, for the transport's own accounting.
+    /// Its kind: a transport that keeps one stream per exchange opens a
+    /// stream for a `Syn` and reuses it for the rest.
     pub kind: MessageKind,
+    /// The exchange it belongs to, chosen by the exchange's initiator: with
+    /// the two members' ids it names the exchange.
+    pub exchange: u64,
     /// The encoded frame.
     pub payload: Vec<u8>,
 }
@@ -683,6 +687,7 @@ impl Node {
                 self.outbox.push_back(Transmit {
                     to,
                     kind: message.kind(),
+                    exchange: message.exchange(),
                     payload,
                 });
                 true

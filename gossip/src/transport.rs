@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use lww_crdt::NodeId;
 
+use crate::node::Transmit;
+
 /// A frame delivered by a transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incoming {
@@ -43,11 +45,13 @@ pub enum TransportError {
 /// The gossip driver owns one transport per node and calls it from one
 /// thread.
 pub trait Transport: Send + 'static {
-    /// Sends one frame to `to`.
+    /// Sends one frame to `frame.to`. Its kind and exchange id let a
+    /// transport carry each exchange on a stream of its own; a transport
+    /// that does not may ignore them.
     ///
     /// # Errors
     /// [`TransportError`] if the frame could not be handed to the network.
-    fn send(&mut self, to: NodeId, payload: Vec<u8>) -> Result<(), TransportError>;
+    fn send(&mut self, frame: Transmit) -> Result<(), TransportError>;
 
     /// Waits up to `timeout` for the next frame; `Ok(None)` if none came.
     ///

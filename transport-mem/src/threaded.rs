@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use gossip::{Incoming, Transport, TransportError};
+use gossip::{Incoming, Transmit, Transport, TransportError};
 use lww_crdt::NodeId;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -175,8 +175,8 @@ impl MemTransport {
 }
 
 impl Transport for MemTransport {
-    fn send(&mut self, to: NodeId, payload: Vec<u8>) -> Result<(), TransportError> {
-        self.network.carry(self.id, to, payload)
+    fn send(&mut self, frame: Transmit) -> Result<(), TransportError> {
+        self.network.carry(self.id, frame.to, frame.payload)
     }
 
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Incoming>, TransportError> {
