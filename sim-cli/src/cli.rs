@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use sim::{CrashMode, Scenario, WritePattern};
+use sim::{CrashMode, Scenario, SweepSpec, WritePattern};
 use transport_mem::Timing;
 
 /// Simulate, run and query a gossip-replicated key-value store.
@@ -18,6 +18,72 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run one simulated cluster under a workload and faults, and verify it.
     Simulate(SimulateArgs),
+    /// Measure rounds to spread one update over cluster sizes, fan-outs and
+    /// seeds, beside the push-pull theory.
+    Sweep(SweepArgs),
+}
+
+/// `sim-cli sweep`.
+#[derive(Debug, Args)]
+pub(crate) struct SweepArgs {
+    /// Cluster sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1_000])]
+    pub(crate) nodes: Vec<usize>,
+    /// Fan-outs, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 3])]
+    pub(crate) fanout: Vec<usize>,
+    /// Runs per (size, fan-out), with seeds 0..SEEDS.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) seeds: u64,
+    /// The most rounds one run may take.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) rounds: u64,
+    /// Gossip interval in ms of virtual time.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) interval_ms: u64,
+    /// When nodes tick within an interval.
+    #[arg(long, value_enum, default_value_t = TimingArg::Lockstep)]
+    pub(crate) timing: TimingArg,
+    /// One-way message latency in ms under --timing staggered.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) latency_ms: u64,
+    /// Worker threads (default: the machine's cores); results do not depend
+    /// on it.
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Write rounds against cluster size as an SVG plot.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
+}
+
+impl SweepArgs {
+    pub(crate) fn spec(&self) -> SweepSpec {
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        SweepSpec {
+            nodes: self.nodes.clone(),
+            fanouts: self.fanout.clone(),
+            seeds: self.seeds,
+            base: Scenario {
+                rounds: self.rounds,
+                interval_ms: self.interval_ms,
+                timing: timing(self.timing, self.latency_ms),
+                ..Scenario::default()
+            },
+            threads,
+        }
+    }
+}
+
+fn timing(arg: TimingArg, latency_ms: u64) -> Timing {
+    match arg {
+        TimingArg::Lockstep => Timing::Lockstep,
+        TimingArg::Staggered => Timing::Staggered { latency_ms },
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -152,12 +218,7 @@ impl SimulateArgs {
             seed: self.seed,
             max_message_bytes: self.max_message_bytes,
             interval_ms: self.interval_ms,
-            timing: match self.timing {
-                TimingArg::Lockstep => Timing::Lockstep,
-                TimingArg::Staggered => Timing::Staggered {
-                    latency_ms: self.latency_ms,
-                },
-            },
+            timing: timing(self.timing, self.latency_ms),
             seed_peers: self.seed_peers,
             fault_rounds: self.fault_rounds,
             unavailable: self.unavailable,

@@ -25,6 +25,8 @@
 //! - `engine`: [`simulate`], the run itself: faults, workload, rounds,
 //!   verification.
 //! - `report`: [`SimReport`], what a run found.
+//! - `sweep`: [`sweep`], rounds to spread one update over sizes, fan-outs
+//!   and seeds, beside [`theory_rounds`].
 //! - [`plot`]: line charts as standalone SVG.
 
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod plot;
 mod reference;
 mod report;
 mod scenario;
+mod sweep;
 
 pub use engine::{SimError, simulate};
 pub use reference::{LoggedWrite, Reference};
@@ -42,3 +45,4 @@ pub use report::{
     Verification, WriteStats,
 };
 pub use scenario::{CrashMode, Scenario, ScenarioError, WritePattern};
+pub use sweep::{Summary, SweepPoint, SweepReport, SweepSpec, sweep, theory_rounds};

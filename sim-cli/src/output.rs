@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use sim::SimReport;
 use sim::plot::{Chart, Series};
+use sim::{SimReport, SweepReport};
 
 /// Prints `text` to stdout; a closed pipe ends the program quietly.
 pub(crate) fn emit(text: &str) {
@@ -185,7 +185,89 @@ pub(crate) fn curve_chart(report: &SimReport) -> Chart {
             name: "up to date".into(),
             points,
             dashed: false,
+            colour: 0,
         }],
+    }
+}
+
+/// The sweep as a table.
+pub(crate) fn sweep_table(report: &SweepReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>7} {:>7} {:>5} | {:>6} {:>5} {:>5} {:>7} | {:>11} | {:>11} | {:>6}",
+        "nodes",
+        "fan-out",
+        "runs",
+        "rounds",
+        "p50",
+        "p99",
+        "theory",
+        "bytes/node",
+        "copies/node",
+        "failed"
+    );
+    for p in &report.points {
+        let _ = writeln!(
+            out,
+            "{:>7} {:>7} {:>5} | {:>6.2} {:>5} {:>5} {:>7.2} | {:>11} | {:>11.2} | {:>6}",
+            p.nodes,
+            p.fanout,
+            p.runs,
+            p.rounds.mean,
+            p.rounds.p50,
+            p.rounds.p99,
+            p.theory,
+            bytes(p.bytes_per_node.mean.round() as u64),
+            p.copies_per_node.mean,
+            p.failed
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "rounds: until every node holds one update (mean, p50, p99 over seeds); theory: \
+         log_(2f+1) N + log_(f+1) ln N, which is log3 N + log2 ln N at fan-out 1"
+    );
+    let _ = writeln!(out, "replay  {}", report.command);
+    out
+}
+
+/// Rounds against cluster size, one line per fan-out, theory dashed.
+pub(crate) fn sweep_chart(report: &SweepReport) -> Chart {
+    let mut fanouts: Vec<usize> = report.points.iter().map(|p| p.fanout).collect();
+    fanouts.sort_unstable();
+    fanouts.dedup();
+    let mut series = Vec::new();
+    for (colour, fanout) in fanouts.into_iter().enumerate() {
+        let points: Vec<&sim::SweepPoint> = report
+            .points
+            .iter()
+            .filter(|p| p.fanout == fanout)
+            .collect();
+        series.push(Series {
+            name: format!("fan-out {fanout}, measured"),
+            points: points
+                .iter()
+                .map(|p| (p.nodes as f64, p.rounds.mean))
+                .collect(),
+            dashed: false,
+            colour,
+        });
+        series.push(Series {
+            name: format!("fan-out {fanout}, theory"),
+            points: points.iter().map(|p| (p.nodes as f64, p.theory)).collect(),
+            dashed: true,
+            colour,
+        });
+    }
+    Chart {
+        title: "Rounds for one update to reach every node".into(),
+        x_label: "nodes (log scale)".into(),
+        y_label: "rounds (mean over seeds)".into(),
+        log_x: true,
+        y_range: None,
+        series,
     }
 }
 

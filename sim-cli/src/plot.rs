@@ -12,6 +12,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Drawn dashed (for theory beside measurement).
     pub dashed: bool,
+    /// Which palette colour; series that belong together share one.
+    pub colour: usize,
 }
 
 /// A chart to draw.
@@ -121,7 +123,7 @@ impl Chart {
             escape(&self.y_label)
         );
         for (i, series) in self.series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
+            let colour = COLOURS[series.colour % COLOURS.len()];
             let dash = if series.dashed {
                 r#" stroke-dasharray="6 4""#
             } else {
@@ -230,11 +232,13 @@ mod tests {
                     name: "fan-out 1".into(),
                     points: vec![(10.0, 4.0), (100.0, 6.5), (1000.0, 9.2)],
                     dashed: false,
+                    colour: 0,
                 },
                 Series {
                     name: "theory".into(),
                     points: vec![(10.0, 3.9), (1000.0, 9.1)],
                     dashed: true,
+                    colour: 0,
                 },
             ],
         };
