@@ -193,6 +193,13 @@ pub(crate) struct SimulateArgs {
     /// Largest accepted offset of a remote timestamp, in ms.
     #[arg(long, default_value_t = lww_crdt::DEFAULT_MAX_OFFSET_MS)]
     pub(crate) max_clock_offset_ms: u64,
+    /// Run one driver thread per node and concurrent client threads on
+    /// wall-clock time (rounds last --interval-ms; try --interval-ms 20).
+    #[arg(long)]
+    pub(crate) threads: bool,
+    /// Client threads writing and reading concurrently under --threads.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) client_threads: usize,
     /// Print one JSON document instead of the human report.
     #[arg(long)]
     pub(crate) json: bool,
@@ -235,6 +242,8 @@ impl SimulateArgs {
             reorder: self.reorder,
             clock_skew_ms: self.clock_skew_ms,
             max_clock_offset_ms: self.max_clock_offset_ms,
+            threads: self.threads,
+            client_threads: self.client_threads,
         }
     }
 }

@@ -24,6 +24,8 @@
 //!   they imply.
 //! - `engine`: [`simulate`], the run itself: faults, workload, rounds,
 //!   verification.
+//! - `threaded`: the same runs with a driver thread per node and concurrent
+//!   client threads, on wall-clock time.
 //! - `report`: [`SimReport`], what a run found.
 //! - `sweep`: [`sweep`], rounds to spread one update over sizes, fan-outs
 //!   and seeds, beside [`theory_rounds`].
@@ -37,6 +39,7 @@ mod reference;
 mod report;
 mod scenario;
 mod sweep;
+mod threaded;
 
 pub use engine::{SimError, simulate};
 pub use reference::{LoggedWrite, Reference};

@@ -37,10 +37,17 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
     let s = &report.scenario;
     let o = &report.outcome;
     let mut out = String::new();
-    let timing = match s.timing {
-        transport_mem::Timing::Lockstep => "lockstep".to_owned(),
-        transport_mem::Timing::Staggered { latency_ms } => {
-            format!("staggered, {latency_ms} ms latency")
+    let timing = if s.threads {
+        format!(
+            "threaded ({} driver threads, {} client threads, wall-clock)",
+            s.nodes, s.client_threads
+        )
+    } else {
+        match s.timing {
+            transport_mem::Timing::Lockstep => "lockstep".to_owned(),
+            transport_mem::Timing::Staggered { latency_ms } => {
+                format!("staggered, {latency_ms} ms latency")
+            }
         }
     };
     let _ = writeln!(
@@ -63,10 +70,11 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
         Some(round) => {
             let _ = writeln!(
                 out,
-                "converged   in {} rounds = {} gossip intervals = {:.1} s of virtual time",
+                "converged   in {} rounds = {} gossip intervals = {:.1} s of {} time",
                 round,
                 o.intervals.unwrap_or(round),
-                o.virtual_seconds.unwrap_or_default()
+                o.virtual_seconds.unwrap_or_default(),
+                if s.threads { "wall-clock" } else { "virtual" }
             );
             if let Some(after) = o.rounds_after_last_write.filter(|_| s.writes_end() > 0) {
                 let _ = writeln!(out, "            {after} rounds after the last write");

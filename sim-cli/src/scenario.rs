@@ -78,6 +78,11 @@ pub struct Scenario {
     pub clock_skew_ms: u64,
     /// Largest accepted offset of a remote timestamp, in ms.
     pub max_clock_offset_ms: u64,
+    /// Run with one driver thread per node and concurrent client threads,
+    /// on wall-clock time, instead of the deterministic engine.
+    pub threads: bool,
+    /// Client threads writing and reading concurrently under `threads`.
+    pub client_threads: usize,
 }
 
 impl Default for Scenario {
@@ -108,6 +113,8 @@ impl Default for Scenario {
             reorder: 0.0,
             clock_skew_ms: 0,
             max_clock_offset_ms: lww_crdt::DEFAULT_MAX_OFFSET_MS,
+            threads: false,
+            client_threads: 8,
         }
     }
 }
@@ -144,6 +151,9 @@ pub enum ScenarioError {
         /// The accepted offset.
         offset: u64,
     },
+    /// A fault the threaded engine cannot inject.
+    #[error("--{0} is not available with --threads (it needs the deterministic engine)")]
+    NotThreaded(&'static str),
     /// A fan-out of at least the cluster size.
     #[error("--fanout {fanout} must be below --nodes {nodes}")]
     Fanout {
@@ -196,6 +206,17 @@ impl Scenario {
                 skew: self.clock_skew_ms,
                 offset: self.max_clock_offset_ms,
             });
+        }
+        if self.threads {
+            if self.crash_rate > 0.0 {
+                return Err(ScenarioError::NotThreaded("crash-rate"));
+            }
+            if self.reorder > 0.0 {
+                return Err(ScenarioError::NotThreaded("reorder"));
+            }
+            if self.client_threads == 0 {
+                return Err(ScenarioError::Zero("client-threads"));
+            }
         }
         if self.nodes > 1 && self.fanout >= self.nodes {
             return Err(ScenarioError::Fanout {
@@ -262,6 +283,9 @@ impl Scenario {
             self.max_message_bytes,
             self.interval_ms,
         );
+        if self.threads {
+            let _ = write!(cmd, " --threads --client-threads {}", self.client_threads);
+        }
         match self.timing {
             Timing::Lockstep => cmd.push_str(" --timing lockstep"),
             Timing::Staggered { latency_ms } => {
