@@ -22,6 +22,10 @@ pub enum Liveness {
     Suspect,
     /// Many exchanges in a row failed; contacted only by rare probes.
     Down,
+    /// Down for longer than the eviction time: no longer contacted and no
+    /// longer holding tombstone collection back. Its next message makes it
+    /// rejoin under a new incarnation.
+    Evicted,
 }
 
 /// A peer as this node sees it.
@@ -50,12 +54,15 @@ struct Health {
     liveness: Liveness,
     failures: u32,
     last_heard_ms: Option<u64>,
+    /// When it last went down, in node time.
+    down_since_ms: Option<u64>,
 }
 
 const HEALTHY: Health = Health {
     liveness: Liveness::Alive,
     failures: 0,
     last_heard_ms: None,
+    down_since_ms: None,
 };
 
 /// The member list and each peer's liveness.
@@ -179,12 +186,16 @@ impl Membership {
         (was != Liveness::Alive).then_some(Transition::Up)
     }
 
-    /// Records a failed exchange with `id`; returns the transition it caused.
-    pub(crate) fn failed(&mut self, id: NodeId) -> Option<Transition> {
+    /// Records a failed exchange with `id` at `now_ms`; returns the
+    /// transition it caused.
+    pub(crate) fn failed(&mut self, id: NodeId, now_ms: u64) -> Option<Transition> {
         if !self.contains(id) {
             return None;
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
+        if health.liveness == Liveness::Evicted {
+            return None;
+        }
         health.failures = health.failures.saturating_add(1);
         let next = if health.failures >= self.down_after {
             Liveness::Down
@@ -194,6 +205,9 @@ impl Membership {
             Liveness::Alive
         };
         let was = std::mem::replace(&mut health.liveness, next);
+        if next == Liveness::Down && was != Liveness::Down {
+            health.down_since_ms = Some(now_ms);
+        }
         match (was, next) {
             (Liveness::Alive, Liveness::Suspect) => Some(Transition::Suspect),
             (_, Liveness::Down) if was != Liveness::Down => Some(Transition::Down),
@@ -239,7 +253,30 @@ impl Membership {
         chosen
     }
 
-    /// One random peer that is suspect or down, for a probe.
+    /// Peers down since at least `eviction_ms` before `now_ms`, in id order.
+    pub(crate) fn overdue(&self, now_ms: u64, eviction_ms: u64) -> Vec<NodeId> {
+        let mut overdue: Vec<NodeId> = self
+            .health
+            .iter()
+            .filter(|(_, h)| {
+                h.liveness == Liveness::Down
+                    && h.down_since_ms
+                        .is_some_and(|since| since.saturating_add(eviction_ms) <= now_ms)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        overdue.sort_unstable();
+        overdue
+    }
+
+    /// Marks `id` evicted.
+    pub(crate) fn evict(&mut self, id: NodeId) {
+        if self.contains(id) {
+            self.health.entry(id).or_insert(HEALTHY).liveness = Liveness::Evicted;
+        }
+    }
+
+    /// One random peer that is suspect or down (not evicted), for a probe.
     pub(crate) fn choose_unresponsive(
         &self,
         rng: &mut SmallRng,
@@ -248,7 +285,9 @@ impl Membership {
         let mut candidates: Vec<NodeId> = self
             .health
             .iter()
-            .filter(|(id, h)| h.liveness != Liveness::Alive && eligible(**id))
+            .filter(|(id, h)| {
+                matches!(h.liveness, Liveness::Suspect | Liveness::Down) && eligible(**id)
+            })
             .map(|(&id, _)| id)
             .collect();
         // The health map's order is arbitrary; sort so the draw is seeded.
@@ -322,10 +361,12 @@ mod tests {
     fn failures_suspect_then_down_and_an_answer_revives() {
         let mut m = Membership::new(member(0), 2, 3);
         m.add(member(1));
-        assert_eq!(m.failed(NodeId::new(1)), None);
-        assert_eq!(m.failed(NodeId::new(1)), Some(Transition::Suspect));
-        assert_eq!(m.failed(NodeId::new(1)), Some(Transition::Down));
-        assert_eq!(m.failed(NodeId::new(1)), None);
+        assert_eq!(m.failed(NodeId::new(1), 10), None);
+        assert_eq!(m.failed(NodeId::new(1), 20), Some(Transition::Suspect));
+        assert_eq!(m.failed(NodeId::new(1), 30), Some(Transition::Down));
+        assert_eq!(m.failed(NodeId::new(1), 40), None);
+        assert!(m.overdue(129, 100).is_empty());
+        assert_eq!(m.overdue(130, 100), vec![NodeId::new(1)]);
         let mut rng = SmallRng::seed_from_u64(1);
         assert!(m.choose_alive(&mut rng, 3, |_| true).is_empty());
         assert_eq!(
@@ -334,6 +375,11 @@ mod tests {
         );
         assert_eq!(m.heard_from(NodeId::new(1), 5), Some(Transition::Up));
         assert_eq!(m.choose_alive(&mut rng, 3, |_| true), vec![NodeId::new(1)]);
+        m.evict(NodeId::new(1));
+        assert_eq!(m.liveness(NodeId::new(1)), Liveness::Evicted);
+        assert_eq!(m.choose_unresponsive(&mut rng, |_| true), None);
+        assert_eq!(m.failed(NodeId::new(1), 50), None);
+        assert_eq!(m.heard_from(NodeId::new(1), 60), Some(Transition::Up));
     }
 
     #[test]

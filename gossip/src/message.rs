@@ -1,6 +1,6 @@
 //! The messages of a push-pull exchange.
 
-use lww_crdt::{Delta, NodeId, VersionVector};
+use lww_crdt::{Delta, Hlc, NodeId, VersionVector};
 use serde::{Deserialize, Serialize};
 
 /// The delta type the store exchanges: string keys, string values.
@@ -24,6 +24,18 @@ pub enum Digest {
     Hash(u64),
     /// The whole version vector: what a peer needs to compute a delta.
     Full(VersionVector),
+    /// An answer to a whole vector: the sender's frontier on just the
+    /// origins where the receiver is ahead (zero where the sender has
+    /// nothing), and the hash of its whole vector. On every other origin the
+    /// sender is at least as far as the receiver, so this is all the
+    /// receiver needs to compute what the sender lacks, in bytes that grow
+    /// with the difference rather than with the cluster.
+    Behind {
+        /// Hash of the sender's whole vector.
+        hash: u64,
+        /// `(origin, sender's frontier)` where the receiver is ahead.
+        lagging: Vec<(NodeId, Hlc)>,
+    },
 }
 
 /// One message of an exchange. An exchange is `Syn`, `SynAck`, then `Ack`;
@@ -44,6 +56,8 @@ pub enum Message {
 pub struct Syn {
     /// Chosen by the initiator; echoed by every reply.
     pub exchange: u64,
+    /// The initiator's incarnation.
+    pub incarnation: u32,
     /// The initiator's digest.
     pub digest: Digest,
     /// A hash of the initiator's member list.
@@ -55,6 +69,12 @@ pub struct Syn {
 pub struct SynAck {
     /// The exchange it answers.
     pub exchange: u64,
+    /// The responder's incarnation.
+    pub incarnation: u32,
+    /// Set when the responder evicted the initiator's incarnation: the
+    /// initiator must drop its state and rejoin under a new incarnation, and
+    /// nothing else in the message is meaningful.
+    pub evicted: bool,
     /// What the initiator lacks (empty if the responder could not tell).
     pub delta: StoreDelta,
     /// The responder's digest.
@@ -73,6 +93,11 @@ pub struct SynAck {
 pub struct Ack {
     /// The exchange it belongs to.
     pub exchange: u64,
+    /// The sender's incarnation.
+    pub incarnation: u32,
+    /// Whether the sender opened the exchange (the initiator's `Ack`) or
+    /// answers one (the responder's final `Ack`).
+    pub from_initiator: bool,
     /// What the receiver lacks.
     pub delta: StoreDelta,
     /// The sender's vector, when the receiver asked for it: the receiver
@@ -89,6 +114,15 @@ impl Message {
             Message::Syn(syn) => syn.exchange,
             Message::SynAck(syn_ack) => syn_ack.exchange,
             Message::Ack(ack) => ack.exchange,
+        }
+    }
+
+    /// The sender's incarnation.
+    pub fn incarnation(&self) -> u32 {
+        match self {
+            Message::Syn(syn) => syn.incarnation,
+            Message::SynAck(syn_ack) => syn_ack.incarnation,
+            Message::Ack(ack) => ack.incarnation,
         }
     }
 

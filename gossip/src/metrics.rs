@@ -56,6 +56,13 @@ pub struct Metrics {
     pub messages_oversize: u64,
     /// Tombstones purged once stable.
     pub tombstones_purged: u64,
+    /// Answers that arrived after their exchange was over, and were dropped
+    /// unapplied.
+    pub messages_late: u64,
+    /// Peers evicted after staying down past the eviction time.
+    pub members_evicted: u64,
+    /// Times this node was told it had been evicted and rejoined empty.
+    pub rejoins: u64,
 }
 
 impl Metrics {
@@ -76,5 +83,8 @@ impl Metrics {
         self.messages_rejected += other.messages_rejected;
         self.messages_oversize += other.messages_oversize;
         self.tombstones_purged += other.tombstones_purged;
+        self.messages_late += other.messages_late;
+        self.members_evicted += other.members_evicted;
+        self.rejoins += other.rejoins;
     }
 }

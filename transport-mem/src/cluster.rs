@@ -54,6 +54,8 @@ pub struct ClusterConfig {
     pub max_clock_offset_ms: u64,
     /// Message faults.
     pub faults: Faults,
+    /// Rounds a node may stay down before its peers evict it.
+    pub eviction_rounds: u64,
 }
 
 impl Default for ClusterConfig {
@@ -69,6 +71,7 @@ impl Default for ClusterConfig {
             clock_skew_ms: 0,
             max_clock_offset_ms: lww_crdt::DEFAULT_MAX_OFFSET_MS,
             faults: Faults::NONE,
+            eviction_rounds: 30,
         }
     }
 }
@@ -479,6 +482,7 @@ impl Cluster {
             .exchange_timeout_ms(self.config.tick_interval_ms)
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
+            .eviction_ms(self.config.eviction_rounds * self.config.tick_interval_ms)
             .seed(self.rng.random())
             .build()?;
         let n = self.slots.len();

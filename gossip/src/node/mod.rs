@@ -1,4 +1,9 @@
-//! The protocol state machine.
+//! The protocol state machine: its state, its public inputs and outputs.
+//! The exchange itself lives in `exchange`, tombstone collection and
+//! eviction in `collect`.
+
+mod collect;
+mod exchange;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,7 +17,7 @@ use rand::rngs::SmallRng;
 use crate::codec::{self, DecodeError};
 use crate::config::Config;
 use crate::membership::{Liveness, Membership, PeerState, Transition, mix};
-use crate::message::{Ack, Digest, Member, Message, MessageKind, StoreDelta, Syn, SynAck};
+use crate::message::{Digest, Member, Message, MessageKind, StoreDelta};
 use crate::metrics::Metrics;
 
 /// The map type a node replicates.
@@ -57,6 +62,14 @@ pub enum Event {
     PeerDown(NodeId),
     /// A member was learned through gossip.
     MemberJoined(Member),
+    /// A peer stayed down past the eviction time and was evicted.
+    PeerEvicted(NodeId),
+    /// A peer said this node had been evicted: it dropped its state and
+    /// rejoined under a new incarnation.
+    Rejoined {
+        /// The new incarnation.
+        incarnation: u32,
+    },
     /// A delta from `from` changed the map.
     Updated {
         /// The sender.
@@ -103,10 +116,13 @@ pub enum WriteError {
     },
 }
 
+/// An exchange this node opened.
 #[derive(Clone, Copy, Debug)]
 struct Outstanding {
     peer: NodeId,
     deadline_ms: u64,
+    /// The `SynAck` came and the `Ack` asked for a final `Ack`.
+    awaiting_final: bool,
 }
 
 /// Snapshots of its own vector a node keeps for tombstone collection.
@@ -143,7 +159,11 @@ pub struct Node {
     rng: SmallRng,
     outbox: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Exchanges this node opened, by id.
     outstanding: HashMap<u64, Outstanding>,
+    /// Exchanges this node answered and may still get an `Ack` for, by
+    /// initiator and id, with their deadlines.
+    answered: HashMap<(NodeId, u64), u64>,
     next_exchange: u64,
     next_tick_ms: Option<u64>,
     ticks: u64,
@@ -154,6 +174,13 @@ pub struct Node {
     snapshots: VecDeque<(u64, VersionVector)>,
     /// Per peer, the newest snapshot period its vector is known to dominate.
     reached: HashMap<NodeId, u64>,
+    /// The snapshot period found stable at the previous collection: only a
+    /// snapshot stable for a whole GC period is purged below.
+    stable_before: Option<u64>,
+    /// The latest incarnation each peer has spoken as.
+    incarnations: HashMap<NodeId, u32>,
+    /// Evicted peers and the incarnation they were evicted in.
+    evicted: HashMap<NodeId, u32>,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -195,12 +222,16 @@ impl Node {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             outstanding: HashMap::new(),
+            answered: HashMap::new(),
             next_exchange: 0,
             next_tick_ms: None,
             ticks: 0,
             known_hashes: HashMap::new(),
             snapshots: VecDeque::new(),
             reached: HashMap::new(),
+            stable_before: None,
+            incarnations: HashMap::new(),
+            evicted: HashMap::new(),
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -317,6 +348,7 @@ impl Node {
         for peer in targets {
             self.open_exchange(peer, now_ms);
         }
+        self.evict_overdue(now_ms);
         if self.ticks % u64::from(self.config.gc_every_ticks) == 0 {
             self.collect_garbage();
         }
@@ -350,6 +382,9 @@ impl Node {
             return Err(MessageError::Clock { from, source });
         }
         self.metrics.received.record(message.kind(), payload.len());
+        if self.refuse_evicted(from, &message) {
+            return Ok(());
+        }
         if self.members.add(Member {
             id: from,
             address: String::new(),
@@ -363,9 +398,9 @@ impl Node {
             self.events.push_back(Event::PeerUp(from));
         }
         match message {
-            Message::Syn(syn) => self.on_syn(from, syn),
-            Message::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack),
-            Message::Ack(ack) => self.on_ack(from, ack),
+            Message::Syn(syn) => self.on_syn(from, syn, now_ms),
+            Message::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack, now_ms),
+            Message::Ack(ack) => self.on_ack(from, ack, now_ms),
         }
         Ok(())
     }
@@ -384,6 +419,12 @@ impl Node {
     /// node coming back from being cut off, whose answers were lost with it.
     pub fn forget_exchanges(&mut self) {
         self.outstanding.clear();
+        self.answered.clear();
+    }
+
+    /// The incarnation this node currently writes in.
+    pub fn incarnation(&self) -> u32 {
+        self.config.incarnation
     }
 
     fn check_size(&self, entry_len: usize) -> Result<(), WriteError> {
@@ -402,161 +443,6 @@ impl Node {
             Message::SynAck(syn_ack) => clock.check(syn_ack.delta.max_hlc()),
             Message::Ack(ack) => clock.check(ack.delta.max_hlc()),
         }
-    }
-
-    fn open_exchange(&mut self, peer: NodeId, now_ms: u64) {
-        let exchange = self.next_exchange;
-        self.next_exchange += 1;
-        let own = self.vector_hash();
-        let digest = if self.known_hashes.get(&peer) == Some(&own) {
-            Digest::Hash(own)
-        } else {
-            Digest::Full(self.version_vector().clone())
-        };
-        let syn = Message::Syn(Syn {
-            exchange,
-            digest,
-            members_hash: self.members.hash(),
-        });
-        if self.send(peer, &syn) {
-            self.metrics.exchanges_started += 1;
-            self.outstanding.insert(
-                exchange,
-                Outstanding {
-                    peer,
-                    deadline_ms: now_ms + self.config.exchange_timeout_ms,
-                },
-            );
-        }
-    }
-
-    fn on_syn(&mut self, from: NodeId, syn: Syn) {
-        let own = self.vector_hash();
-        let members = (syn.members_hash != self.members.hash()).then(|| self.members.members());
-        let (peer_hash, peer_vector) = match syn.digest {
-            Digest::Hash(hash) => (hash, None),
-            Digest::Full(vector) => (vector_hash(&vector), Some(vector)),
-        };
-        self.known_hashes.insert(from, peer_hash);
-        let equal = peer_hash == own;
-        if equal {
-            self.peer_matches_us(from);
-        }
-        let (digest, wants_vector) = if equal {
-            (Digest::Hash(own), false)
-        } else {
-            (
-                Digest::Full(self.version_vector().clone()),
-                peer_vector.is_none(),
-            )
-        };
-        let delta = match &peer_vector {
-            Some(vector) if !equal => {
-                let budget = self.delta_budget(&digest, members.as_deref());
-                self.replica.delta_since(vector, budget)
-            }
-            _ => StoreDelta::default(),
-        };
-        if let Some(vector) = &peer_vector {
-            self.learn_peer_vector(from, vector);
-        }
-        self.metrics.entries_sent += delta.len() as u64;
-        let syn_ack = Message::SynAck(SynAck {
-            exchange: syn.exchange,
-            delta,
-            digest,
-            wants_vector,
-            members,
-            members_hash: self.members.hash(),
-        });
-        self.send(from, &syn_ack);
-    }
-
-    fn on_syn_ack(&mut self, from: NodeId, syn_ack: SynAck) {
-        let opened = match self.outstanding.get(&syn_ack.exchange) {
-            Some(open) if open.peer == from => {
-                self.outstanding.remove(&syn_ack.exchange);
-                true
-            }
-            _ => false,
-        };
-        self.apply(from, syn_ack.delta);
-        self.learn_members(syn_ack.members);
-        if !opened {
-            // A late or duplicated answer: its delta is still good, but the
-            // exchange is over.
-            return;
-        }
-        self.metrics.exchanges_completed += 1;
-        let peer_vector = match syn_ack.digest {
-            Digest::Hash(hash) => {
-                self.known_hashes.insert(from, hash);
-                if hash == self.vector_hash() {
-                    self.peer_matches_us(from);
-                }
-                None
-            }
-            Digest::Full(vector) => {
-                self.known_hashes.insert(from, vector_hash(&vector));
-                Some(vector)
-            }
-        };
-        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.members.members());
-        let vector = syn_ack.wants_vector.then(|| self.version_vector().clone());
-        let delta = match &peer_vector {
-            Some(peer) => {
-                let reserve = vector.as_ref().map_or(0, vector_len_bound)
-                    + members.as_deref().map_or(0, members_len_bound);
-                let budget = Budget::bytes(
-                    self.config
-                        .max_message_bytes
-                        .saturating_sub(MESSAGE_OVERHEAD + reserve),
-                );
-                self.replica.delta_since(peer, budget)
-            }
-            None => StoreDelta::default(),
-        };
-        if let Some(peer) = &peer_vector {
-            self.learn_peer_vector(from, peer);
-        }
-        if delta.is_empty() && delta.covered().is_empty() && vector.is_none() && members.is_none() {
-            return;
-        }
-        self.metrics.entries_sent += delta.len() as u64;
-        let ack = Message::Ack(Ack {
-            exchange: syn_ack.exchange,
-            delta,
-            vector,
-            members,
-        });
-        self.send(from, &ack);
-    }
-
-    fn on_ack(&mut self, from: NodeId, ack: Ack) {
-        self.apply(from, ack.delta);
-        self.learn_members(ack.members);
-        let Some(peer) = ack.vector else {
-            return;
-        };
-        self.known_hashes.insert(from, vector_hash(&peer));
-        let budget = Budget::bytes(
-            self.config
-                .max_message_bytes
-                .saturating_sub(MESSAGE_OVERHEAD),
-        );
-        let delta = self.replica.delta_since(&peer, budget);
-        self.learn_peer_vector(from, &peer);
-        if delta.is_empty() && delta.covered().is_empty() {
-            return;
-        }
-        self.metrics.entries_sent += delta.len() as u64;
-        let reply = Message::Ack(Ack {
-            exchange: ack.exchange,
-            delta,
-            vector: None,
-            members: None,
-        });
-        self.send(from, &reply);
     }
 
     fn apply(&mut self, from: NodeId, delta: StoreDelta) {
@@ -584,90 +470,14 @@ impl Node {
         }
     }
 
-    fn expire(&mut self, now_ms: u64) {
-        let expired: Vec<(u64, NodeId)> = self
-            .outstanding
-            .iter()
-            .filter(|(_, open)| open.deadline_ms <= now_ms)
-            .map(|(&exchange, open)| (exchange, open.peer))
-            .collect();
-        for (exchange, peer) in expired {
-            self.outstanding.remove(&exchange);
-            self.metrics.exchanges_timed_out += 1;
-            match self.members.failed(peer) {
-                Some(Transition::Suspect) => self.events.push_back(Event::PeerSuspect(peer)),
-                Some(Transition::Down) => self.events.push_back(Event::PeerDown(peer)),
-                _ => {}
-            }
-        }
-    }
-
-    /// Takes a snapshot of this node's vector and purges the tombstones
-    /// below the newest snapshot every member is known to dominate.
-    ///
-    /// Every member having reached snapshot `s` means every member accounts
-    /// for every write `s` covers, so `s` lies below the meet of all vectors,
-    /// without keeping a vector per member: memory stays one number per peer
-    /// and a few snapshots. A member not heard from since the oldest kept
-    /// snapshot holds collection back.
-    fn collect_garbage(&mut self) {
-        let period = self.ticks / u64::from(self.config.gc_every_ticks);
-        let vector = self.version_vector().clone();
-        self.snapshots.push_back((period, vector));
-        while self.snapshots.len() > GC_SNAPSHOTS {
-            self.snapshots.pop_front();
-        }
-        let mut stable_period = u64::MAX;
-        for id in self.members.ids() {
-            match self.reached.get(id) {
-                Some(&reached) => stable_period = stable_period.min(reached),
-                None => return,
-            }
-        }
-        let Some((_, stable)) = self
-            .snapshots
-            .iter()
-            .rev()
-            .find(|(p, _)| *p <= stable_period)
-        else {
-            return;
-        };
-        let stable = stable.clone();
-        let purged = self.replica.purge_tombstones(&stable);
-        self.metrics.tombstones_purged += purged as u64;
-    }
-
-    /// Records that `peer` holds `vector`: notes the newest snapshot it
-    /// dominates.
-    fn learn_peer_vector(&mut self, peer: NodeId, vector: &VersionVector) {
-        let newest = self
-            .snapshots
-            .iter()
-            .rev()
-            .find(|(_, snapshot)| snapshot.dominated_by(vector))
-            .map(|(period, _)| *period);
-        if let Some(period) = newest {
-            let reached = self.reached.entry(peer).or_insert(period);
-            *reached = (*reached).max(period);
-        }
-    }
-
-    /// Records that `peer` holds exactly this node's vector, which dominates
-    /// every snapshot.
-    fn peer_matches_us(&mut self, peer: NodeId) {
-        if let Some(&(period, _)) = self.snapshots.back() {
-            let reached = self.reached.entry(peer).or_insert(period);
-            *reached = (*reached).max(period);
-        }
-    }
-
-    fn delta_budget(&self, digest: &Digest, members: Option<&[Member]>) -> Budget {
-        let digest_len = match digest {
-            Digest::Hash(_) => 9,
-            Digest::Full(vector) => vector_len_bound(vector),
-        };
-        let reserve = MESSAGE_OVERHEAD + digest_len + members.map_or(0, members_len_bound);
-        Budget::bytes(self.config.max_message_bytes.saturating_sub(reserve))
+    /// Room for a delta in a message that also carries `reserve` bytes of
+    /// digest, vector or member list.
+    fn delta_budget(&self, reserve: usize) -> Budget {
+        Budget::bytes(
+            self.config
+                .max_message_bytes
+                .saturating_sub(MESSAGE_OVERHEAD + reserve),
+        )
     }
 
     fn vector_hash(&mut self) -> u64 {
@@ -707,6 +517,14 @@ pub fn vector_hash(vector: &VersionVector) -> u64 {
         .fold(mix(vector.len() as u64), |hash, (origin, hlc)| {
             mix(mix(hash ^ origin.get()) ^ hlc.as_u64())
         })
+}
+
+fn digest_len_bound(digest: &Digest) -> usize {
+    match digest {
+        Digest::Hash(_) => 9,
+        Digest::Full(vector) => vector_len_bound(vector),
+        Digest::Behind { lagging, .. } => 18 + 18 * lagging.len(),
+    }
 }
 
 fn vector_len_bound(vector: &VersionVector) -> usize {

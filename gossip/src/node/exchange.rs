@@ -1,0 +1,272 @@
+//! The push-pull exchange: opening one, answering each of its messages, and
+//! the deadlines that bound how late a delta may be applied.
+//!
+//! Both sides remember an exchange until its deadline (the exchange
+//! timeout): the initiator from its `Syn`, the responder from its `SynAck`.
+//! A delta-bearing message that arrives after that, or for an exchange the
+//! receiver does not remember, is dropped unapplied. That bounds how old an
+//! applied delta can be, which tombstone collection relies on (see
+//! `collect`), and makes duplicated messages harmless.
+
+use lww_crdt::{Hlc, NodeId, VersionVector};
+
+use super::{
+    Node, Outstanding, digest_len_bound, members_len_bound, vector_hash, vector_len_bound,
+};
+use crate::message::{Ack, Digest, Message, StoreDelta, Syn, SynAck};
+
+impl Node {
+    pub(super) fn open_exchange(&mut self, peer: NodeId, now_ms: u64) {
+        let exchange = self.next_exchange;
+        self.next_exchange += 1;
+        let own = self.vector_hash();
+        let digest = if self.known_hashes.get(&peer) == Some(&own) {
+            Digest::Hash(own)
+        } else {
+            Digest::Full(self.version_vector().clone())
+        };
+        let syn = Message::Syn(Syn {
+            exchange,
+            incarnation: self.config.incarnation,
+            digest,
+            members_hash: self.members.hash(),
+        });
+        if self.send(peer, &syn) {
+            self.metrics.exchanges_started += 1;
+            self.outstanding.insert(
+                exchange,
+                Outstanding {
+                    peer,
+                    deadline_ms: now_ms + self.config.exchange_timeout_ms,
+                    awaiting_final: false,
+                },
+            );
+        }
+    }
+
+    /// Answers a `Syn`: with a hash if equal, else with what the initiator
+    /// lacks and how far behind this node is where the initiator is ahead;
+    /// if the `Syn` held only a hash that does not match, with the whole
+    /// vector and a request for the initiator's.
+    pub(super) fn on_syn(&mut self, from: NodeId, syn: Syn, now_ms: u64) {
+        let own = self.vector_hash();
+        let members = (syn.members_hash != self.members.hash()).then(|| self.members.members());
+        let (digest, delta, wants_vector) = match syn.digest {
+            Digest::Hash(hash) | Digest::Behind { hash, .. } if hash == own => {
+                self.known_hashes.insert(from, hash);
+                self.peer_matches_us(from);
+                (Digest::Hash(own), StoreDelta::default(), false)
+            }
+            Digest::Hash(hash) | Digest::Behind { hash, .. } => {
+                self.known_hashes.insert(from, hash);
+                (
+                    Digest::Full(self.version_vector().clone()),
+                    StoreDelta::default(),
+                    true,
+                )
+            }
+            Digest::Full(peer) => {
+                let hash = vector_hash(&peer);
+                self.known_hashes.insert(from, hash);
+                if hash == own {
+                    self.peer_matches_us(from);
+                    (Digest::Hash(own), StoreDelta::default(), false)
+                } else {
+                    self.learn_peer_vector(from, &peer);
+                    let digest = Digest::Behind {
+                        hash: own,
+                        lagging: lagging(self.version_vector(), &peer),
+                    };
+                    let reserve =
+                        digest_len_bound(&digest) + members.as_deref().map_or(0, members_len_bound);
+                    let delta = self.replica.delta_since(&peer, self.delta_budget(reserve));
+                    (digest, delta, false)
+                }
+            }
+        };
+        let equal = matches!(digest, Digest::Hash(_));
+        self.metrics.entries_sent += delta.len() as u64;
+        let syn_ack = Message::SynAck(SynAck {
+            exchange: syn.exchange,
+            incarnation: self.config.incarnation,
+            evicted: false,
+            delta,
+            digest,
+            wants_vector,
+            members,
+            members_hash: self.members.hash(),
+        });
+        if self.send(from, &syn_ack) && !equal {
+            let deadline = now_ms + self.config.exchange_timeout_ms;
+            self.answered.insert((from, syn.exchange), deadline);
+        }
+    }
+
+    /// Takes the answer to an exchange this node opened, and closes it with
+    /// what the responder lacks.
+    pub(super) fn on_syn_ack(&mut self, from: NodeId, syn_ack: SynAck, now_ms: u64) {
+        let open = match self.outstanding.get(&syn_ack.exchange) {
+            Some(open)
+                if open.peer == from && !open.awaiting_final && now_ms <= open.deadline_ms =>
+            {
+                *open
+            }
+            _ => {
+                self.metrics.messages_late += 1;
+                return;
+            }
+        };
+        self.outstanding.remove(&syn_ack.exchange);
+        self.metrics.exchanges_completed += 1;
+        if syn_ack.evicted {
+            self.rejoin();
+            return;
+        }
+        self.apply(from, syn_ack.delta);
+        self.learn_members(syn_ack.members);
+        let peer = match syn_ack.digest {
+            Digest::Hash(hash) => {
+                self.known_hashes.insert(from, hash);
+                if hash == self.vector_hash() {
+                    self.peer_matches_us(from);
+                }
+                None
+            }
+            Digest::Full(peer) => {
+                self.known_hashes.insert(from, vector_hash(&peer));
+                Some(peer)
+            }
+            Digest::Behind { hash, lagging } => {
+                self.known_hashes.insert(from, hash);
+                // Everywhere the responder did not list, it is at least as
+                // far as this node was: take this node's frontier there.
+                let mut view = self.version_vector().clone();
+                let mut lowered = VersionVector::new();
+                for (origin, hlc) in view.iter() {
+                    let theirs = lagging
+                        .binary_search_by_key(&origin, |&(o, _)| o)
+                        .map_or(hlc, |i| lagging[i].1);
+                    lowered.advance(origin, theirs);
+                }
+                view = lowered;
+                Some(view)
+            }
+        };
+        if let Some(peer) = &peer {
+            self.learn_peer_vector(from, peer);
+        }
+        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.members.members());
+        let vector = syn_ack.wants_vector.then(|| self.version_vector().clone());
+        let delta = match &peer {
+            Some(peer) => {
+                let reserve = vector.as_ref().map_or(0, vector_len_bound)
+                    + members.as_deref().map_or(0, members_len_bound);
+                self.replica.delta_since(peer, self.delta_budget(reserve))
+            }
+            None => StoreDelta::default(),
+        };
+        let awaiting_final = vector.is_some();
+        if delta.is_empty() && delta.covered().is_empty() && !awaiting_final && members.is_none() {
+            return;
+        }
+        self.metrics.entries_sent += delta.len() as u64;
+        let ack = Message::Ack(Ack {
+            exchange: syn_ack.exchange,
+            incarnation: self.config.incarnation,
+            from_initiator: true,
+            delta,
+            vector,
+            members,
+        });
+        if self.send(from, &ack) && awaiting_final {
+            self.outstanding.insert(
+                syn_ack.exchange,
+                Outstanding {
+                    awaiting_final: true,
+                    ..open
+                },
+            );
+        }
+    }
+
+    /// Takes an `Ack`: the initiator's, for an exchange this node answered,
+    /// or the responder's final one, for an exchange this node opened.
+    pub(super) fn on_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
+        let current = if ack.from_initiator {
+            self.answered
+                .remove(&(from, ack.exchange))
+                .is_some_and(|deadline| now_ms <= deadline)
+        } else {
+            match self.outstanding.get(&ack.exchange) {
+                Some(open) if open.peer == from && open.awaiting_final => {
+                    let deadline = open.deadline_ms;
+                    self.outstanding.remove(&ack.exchange);
+                    now_ms <= deadline
+                }
+                _ => false,
+            }
+        };
+        if !current {
+            self.metrics.messages_late += 1;
+            return;
+        }
+        self.apply(from, ack.delta);
+        self.learn_members(ack.members);
+        let Some(peer) = ack.vector.filter(|_| ack.from_initiator) else {
+            return;
+        };
+        self.known_hashes.insert(from, vector_hash(&peer));
+        self.learn_peer_vector(from, &peer);
+        let delta = self.replica.delta_since(&peer, self.delta_budget(0));
+        self.metrics.entries_sent += delta.len() as u64;
+        let reply = Message::Ack(Ack {
+            exchange: ack.exchange,
+            incarnation: self.config.incarnation,
+            from_initiator: false,
+            delta,
+            vector: None,
+            members: None,
+        });
+        self.send(from, &reply);
+    }
+
+    /// Expires exchanges past their deadline; an unanswered one counts
+    /// against its peer.
+    pub(super) fn expire(&mut self, now_ms: u64) {
+        let mut expired: Vec<(u64, Outstanding)> = self
+            .outstanding
+            .iter()
+            .filter(|(_, open)| open.deadline_ms < now_ms)
+            .map(|(&exchange, open)| (exchange, *open))
+            .collect();
+        expired.sort_unstable_by_key(|&(exchange, _)| exchange);
+        for (exchange, open) in expired {
+            self.outstanding.remove(&exchange);
+            if open.awaiting_final {
+                continue;
+            }
+            self.metrics.exchanges_timed_out += 1;
+            match self.members.failed(open.peer, now_ms) {
+                Some(super::Transition::Suspect) => {
+                    self.events.push_back(super::Event::PeerSuspect(open.peer));
+                }
+                Some(super::Transition::Down) => {
+                    self.events.push_back(super::Event::PeerDown(open.peer));
+                }
+                _ => {}
+            }
+        }
+        self.answered.retain(|_, deadline| *deadline >= now_ms);
+    }
+}
+
+/// `(origin, ours)` for every origin where `peer` is ahead of `ours`, in
+/// origin order, with zero where this node has nothing.
+fn lagging(ours: &VersionVector, peer: &VersionVector) -> Vec<(NodeId, Hlc)> {
+    peer.iter()
+        .filter_map(|(origin, theirs)| {
+            let mine = ours.get(origin);
+            (mine < theirs).then_some((origin, mine))
+        })
+        .collect()
+}
