@@ -1,0 +1,309 @@
+//! The client channel: [`QuicClient`] on the client side; [`ClientRequest`],
+//! [`Responder`] and [`RequestReceiver`] on the node side.
+//!
+//! A client connects with the client certificate and ALPN
+//! [`CLIENT_ALPN`](crate::CLIENT_ALPN), and sends each request on a
+//! bidirectional stream of its own: one frame in, one frame out. What the
+//! bytes mean is the application's business.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::{Connection, Endpoint};
+use tokio::sync::oneshot;
+
+use crate::certs::{CaCert, Identity};
+use crate::config::QuicConfig;
+use crate::net::{self, FrameError, lock};
+use crate::tls::{self, TlsError};
+
+/// One client request, handed to the application by a
+/// [`RequestReceiver`].
+#[derive(Debug)]
+pub struct ClientRequest {
+    /// The request frame.
+    pub body: Vec<u8>,
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// Sends the response.
+    pub responder: Responder,
+}
+
+/// Sends the response to one [`ClientRequest`]. Dropping it unanswered, or
+/// not answering within the request timeout, resets the client's stream
+/// with [`STREAM_UNANSWERED`](crate::wire::STREAM_UNANSWERED).
+#[derive(Debug)]
+pub struct Responder {
+    tx: oneshot::Sender<Vec<u8>>,
+    max: usize,
+}
+
+/// Why a response was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RespondError {
+    /// The response is longer than the frame cap. Nothing was sent; the
+    /// client's stream is reset as unanswered.
+    #[error("response of {len} bytes exceeds the {max}-byte frame cap")]
+    TooLarge {
+        /// The response's length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The request timed out, the client went away or the transport shut
+    /// down. Nothing was sent.
+    #[error("the request is no longer waiting for a response")]
+    Gone,
+}
+
+impl Responder {
+    pub(crate) fn new(tx: oneshot::Sender<Vec<u8>>, max: usize) -> Responder {
+        Responder { tx, max }
+    }
+
+    /// Sends `response` to the client.
+    ///
+    /// # Errors
+    /// [`RespondError`]; nothing was sent.
+    pub fn respond(self, response: Vec<u8>) -> Result<(), RespondError> {
+        if response.len() > self.max || response.is_empty() {
+            return Err(RespondError::TooLarge {
+                len: response.len(),
+                max: self.max,
+            });
+        }
+        self.tx.send(response).map_err(|_| RespondError::Gone)
+    }
+}
+
+/// Where a transport built with
+/// [`serve_clients`](crate::QuicTransportBuilder::serve_clients) delivers
+/// client requests. Clones share one queue, so several threads can serve.
+#[derive(Clone, Debug)]
+pub struct RequestReceiver {
+    rx: crossbeam_channel::Receiver<ClientRequest>,
+}
+
+impl RequestReceiver {
+    pub(crate) fn new(rx: crossbeam_channel::Receiver<ClientRequest>) -> RequestReceiver {
+        RequestReceiver { rx }
+    }
+
+    /// Waits up to `timeout` for the next request; `None` if none came or
+    /// the transport is gone.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<ClientRequest> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next request if one is waiting.
+    pub fn try_recv(&self) -> Option<ClientRequest> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Why a client could not connect or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS configuration could not be built (for instance, a node
+    /// identity was given). Nothing was sent.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The client's runtime or socket could not be set up. Nothing was
+    /// sent.
+    #[error("client setup: {0}")]
+    Setup(#[source] std::io::Error),
+    /// The connection could not be started (for instance, an invalid
+    /// server name). Nothing was sent.
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The handshake failed, or the server closed the connection (it
+    /// refused the certificate or does not serve clients). The request,
+    /// if any, may have been sent.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// The connection, request or response did not complete in time. The
+    /// request may have been received.
+    #[error("timed out")]
+    Timeout,
+    /// The request is empty or longer than the frame cap. Nothing was sent.
+    #[error("request of {len} bytes is empty or exceeds the {max}-byte frame cap")]
+    RequestSize {
+        /// The request's length.
+        len: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The server reset the request's stream with this code (see the
+    /// `STREAM_*` codes in [`wire`](crate::wire)): busy, unanswered,
+    /// malformed. The request may have been received.
+    #[error("request refused by the server (code {0})")]
+    Refused(u64),
+    /// The response broke the framing (too large, empty, truncated). The
+    /// request was received.
+    #[error("malformed response")]
+    MalformedResponse,
+}
+
+/// A blocking client of one node: connects with the client certificate and
+/// sends requests, each on a stream of its own. Usable from several threads
+/// at once; not from inside an async runtime.
+pub struct QuicClient {
+    runtime: tokio::runtime::Runtime,
+    endpoint: Endpoint,
+    client_config: quinn::ClientConfig,
+    remote: SocketAddr,
+    server_name: String,
+    conn: Mutex<Option<Connection>>,
+    config: QuicConfig,
+}
+
+impl std::fmt::Debug for QuicClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicClient")
+            .field("remote", &self.remote)
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuicClient {
+    /// Connects to the node at `remote`, authenticating it as `server_name`:
+    /// its node name (`node-<id>.gossip-kv`, see
+    /// [`node_name`](crate::certs::node_name)), or an IP address or DNS name
+    /// its certificate carries. `identity` must be the client identity.
+    /// Waits up to `config.connect_timeout()`.
+    ///
+    /// # Errors
+    /// [`ClientError`]; nothing was sent.
+    pub fn connect(
+        remote: SocketAddr,
+        server_name: &str,
+        identity: &Identity,
+        ca: &CaCert,
+        config: QuicConfig,
+    ) -> Result<QuicClient, ClientError> {
+        let mut client_config = tls::quinn_client(tls::client_config(identity, ca)?)?;
+        client_config.transport_config(Arc::new(net::transport_config(&config, 0, 0)));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("gossip-kv-client")
+            .enable_all()
+            .build()
+            .map_err(ClientError::Setup)?;
+        let local = match (remote.ip().is_loopback(), remote.is_ipv4()) {
+            (true, true) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            (true, false) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            (false, true) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            (false, false) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let endpoint = {
+            let _guard = runtime.enter();
+            Endpoint::client(SocketAddr::new(local, 0)).map_err(ClientError::Setup)?
+        };
+        let client = QuicClient {
+            runtime,
+            endpoint,
+            client_config,
+            remote,
+            server_name: server_name.to_owned(),
+            conn: Mutex::new(None),
+            config,
+        };
+        client.connection()?;
+        Ok(client)
+    }
+
+    /// The node's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote
+    }
+
+    fn connection(&self) -> Result<Connection, ClientError> {
+        let mut slot = lock(&self.conn);
+        if let Some(conn) = slot.as_ref() {
+            if conn.close_reason().is_none() {
+                return Ok(conn.clone());
+            }
+        }
+        *slot = None;
+        let connecting = self.endpoint.connect_with(
+            self.client_config.clone(),
+            self.remote,
+            &self.server_name,
+        )?;
+        let conn = self
+            .runtime
+            .block_on(async {
+                tokio::time::timeout(self.config.connect_timeout(), connecting).await
+            })
+            .map_err(|_| ClientError::Timeout)??;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Sends `body` and waits up to the configured request timeout for the
+    /// response. Reconnects first if the connection was lost.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn request(&self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        self.request_with_timeout(body, self.config.request_timeout())
+    }
+
+    /// Sends `body` and waits up to `timeout` for the response.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub fn request_with_timeout(
+        &self,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ClientError> {
+        let max = self.config.max_frame_bytes();
+        if body.is_empty() || body.len() > max {
+            return Err(ClientError::RequestSize {
+                len: body.len(),
+                max,
+            });
+        }
+        let conn = self.connection()?;
+        let exchange = async {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            net::write_frame(&mut send, body)
+                .await
+                .map_err(|err| match err {
+                    net::WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
+                        ClientError::Refused(code.into_inner())
+                    }
+                    net::WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
+                        ClientError::Connection(err)
+                    }
+                    _ => ClientError::MalformedResponse,
+                })?;
+            let _ = send.finish();
+            match net::read_frame(&mut recv, max, timeout, timeout).await {
+                Ok(Some(response)) => Ok(response),
+                Ok(None) => Err(ClientError::MalformedResponse),
+                Err(FrameError::Reset(code)) => Err(ClientError::Refused(code.into_inner())),
+                Err(FrameError::Lost(quinn::ReadError::ConnectionLost(err))) => {
+                    Err(ClientError::Connection(err))
+                }
+                Err(FrameError::Timeout) => Err(ClientError::Timeout),
+                Err(_) => Err(ClientError::MalformedResponse),
+            }
+        };
+        self.runtime
+            .block_on(async { tokio::time::timeout(timeout, exchange).await })
+            .map_err(|_| ClientError::Timeout)?
+    }
+
+    /// Closes the connection and waits briefly for the node to hear it.
+    pub fn close(self) {
+        self.endpoint.close(0u32.into(), b"client done");
+        let endpoint = self.endpoint.clone();
+        let _ = self.runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await
+        });
+    }
+}

@@ -1,0 +1,258 @@
+//! [`QuicConfig`]: limits and timeouts, validated once.
+
+use std::time::Duration;
+
+/// The default frame cap: 4 MiB.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 4 << 20;
+
+/// Why a [`QuicConfigBuilder`] was refused. Nothing was built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum QuicConfigError {
+    /// The frame cap is zero or does not fit the `u32` length prefix.
+    #[error("max_frame_bytes must be between 1 and {max}, got {got}", max = u32::MAX)]
+    FrameCap {
+        /// The value given.
+        got: usize,
+    },
+    /// A timeout or period is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// Limits and timeouts of a QUIC transport or client. Build one with
+/// [`QuicConfig::builder`]; [`QuicConfig::default`] holds the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuicConfig {
+    max_frame_bytes: usize,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    exchange_idle: Duration,
+    max_concurrent_exchanges: usize,
+    max_concurrent_requests: usize,
+    request_timeout: Duration,
+    inbox_capacity: usize,
+    keep_alive: Duration,
+    idle_timeout: Duration,
+    reconnect_backoff: Duration,
+    shutdown_timeout: Duration,
+    worker_threads: usize,
+}
+
+impl Default for QuicConfig {
+    fn default() -> QuicConfig {
+        QuicConfig {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            exchange_idle: Duration::from_secs(3),
+            max_concurrent_exchanges: 256,
+            max_concurrent_requests: 64,
+            request_timeout: Duration::from_secs(10),
+            inbox_capacity: 1024,
+            keep_alive: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            reconnect_backoff: Duration::from_millis(500),
+            shutdown_timeout: Duration::from_secs(5),
+            worker_threads: 1,
+        }
+    }
+}
+
+impl QuicConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> QuicConfigBuilder {
+        QuicConfigBuilder {
+            config: QuicConfig::default(),
+        }
+    }
+
+    /// The largest frame sent or accepted, in bytes (default 4 MiB).
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_frame_bytes
+    }
+
+    /// How long a connection handshake (and the hello after it) may take
+    /// (default 5 s).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long a frame, header or hello may take to arrive once started,
+    /// and how long a finished stream waits for the peer to acknowledge its
+    /// data (default 5 s).
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
+    }
+
+    /// The quiet period after which an exchange's stream is finished
+    /// (default 3 s, the gossip exchange timeout's default).
+    pub fn exchange_idle(&self) -> Duration {
+        self.exchange_idle
+    }
+
+    /// How many peer-opened exchange streams are served at once; streams
+    /// past it are reset with [`STREAM_BUSY`](crate::wire::STREAM_BUSY)
+    /// (default 256).
+    pub fn max_concurrent_exchanges(&self) -> usize {
+        self.max_concurrent_exchanges
+    }
+
+    /// How many client requests are served at once; requests past it are
+    /// reset with [`STREAM_BUSY`](crate::wire::STREAM_BUSY) (default 64).
+    pub fn max_concurrent_requests(&self) -> usize {
+        self.max_concurrent_requests
+    }
+
+    /// How long the application has to answer a client request, and how
+    /// long [`QuicClient`](crate::QuicClient) waits for an answer by
+    /// default (default 10 s).
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// How many received frames wait for the node before readers pause
+    /// and QUIC flow control holds peers back (default 1024).
+    pub fn inbox_capacity(&self) -> usize {
+        self.inbox_capacity
+    }
+
+    /// Keep-alive period of pooled connections (default 5 s).
+    pub fn keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    /// A connection silent this long is closed (default 30 s).
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// After a failed connect, sends to that peer fail fast for this long
+    /// instead of dialing again (default 500 ms).
+    pub fn reconnect_backoff(&self) -> Duration {
+        self.reconnect_backoff
+    }
+
+    /// The bound on a graceful shutdown (default 5 s).
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.shutdown_timeout
+    }
+
+    /// Worker threads of the runtime a transport creates when it is not
+    /// given one (default 1).
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads
+    }
+}
+
+/// Builds a [`QuicConfig`]; every setter documents its default on the
+/// matching [`QuicConfig`] getter.
+#[derive(Clone, Debug)]
+pub struct QuicConfigBuilder {
+    config: QuicConfig,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.config.$name = value;
+                self
+            }
+        )*
+    };
+}
+
+impl QuicConfigBuilder {
+    setters! {
+        /// See [`QuicConfig::max_frame_bytes`].
+        max_frame_bytes: usize;
+        /// See [`QuicConfig::connect_timeout`].
+        connect_timeout: Duration;
+        /// See [`QuicConfig::read_timeout`].
+        read_timeout: Duration;
+        /// See [`QuicConfig::exchange_idle`].
+        exchange_idle: Duration;
+        /// See [`QuicConfig::max_concurrent_exchanges`].
+        max_concurrent_exchanges: usize;
+        /// See [`QuicConfig::max_concurrent_requests`].
+        max_concurrent_requests: usize;
+        /// See [`QuicConfig::request_timeout`].
+        request_timeout: Duration;
+        /// See [`QuicConfig::inbox_capacity`].
+        inbox_capacity: usize;
+        /// See [`QuicConfig::keep_alive`].
+        keep_alive: Duration;
+        /// See [`QuicConfig::idle_timeout`].
+        idle_timeout: Duration;
+        /// See [`QuicConfig::reconnect_backoff`].
+        reconnect_backoff: Duration;
+        /// See [`QuicConfig::shutdown_timeout`].
+        shutdown_timeout: Duration;
+        /// See [`QuicConfig::worker_threads`].
+        worker_threads: usize;
+    }
+
+    /// Validates and returns the configuration.
+    ///
+    /// # Errors
+    /// [`QuicConfigError`] for a frame cap outside `1..=u32::MAX` or any
+    /// zero timeout, period or count (a zero `reconnect_backoff` is
+    /// allowed).
+    pub fn build(self) -> Result<QuicConfig, QuicConfigError> {
+        let c = self.config;
+        if c.max_frame_bytes == 0 || u32::try_from(c.max_frame_bytes).is_err() {
+            return Err(QuicConfigError::FrameCap {
+                got: c.max_frame_bytes,
+            });
+        }
+        let durations = [
+            ("connect_timeout", c.connect_timeout),
+            ("read_timeout", c.read_timeout),
+            ("exchange_idle", c.exchange_idle),
+            ("request_timeout", c.request_timeout),
+            ("keep_alive", c.keep_alive),
+            ("idle_timeout", c.idle_timeout),
+            ("shutdown_timeout", c.shutdown_timeout),
+        ];
+        for (name, value) in durations {
+            if value.is_zero() {
+                return Err(QuicConfigError::Zero(name));
+            }
+        }
+        let counts = [
+            ("max_concurrent_exchanges", c.max_concurrent_exchanges),
+            ("max_concurrent_requests", c.max_concurrent_requests),
+            ("inbox_capacity", c.inbox_capacity),
+            ("worker_threads", c.worker_threads),
+        ];
+        for (name, value) in counts {
+            if value == 0 {
+                return Err(QuicConfigError::Zero(name));
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_build_and_bad_values_are_refused() {
+        assert_eq!(QuicConfig::builder().build(), Ok(QuicConfig::default()));
+        assert_eq!(
+            QuicConfig::builder().max_frame_bytes(0).build(),
+            Err(QuicConfigError::FrameCap { got: 0 })
+        );
+        assert_eq!(
+            QuicConfig::builder().read_timeout(Duration::ZERO).build(),
+            Err(QuicConfigError::Zero("read_timeout"))
+        );
+        assert_eq!(
+            QuicConfig::builder().max_concurrent_exchanges(0).build(),
+            Err(QuicConfigError::Zero("max_concurrent_exchanges"))
+        );
+    }
+}

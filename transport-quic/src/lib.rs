@@ -1,0 +1,98 @@
+//! A gossip [`Transport`](gossip::Transport) over QUIC, with mutual TLS
+//! against a cluster CA.
+//!
+//! [`QuicTransport`] carries a node's gossip frames to its peers with
+//! [quinn] (rustls on the *ring* provider only), so that
+//! `gossip::spawn(node, quic_transport, clock)` runs a real node exactly as
+//! it runs over `transport_mem::MemTransport`. It also serves the client
+//! channel: clients holding the client certificate send request frames the
+//! application answers, and [`QuicClient`] is that client.
+//!
+//! What it gives:
+//!
+//! - **Authentication both ways.** Every certificate comes from one cluster
+//!   CA ([`certs`]). A node dials a peer as `node-<id>.gossip-kv`, so the
+//!   peer's certificate must name that id; the dialing node presents its own
+//!   certificate and names its id in a hello, which the server checks
+//!   against the certificate. [`Incoming::from`](gossip::Incoming) is
+//!   always that authenticated id. No certificate, another CA's, or a hello
+//!   claiming someone else's id: refused, logged with the peer's address,
+//!   counted in [`QuicStats`].
+//! - **One stream per exchange.** A `Syn` opens a bidirectional stream; the
+//!   `SynAck` and `Ack`s of that exchange follow on it, both ways. A stream
+//!   is finished after [`QuicConfig::exchange_idle`] of quiet or when the
+//!   peer finishes. Frames are length-prefixed with a hard cap; a bad frame
+//!   resets its stream only.
+//! - **Connection reuse.** One pooled connection per peer, one dial at a
+//!   time, reconnect after loss, connect and read timeouts.
+//! - **Bounded work.** At most [`QuicConfig::max_concurrent_exchanges`]
+//!   peer streams and [`QuicConfig::max_concurrent_requests`] client
+//!   requests are served at once; beyond that streams are refused with
+//!   [`wire::STREAM_BUSY`], not queued.
+//! - **Graceful shutdown.** Stop accepting, flush and finish open streams,
+//!   wait for the peer's acknowledgement, close, all within a bound.
+//!
+//! What it is not: it does not interpret gossip messages (except to tell
+//! which side sent an `Ack` when both could have), it does not discover
+//! peers (addresses come from the daemon, see [`QuicHandle::sync_members`]),
+//! and it does not define the client requests' encoding (that is the
+//! application's).
+//!
+//! # Example
+//!
+//! Two nodes on loopback, one frame from node 1 to node 2:
+//!
+//! ```
+//! use std::time::Duration;
+//! use gossip::{MessageKind, Transmit, Transport};
+//! use lww_crdt::NodeId;
+//! use transport_quic::QuicTransport;
+//! use transport_quic::certs::ClusterCa;
+//!
+//! let ca = ClusterCa::generate()?;
+//! let (one, two) = (NodeId::new(1), NodeId::new(2));
+//! let mut a = QuicTransport::builder(ca.issue_node(one, &[])?, ca.cert().clone()).build()?;
+//! let mut b = QuicTransport::builder(ca.issue_node(two, &[])?, ca.cert().clone()).build()?;
+//! a.add_peer(two, b.local_addr());
+//!
+//! a.send(Transmit { to: two, kind: MessageKind::Syn, exchange: 0, payload: b"hi".to_vec() })?;
+//! let got = b.recv_timeout(Duration::from_secs(10))?.expect("a frame");
+//! assert_eq!((got.from, got.payload.as_slice()), (one, &b"hi"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - `certs`: the cluster CA, node and client identities, the PEM directory
+//!   layout ([`certs::CertDir`]).
+//! - `tls`: rustls configurations (ring, TLS 1.3, CA-pinned, ALPN) and the
+//!   checks tying a certificate to a node id or the client role.
+//! - `wire`: the hello, stream headers, frames and error codes.
+//! - `config`: [`QuicConfig`], limits and timeouts.
+//! - `net`: the async core: accept loop, connection pool, stream tasks,
+//!   client request serving, shutdown.
+//! - `transport`: [`QuicTransport`], the blocking `gossip::Transport`, its
+//!   builder and [`QuicHandle`].
+//! - `client`: [`QuicClient`] and the node side of client requests.
+//! - `stats`: [`QuicStats`] counters.
+
+#![forbid(unsafe_code)]
+
+pub mod certs;
+mod client;
+mod config;
+mod net;
+mod stats;
+pub mod tls;
+mod transport;
+pub mod wire;
+
+pub use client::{
+    ClientError, ClientRequest, QuicClient, RequestReceiver, RespondError, Responder,
+};
+pub use config::{DEFAULT_MAX_FRAME_BYTES, QuicConfig, QuicConfigBuilder, QuicConfigError};
+pub use stats::QuicStats;
+pub use tls::{CLIENT_ALPN, PEER_ALPN};
+pub use transport::{
+    AddressError, QuicHandle, QuicTransport, QuicTransportBuilder, SetupError, resolve_member,
+};

@@ -1,0 +1,1015 @@
+//! The async core: the endpoint, the accept loop, the connection pool, one
+//! task pair per exchange stream, client requests, and graceful shutdown.
+//!
+//! Every task runs on the transport's tokio runtime and is tracked, so
+//! shutdown can wait for them. The blocking [`QuicTransport`] calls into
+//! [`Shared::send`], which never blocks: it queues the frame on the
+//! exchange's stream task, creating one when needed.
+//!
+//! [`QuicTransport`]: crate::QuicTransport
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gossip::{Message, MessageKind, Transmit, TransportError};
+use lww_crdt::NodeId;
+use quinn::{Connection, ReadExactError, RecvStream, SendStream, VarInt};
+use rustls::pki_types::CertificateDer;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::certs::{self, node_name};
+use crate::client::{ClientRequest, Responder};
+use crate::config::QuicConfig;
+use crate::stats::Counters;
+use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
+use crate::wire::{self, StreamHeader};
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the maps consistent; keep serving after
+    // a panic elsewhere.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn code(value: u32) -> VarInt {
+    VarInt::from_u32(value)
+}
+
+/// One exchange's stream, as seen from this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct StreamKey {
+    peer: NodeId,
+    exchange: u64,
+    /// Whether this node initiated the exchange.
+    initiated_here: bool,
+}
+
+struct StreamEntry {
+    generation: u64,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    conn: Option<(Connection, SocketAddr)>,
+    failed: Option<(Instant, SocketAddr)>,
+}
+
+/// Why a stream could not be opened or written. Internal: the node sees
+/// lost frames, the log and the counters see the reason.
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error("no address for the peer")]
+    UnknownPeer,
+    #[error("the last connect failed less than the reconnect backoff ago")]
+    Backoff,
+    #[error("timed out")]
+    Timeout,
+    #[error(transparent)]
+    Connect(#[from] quinn::ConnectError),
+    #[error(transparent)]
+    Connection(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    Write(#[from] quinn::WriteError),
+    #[error(transparent)]
+    Closed(#[from] quinn::ClosedStream),
+}
+
+impl LinkError {
+    fn connection_lost(&self) -> bool {
+        matches!(
+            self,
+            LinkError::Connection(_) | LinkError::Write(quinn::WriteError::ConnectionLost(_))
+        )
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("frame of {len} bytes exceeds the {max}-byte cap")]
+    TooLarge { len: usize, max: usize },
+    #[error("empty frame")]
+    Empty,
+    #[error("stream ended inside a frame")]
+    Truncated,
+    #[error("frame did not arrive in time")]
+    Timeout,
+    #[error("stream reset by the peer with code {0}")]
+    Reset(VarInt),
+    #[error("stream or connection closed: {0}")]
+    Lost(quinn::ReadError),
+}
+
+impl FrameError {
+    fn from_read(err: quinn::ReadError) -> FrameError {
+        match err {
+            quinn::ReadError::Reset(code) => FrameError::Reset(code),
+            other => FrameError::Lost(other),
+        }
+    }
+
+    /// The code to reset a stream with, for errors that are the peer's
+    /// fault.
+    pub(crate) fn reset_code(&self) -> Option<u32> {
+        match self {
+            FrameError::TooLarge { .. } => Some(wire::STREAM_FRAME_TOO_LARGE),
+            FrameError::Empty | FrameError::Truncated => Some(wire::STREAM_MALFORMED),
+            FrameError::Timeout => Some(wire::STREAM_TIMEOUT),
+            FrameError::Reset(_) | FrameError::Lost(_) => None,
+        }
+    }
+}
+
+/// Reads one frame: waits up to `wait` for it to start and `read_timeout`
+/// for the rest. `Ok(None)` when the stream finished cleanly between
+/// frames. Never allocates more than the announced length, which is at
+/// most `max`.
+pub(crate) async fn read_frame(
+    recv: &mut RecvStream,
+    max: usize,
+    wait: Duration,
+    read_timeout: Duration,
+) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut prefix = [0u8; wire::PREFIX_LEN];
+    match timeout(wait, recv.read_exact(&mut prefix)).await {
+        Err(_) => return Err(FrameError::Timeout),
+        Ok(Ok(())) => {}
+        Ok(Err(ReadExactError::FinishedEarly(0))) => return Ok(None),
+        Ok(Err(ReadExactError::FinishedEarly(_))) => return Err(FrameError::Truncated),
+        Ok(Err(ReadExactError::ReadError(err))) => return Err(FrameError::from_read(err)),
+    }
+    let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    let mut payload = Vec::with_capacity(len.min(64 * 1024));
+    let body = async {
+        while payload.len() < len {
+            match recv.read_chunk(len - payload.len(), true).await {
+                Ok(Some(chunk)) => payload.extend_from_slice(&chunk.bytes),
+                Ok(None) => return Err(FrameError::Truncated),
+                Err(err) => return Err(FrameError::from_read(err)),
+            }
+        }
+        Ok(())
+    };
+    match timeout(read_timeout, body).await {
+        Err(_) => Err(FrameError::Timeout),
+        Ok(Err(err)) => Err(err),
+        Ok(Ok(())) => Ok(Some(payload)),
+    }
+}
+
+/// Writes one frame.
+pub(crate) async fn write_frame(
+    send: &mut SendStream,
+    payload: &[u8],
+) -> Result<(), WriteFrameError> {
+    let prefix = wire::frame_prefix(payload.len()).ok_or(WriteFrameError::TooLong)?;
+    send.write_all(&prefix).await?;
+    send.write_all(payload).await?;
+    Ok(())
+}
+
+/// The error of [`write_frame`], shared with the client.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteFrameError {
+    #[error("frame longer than a u32 length prefix")]
+    TooLong,
+    #[error(transparent)]
+    Write(#[from] quinn::WriteError),
+}
+
+/// How a stream's reader ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReaderEnd {
+    /// The peer finished its side cleanly.
+    Finished,
+    /// The peer broke the framing; the stream must be reset with this code.
+    Rejected(u32),
+    /// The peer reset the stream or the connection went away.
+    Lost,
+    /// The transport is shutting down.
+    Shutdown,
+}
+
+/// Milliseconds since `base` of the last frame either way on a stream.
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) id: NodeId,
+    pub(crate) config: QuicConfig,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) runtime: tokio::runtime::Handle,
+    peer_client: quinn::ClientConfig,
+    peers: Mutex<HashMap<NodeId, SocketAddr>>,
+    pool: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Slot>>>>,
+    streams: Mutex<HashMap<StreamKey, StreamEntry>>,
+    next_generation: AtomicU64,
+    inbox: mpsc::Sender<gossip::Incoming>,
+    exchanges: Arc<Semaphore>,
+    request_permits: Arc<Semaphore>,
+    requests: Option<crossbeam_channel::Sender<ClientRequest>>,
+    pub(crate) counters: Counters,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    closed: AtomicBool,
+    finished: AtomicBool,
+    shutdown_lock: tokio::sync::Mutex<()>,
+}
+
+pub(crate) struct SharedParts {
+    pub(crate) id: NodeId,
+    pub(crate) config: QuicConfig,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) peer_client: quinn::ClientConfig,
+    pub(crate) peers: HashMap<NodeId, SocketAddr>,
+    pub(crate) inbox: mpsc::Sender<gossip::Incoming>,
+    pub(crate) requests: Option<crossbeam_channel::Sender<ClientRequest>>,
+}
+
+impl Shared {
+    pub(crate) fn start(parts: SharedParts) -> std::io::Result<Arc<Shared>> {
+        let local_addr = parts.endpoint.local_addr()?;
+        let shared = Arc::new(Shared {
+            id: parts.id,
+            exchanges: Arc::new(Semaphore::new(parts.config.max_concurrent_exchanges())),
+            request_permits: Arc::new(Semaphore::new(parts.config.max_concurrent_requests())),
+            config: parts.config,
+            endpoint: parts.endpoint,
+            local_addr,
+            runtime: parts.runtime,
+            peer_client: parts.peer_client,
+            peers: Mutex::new(parts.peers),
+            pool: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
+            next_generation: AtomicU64::new(0),
+            inbox: parts.inbox,
+            requests: parts.requests,
+            counters: Counters::default(),
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            closed: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            shutdown_lock: tokio::sync::Mutex::new(()),
+        });
+        let accept = Arc::clone(&shared);
+        shared
+            .tracker
+            .spawn_on(accept.accept_loop(), &shared.runtime);
+        info!(node = %shared.id, addr = %local_addr, "QUIC transport listening");
+        Ok(shared)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    // ---- peers ----
+
+    pub(crate) fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Option<SocketAddr> {
+        let old = lock(&self.peers).insert(id, addr);
+        if old != Some(addr) {
+            debug!(node = %self.id, peer = %id, %addr, "peer address set");
+        }
+        old
+    }
+
+    pub(crate) fn remove_peer(&self, id: NodeId) -> Option<SocketAddr> {
+        let old = lock(&self.peers).remove(&id);
+        let slot = lock(&self.pool).remove(&id);
+        if let Some(slot) = slot {
+            if let Ok(mut slot) = slot.try_lock() {
+                if let Some((conn, _)) = slot.conn.take() {
+                    conn.close(code(wire::CONN_DONE), b"peer removed");
+                }
+            }
+        }
+        old
+    }
+
+    pub(crate) fn peer_addr(&self, id: NodeId) -> Option<SocketAddr> {
+        lock(&self.peers).get(&id).copied()
+    }
+
+    pub(crate) fn peer_ids(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = lock(&self.peers).keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    // ---- sending ----
+
+    /// Queues `frame` on its exchange's stream. Never blocks.
+    pub(crate) fn send(self: &Arc<Self>, frame: Transmit) -> Result<(), TransportError> {
+        if self.is_closed() {
+            return Err(TransportError::Closed);
+        }
+        let max = self.config.max_frame_bytes();
+        if frame.payload.len() > max {
+            return Err(TransportError::FrameTooLarge {
+                len: frame.payload.len(),
+                max,
+            });
+        }
+        if frame.payload.is_empty() {
+            return Err(TransportError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "empty frames are not carried",
+            )));
+        }
+        if !lock(&self.peers).contains_key(&frame.to) {
+            return Err(TransportError::UnknownPeer(frame.to));
+        }
+        let key = |initiated_here| StreamKey {
+            peer: frame.to,
+            exchange: frame.exchange,
+            initiated_here,
+        };
+        let mut streams = lock(&self.streams);
+        let key = match frame.kind {
+            MessageKind::Syn => key(true),
+            MessageKind::SynAck => key(false),
+            MessageKind::Ack => match (
+                streams.contains_key(&key(true)),
+                streams.contains_key(&key(false)),
+            ) {
+                (true, false) => key(true),
+                (false, true) => key(false),
+                // Both directions use this exchange number (each node numbers
+                // its own exchanges), or neither stream is open any more: the
+                // Ack itself says which side sent it.
+                _ => key(ack_from_initiator(&frame.payload)),
+            },
+        };
+        let mut payload = frame.payload;
+        if frame.kind != MessageKind::Syn {
+            if let Some(entry) = streams.get(&key) {
+                match entry.frames.send(payload) {
+                    Ok(()) => return Ok(()),
+                    // The stream task is ending; carry the frame on a new
+                    // stream.
+                    Err(mpsc::error::SendError(back)) => payload = back,
+                }
+            }
+        }
+        self.open_stream(&mut streams, key, payload);
+        Ok(())
+    }
+
+    fn open_stream(
+        self: &Arc<Self>,
+        streams: &mut HashMap<StreamKey, StreamEntry>,
+        key: StreamKey,
+        first: Vec<u8>,
+    ) {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (frames, rx) = mpsc::unbounded_channel();
+        // Cannot fail: the receiver is alive.
+        let _ = frames.send(first);
+        // A stream left over for the same key sees its queue close and
+        // finishes.
+        streams.insert(key, StreamEntry { generation, frames });
+        let shared = Arc::clone(self);
+        self.tracker
+            .spawn_on(shared.outgoing(key, generation, rx), &self.runtime);
+    }
+
+    /// Removes the stream entry if it is still this task's.
+    fn forget(&self, key: StreamKey, generation: u64) {
+        let mut streams = lock(&self.streams);
+        if streams
+            .get(&key)
+            .is_some_and(|e| e.generation == generation)
+        {
+            streams.remove(&key);
+        }
+    }
+
+    async fn outgoing(
+        self: Arc<Self>,
+        key: StreamKey,
+        generation: u64,
+        mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
+        let mut opened = self.open_bi(key).await;
+        if opened.as_ref().is_err_and(LinkError::connection_lost) {
+            let err = opened.as_ref().err();
+            // A pooled connection the peer dropped (it restarted, say):
+            // dial once more.
+            debug!(node = %self.id, peer = %key.peer, error = ?err, "pooled connection lost; redialing");
+            opened = self.open_bi(key).await;
+        }
+        match opened {
+            Ok((remote, send, recv)) => {
+                self.run_stream(key, generation, remote, send, recv, rx, None)
+                    .await;
+            }
+            Err(err) => {
+                self.forget(key, generation);
+                rx.close();
+                let mut dropped = 0;
+                while rx.try_recv().is_ok() {
+                    dropped += 1;
+                }
+                Counters::add(&self.counters.frames_dropped, dropped);
+                debug!(node = %self.id, peer = %key.peer, exchange = key.exchange, error = %err,
+                    dropped, "could not open an exchange stream");
+            }
+        }
+    }
+
+    async fn open_bi(
+        &self,
+        key: StreamKey,
+    ) -> Result<(SocketAddr, SendStream, RecvStream), LinkError> {
+        let conn = self.connection(key.peer).await?;
+        let opened = async {
+            let (mut send, recv) = conn.open_bi().await?;
+            let header = wire::encode_stream_header(StreamHeader {
+                exchange: key.exchange,
+                opener_initiated: key.initiated_here,
+            });
+            send.write_all(&header).await?;
+            Ok::<_, LinkError>((send, recv))
+        };
+        match timeout(self.config.connect_timeout(), opened).await {
+            Ok(Ok((send, recv))) => {
+                Counters::add(&self.counters.streams_opened, 1);
+                Ok((conn.remote_address(), send, recv))
+            }
+            Ok(Err(err)) => {
+                if err.connection_lost() {
+                    self.invalidate(key.peer, &conn);
+                }
+                Err(err)
+            }
+            Err(_) => Err(LinkError::Timeout),
+        }
+    }
+
+    /// The pooled connection to `peer`, dialing it if needed. One dial at a
+    /// time per peer: concurrent callers wait for it and share its result.
+    async fn connection(&self, peer: NodeId) -> Result<Connection, LinkError> {
+        let slot = Arc::clone(lock(&self.pool).entry(peer).or_default());
+        let mut slot = slot.lock().await;
+        let addr = self.peer_addr(peer).ok_or(LinkError::UnknownPeer)?;
+        if let Some((conn, at)) = &slot.conn {
+            if conn.close_reason().is_none() && *at == addr {
+                return Ok(conn.clone());
+            }
+            if *at != addr {
+                conn.close(code(wire::CONN_DONE), b"peer moved");
+            }
+        }
+        slot.conn = None;
+        let backing_off = slot.failed.is_some_and(|(when, at)| {
+            at == addr && when.elapsed() < self.config.reconnect_backoff()
+        });
+        if backing_off {
+            Counters::add(&self.counters.connect_failures, 1);
+            return Err(LinkError::Backoff);
+        }
+        match self.dial(peer, addr).await {
+            Ok(conn) => {
+                Counters::add(&self.counters.connections_dialed, 1);
+                debug!(node = %self.id, %peer, %addr, "connected to peer");
+                slot.conn = Some((conn.clone(), addr));
+                slot.failed = None;
+                Ok(conn)
+            }
+            Err(err) => {
+                Counters::add(&self.counters.connect_failures, 1);
+                warn!(node = %self.id, %peer, peer_addr = %addr, error = %err, "could not connect to peer");
+                slot.failed = Some((Instant::now(), addr));
+                Err(err)
+            }
+        }
+    }
+
+    fn invalidate(&self, peer: NodeId, conn: &Connection) {
+        let slot = lock(&self.pool).get(&peer).cloned();
+        if let Some(slot) = slot {
+            if let Ok(mut slot) = slot.try_lock() {
+                let same = slot
+                    .conn
+                    .as_ref()
+                    .is_some_and(|(c, _)| c.stable_id() == conn.stable_id());
+                if same {
+                    slot.conn = None;
+                }
+            }
+        }
+    }
+
+    async fn dial(&self, peer: NodeId, addr: SocketAddr) -> Result<Connection, LinkError> {
+        let connecting =
+            self.endpoint
+                .connect_with(self.peer_client.clone(), addr, &node_name(peer))?;
+        let hello = wire::encode_hello(self.id);
+        let dialed = async {
+            let conn = connecting.await?;
+            let mut uni = conn.open_uni().await?;
+            uni.write_all(&hello).await?;
+            uni.finish()?;
+            Ok::<_, LinkError>(conn)
+        };
+        timeout(self.config.connect_timeout(), dialed)
+            .await
+            .map_err(|_| LinkError::Timeout)?
+    }
+
+    // ---- one stream ----
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_stream(
+        self: &Arc<Self>,
+        key: StreamKey,
+        generation: u64,
+        remote: SocketAddr,
+        mut send: SendStream,
+        recv: RecvStream,
+        mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let activity = Arc::new(Activity::new());
+        let mut reader = self.tracker.spawn_on(
+            Arc::clone(self).read_frames(key.peer, remote, recv, Arc::clone(&activity)),
+            &self.runtime,
+        );
+        let idle = self.config.exchange_idle();
+        let mut reader_end = None;
+        let mut reset = None;
+        loop {
+            let quiet_until = activity.last() + idle;
+            tokio::select! {
+                frame = rx.recv() => match frame {
+                    Some(payload) => {
+                        if let Err(err) = self.write_frame(&mut send, &payload).await {
+                            Counters::add(&self.counters.frames_dropped, 1);
+                            debug!(node = %self.id, peer = %key.peer, peer_addr = %remote, error = %err, "write failed");
+                            reset = Some(wire::STREAM_DONE);
+                            break;
+                        }
+                        activity.touch();
+                    }
+                    // A newer stream took over this exchange.
+                    None => break,
+                },
+                end = &mut reader, if reader_end.is_none() => {
+                    let end = end.unwrap_or(ReaderEnd::Lost);
+                    reader_end = Some(end);
+                    match end {
+                        ReaderEnd::Rejected(code) => reset = Some(code),
+                        ReaderEnd::Lost => reset = Some(wire::STREAM_DONE),
+                        ReaderEnd::Finished | ReaderEnd::Shutdown => {}
+                    }
+                    break;
+                },
+                () = tokio::time::sleep_until(quiet_until) => {
+                    if activity.last() + idle <= Instant::now() {
+                        break;
+                    }
+                },
+                () = self.stop.cancelled() => break,
+            }
+        }
+        // From here no frame can be queued for this stream: later frames of
+        // the exchange open a new one.
+        self.forget(key, generation);
+        rx.close();
+        match reset {
+            None => {
+                while let Ok(payload) = rx.try_recv() {
+                    if self.write_frame(&mut send, &payload).await.is_err() {
+                        Counters::add(&self.counters.frames_dropped, 1);
+                        break;
+                    }
+                }
+                let _ = send.finish();
+                // Wait until the peer has every byte, so that closing the
+                // connection later cannot lose them.
+                let _ = timeout(self.config.read_timeout(), send.stopped()).await;
+            }
+            Some(code_value) => {
+                let mut dropped = 0;
+                while rx.try_recv().is_ok() {
+                    dropped += 1;
+                }
+                Counters::add(&self.counters.frames_dropped, dropped);
+                let _ = send.reset(code(code_value));
+            }
+        }
+        if reader_end.is_none()
+            && timeout(self.config.read_timeout(), &mut reader)
+                .await
+                .is_err()
+        {
+            reader.abort();
+        }
+        drop(permit);
+    }
+
+    async fn write_frame(&self, send: &mut SendStream, payload: &[u8]) -> Result<(), LinkError> {
+        match timeout(self.config.read_timeout(), write_frame(send, payload)).await {
+            Err(_) => Err(LinkError::Timeout),
+            Ok(Err(WriteFrameError::Write(err))) => Err(LinkError::Write(err)),
+            // Frames are checked against the cap (a u32) before queueing.
+            Ok(Err(WriteFrameError::TooLong)) => Err(LinkError::Timeout),
+            Ok(Ok(())) => {
+                Counters::add(&self.counters.frames_sent, 1);
+                Counters::add(&self.counters.bytes_sent, payload.len() as u64);
+                Ok(())
+            }
+        }
+    }
+
+    async fn read_frames(
+        self: Arc<Self>,
+        peer: NodeId,
+        remote: SocketAddr,
+        mut recv: RecvStream,
+        activity: Arc<Activity>,
+    ) -> ReaderEnd {
+        let max = self.config.max_frame_bytes();
+        let wait = self.config.exchange_idle() + self.config.read_timeout();
+        loop {
+            let next = tokio::select! {
+                next = read_frame(&mut recv, max, wait, self.config.read_timeout()) => next,
+                () = self.stop.cancelled() => {
+                    let _ = recv.stop(code(wire::STREAM_SHUTDOWN));
+                    return ReaderEnd::Shutdown;
+                }
+            };
+            match next {
+                Ok(Some(payload)) => {
+                    activity.touch();
+                    Counters::add(&self.counters.frames_received, 1);
+                    Counters::add(&self.counters.bytes_received, payload.len() as u64);
+                    let incoming = gossip::Incoming {
+                        from: peer,
+                        payload,
+                    };
+                    tokio::select! {
+                        sent = self.inbox.send(incoming) => if sent.is_err() {
+                            return ReaderEnd::Shutdown;
+                        },
+                        () = self.stop.cancelled() => return ReaderEnd::Shutdown,
+                    }
+                }
+                Ok(None) => return ReaderEnd::Finished,
+                Err(err) => {
+                    let Some(reset) = err.reset_code() else {
+                        debug!(node = %self.id, %peer, peer_addr = %remote, error = %err, "stream ended");
+                        return ReaderEnd::Lost;
+                    };
+                    Counters::add(&self.counters.streams_rejected, 1);
+                    if matches!(err, FrameError::Timeout) {
+                        debug!(node = %self.id, %peer, peer_addr = %remote, "stream went quiet without finishing; resetting it");
+                    } else {
+                        warn!(node = %self.id, %peer, peer_addr = %remote, error = %err, "bad frame; resetting the stream");
+                    }
+                    let _ = recv.stop(code(reset));
+                    return ReaderEnd::Rejected(reset);
+                }
+            }
+        }
+    }
+
+    // ---- accepting ----
+
+    async fn accept_loop(self: Arc<Self>) {
+        loop {
+            let incoming = tokio::select! {
+                incoming = self.endpoint.accept() => incoming,
+                () = self.stop.cancelled() => break,
+            };
+            let Some(incoming) = incoming else { break };
+            let shared = Arc::clone(&self);
+            self.tracker.spawn(shared.handle_incoming(incoming));
+        }
+    }
+
+    async fn handle_incoming(self: Arc<Self>, incoming: quinn::Incoming) {
+        let remote = incoming.remote_address();
+        let connecting = match incoming.accept() {
+            Ok(connecting) => connecting,
+            Err(err) => {
+                Counters::add(&self.counters.handshakes_refused, 1);
+                warn!(node = %self.id, peer_addr = %remote, error = %err, "refused connection before the handshake");
+                return;
+            }
+        };
+        let conn = match timeout(self.config.connect_timeout(), connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => {
+                Counters::add(&self.counters.handshakes_refused, 1);
+                warn!(node = %self.id, peer_addr = %remote, error = %err, "refused connection: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                Counters::add(&self.counters.handshakes_refused, 1);
+                warn!(node = %self.id, peer_addr = %remote, "refused connection: TLS handshake timed out");
+                return;
+            }
+        };
+        Counters::add(&self.counters.connections_accepted, 1);
+        let (alpn, chain) = tls::handshake_facts(&conn);
+        let Some(leaf) = chain.and_then(|chain| chain.into_iter().next()) else {
+            // The verifier requires a certificate; this is belt and braces.
+            self.refuse(&conn, wire::CONN_ROLE_REFUSED, "no client certificate");
+            return;
+        };
+        match alpn.as_deref() {
+            Some(PEER_ALPN) => self.serve_peer(conn, leaf).await,
+            Some(CLIENT_ALPN) if self.requests.is_some() => self.serve_client(conn, leaf).await,
+            _ => self.refuse(&conn, wire::CONN_ROLE_REFUSED, "unexpected ALPN"),
+        }
+    }
+
+    fn refuse(&self, conn: &Connection, close_code: u32, reason: &'static str) {
+        Counters::add(&self.counters.identities_refused, 1);
+        warn!(node = %self.id, peer_addr = %conn.remote_address(), reason, "refused connection");
+        conn.close(code(close_code), reason.as_bytes());
+    }
+
+    async fn serve_peer(self: &Arc<Self>, conn: Connection, leaf: CertificateDer<'static>) {
+        let remote = conn.remote_address();
+        let hello = timeout(self.config.connect_timeout(), async {
+            let mut uni = conn.accept_uni().await.ok()?;
+            uni.read_to_end(wire::HELLO_LEN).await.ok()
+        })
+        .await;
+        let Some(claimed) = hello
+            .ok()
+            .flatten()
+            .and_then(|bytes| wire::decode_hello(&bytes).ok())
+        else {
+            self.refuse(
+                &conn,
+                wire::CONN_BAD_HELLO,
+                "missing, late or malformed hello",
+            );
+            return;
+        };
+        if !tls::proves_node(&leaf, claimed) {
+            let presented = certs::role_of(&leaf)
+                .map(|role| role.to_string())
+                .unwrap_or_else(|_| "no gossip-kv identity".to_owned());
+            Counters::add(&self.counters.identities_refused, 1);
+            warn!(node = %self.id, peer_addr = %remote, claimed = %claimed, certificate = %presented,
+                "refused connection: the certificate is not valid for the node id the hello claims");
+            conn.close(code(wire::CONN_IDENTITY_REFUSED), b"identity mismatch");
+            return;
+        }
+        debug!(node = %self.id, peer = %claimed, peer_addr = %remote, "peer authenticated");
+        loop {
+            let stream = tokio::select! {
+                stream = conn.accept_bi() => stream,
+                () = self.stop.cancelled() => break,
+            };
+            let Ok((mut send, mut recv)) = stream else {
+                break;
+            };
+            let Ok(permit) = Arc::clone(&self.exchanges).try_acquire_owned() else {
+                Counters::add(&self.counters.streams_refused_busy, 1);
+                debug!(node = %self.id, peer = %claimed, peer_addr = %remote,
+                    limit = self.config.max_concurrent_exchanges(), "exchange limit reached; refusing a stream");
+                let _ = send.reset(code(wire::STREAM_BUSY));
+                let _ = recv.stop(code(wire::STREAM_BUSY));
+                continue;
+            };
+            let shared = Arc::clone(self);
+            self.tracker
+                .spawn(shared.serve_stream(claimed, remote, send, recv, permit));
+        }
+    }
+
+    async fn serve_stream(
+        self: Arc<Self>,
+        peer: NodeId,
+        remote: SocketAddr,
+        mut send: SendStream,
+        mut recv: RecvStream,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let mut bytes = [0u8; wire::STREAM_HEADER_LEN];
+        let header = match timeout(self.config.read_timeout(), recv.read_exact(&mut bytes)).await {
+            Ok(Ok(())) => wire::decode_stream_header(&bytes).map_err(|err| err.to_string()),
+            Ok(Err(ReadExactError::ReadError(_))) => return,
+            Ok(Err(ReadExactError::FinishedEarly(n))) => {
+                Err(format!("stream ended after {n} header bytes"))
+            }
+            Err(_) => Err("header did not arrive in time".to_owned()),
+        };
+        let header = match header {
+            Ok(header) => header,
+            Err(reason) => {
+                Counters::add(&self.counters.streams_rejected, 1);
+                warn!(node = %self.id, %peer, peer_addr = %remote, %reason, "bad stream header; resetting the stream");
+                let _ = send.reset(code(wire::STREAM_MALFORMED));
+                let _ = recv.stop(code(wire::STREAM_MALFORMED));
+                return;
+            }
+        };
+        Counters::add(&self.counters.streams_accepted, 1);
+        let key = StreamKey {
+            peer,
+            exchange: header.exchange,
+            initiated_here: !header.opener_initiated,
+        };
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (frames, rx) = mpsc::unbounded_channel();
+        lock(&self.streams).insert(key, StreamEntry { generation, frames });
+        self.run_stream(key, generation, remote, send, recv, rx, Some(permit))
+            .await;
+    }
+
+    async fn serve_client(self: &Arc<Self>, conn: Connection, leaf: CertificateDer<'static>) {
+        let remote = conn.remote_address();
+        if !tls::proves_client(&leaf) {
+            self.refuse(
+                &conn,
+                wire::CONN_ROLE_REFUSED,
+                "a node certificate on the client protocol",
+            );
+            return;
+        }
+        debug!(node = %self.id, client_addr = %remote, "client connected");
+        loop {
+            let stream = tokio::select! {
+                stream = conn.accept_bi() => stream,
+                () = self.stop.cancelled() => break,
+            };
+            let Ok((mut send, mut recv)) = stream else {
+                break;
+            };
+            let Ok(permit) = Arc::clone(&self.request_permits).try_acquire_owned() else {
+                Counters::add(&self.counters.requests_refused, 1);
+                debug!(node = %self.id, client_addr = %remote, "request limit reached; refusing a request");
+                let _ = send.reset(code(wire::STREAM_BUSY));
+                let _ = recv.stop(code(wire::STREAM_BUSY));
+                continue;
+            };
+            let shared = Arc::clone(self);
+            self.tracker
+                .spawn(shared.serve_request(remote, send, recv, permit));
+        }
+    }
+
+    async fn serve_request(
+        self: Arc<Self>,
+        remote: SocketAddr,
+        mut send: SendStream,
+        mut recv: RecvStream,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let max = self.config.max_frame_bytes();
+        let read_timeout = self.config.read_timeout();
+        let refuse = |send: &mut SendStream, recv: &mut RecvStream, value: u32| {
+            Counters::add(&self.counters.requests_refused, 1);
+            let _ = send.reset(code(value));
+            let _ = recv.stop(code(value));
+        };
+        let body = match read_frame(&mut recv, max, read_timeout, read_timeout).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                warn!(node = %self.id, client_addr = %remote, "empty request stream; resetting it");
+                refuse(&mut send, &mut recv, wire::STREAM_MALFORMED);
+                return;
+            }
+            Err(err) => {
+                if let Some(value) = err.reset_code() {
+                    warn!(node = %self.id, client_addr = %remote, error = %err, "bad request frame; resetting the stream");
+                    refuse(&mut send, &mut recv, value);
+                }
+                return;
+            }
+        };
+        let Some(requests) = &self.requests else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        let request = ClientRequest {
+            body,
+            remote,
+            responder: Responder::new(tx, max),
+        };
+        // Never full: the channel holds as many requests as there are
+        // permits.
+        if requests.try_send(request).is_err() {
+            refuse(&mut send, &mut recv, wire::STREAM_UNANSWERED);
+            return;
+        }
+        match timeout(self.config.request_timeout(), rx).await {
+            Ok(Ok(response)) => {
+                let written = timeout(read_timeout, write_frame(&mut send, &response)).await;
+                if matches!(written, Ok(Ok(()))) {
+                    let _ = send.finish();
+                    let _ = timeout(read_timeout, send.stopped()).await;
+                    Counters::add(&self.counters.requests_answered, 1);
+                } else {
+                    Counters::add(&self.counters.requests_refused, 1);
+                    let _ = send.reset(code(wire::STREAM_TIMEOUT));
+                }
+            }
+            Ok(Err(_)) | Err(_) => {
+                debug!(node = %self.id, client_addr = %remote, "request unanswered");
+                refuse(&mut send, &mut recv, wire::STREAM_UNANSWERED);
+            }
+        }
+    }
+
+    // ---- shutdown ----
+
+    /// Stops accepting, lets every stream flush its queued frames and
+    /// finish, closes the endpoint and waits for it to go idle, all within
+    /// `shutdown_timeout`. Idempotent.
+    pub(crate) async fn shutdown(self: &Arc<Self>) {
+        let _guard = self.shutdown_lock.lock().await;
+        if self.is_finished() {
+            return;
+        }
+        let deadline = Instant::now() + self.config.shutdown_timeout();
+        self.closed.store(true, Ordering::Release);
+        self.endpoint.set_server_config(None);
+        self.stop.cancel();
+        self.tracker.close();
+        if timeout_at(deadline, self.tracker.wait()).await.is_err() {
+            warn!(node = %self.id, "shutdown bound reached with streams still open; closing anyway");
+        }
+        self.endpoint
+            .close(code(wire::CONN_SHUTDOWN), b"shutting down");
+        let _ = timeout_at(
+            deadline.max(Instant::now() + Duration::from_millis(100)),
+            self.endpoint.wait_idle(),
+        )
+        .await;
+        self.finished.store(true, Ordering::Release);
+        info!(node = %self.id, "QUIC transport shut down");
+    }
+}
+
+/// Which side sent an Ack, from the Ack itself; the initiator's when the
+/// payload does not decode (the node produced it, so it does).
+fn ack_from_initiator(payload: &[u8]) -> bool {
+    match gossip::codec::decode(payload, usize::MAX) {
+        Ok(Message::Ack(ack)) => ack.from_initiator,
+        _ => true,
+    }
+}
+
+/// The transport parameters of one side of a connection.
+pub(crate) fn transport_config(
+    config: &QuicConfig,
+    bidi_streams: u32,
+    uni_streams: u32,
+) -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(bidi_streams));
+    transport.max_concurrent_uni_streams(VarInt::from_u32(uni_streams));
+    transport.keep_alive_interval(Some(config.keep_alive()));
+    let idle = quinn::IdleTimeout::try_from(config.idle_timeout())
+        .unwrap_or_else(|_| quinn::IdleTimeout::from(VarInt::from_u32(u32::MAX)));
+    transport.max_idle_timeout(Some(idle));
+    transport
+}

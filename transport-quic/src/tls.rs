@@ -1,0 +1,191 @@
+//! TLS: rustls configurations on the ring provider, pinned to the cluster
+//! CA, and the checks that tie a certificate to a node id or to the client
+//! role.
+//!
+//! Servers require a client certificate chaining to the CA
+//! (`WebPkiClientVerifier`); clients trust only the CA. Only TLS 1.3 is
+//! offered (QUIC needs nothing else).
+
+use std::sync::Arc;
+
+use lww_crdt::NodeId;
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, DnsName, ServerName};
+use rustls::server::WebPkiClientVerifier;
+
+use crate::certs::{CLIENT_NAME, CaCert, Identity, Role, node_name};
+
+/// ALPN of the node-to-node gossip protocol, version 1.
+pub const PEER_ALPN: &[u8] = b"gossip-kv/1";
+
+/// ALPN of the client request protocol, version 1.
+pub const CLIENT_ALPN: &[u8] = b"gossip-kv-client/1";
+
+/// Why a TLS configuration could not be built. Nothing was built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// rustls refused the certificate, key or CA (a key that does not
+    /// match its certificate, an unusable CA, ...).
+    #[error("TLS configuration refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client certificate verifier could not be built from the CA.
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// The identity's role does not fit the configuration (a client
+    /// identity for a node's server, or the reverse).
+    #[error("a {got} identity cannot be used here; {wanted} needed")]
+    Role {
+        /// The identity's role.
+        got: Role,
+        /// What the configuration needs.
+        wanted: &'static str,
+    },
+    /// quinn refused the rustls configuration (no TLS 1.3 initial suite).
+    #[error("QUIC needs a TLS 1.3 initial cipher suite")]
+    NoInitialCipherSuite,
+}
+
+/// The ring crypto provider every configuration here uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca: &CaCert) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.der().clone())?;
+    Ok(Arc::new(roots))
+}
+
+fn need_node(identity: &Identity) -> Result<NodeId, TlsError> {
+    identity.node_id().ok_or(TlsError::Role {
+        got: identity.role(),
+        wanted: "a node identity",
+    })
+}
+
+/// A node's server configuration: presents the node's certificate, requires
+/// a client certificate from the CA, and offers [`PEER_ALPN`] (and
+/// [`CLIENT_ALPN`] when `serve_clients`).
+///
+/// # Errors
+/// [`TlsError`] for a client identity or an unusable certificate or key.
+pub fn server_config(
+    identity: &Identity,
+    ca: &CaCert,
+    serve_clients: bool,
+) -> Result<rustls::ServerConfig, TlsError> {
+    need_node(identity)?;
+    let provider = provider();
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone()).build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain().to_vec(), identity.key().clone_key())?;
+    config.alpn_protocols = vec![PEER_ALPN.to_vec()];
+    if serve_clients {
+        config.alpn_protocols.push(CLIENT_ALPN.to_vec());
+    }
+    Ok(config)
+}
+
+fn client_builder(
+    identity: &Identity,
+    ca: &CaCert,
+    alpn: &[u8],
+) -> Result<rustls::ClientConfig, TlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca)?)
+        .with_client_auth_cert(identity.chain().to_vec(), identity.key().clone_key())?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(config)
+}
+
+/// A node's configuration for dialing its peers: presents the node's
+/// certificate, trusts only the CA, offers [`PEER_ALPN`]. Dial with the
+/// server name [`node_name`]`(peer)`, so the peer is authenticated as that
+/// node.
+///
+/// # Errors
+/// [`TlsError`] for a client identity or an unusable certificate or key.
+pub fn peer_client_config(
+    identity: &Identity,
+    ca: &CaCert,
+) -> Result<rustls::ClientConfig, TlsError> {
+    need_node(identity)?;
+    client_builder(identity, ca, PEER_ALPN)
+}
+
+/// A client's configuration: presents the client certificate, trusts only
+/// the CA, offers [`CLIENT_ALPN`].
+///
+/// # Errors
+/// [`TlsError`] for a node identity or an unusable certificate or key.
+pub fn client_config(identity: &Identity, ca: &CaCert) -> Result<rustls::ClientConfig, TlsError> {
+    if identity.role() != Role::Client {
+        return Err(TlsError::Role {
+            got: identity.role(),
+            wanted: "the client identity",
+        });
+    }
+    client_builder(identity, ca, CLIENT_ALPN)
+}
+
+/// Wraps a rustls server configuration for quinn.
+///
+/// # Errors
+/// [`TlsError::NoInitialCipherSuite`].
+pub fn quinn_server(config: rustls::ServerConfig) -> Result<quinn::ServerConfig, TlsError> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(Arc::new(config))
+        .map_err(|_| TlsError::NoInitialCipherSuite)?;
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+}
+
+/// Wraps a rustls client configuration for quinn.
+///
+/// # Errors
+/// [`TlsError::NoInitialCipherSuite`].
+pub fn quinn_client(config: rustls::ClientConfig) -> Result<quinn::ClientConfig, TlsError> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(config))
+        .map_err(|_| TlsError::NoInitialCipherSuite)?;
+    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+}
+
+/// Whether `leaf` (already verified against the CA by the handshake) is
+/// valid for `name`.
+pub fn valid_for(leaf: &CertificateDer<'_>, name: &str) -> bool {
+    let Ok(dns) = DnsName::try_from(name) else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(leaf)
+        .and_then(|cert| cert.verify_is_valid_for_subject_name(&ServerName::DnsName(dns)))
+        .is_ok()
+}
+
+/// Whether `leaf` proves node `id`: valid for `node-<id>.gossip-kv`.
+pub fn proves_node(leaf: &CertificateDer<'_>, id: NodeId) -> bool {
+    valid_for(leaf, &node_name(id))
+}
+
+/// Whether `leaf` is the client certificate: valid for `client.gossip-kv`.
+pub fn proves_client(leaf: &CertificateDer<'_>) -> bool {
+    valid_for(leaf, CLIENT_NAME)
+}
+
+/// The ALPN protocol and the peer's certificate chain of an established
+/// quinn connection.
+pub(crate) fn handshake_facts(
+    conn: &quinn::Connection,
+) -> (Option<Vec<u8>>, Option<Vec<CertificateDer<'static>>>) {
+    let alpn = conn
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    let chain = conn
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .map(|chain| *chain);
+    (alpn, chain)
+}
