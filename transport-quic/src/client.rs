@@ -227,6 +227,8 @@ impl QuicClient {
             }
         }
         *slot = None;
+        // quinn starts the connection's driver task right away.
+        let _guard = self.runtime.enter();
         let connecting = self.endpoint.connect_with(
             self.client_config.clone(),
             self.remote,

@@ -1,0 +1,404 @@
+//! Gossip nodes over QUIC, and the transport's own behaviour: pooling,
+//! reconnects, limits, shutdown, the client channel.
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use gossip::{Config, Member, MessageKind, Node, NodeHandle, Transmit, Transport};
+use lww_crdt::{NodeId, SystemClock};
+use transport_quic::certs::{ClusterCa, node_name};
+use transport_quic::{ClientError, QuicClient, QuicConfig, QuicTransport, wire};
+
+use common::{Raw, eventually, frame, quic_cluster, receive, test_config};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn gossip_config(id: u64) -> Config {
+    Config::builder(NodeId::new(id))
+        .tick_interval_ms(100)
+        .exchange_timeout_ms(800)
+        .build()
+        .unwrap()
+}
+
+/// Spawns one gossip node per transport; members carry the transports'
+/// addresses, which are fed back through `add_member`.
+fn spawn_nodes(transports: Vec<QuicTransport>) -> Vec<(NodeHandle, thread::JoinHandle<()>)> {
+    let members: Vec<Member> = transports
+        .iter()
+        .map(|t| Member {
+            id: t.id(),
+            address: t.local_addr().to_string(),
+        })
+        .collect();
+    transports
+        .into_iter()
+        .map(|transport| {
+            let id = transport.id();
+            for member in members.iter().filter(|m| m.id != id) {
+                transport.add_member(member).unwrap();
+            }
+            let seeds = members.iter().filter(|m| m.id != id).cloned();
+            let node = Node::new(gossip_config(id.get()), seeds);
+            gossip::spawn(node, transport, SystemClock)
+        })
+        .collect()
+}
+
+fn converge(nodes: &[(NodeHandle, thread::JoinHandle<()>)], keys: &[(&str, &str)]) -> bool {
+    eventually(LIMIT, || {
+        nodes.iter().all(|(handle, _)| {
+            keys.iter()
+                .all(|(key, value)| handle.get(key).as_deref() == Some(*value))
+        })
+    })
+}
+
+fn stop(nodes: Vec<(NodeHandle, thread::JoinHandle<()>)>) {
+    for (handle, _) in &nodes {
+        handle.shutdown();
+    }
+    for (_, thread) in nodes {
+        thread.join().unwrap();
+    }
+}
+
+#[test]
+fn two_nodes_converge() {
+    let ca = ClusterCa::generate().unwrap();
+    let nodes = spawn_nodes(quic_cluster(&ca, 2, &test_config()));
+    nodes[0].0.put("colour", "blue").unwrap();
+    nodes[1].0.put("shape", "square").unwrap();
+    assert!(converge(&nodes, &[("colour", "blue"), ("shape", "square")]));
+    nodes[1].0.delete("colour").unwrap();
+    assert!(eventually(LIMIT, || nodes[0].0.get("colour").is_none()));
+    assert_eq!(nodes[0].0.snapshot(), nodes[1].0.snapshot());
+    stop(nodes);
+}
+
+#[test]
+fn three_nodes_converge() {
+    let ca = ClusterCa::generate().unwrap();
+    let nodes = spawn_nodes(quic_cluster(&ca, 3, &test_config()));
+    let keys: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("key-{i}"), format!("value-{i}")))
+        .collect();
+    for (i, (key, value)) in keys.iter().enumerate() {
+        nodes[i % 3].0.put(key.clone(), value.clone()).unwrap();
+    }
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert!(converge(&nodes, &keys));
+    assert!(eventually(LIMIT, || {
+        let first = nodes[0].0.snapshot();
+        nodes.iter().all(|(handle, _)| handle.snapshot() == first)
+    }));
+    stop(nodes);
+}
+
+#[test]
+fn concurrent_sends_share_one_connection() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    let to = t[1].id();
+    for exchange in 0..40 {
+        t[0].send(Transmit {
+            to,
+            kind: MessageKind::Syn,
+            exchange,
+            payload: exchange.to_be_bytes().to_vec(),
+        })
+        .unwrap();
+    }
+    assert_eq!(receive(&mut t[1], 40, LIMIT).len(), 40);
+    let stats = t[0].stats();
+    assert_eq!(stats.connections_dialed, 1, "{stats:?}");
+    assert_eq!(stats.streams_opened, 40);
+    assert_eq!(t[1].stats().streams_accepted, 40);
+}
+
+#[test]
+fn reconnects_after_the_peer_restarts() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = test_config();
+    let mut t = quic_cluster(&ca, 2, &config);
+    let (a, b) = (t[0].id(), t[1].id());
+    let syn = |exchange: u64| Transmit {
+        to: b,
+        kind: MessageKind::Syn,
+        exchange,
+        payload: b"ping".to_vec(),
+    };
+    t[0].send(syn(0)).unwrap();
+    assert_eq!(receive(&mut t[1], 1, LIMIT).len(), 1);
+    // Node b goes away and comes back elsewhere; a learns the new address.
+    let old = t.pop().unwrap();
+    old.shutdown();
+    let mut reborn = QuicTransport::builder(ca.issue_node(b, &[]).unwrap(), ca.cert().clone())
+        .config(config)
+        .peer(a, t[0].local_addr())
+        .build()
+        .unwrap();
+    t[0].add_peer(b, reborn.local_addr());
+    let mut exchange = 1;
+    assert!(eventually(LIMIT, || {
+        t[0].send(syn(exchange)).unwrap();
+        exchange += 1;
+        !receive(&mut reborn, 1, Duration::from_millis(300)).is_empty()
+    }));
+    assert_eq!(t[0].stats().connections_dialed, 2);
+}
+
+#[test]
+fn shutdown_flushes_frames_in_flight() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    let to = t[1].id();
+    let payload = vec![7u8; 256 * 1024];
+    for exchange in 0..20 {
+        t[0].send(Transmit {
+            to,
+            kind: MessageKind::Syn,
+            exchange,
+            payload: payload.clone(),
+        })
+        .unwrap();
+    }
+    // Shut down at once: every queued frame still reaches the peer.
+    let sender = t.remove(0);
+    let handle = sender.handle();
+    drop(sender);
+    assert!(handle.is_closed());
+    let got = receive(&mut t[0], 20, LIMIT);
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|incoming| incoming.payload == payload));
+    assert_eq!(handle.stats().frames_dropped, 0);
+}
+
+#[test]
+fn handle_shutdown_stops_the_driver() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 1, &test_config());
+    let quic = t[0].handle();
+    let node = Node::new(gossip_config(0), []);
+    let (_handle, thread) = gossip::spawn(node, t.remove(0), SystemClock);
+    quic.shutdown();
+    assert!(eventually(LIMIT, || thread.is_finished()));
+    thread.join().unwrap();
+    assert!(quic.is_closed());
+    // Shutting down twice is harmless.
+    quic.shutdown();
+}
+
+#[test]
+fn frames_over_the_cap_are_refused_before_sending() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::builder().max_frame_bytes(1024).build().unwrap();
+    let mut t = quic_cluster(&ca, 2, &config);
+    let err = t[0]
+        .send(Transmit {
+            to: NodeId::new(1),
+            kind: MessageKind::Syn,
+            exchange: 0,
+            payload: vec![0; 1025],
+        })
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        gossip::TransportError::FrameTooLarge {
+            len: 1025,
+            max: 1024
+        }
+    ));
+}
+
+#[test]
+fn members_feed_the_peer_table() {
+    let ca = ClusterCa::generate().unwrap();
+    let t = quic_cluster(&ca, 1, &test_config());
+    let handle = t[0].handle();
+    let members = [
+        Member {
+            id: NodeId::new(0),
+            address: "127.0.0.1:1".into(),
+        },
+        Member {
+            id: NodeId::new(5),
+            address: "127.0.0.1:4005".into(),
+        },
+        Member {
+            id: NodeId::new(6),
+            address: "localhost:4006".into(),
+        },
+        Member {
+            id: NodeId::new(7),
+            address: String::new(),
+        },
+    ];
+    let errors = handle.sync_members(&members);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(handle.peers(), vec![NodeId::new(5), NodeId::new(6)]);
+    assert_eq!(
+        handle.peer_addr(NodeId::new(5)),
+        Some("127.0.0.1:4005".parse().unwrap())
+    );
+    assert!(handle.remove_peer(NodeId::new(5)).is_some());
+    assert_eq!(handle.peers(), vec![NodeId::new(6)]);
+}
+
+#[test]
+fn busy_nodes_refuse_streams_explicitly() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::builder()
+        .max_concurrent_exchanges(2)
+        .exchange_idle(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut t = quic_cluster(&ca, 1, &config);
+    let raw = Raw::new();
+    let me = NodeId::new(9);
+    let conn = raw.connect_as(
+        &ca.issue_node(me, &[]).unwrap(),
+        &ca,
+        t[0].local_addr(),
+        t[0].id(),
+        me,
+    );
+    let header = |exchange| {
+        let mut bytes = wire::encode_stream_header(wire::StreamHeader {
+            exchange,
+            opener_initiated: true,
+        })
+        .to_vec();
+        bytes.extend(frame(b"syn"));
+        bytes
+    };
+    let _first = raw.open_with(&conn, &header(1));
+    let _second = raw.open_with(&conn, &header(2));
+    assert_eq!(receive(&mut t[0], 2, LIMIT).len(), 2);
+    let (mut send, mut recv) = raw.open_with(&conn, &header(3));
+    assert_eq!(
+        raw.reset_code(&mut send, &mut recv),
+        Some(u64::from(wire::STREAM_BUSY))
+    );
+    assert_eq!(t[0].stats().streams_refused_busy, 1);
+    assert!(receive(&mut t[0], 1, Duration::from_millis(300)).is_empty());
+}
+
+fn serve(requests: transport_quic::RequestReceiver) -> thread::JoinHandle<usize> {
+    thread::spawn(move || {
+        let mut served = 0;
+        while let Some(request) = requests.recv_timeout(Duration::from_secs(5)) {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&request.body);
+            if request.body == b"ignore" {
+                drop(request.responder);
+            } else {
+                request.responder.respond(reply).unwrap();
+            }
+            served += 1;
+        }
+        served
+    })
+}
+
+#[test]
+fn clients_get_answers() {
+    let ca = ClusterCa::generate().unwrap();
+    let node = QuicTransport::builder(
+        ca.issue_node(NodeId::new(1), &["127.0.0.1".into()])
+            .unwrap(),
+        ca.cert().clone(),
+    )
+    .serve_clients(true)
+    .build()
+    .unwrap();
+    let server = serve(node.requests().unwrap());
+    let identity = ca.issue_client().unwrap();
+    // By node name and by IP address.
+    for name in [node_name(NodeId::new(1)), "127.0.0.1".to_owned()] {
+        let client = QuicClient::connect(
+            node.local_addr(),
+            &name,
+            &identity,
+            ca.cert(),
+            QuicConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(client.request(b"hello").unwrap(), b"echo:hello");
+        let client = Arc::new(client);
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let client = Arc::clone(&client);
+                thread::spawn(move || client.request(format!("{i}").as_bytes()).unwrap())
+            })
+            .collect();
+        for (i, thread) in threads.into_iter().enumerate() {
+            assert_eq!(thread.join().unwrap(), format!("echo:{i}").into_bytes());
+        }
+        assert!(matches!(
+            client.request(b"ignore"),
+            Err(ClientError::Refused(code)) if code == u64::from(wire::STREAM_UNANSWERED)
+        ));
+        assert!(matches!(
+            client.request(b""),
+            Err(ClientError::RequestSize { .. })
+        ));
+    }
+    assert_eq!(node.stats().requests_answered, 10);
+    drop(node);
+    assert_eq!(server.join().unwrap(), 12);
+}
+
+#[test]
+fn clients_are_refused_where_not_served_or_misnamed() {
+    let ca = ClusterCa::generate().unwrap();
+    let t = quic_cluster(&ca, 1, &test_config());
+    let identity = ca.issue_client().unwrap();
+    let config = QuicConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    // The node does not offer the client protocol.
+    assert!(
+        QuicClient::connect(
+            t[0].local_addr(),
+            &node_name(t[0].id()),
+            &identity,
+            ca.cert(),
+            config.clone(),
+        )
+        .is_err()
+    );
+    // The node is not who the client asked for.
+    let served = QuicTransport::builder(
+        ca.issue_node(NodeId::new(1), &[]).unwrap(),
+        ca.cert().clone(),
+    )
+    .serve_clients(true)
+    .build()
+    .unwrap();
+    assert!(matches!(
+        QuicClient::connect(
+            served.local_addr(),
+            &node_name(NodeId::new(2)),
+            &identity,
+            ca.cert(),
+            config.clone(),
+        ),
+        Err(ClientError::Connection(_))
+    ));
+    // A node identity cannot be a client.
+    assert!(matches!(
+        QuicClient::connect(
+            served.local_addr(),
+            &node_name(NodeId::new(1)),
+            &ca.issue_node(NodeId::new(3), &[]).unwrap(),
+            ca.cert(),
+            config,
+        ),
+        Err(ClientError::Tls(_))
+    ));
+}
