@@ -1,6 +1,10 @@
 //! Gossip nodes over QUIC, and the transport's own behaviour: pooling,
 //! reconnects, limits, shutdown, the client channel.
 
+// Test helpers unwrap like the tests they serve (clippy.toml allows it
+// inside #[test] functions only).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

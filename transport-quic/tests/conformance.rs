@@ -1,6 +1,10 @@
 //! One conformance suite for every `gossip::Transport`, run against the
 //! in-memory transport and the QUIC transport.
 
+// Test helpers unwrap like the tests they serve (clippy.toml allows it
+// inside #[test] functions only).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

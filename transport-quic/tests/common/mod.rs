@@ -2,7 +2,7 @@
 //! a deadline, and a raw quinn endpoint for speaking the wire protocol by
 //! hand (well or badly).
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
