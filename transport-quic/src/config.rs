@@ -29,6 +29,7 @@ pub struct QuicConfig {
     exchange_idle: Duration,
     max_concurrent_exchanges: usize,
     max_concurrent_requests: usize,
+    max_incoming_connections: usize,
     request_timeout: Duration,
     inbox_capacity: usize,
     keep_alive: Duration,
@@ -47,6 +48,7 @@ impl Default for QuicConfig {
             exchange_idle: Duration::from_secs(3),
             max_concurrent_exchanges: 256,
             max_concurrent_requests: 64,
+            max_incoming_connections: 1024,
             request_timeout: Duration::from_secs(10),
             inbox_capacity: 1024,
             keep_alive: Duration::from_secs(5),
@@ -101,6 +103,13 @@ impl QuicConfig {
     /// reset with [`STREAM_BUSY`](crate::wire::STREAM_BUSY) (default 64).
     pub fn max_concurrent_requests(&self) -> usize {
         self.max_concurrent_requests
+    }
+
+    /// How many incoming connections (peers and clients, handshakes
+    /// included) are held at once; connections past it are refused before
+    /// the handshake (default 1024).
+    pub fn max_incoming_connections(&self) -> usize {
+        self.max_incoming_connections
     }
 
     /// How long the application has to answer a client request, and how
@@ -177,6 +186,8 @@ impl QuicConfigBuilder {
         max_concurrent_exchanges: usize;
         /// See [`QuicConfig::max_concurrent_requests`].
         max_concurrent_requests: usize;
+        /// See [`QuicConfig::max_incoming_connections`].
+        max_incoming_connections: usize;
         /// See [`QuicConfig::request_timeout`].
         request_timeout: Duration;
         /// See [`QuicConfig::inbox_capacity`].
@@ -223,6 +234,7 @@ impl QuicConfigBuilder {
         let counts = [
             ("max_concurrent_exchanges", c.max_concurrent_exchanges),
             ("max_concurrent_requests", c.max_concurrent_requests),
+            ("max_incoming_connections", c.max_incoming_connections),
             ("inbox_capacity", c.inbox_capacity),
             ("worker_threads", c.worker_threads),
         ];

@@ -243,6 +243,7 @@ pub(crate) struct Shared {
     inbox: mpsc::Sender<gossip::Incoming>,
     exchanges: Arc<Semaphore>,
     request_permits: Arc<Semaphore>,
+    connection_permits: Arc<Semaphore>,
     requests: Option<crossbeam_channel::Sender<ClientRequest>>,
     pub(crate) counters: Counters,
     tracker: TaskTracker,
@@ -270,6 +271,7 @@ impl Shared {
             id: parts.id,
             exchanges: Arc::new(Semaphore::new(parts.config.max_concurrent_exchanges())),
             request_permits: Arc::new(Semaphore::new(parts.config.max_concurrent_requests())),
+            connection_permits: Arc::new(Semaphore::new(parts.config.max_incoming_connections())),
             config: parts.config,
             endpoint: parts.endpoint,
             local_addr,
@@ -724,8 +726,18 @@ impl Shared {
                 () = self.stop.cancelled() => break,
             };
             let Some(incoming) = incoming else { break };
+            let Ok(permit) = Arc::clone(&self.connection_permits).try_acquire_owned() else {
+                Counters::add(&self.counters.connections_refused_busy, 1);
+                debug!(node = %self.id, peer_addr = %incoming.remote_address(),
+                    limit = self.config.max_incoming_connections(), "connection limit reached; refusing");
+                incoming.refuse();
+                continue;
+            };
             let shared = Arc::clone(&self);
-            self.tracker.spawn(shared.handle_incoming(incoming));
+            self.tracker.spawn(async move {
+                shared.handle_incoming(incoming).await;
+                drop(permit);
+            });
         }
     }
 
@@ -1012,4 +1024,26 @@ pub(crate) fn transport_config(
         .unwrap_or_else(|_| quinn::IdleTimeout::from(VarInt::from_u32(u32::MAX)));
     transport.max_idle_timeout(Some(idle));
     transport
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_tell_their_side() {
+        for from_initiator in [true, false] {
+            let ack = Message::Ack(gossip::Ack {
+                exchange: 3,
+                incarnation: 1,
+                from_initiator,
+                delta: Default::default(),
+                vector: None,
+                members: None,
+            });
+            let bytes = gossip::codec::encode(&ack, 1 << 20).unwrap();
+            assert_eq!(ack_from_initiator(&bytes), from_initiator);
+        }
+        assert!(ack_from_initiator(b"not a message"));
+    }
 }

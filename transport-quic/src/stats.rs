@@ -31,6 +31,9 @@ stats! {
     connections_dialed,
     /// Dials that failed or timed out.
     connect_failures,
+    /// Incoming connections refused before the handshake because
+    /// `max_incoming_connections` were held.
+    connections_refused_busy,
     /// Incoming connections whose TLS handshake succeeded.
     connections_accepted,
     /// Incoming connections refused at the handshake (no certificate, one

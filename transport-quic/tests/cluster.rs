@@ -406,3 +406,124 @@ fn clients_are_refused_where_not_served_or_misnamed() {
         Err(ClientError::Tls(_))
     ));
 }
+
+fn send(t: &mut QuicTransport, to: u64, kind: MessageKind, exchange: u64, payload: &[u8]) {
+    t.send(Transmit {
+        to: NodeId::new(to),
+        kind,
+        exchange,
+        payload: payload.to_vec(),
+    })
+    .unwrap();
+}
+
+fn one(t: &mut QuicTransport) -> gossip::Incoming {
+    let mut got = receive(t, 1, LIMIT);
+    assert_eq!(got.len(), 1, "nothing arrived");
+    got.remove(0)
+}
+
+#[test]
+fn an_exchange_stays_on_one_stream() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    send(&mut t[0], 1, MessageKind::Syn, 42, b"syn");
+    assert_eq!(one(&mut t[1]).payload, b"syn");
+    send(&mut t[1], 0, MessageKind::SynAck, 42, b"synack");
+    assert_eq!(one(&mut t[0]).payload, b"synack");
+    send(&mut t[0], 1, MessageKind::Ack, 42, b"ack");
+    assert_eq!(one(&mut t[1]).payload, b"ack");
+    send(&mut t[1], 0, MessageKind::Ack, 42, b"last ack");
+    assert_eq!(one(&mut t[0]).payload, b"last ack");
+    assert_eq!(t[0].stats().streams_opened, 1);
+    assert_eq!(t[1].stats().streams_opened, 0);
+    assert_eq!(t[1].stats().streams_accepted, 1);
+}
+
+fn encoded_ack(exchange: u64, from_initiator: bool) -> Vec<u8> {
+    let ack = gossip::Message::Ack(gossip::Ack {
+        exchange,
+        incarnation: 0,
+        from_initiator,
+        delta: Default::default(),
+        vector: None,
+        members: None,
+    });
+    gossip::codec::encode(&ack, 1 << 20).unwrap()
+}
+
+#[test]
+fn both_sides_may_number_an_exchange_alike() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    // Each node opens its own exchange 5 with the other.
+    send(&mut t[0], 1, MessageKind::Syn, 5, b"syn from 0");
+    send(&mut t[1], 0, MessageKind::Syn, 5, b"syn from 1");
+    assert_eq!(one(&mut t[1]).payload, b"syn from 0");
+    assert_eq!(one(&mut t[0]).payload, b"syn from 1");
+    send(&mut t[0], 1, MessageKind::SynAck, 5, b"synack from 0");
+    send(&mut t[1], 0, MessageKind::SynAck, 5, b"synack from 1");
+    assert_eq!(one(&mut t[1]).payload, b"synack from 0");
+    assert_eq!(one(&mut t[0]).payload, b"synack from 1");
+    // Both Acks of node 0 have two open streams to choose from; each goes
+    // on its own exchange's stream.
+    for from_initiator in [true, false] {
+        let ack = encoded_ack(5, from_initiator);
+        send(&mut t[0], 1, MessageKind::Ack, 5, &ack);
+        assert_eq!(one(&mut t[1]).payload, ack);
+    }
+    for t in &t {
+        let stats = t.stats();
+        assert_eq!((stats.streams_opened, stats.streams_accepted), (1, 1));
+    }
+}
+
+#[test]
+fn a_late_reply_opens_a_stream_of_its_own() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = test_config();
+    let mut t = quic_cluster(&ca, 2, &config);
+    send(&mut t[0], 1, MessageKind::Syn, 9, b"syn");
+    assert_eq!(one(&mut t[1]).payload, b"syn");
+    // Let the exchange's stream go quiet and finish (a timer, not a
+    // convergence wait).
+    thread::sleep(config.exchange_idle() * 3);
+    send(&mut t[1], 0, MessageKind::SynAck, 9, b"late synack");
+    let got = one(&mut t[0]);
+    assert_eq!(
+        (got.from, got.payload.as_slice()),
+        (NodeId::new(1), &b"late synack"[..])
+    );
+    assert_eq!(t[1].stats().streams_opened, 1);
+    // The initiator's Ack follows the reply's stream.
+    send(&mut t[0], 1, MessageKind::Ack, 9, b"ack");
+    assert_eq!(one(&mut t[1]).payload, b"ack");
+    assert_eq!(t[0].stats().streams_opened, 1);
+}
+
+#[test]
+fn incoming_connections_are_bounded() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::builder()
+        .max_incoming_connections(1)
+        .build()
+        .unwrap();
+    let t = quic_cluster(&ca, 1, &config);
+    let identity = ca.issue_node(NodeId::new(5), &[]).unwrap();
+    let first = Raw::new();
+    let conn = first.connect_as(&identity, &ca, t[0].local_addr(), t[0].id(), NodeId::new(5));
+    let second = Raw::new();
+    let tls = transport_quic::tls::peer_client_config(&identity, ca.cert()).unwrap();
+    assert!(
+        second
+            .connect(tls.clone(), t[0].local_addr(), &node_name(t[0].id()))
+            .is_err()
+    );
+    assert_eq!(t[0].stats().connections_refused_busy, 1);
+    conn.close(0u32.into(), b"done");
+    assert!(eventually(LIMIT, || {
+        second
+            .connect(tls.clone(), t[0].local_addr(), &node_name(t[0].id()))
+            .is_ok()
+    }));
+}
