@@ -42,9 +42,9 @@ pub struct Responder {
 /// Why a response was not sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RespondError {
-    /// The response is longer than the frame cap. Nothing was sent; the
+    /// The response is empty or longer than the frame cap. Nothing was sent; the
     /// client's stream is reset as unanswered.
-    #[error("response of {len} bytes exceeds the {max}-byte frame cap")]
+    #[error("response of {len} bytes is empty or exceeds the {max}-byte frame cap")]
     TooLarge {
         /// The response's length.
         len: usize,
@@ -90,16 +90,39 @@ impl RequestReceiver {
         RequestReceiver { rx }
     }
 
-    /// Waits up to `timeout` for the next request; `None` if none came or
-    /// the transport is gone.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<ClientRequest> {
-        self.rx.recv_timeout(timeout).ok()
+    /// Waits up to `timeout` for the next request.
+    ///
+    /// # Errors
+    /// [`RecvRequestError::Timeout`] if none came,
+    /// [`RecvRequestError::Closed`] once the transport shut down.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<ClientRequest, RecvRequestError> {
+        self.rx.recv_timeout(timeout).map_err(|err| match err {
+            crossbeam_channel::RecvTimeoutError::Timeout => RecvRequestError::Timeout,
+            crossbeam_channel::RecvTimeoutError::Disconnected => RecvRequestError::Closed,
+        })
+    }
+
+    /// Waits for the next request; `None` once the transport shut down.
+    pub fn recv(&self) -> Option<ClientRequest> {
+        self.rx.recv().ok()
     }
 
     /// The next request if one is waiting.
     pub fn try_recv(&self) -> Option<ClientRequest> {
         self.rx.try_recv().ok()
     }
+}
+
+/// Why [`RequestReceiver::recv_timeout`] returned no request. Nothing was
+/// taken from the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecvRequestError {
+    /// No request came in time.
+    #[error("no request came in time")]
+    Timeout,
+    /// The transport shut down; no request will come.
+    #[error("the transport shut down")]
+    Closed,
 }
 
 /// Why a client could not connect or a request failed.

@@ -23,8 +23,11 @@
 //!   is finished after [`QuicConfig::exchange_idle`] of quiet or when the
 //!   peer finishes. Frames are length-prefixed with a hard cap; a bad frame
 //!   resets its stream only.
-//! - **Connection reuse.** One pooled connection per peer, one dial at a
-//!   time, reconnect after loss, connect and read timeouts.
+//! - **Connection reuse.** One pooled connection per peer for the exchanges
+//!   this node starts, one dial at a time, reconnect after loss, connect and
+//!   read timeouts. A peer's own exchanges arrive on the connection it
+//!   dialed, so two nodes hold one connection each way and a server never
+//!   opens streams toward a client it only knows by its hello.
 //! - **Bounded work.** At most [`QuicConfig::max_concurrent_exchanges`]
 //!   peer streams and [`QuicConfig::max_concurrent_requests`] client
 //!   requests are served at once; beyond that streams are refused with

@@ -244,7 +244,8 @@ pub(crate) struct Shared {
     exchanges: Arc<Semaphore>,
     request_permits: Arc<Semaphore>,
     connection_permits: Arc<Semaphore>,
-    requests: Option<crossbeam_channel::Sender<ClientRequest>>,
+    serves_clients: bool,
+    requests: Mutex<Option<crossbeam_channel::Sender<ClientRequest>>>,
     pub(crate) counters: Counters,
     tracker: TaskTracker,
     stop: CancellationToken,
@@ -282,7 +283,8 @@ impl Shared {
             streams: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(0),
             inbox: parts.inbox,
-            requests: parts.requests,
+            serves_clients: parts.requests.is_some(),
+            requests: Mutex::new(parts.requests),
             counters: Counters::default(),
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
@@ -773,7 +775,7 @@ impl Shared {
         };
         match alpn.as_deref() {
             Some(PEER_ALPN) => self.serve_peer(conn, leaf).await,
-            Some(CLIENT_ALPN) if self.requests.is_some() => self.serve_client(conn, leaf).await,
+            Some(CLIENT_ALPN) if self.serves_clients => self.serve_client(conn, leaf).await,
             _ => self.refuse(&conn, wire::CONN_ROLE_REFUSED, "unexpected ALPN"),
         }
     }
@@ -937,9 +939,6 @@ impl Shared {
                 return;
             }
         };
-        let Some(requests) = &self.requests else {
-            return;
-        };
         let (tx, rx) = oneshot::channel();
         let request = ClientRequest {
             body,
@@ -948,8 +947,13 @@ impl Shared {
         };
         // Never full: the channel holds as many requests as there are
         // permits.
-        if requests.try_send(request).is_err() {
-            refuse(&mut send, &mut recv, wire::STREAM_UNANSWERED);
+        let queued = match lock(&self.requests).as_ref() {
+            Some(requests) => requests.try_send(request).is_ok(),
+            // Shutting down.
+            None => false,
+        };
+        if !queued {
+            refuse(&mut send, &mut recv, wire::STREAM_SHUTDOWN);
             return;
         }
         match timeout(self.config.request_timeout(), rx).await {
@@ -985,6 +989,8 @@ impl Shared {
         self.closed.store(true, Ordering::Release);
         self.endpoint.set_server_config(None);
         self.stop.cancel();
+        // Request receivers see the end at once.
+        lock(&self.requests).take();
         self.tracker.close();
         if timeout_at(deadline, self.tracker.wait()).await.is_err() {
             warn!(node = %self.id, "shutdown bound reached with streams still open; closing anyway");

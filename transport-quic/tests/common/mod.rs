@@ -246,6 +246,18 @@ impl Raw {
     }
 }
 
+impl Drop for Raw {
+    /// Closes every connection and lets the peer hear it, so the peer's
+    /// shutdown does not wait for acknowledgements that cannot come.
+    fn drop(&mut self) {
+        self.endpoint.close(0u32.into(), b"bye");
+        let endpoint = self.endpoint.clone();
+        self.runtime.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        });
+    }
+}
+
 /// The application close code of a closed connection.
 pub fn app_close_code(err: &quinn::ConnectionError) -> Option<u64> {
     match err {
