@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use gossip::{Config, ConfigError, Member, Metrics, Node, WriteError};
+use gossip::{Config, ConfigError, Member, MessageKind, Metrics, Node, WriteError};
 use lww_crdt::{Entry, NodeId, Stamp, VersionVector};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -138,6 +138,8 @@ enum Work {
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Scheduled {
     at: u64,
+    /// At equal times, ticks and `Syn`s (0) go before answers (1).
+    phase: u8,
     seq: u64,
     work: Work,
 }
@@ -368,9 +370,19 @@ impl Cluster {
     pub fn run_round(&mut self) {
         let start = self.now_ms;
         let end = start + self.config.tick_interval_ms;
-        for index in 0..self.slots.len() {
-            let at = start + self.slots[index].phase_ms;
-            self.schedule(at, Work::Tick { node: index });
+        let lockstep = self.config.timing == Timing::Lockstep;
+        if lockstep {
+            // Ticks are chained: each node's `Syn`s are delivered (and
+            // answered) before the next node ticks, so they never pile up.
+            // Answering a `Syn` changes no map, and every answer waits in a
+            // later phase until all nodes have ticked, so each exchange
+            // sees the state at the start of the round, as in the model.
+            self.schedule(start, Work::Tick { node: 0 });
+        } else {
+            for index in 0..self.slots.len() {
+                let at = start + self.slots[index].phase_ms;
+                self.schedule(at, Work::Tick { node: index });
+            }
         }
         while let Some(Reverse(next)) = self.queue.peek() {
             if next.at >= end {
@@ -380,7 +392,12 @@ impl Cluster {
                 break;
             };
             match work {
-                Work::Tick { node } => self.tick(node, at),
+                Work::Tick { node } => {
+                    self.tick(node, at);
+                    if lockstep && node + 1 < self.slots.len() {
+                        self.schedule(at, Work::Tick { node: node + 1 });
+                    }
+                }
                 Work::Deliver { from, to, payload } => self.deliver(from, to, &payload, at),
             }
         }
@@ -523,9 +540,14 @@ impl Cluster {
     }
 
     fn schedule(&mut self, at: u64, work: Work) {
+        self.schedule_in(at, 0, work);
+    }
+
+    fn schedule_in(&mut self, at: u64, phase: u8, work: Work) {
         self.seq += 1;
         self.queue.push(Reverse(Scheduled {
             at,
+            phase,
             seq: self.seq,
             work,
         }));
@@ -572,11 +594,12 @@ impl Cluster {
         while node.poll_event().is_some() {}
         for transmit in outgoing {
             let to = transmit.to.get() as usize;
-            self.send(index, to, transmit.payload, at);
+            let phase = u8::from(transmit.kind != MessageKind::Syn);
+            self.send(index, to, transmit.payload, at, phase);
         }
     }
 
-    fn send(&mut self, from: usize, to: usize, payload: Vec<u8>, at: u64) {
+    fn send(&mut self, from: usize, to: usize, payload: Vec<u8>, at: u64, phase: u8) {
         self.stats.sent += 1;
         self.stats.sent_bytes += payload.len() as u64;
         if to >= self.slots.len() {
@@ -601,8 +624,9 @@ impl Cluster {
         };
         let deliver_at = at + latency + fate.extra_delay_ms;
         if fate.copies > 1 {
-            self.schedule(
+            self.schedule_in(
                 deliver_at + 1,
+                phase,
                 Work::Deliver {
                     from,
                     to,
@@ -610,7 +634,7 @@ impl Cluster {
                 },
             );
         }
-        self.schedule(deliver_at, Work::Deliver { from, to, payload });
+        self.schedule_in(deliver_at, phase, Work::Deliver { from, to, payload });
     }
 
     fn reachable(&self, from: usize, to: usize) -> bool {
