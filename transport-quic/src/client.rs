@@ -93,8 +93,8 @@ impl RequestReceiver {
     /// Waits up to `timeout` for the next request.
     ///
     /// # Errors
-    /// [`RecvRequestError::Timeout`] if none came,
-    /// [`RecvRequestError::Closed`] once the transport shut down.
+    /// [`RecvRequestError::Timeout`](crate::RecvRequestError::Timeout) if none came,
+    /// [`RecvRequestError::Closed`](crate::RecvRequestError::Closed) once the transport shut down.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<ClientRequest, RecvRequestError> {
         self.rx.recv_timeout(timeout).map_err(|err| match err {
             crossbeam_channel::RecvTimeoutError::Timeout => RecvRequestError::Timeout,

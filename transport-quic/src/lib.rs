@@ -26,8 +26,8 @@
 //! - **Connection reuse.** One pooled connection per peer for the exchanges
 //!   this node starts, one dial at a time, reconnect after loss, connect and
 //!   read timeouts. A peer's own exchanges arrive on the connection it
-//!   dialed, so two nodes hold one connection each way and a server never
-//!   opens streams toward a client it only knows by its hello.
+//!   dialed, so two nodes hold one connection each way: no race over whose
+//!   connection wins, and each side authenticates the other the same way.
 //! - **Bounded work.** At most [`QuicConfig::max_concurrent_exchanges`]
 //!   peer streams and [`QuicConfig::max_concurrent_requests`] client
 //!   requests are served at once; beyond that streams are refused with
@@ -91,7 +91,8 @@ mod transport;
 pub mod wire;
 
 pub use client::{
-    ClientError, ClientRequest, QuicClient, RequestReceiver, RespondError, Responder,
+    ClientError, ClientRequest, QuicClient, RecvRequestError, RequestReceiver, RespondError,
+    Responder,
 };
 pub use config::{DEFAULT_MAX_FRAME_BYTES, QuicConfig, QuicConfigBuilder, QuicConfigError};
 pub use stats::QuicStats;
