@@ -117,6 +117,16 @@ impl Message {
         }
     }
 
+    /// Whether the sender opened the exchange: a `Syn`, or the initiator's
+    /// `Ack`.
+    pub fn from_initiator(&self) -> bool {
+        match self {
+            Message::Syn(_) => true,
+            Message::SynAck(_) => false,
+            Message::Ack(ack) => ack.from_initiator,
+        }
+    }
+
     /// The sender's incarnation.
     pub fn incarnation(&self) -> u32 {
         match self {

@@ -58,7 +58,13 @@
 //! let mut b = QuicTransport::builder(ca.issue_node(two, &[])?, ca.cert().clone()).build()?;
 //! a.add_peer(two, b.local_addr());
 //!
-//! a.send(Transmit { to: two, kind: MessageKind::Syn, exchange: 0, payload: b"hi".to_vec() })?;
+//! a.send(Transmit {
+//!     to: two,
+//!     kind: MessageKind::Syn,
+//!     exchange: 0,
+//!     from_initiator: true,
+//!     payload: b"hi".to_vec(),
+//! })?;
 //! let got = b.recv_timeout(Duration::from_secs(10))?.expect("a frame");
 //! assert_eq!((got.from, got.payload.as_slice()), (one, &b"hi"[..]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use gossip::{Message, MessageKind, Transmit, TransportError};
+use gossip::{MessageKind, Transmit, TransportError};
 use lww_crdt::NodeId;
 use quinn::{Connection, ReadExactError, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -370,21 +370,9 @@ impl Shared {
             initiated_here,
         };
         let mut streams = lock(&self.streams);
-        let key = match frame.kind {
-            MessageKind::Syn => key(true),
-            MessageKind::SynAck => key(false),
-            MessageKind::Ack => match (
-                streams.contains_key(&key(true)),
-                streams.contains_key(&key(false)),
-            ) {
-                (true, false) => key(true),
-                (false, true) => key(false),
-                // Both directions use this exchange number (each node numbers
-                // its own exchanges), or neither stream is open any more: the
-                // Ack itself says which side sent it.
-                _ => key(ack_from_initiator(&frame.payload)),
-            },
-        };
+        // Each node numbers the exchanges it opens, so both directions may
+        // use one number: the frame says which side of its exchange it is.
+        let key = key(frame.from_initiator);
         let mut payload = frame.payload;
         if frame.kind != MessageKind::Syn {
             if let Some(entry) = streams.get(&key) {
@@ -1007,15 +995,6 @@ impl Shared {
     }
 }
 
-/// Which side sent an Ack, from the Ack itself; the initiator's when the
-/// payload does not decode (the node produced it, so it does).
-fn ack_from_initiator(payload: &[u8]) -> bool {
-    match gossip::codec::decode(payload, usize::MAX) {
-        Ok(Message::Ack(ack)) => ack.from_initiator,
-        _ => true,
-    }
-}
-
 /// The transport parameters of one side of a connection.
 pub(crate) fn transport_config(
     config: &QuicConfig,
@@ -1030,26 +1009,4 @@ pub(crate) fn transport_config(
         .unwrap_or_else(|_| quinn::IdleTimeout::from(VarInt::from_u32(u32::MAX)));
     transport.max_idle_timeout(Some(idle));
     transport
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn acks_tell_their_side() {
-        for from_initiator in [true, false] {
-            let ack = Message::Ack(gossip::Ack {
-                exchange: 3,
-                incarnation: 1,
-                from_initiator,
-                delta: Default::default(),
-                vector: None,
-                members: None,
-            });
-            let bytes = gossip::codec::encode(&ack, 1 << 20).unwrap();
-            assert_eq!(ack_from_initiator(&bytes), from_initiator);
-        }
-        assert!(ack_from_initiator(b"not a message"));
-    }
 }

@@ -105,6 +105,7 @@ fn a_cluster_directory_round_trips() {
             to: NodeId::new(1),
             kind: MessageKind::Syn,
             exchange: 1,
+            from_initiator: true,
             payload: b"from the files".to_vec(),
         })
         .unwrap();

@@ -112,6 +112,7 @@ fn concurrent_sends_share_one_connection() {
             to,
             kind: MessageKind::Syn,
             exchange,
+            from_initiator: true,
             payload: exchange.to_be_bytes().to_vec(),
         })
         .unwrap();
@@ -133,6 +134,7 @@ fn reconnects_after_the_peer_restarts() {
         to: b,
         kind: MessageKind::Syn,
         exchange,
+        from_initiator: true,
         payload: b"ping".to_vec(),
     };
     t[0].send(syn(0)).unwrap();
@@ -166,6 +168,7 @@ fn shutdown_flushes_frames_in_flight() {
             to,
             kind: MessageKind::Syn,
             exchange,
+            from_initiator: true,
             payload: payload.clone(),
         })
         .unwrap();
@@ -206,6 +209,7 @@ fn frames_over_the_cap_are_refused_before_sending() {
             to: NodeId::new(1),
             kind: MessageKind::Syn,
             exchange: 0,
+            from_initiator: true,
             payload: vec![0; 1025],
         })
         .unwrap_err();
@@ -407,11 +411,25 @@ fn clients_are_refused_where_not_served_or_misnamed() {
     ));
 }
 
+/// Sends as the exchange's initiator for a `Syn` or an `Ack`, as its
+/// responder for a `SynAck`.
 fn send(t: &mut QuicTransport, to: u64, kind: MessageKind, exchange: u64, payload: &[u8]) {
+    send_as(t, to, kind, kind != MessageKind::SynAck, exchange, payload);
+}
+
+fn send_as(
+    t: &mut QuicTransport,
+    to: u64,
+    kind: MessageKind,
+    from_initiator: bool,
+    exchange: u64,
+    payload: &[u8],
+) {
     t.send(Transmit {
         to: NodeId::new(to),
         kind,
         exchange,
+        from_initiator,
         payload: payload.to_vec(),
     })
     .unwrap();
@@ -433,7 +451,7 @@ fn an_exchange_stays_on_one_stream() {
     assert_eq!(one(&mut t[0]).payload, b"synack");
     send(&mut t[0], 1, MessageKind::Ack, 42, b"ack");
     assert_eq!(one(&mut t[1]).payload, b"ack");
-    send(&mut t[1], 0, MessageKind::Ack, 42, b"last ack");
+    send_as(&mut t[1], 0, MessageKind::Ack, false, 42, b"last ack");
     assert_eq!(one(&mut t[0]).payload, b"last ack");
     assert_eq!(t[0].stats().streams_opened, 1);
     assert_eq!(t[1].stats().streams_opened, 0);
@@ -469,7 +487,7 @@ fn both_sides_may_number_an_exchange_alike() {
     // on its own exchange's stream.
     for from_initiator in [true, false] {
         let ack = encoded_ack(5, from_initiator);
-        send(&mut t[0], 1, MessageKind::Ack, 5, &ack);
+        send_as(&mut t[0], 1, MessageKind::Ack, from_initiator, 5, &ack);
         assert_eq!(one(&mut t[1]).payload, ack);
     }
     for t in &t {

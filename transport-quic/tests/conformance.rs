@@ -19,11 +19,23 @@ use common::{quic_cluster, receive, test_config};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
+/// A frame sent as the exchange's initiator, except a `SynAck`.
 fn transmit(to: NodeId, kind: MessageKind, exchange: u64, payload: &[u8]) -> Transmit {
+    transmit_as(to, kind, kind != MessageKind::SynAck, exchange, payload)
+}
+
+fn transmit_as(
+    to: NodeId,
+    kind: MessageKind,
+    from_initiator: bool,
+    exchange: u64,
+    payload: &[u8],
+) -> Transmit {
     Transmit {
         to,
         kind,
         exchange,
+        from_initiator,
         payload: payload.to_vec(),
     }
 }
@@ -70,7 +82,9 @@ fn an_exchange_travels_both_ways<T: Transport>(mut t: Vec<T>) {
         (1, a, MessageKind::Ack, &b"ack from responder"[..]),
     ];
     for (sender, to, kind, payload) in steps {
-        t[sender].send(transmit(to, kind, 42, payload)).unwrap();
+        t[sender]
+            .send(transmit_as(to, kind, sender == 0, 42, payload))
+            .unwrap();
         let receiver = 1 - sender;
         let got = receive(&mut t[receiver], 1, LIMIT);
         assert_eq!(got.len(), 1, "{kind:?} did not arrive");

@@ -79,6 +79,7 @@ impl Fixture {
                     to: NodeId::new(1),
                     kind: MessageKind::Syn,
                     exchange: self.next_exchange,
+                    from_initiator: true,
                     payload: payload.clone(),
                 })
                 .unwrap();
@@ -99,6 +100,7 @@ impl Fixture {
                 to: NodeId::new(2),
                 kind: MessageKind::SynAck,
                 exchange: self.next_exchange,
+                from_initiator: false,
                 payload: b"still here".to_vec(),
             })
             .unwrap();
@@ -172,6 +174,7 @@ fn a_certificate_from_another_ca_is_refused_both_ways() {
             to: NodeId::new(3),
             kind: MessageKind::Syn,
             exchange: 1,
+            from_initiator: true,
             payload: b"secret".to_vec(),
         })
         .unwrap();

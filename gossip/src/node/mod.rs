@@ -45,8 +45,12 @@ pub struct Transmit {
     /// stream for a `Syn` and reuses it for the rest.
     pub kind: MessageKind,
     /// The exchange it belongs to, chosen by the exchange's initiator: with
-    /// the two members' ids it names the exchange.
+    /// the two members' ids and [`from_initiator`](Self::from_initiator) it
+    /// names the exchange, since both members number their own exchanges.
     pub exchange: u64,
+    /// Whether this node opened the exchange (a `Syn` or the initiator's
+    /// `Ack`) or answers it.
+    pub from_initiator: bool,
     /// The encoded frame.
     pub payload: Vec<u8>,
 }
@@ -498,6 +502,7 @@ impl Node {
                     to,
                     kind: message.kind(),
                     exchange: message.exchange(),
+                    from_initiator: message.from_initiator(),
                     payload,
                 });
                 true
