@@ -82,7 +82,7 @@ pub use config::{
     Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
 };
 pub use driver::{NodeHandle, spawn};
-pub use membership::{Liveness, PeerState};
+pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{Ack, Digest, Member, Message, MessageKind, StoreDelta, Syn, SynAck};
 pub use metrics::{Metrics, Traffic};
 pub use node::{

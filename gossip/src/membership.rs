@@ -5,6 +5,7 @@
 //! for the members that have them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use lww_crdt::NodeId;
 use rand::Rng;
@@ -69,8 +70,10 @@ const HEALTHY: Health = Health {
 #[derive(Clone, Debug)]
 pub(crate) struct Membership {
     me: Member,
-    /// Peer ids, sorted; this node excluded.
-    ids: Vec<NodeId>,
+    /// Member ids, sorted; may include this node's own (see
+    /// [`SharedPeers`]). Shared with other nodes until this one learns a
+    /// member they lack.
+    ids: Arc<Vec<NodeId>>,
     /// Addresses of the peers that have one.
     addresses: HashMap<NodeId, String>,
     /// Health of the peers heard from or failed at least once; the rest are
@@ -86,7 +89,7 @@ impl Membership {
         let hash = member_hash(me.id, &me.address);
         Self {
             me,
-            ids: Vec::new(),
+            ids: Arc::new(Vec::new()),
             addresses: HashMap::new(),
             health: HashMap::new(),
             hash,
@@ -100,13 +103,26 @@ impl Membership {
         self.hash
     }
 
-    /// Peer ids, sorted.
-    pub(crate) fn ids(&self) -> &[NodeId] {
-        &self.ids
+    /// Peer ids, sorted; this node excluded.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.me.id;
+        self.ids.iter().copied().filter(move |&id| id != me)
     }
 
     pub(crate) fn contains(&self, id: NodeId) -> bool {
-        self.ids.binary_search(&id).is_ok()
+        id != self.me.id && self.ids.binary_search(&id).is_ok()
+    }
+
+    /// Starts from a member list shared with other nodes of this process.
+    pub(crate) fn share(&mut self, shared: &SharedPeers) {
+        let me = self.me.id;
+        let own = member_hash(me, &self.me.address);
+        // The shared hash counts this node with no address if listed.
+        let listed = shared.ids.binary_search(&me).is_ok();
+        self.hash = shared.hash ^ own ^ if listed { member_hash(me, "") } else { 0 };
+        self.ids = Arc::clone(&shared.ids);
+        self.addresses.clear();
+        self.health.clear();
     }
 
     pub(crate) fn peer(&self, id: NodeId) -> Option<PeerState> {
@@ -126,7 +142,7 @@ impl Membership {
     }
 
     pub(crate) fn peers(&self) -> Vec<PeerState> {
-        self.ids.iter().filter_map(|&id| self.peer(id)).collect()
+        self.ids().filter_map(|id| self.peer(id)).collect()
     }
 
     pub(crate) fn liveness(&self, id: NodeId) -> Liveness {
@@ -136,9 +152,8 @@ impl Membership {
     /// Every member, this node included, in id order.
     pub(crate) fn members(&self) -> Vec<Member> {
         let mut members: Vec<Member> = self
-            .ids
-            .iter()
-            .map(|&id| Member {
+            .ids()
+            .map(|id| Member {
                 id,
                 address: self.addresses.get(&id).cloned().unwrap_or_default(),
             })
@@ -165,7 +180,7 @@ impl Membership {
             }
             Err(at) => {
                 self.hash ^= member_hash(member.id, &member.address);
-                self.ids.insert(at, member.id);
+                Arc::make_mut(&mut self.ids).insert(at, member.id);
                 if !member.address.is_empty() {
                     self.addresses.insert(member.id, member.address);
                 }
@@ -224,7 +239,8 @@ impl Membership {
         count: usize,
         eligible: impl Fn(NodeId) -> bool,
     ) -> Vec<NodeId> {
-        let ok = |id: NodeId| self.liveness(id) == Liveness::Alive && eligible(id);
+        let me = self.me.id;
+        let ok = |id: NodeId| id != me && self.liveness(id) == Liveness::Alive && eligible(id);
         let mut chosen: Vec<NodeId> = Vec::with_capacity(count);
         let len = self.ids.len();
         if len == 0 {
@@ -241,9 +257,7 @@ impl Membership {
         }
         // Few eligible peers: fall back to an exact draw among them.
         let mut rest: Vec<NodeId> = self
-            .ids
-            .iter()
-            .copied()
+            .ids()
             .filter(|&id| ok(id) && !chosen.contains(&id))
             .collect();
         while chosen.len() < count && !rest.is_empty() {
@@ -296,6 +310,39 @@ impl Membership {
     }
 }
 
+/// A member list that many nodes of one process start from, shared until a
+/// node learns a member it lacks: a simulation of 10,000 nodes that all know
+/// each other holds one list, not 10,000. It may include the nodes' own ids.
+#[derive(Clone, Debug, Default)]
+pub struct SharedPeers {
+    ids: Arc<Vec<NodeId>>,
+    hash: u64,
+}
+
+impl SharedPeers {
+    /// Members with these ids and no addresses.
+    pub fn new(ids: impl IntoIterator<Item = NodeId>) -> Self {
+        let mut ids: Vec<NodeId> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let hash = ids.iter().fold(0, |hash, &id| hash ^ member_hash(id, ""));
+        Self {
+            ids: Arc::new(ids),
+            hash,
+        }
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
 /// A stable 64-bit hash of a member, the same on every build and platform.
 fn member_hash(id: NodeId, address: &str) -> u64 {
     let mut hash = mix(id.get());
@@ -339,6 +386,30 @@ mod tests {
         assert_eq!(a.hash(), b.hash());
         assert_eq!(a.members(), b.members());
         assert_eq!(a.members().len(), 4);
+    }
+
+    #[test]
+    fn a_shared_list_hashes_and_lists_like_one_built_by_hand() {
+        let shared = SharedPeers::new((0..5).map(NodeId::new));
+        let mut a = Membership::new(member(2), 2, 4);
+        a.share(&shared);
+        let mut b = Membership::new(member(2), 2, 4);
+        for id in [0, 1, 3, 4] {
+            b.add(member(id));
+        }
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(a.members(), b.members());
+        assert!(!a.contains(NodeId::new(2)));
+        assert_eq!(a.ids().count(), 4);
+        let mut rng = SmallRng::seed_from_u64(3);
+        for _ in 0..50 {
+            assert!(
+                !a.choose_alive(&mut rng, 4, |_| true)
+                    .contains(&NodeId::new(2))
+            );
+        }
+        assert!(a.add(member(9)));
+        assert_eq!(shared.len(), 5, "learning must not change the shared list");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use gossip::{Config, ConfigError, Member, MessageKind, Metrics, Node, WriteError};
+use gossip::{Config, ConfigError, Member, MessageKind, Metrics, Node, SharedPeers, WriteError};
 use lww_crdt::{Entry, NodeId, Stamp, VersionVector};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -164,6 +164,8 @@ pub struct Cluster {
     partitioned: bool,
     /// A digest of every delivery, in order: equal for equal runs.
     trace_hash: u64,
+    /// Every node's id, shared by all nodes that start knowing everyone.
+    everyone: SharedPeers,
 }
 
 impl Cluster {
@@ -212,7 +214,12 @@ impl Cluster {
             stats: NetworkStats::default(),
             partitioned: false,
             trace_hash: 0,
+            everyone: SharedPeers::default(),
         };
+        if cluster.config.seed_peers.is_none() {
+            cluster.everyone =
+                SharedPeers::new((0..cluster.slots.len()).map(|i| NodeId::new(i as u64)));
+        }
         for index in 0..cluster.slots.len() {
             let node = cluster.build_node(index)?;
             cluster.slots[index].node = Some(node);
@@ -502,21 +509,18 @@ impl Cluster {
             .eviction_ms(self.config.eviction_rounds * self.config.tick_interval_ms)
             .seed(self.rng.random())
             .build()?;
-        let n = self.slots.len();
-        let member = |i: usize| Member {
-            id: NodeId::new(i as u64),
-            address: String::new(),
+        let Some(count) = self.config.seed_peers else {
+            return Ok(Node::with_shared_peers(config, &self.everyone));
         };
-        let seeds: Vec<Member> = match self.config.seed_peers {
-            None => (0..n).filter(|&i| i != index).map(member).collect(),
-            // A shared seed list, as deployments have: the first `count`
-            // nodes. Random seeds per node could leave the cluster split in
-            // components that never meet.
-            Some(count) => (0..count.min(n))
-                .filter(|&i| i != index)
-                .map(member)
-                .collect(),
-        };
+        // A shared seed list, as deployments have: the first `count` nodes.
+        // Random seeds per node could leave the cluster split in components
+        // that never meet.
+        let seeds = (0..count.min(self.slots.len()))
+            .filter(|&i| i != index)
+            .map(|i| Member {
+                id: NodeId::new(i as u64),
+                address: String::new(),
+            });
         Ok(Node::new(config, seeds))
     }
 

@@ -57,7 +57,7 @@ impl Node {
     /// `None` while some member has reached none.
     fn stable_period(&self) -> Option<u64> {
         let mut stable = u64::MAX;
-        for &id in self.members.ids() {
+        for id in self.members.ids() {
             if self.members.liveness(id) == Liveness::Evicted {
                 continue;
             }

@@ -16,7 +16,7 @@ use rand::rngs::SmallRng;
 
 use crate::codec::{self, DecodeError};
 use crate::config::Config;
-use crate::membership::{Liveness, Membership, PeerState, Transition, mix};
+use crate::membership::{Liveness, Membership, PeerState, SharedPeers, Transition, mix};
 use crate::message::{Digest, Member, Message, MessageKind, StoreDelta};
 use crate::metrics::Metrics;
 
@@ -239,6 +239,14 @@ impl Node {
             vector_hash: None,
             metrics: Metrics::default(),
         }
+    }
+
+    /// A fresh node starting from a member list shared with other nodes of
+    /// this process (see [`SharedPeers`]).
+    pub fn with_shared_peers(config: Config, peers: &SharedPeers) -> Self {
+        let mut node = Self::new(config, []);
+        node.members.share(peers);
+        node
     }
 
     /// The member id.
