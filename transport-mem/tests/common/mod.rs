@@ -1,0 +1,384 @@
+//! Shared by the cluster tests: a sequential last-writer-wins reference
+//! model built from the stamps accepted writes return, a seeded random
+//! workload of puts and deletes on random running nodes, an invariant monitor
+//! run after every round, and the convergence check against the reference.
+//!
+//! The reference is the whole specification of a converged cluster: for each
+//! key, the greatest entry (stamp, then value, a delete below any value)
+//! among every accepted write that was not lost with a crashed node. Every
+//! live replica must read exactly its live values, and any entry a replica
+//! still holds (tombstones included) must be that key's winner.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use lww_crdt::{Entry, Stamp};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use transport_mem::Cluster;
+
+/// Every accepted write, and what a converged cluster must read.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Reference {
+    /// `(key, entry, lost)` in the order the writes were accepted.
+    writes: Vec<(String, Entry<String>, bool)>,
+    /// Every write by `(key, stamp)`, lost ones included: what "was
+    /// written" means for the no-invented-value check.
+    index: HashMap<(String, Stamp), Option<String>>,
+}
+
+impl Reference {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records an accepted put (`Some`) or delete (`None`).
+    pub(crate) fn record(&mut self, key: &str, stamp: Stamp, value: Option<String>) {
+        let previous = self.index.insert((key.to_owned(), stamp), value.clone());
+        assert!(
+            previous.is_none(),
+            "stamp {stamp} issued twice for key {key}"
+        );
+        self.writes
+            .push((key.to_owned(), Entry { stamp, value }, false));
+    }
+
+    /// How many writes were accepted.
+    pub(crate) fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Every write, as `(key, entry, lost)`.
+    pub(crate) fn writes(&self) -> &[(String, Entry<String>, bool)] {
+        &self.writes
+    }
+
+    /// How many writes were lost with crashed nodes.
+    pub(crate) fn lost(&self) -> usize {
+        self.writes.iter().filter(|w| w.2).count()
+    }
+
+    /// Whether `entry` for `key` is one of the accepted writes.
+    pub(crate) fn was_written(&self, key: &str, entry: &Entry<String>) -> bool {
+        self.index.get(&(key.to_owned(), entry.stamp)) == Some(&entry.value)
+    }
+
+    /// Marks lost every surviving write for which `lost(key, entry)` holds;
+    /// returns how many.
+    pub(crate) fn lose(&mut self, lost: impl Fn(&str, &Entry<String>) -> bool) -> usize {
+        let mut count = 0;
+        for (key, entry, gone) in &mut self.writes {
+            if !*gone && lost(key, entry) {
+                *gone = true;
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Per key, the greatest surviving entry, tombstones included.
+    pub(crate) fn winners(&self) -> BTreeMap<String, Entry<String>> {
+        let mut winners: BTreeMap<String, Entry<String>> = BTreeMap::new();
+        for (key, entry, lost) in &self.writes {
+            if *lost {
+                continue;
+            }
+            match winners.get_mut(key) {
+                Some(best) if *best >= *entry => {}
+                Some(best) => *best = entry.clone(),
+                None => {
+                    winners.insert(key.clone(), entry.clone());
+                }
+            }
+        }
+        winners
+    }
+
+    /// What every replica must read: the winners that are values.
+    pub(crate) fn reads(&self) -> BTreeMap<String, String> {
+        self.winners()
+            .into_iter()
+            .filter_map(|(key, entry)| entry.value.map(|value| (key, value)))
+            .collect()
+    }
+}
+
+/// The live reads of node `index`, in key order.
+pub(crate) fn reads_of(cluster: &Cluster, index: usize) -> BTreeMap<String, String> {
+    cluster
+        .node(index)
+        .expect("a live node")
+        .map()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// A seeded workload: puts and deletes of a few colliding keys on random
+/// running nodes, each recorded in the reference with the stamp it got.
+#[derive(Debug)]
+pub(crate) struct Workload {
+    rng: SmallRng,
+    keys: usize,
+    delete_ratio: f64,
+    written: u64,
+}
+
+impl Workload {
+    pub(crate) fn new(seed: u64, keys: usize, delete_ratio: f64) -> Self {
+        Self {
+            rng: SmallRng::seed_from_u64(seed),
+            keys,
+            delete_ratio,
+            written: 0,
+        }
+    }
+
+    /// `count` writes on random running nodes; returns how many were made
+    /// (fewer only if no node is running).
+    pub(crate) fn write(
+        &mut self,
+        cluster: &mut Cluster,
+        reference: &mut Reference,
+        count: usize,
+    ) -> usize {
+        let running: Vec<usize> = (0..cluster.len())
+            .filter(|&i| cluster.is_running(i))
+            .collect();
+        if running.is_empty() {
+            return 0;
+        }
+        for _ in 0..count {
+            let node = running[self.rng.random_range(0..running.len())];
+            self.write_on(cluster, reference, node);
+        }
+        count
+    }
+
+    /// A put of a fresh value to `key` on node `node`, which must be running.
+    pub(crate) fn put_on(
+        &mut self,
+        cluster: &mut Cluster,
+        reference: &mut Reference,
+        node: usize,
+        key: &str,
+    ) {
+        self.written += 1;
+        let value = format!("v{}@{node}", self.written);
+        let stamp = cluster
+            .put(node, key, &value)
+            .expect("put on a running node");
+        reference.record(key, stamp, Some(value));
+    }
+
+    /// One random write on node `node`, which must be running.
+    pub(crate) fn write_on(
+        &mut self,
+        cluster: &mut Cluster,
+        reference: &mut Reference,
+        node: usize,
+    ) {
+        let key = format!("k{}", self.rng.random_range(0..self.keys));
+        self.written += 1;
+        if self.rng.random_bool(self.delete_ratio) {
+            let stamp = cluster
+                .delete(node, &key)
+                .expect("delete on a running node");
+            reference.record(&key, stamp, None);
+        } else {
+            let value = format!("v{}@{node}", self.written);
+            let stamp = cluster
+                .put(node, &key, &value)
+                .expect("put on a running node");
+            reference.record(&key, stamp, Some(value));
+        }
+    }
+}
+
+/// Checks, after every round, what must hold at every moment, not only at
+/// the end: no replica holds an entry that was never written, and a
+/// replica's entry for a key never goes below the greatest entry it ever
+/// held for it (a purged tombstone included), and only a tombstone may
+/// disappear (a purge). So a deleted key never comes back to a replica that
+/// saw the delete, even after the tombstone is purged, and no replica ever
+/// loses a value it held. A node that restarts or rejoins (a new
+/// incarnation) starts over empty.
+/// Per key, the greatest entry a node ever held.
+type Floors = HashMap<String, Entry<String>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct Monitor {
+    /// Per node: its incarnation and, per key, the greatest entry it held.
+    floors: Vec<Option<(u32, Floors)>>,
+    pub(crate) checks: u64,
+}
+
+impl Monitor {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn check(&mut self, cluster: &Cluster, reference: &Reference) {
+        self.floors.resize_with(cluster.len(), || None);
+        for index in 0..cluster.len() {
+            let Some(node) = cluster.node(index) else {
+                self.floors[index] = None;
+                continue;
+            };
+            let fresh = !matches!(
+                &self.floors[index],
+                Some((incarnation, _)) if *incarnation == node.incarnation()
+            );
+            if fresh {
+                self.floors[index] = Some((node.incarnation(), HashMap::new()));
+            }
+            let Some((_, floors)) = self.floors[index].as_mut() else {
+                unreachable!("set just above");
+            };
+            let map = node.map();
+            for (key, entry) in map.entries() {
+                assert!(
+                    reference.was_written(key, entry),
+                    "round {}: node {index} holds {key} = {entry:?}, which was never written",
+                    cluster.rounds()
+                );
+                match floors.get_mut(key) {
+                    Some(floor) => {
+                        assert!(
+                            *entry >= *floor,
+                            "round {}: node {index} went back on {key}: {floor:?} -> {entry:?}",
+                            cluster.rounds()
+                        );
+                        floor.clone_from(entry);
+                    }
+                    None => {
+                        floors.insert(key.clone(), entry.clone());
+                    }
+                }
+            }
+            for (key, floor) in floors.iter() {
+                assert!(
+                    floor.is_tombstone() || map.get_entry(key.as_str()).is_some(),
+                    "round {}: node {index} lost {key} = {floor:?}",
+                    cluster.rounds()
+                );
+            }
+        }
+        self.checks += 1;
+    }
+}
+
+/// Runs `rounds` rounds, checking the monitor after each.
+pub(crate) fn run_checked(
+    cluster: &mut Cluster,
+    reference: &Reference,
+    monitor: &mut Monitor,
+    rounds: u64,
+) {
+    for _ in 0..rounds {
+        cluster.run_round();
+        monitor.check(cluster, reference);
+    }
+}
+
+/// Whether every live node reads exactly the reference.
+pub(crate) fn matches_reference(cluster: &Cluster, expected: &BTreeMap<String, String>) -> bool {
+    cluster.live_nodes().all(|index| {
+        let map = cluster.node(index).expect("a live node").map();
+        map.len() == expected.len()
+            && expected
+                .iter()
+                .all(|(k, v)| map.get(k.as_str()).is_some_and(|held| held == v))
+    })
+}
+
+/// Runs rounds, checking the monitor after each, until every live replica
+/// reads the reference or `max_rounds` have run; returns the rounds run.
+pub(crate) fn run_until_converged(
+    cluster: &mut Cluster,
+    reference: &Reference,
+    monitor: &mut Monitor,
+    max_rounds: u64,
+) -> u64 {
+    let expected = reference.reads();
+    for round in 0..=max_rounds {
+        if cluster.divergence().is_none() && matches_reference(cluster, &expected) {
+            return round;
+        }
+        if round == max_rounds {
+            break;
+        }
+        cluster.run_round();
+        monitor.check(cluster, reference);
+    }
+    assert_converged_to_reference(cluster, reference);
+    max_rounds
+}
+
+/// The final check: every live replica identical, reading exactly the
+/// reference, and every entry it still holds (tombstones included) is its
+/// key's winning write.
+pub(crate) fn assert_converged_to_reference(cluster: &Cluster, reference: &Reference) {
+    if let Some(divergence) = cluster.divergence() {
+        panic!(
+            "after {} rounds, live replicas disagree: {divergence:?}",
+            cluster.rounds()
+        );
+    }
+    let winners = reference.winners();
+    let expected = reference.reads();
+    let mut live = 0;
+    for index in cluster.live_nodes() {
+        live += 1;
+        let reads = reads_of(cluster, index);
+        if reads != expected {
+            let missing: Vec<_> = expected
+                .iter()
+                .filter(|(k, v)| reads.get(*k) != Some(v))
+                .collect();
+            let extra: Vec<_> = reads
+                .iter()
+                .filter(|(k, v)| expected.get(*k) != Some(v))
+                .collect();
+            panic!(
+                "after {} rounds node {index} differs from the reference: \
+                 expected but not read {missing:?}, read but not expected {extra:?}",
+                cluster.rounds()
+            );
+        }
+        let node = cluster.node(index).expect("a live node");
+        for (key, entry) in node.map().entries() {
+            assert_eq!(
+                winners.get(key),
+                Some(entry),
+                "node {index} holds a superseded entry for {key}"
+            );
+        }
+    }
+    assert!(live > 0, "no live node left to check");
+}
+
+/// Crashes node `index` with state loss and marks lost, in the reference,
+/// the writes it alone held: those no other non-crashed node (available or
+/// not) accounts for in its version vector or beats with an entry at least
+/// as great for the key. Returns how many were lost.
+///
+/// Only sound while no message of the crashed node's life can still arrive:
+/// restart it at least two rounds later, past any reordering delay.
+pub(crate) fn crash_losing_unshared(
+    cluster: &mut Cluster,
+    reference: &mut Reference,
+    index: usize,
+) -> usize {
+    let others: Vec<usize> = cluster.live_nodes().filter(|&i| i != index).collect();
+    let lost = reference.lose(|key, entry| {
+        !others.iter().any(|&other| {
+            let node = cluster.node(other).expect("a live node");
+            node.version_vector().covers(entry.stamp)
+                || node.get_entry(key).is_some_and(|held| held >= entry)
+        })
+    });
+    cluster.crash(index).expect("crash an existing node");
+    lost
+}
