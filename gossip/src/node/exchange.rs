@@ -122,6 +122,7 @@ impl Node {
             self.rejoin();
             return;
         }
+        let received_all = syn_ack.delta.is_complete();
         self.apply(from, syn_ack.delta);
         self.learn_members(syn_ack.members);
         let peer = match syn_ack.digest {
@@ -166,6 +167,14 @@ impl Node {
             None => StoreDelta::default(),
         };
         let awaiting_final = vector.is_some();
+        if received_all && delta.is_complete() && !awaiting_final && peer.is_some() {
+            // Each side now has all the other had: once the Ack lands, both
+            // hold the same vector, so the next Syn to this peer can be a
+            // hash. (If the Ack is lost, that hash mismatches and the peer
+            // asks for the vector.)
+            let own = self.vector_hash();
+            self.known_hashes.insert(from, own);
+        }
         if delta.is_empty() && delta.covered().is_empty() && !awaiting_final && members.is_none() {
             return;
         }
