@@ -148,6 +148,7 @@ mod tests {
         let syn = Message::Syn(Syn {
             exchange: u64::MAX,
             incarnation: u32::MAX,
+            returning: true,
             digest: Digest::Hash(u64::MAX),
             members_hash: u64::MAX,
         });

@@ -58,6 +58,9 @@ pub struct Syn {
     pub exchange: u64,
     /// The initiator's incarnation.
     pub incarnation: u32,
+    /// The initiator heard from no one for longer than the eviction time and
+    /// may have been evicted: until a peer vouches for it, it sends no data.
+    pub returning: bool,
     /// The initiator's digest.
     pub digest: Digest,
     /// A hash of the initiator's member list.
@@ -75,6 +78,11 @@ pub struct SynAck {
     /// initiator must drop its state and rejoin under a new incarnation, and
     /// nothing else in the message is meaningful.
     pub evicted: bool,
+    /// Answering a returning initiator: the responder has run this
+    /// incarnation for at least the eviction time, is not returning itself,
+    /// and has not evicted the initiator, so the initiator was not evicted
+    /// by it and may serve its data again.
+    pub vouch: bool,
     /// What the initiator lacks (empty if the responder could not tell).
     pub delta: StoreDelta,
     /// The responder's digest.

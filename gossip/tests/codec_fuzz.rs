@@ -89,6 +89,7 @@ fn message() -> impl Strategy<Value = Message> {
             |(exchange, incarnation, digest, members_hash)| Message::Syn(Syn {
                 exchange,
                 incarnation,
+                returning: false,
                 digest,
                 members_hash,
             })
@@ -106,6 +107,7 @@ fn message() -> impl Strategy<Value = Message> {
                         exchange,
                         incarnation,
                         evicted,
+                        vouch: false,
                         delta,
                         digest,
                         wants_vector,
@@ -294,6 +296,7 @@ fn every_prefix_and_every_flipped_byte_of_real_frames_is_handled() {
     let syn = Message::Syn(Syn {
         exchange,
         incarnation: 0,
+        returning: false,
         digest: Digest::Full(a.version_vector().clone()),
         members_hash: 0,
     });

@@ -255,21 +255,21 @@ fn an_evicted_node_rejoins_empty_and_cannot_bring_a_purged_delete_back() {
     }
 }
 
-/// Regression for a hole in eviction (see the module doc of
+/// Regression for a hole eviction had (see the module doc of
 /// gossip/src/node/collect.rs): only the members that evicted a node refuse
-/// it when it returns. A member restarted empty after the eviction knows
-/// nothing of it, takes the returning node's stale state, and with it a
-/// value whose delete everyone else has purged. The others' vectors cover
+/// it when it returns. A member restarted empty after the eviction knew
+/// nothing of it, took the returning node's stale state, and with it a
+/// value whose delete everyone else had purged. The others' vectors cover
 /// that value, so they skip it, and no tombstone is left to beat it: the
 /// restarted node reads the deleted value forever and the cluster never
 /// converges. Minimal counterexample: 8 nodes, `b` written, node 7 away, `b`
 /// deleted, node 7 evicted and the delete purged everywhere, node 3
 /// crashed, then restarted as node 7 comes back. Whether node 3 hears from
 /// node 7 before node 7 is told it was evicted depends on the peer draws:
-/// with the code of this commit, seeds 7, 9, 16, 20, 24 and 34 of 0..40 end
-/// with node 3 reading `b` again.
+/// before the fix, seeds 7, 9, 16, 20, 24 and 34 of 0..40 ended with node 3
+/// reading `b` again. Now a node silent for longer than the eviction time
+/// serves no data until vouched for, so node 3 gets nothing from node 7.
 #[test]
-#[ignore = "gossip bug: a node restarted after an eviction takes the evicted node's stale state, resurrecting purged deletes (eviction is known only to the members that evicted)"]
 fn a_node_restarted_after_an_eviction_does_not_take_a_purged_value_from_the_evicted_node() {
     for seed in 0..40 {
         let away = NODES - 1;

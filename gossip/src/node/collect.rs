@@ -122,6 +122,7 @@ impl Node {
                         exchange: syn.exchange,
                         incarnation: self.config.incarnation,
                         evicted: true,
+                        vouch: false,
                         delta: StoreDelta::default(),
                         digest: Digest::Hash(0),
                         wants_vector: false,
@@ -140,6 +141,38 @@ impl Node {
         }
     }
 
+    /// Notes the time: starts this incarnation's clock, and enters or leaves
+    /// the returning state.
+    pub(super) fn note_time(&mut self, now_ms: u64) {
+        self.started_ms.get_or_insert(now_ms);
+        let eviction = self.config.eviction_ms;
+        match self.returning_since {
+            Some(since) if now_ms.saturating_sub(since) >= eviction => {
+                self.returning_since = None;
+            }
+            Some(_) => {}
+            None => {
+                let silent = self
+                    .last_heard_ms
+                    .is_some_and(|heard| now_ms.saturating_sub(heard) > eviction);
+                if silent && !self.version_vector().is_empty() {
+                    self.returning_since = Some(now_ms);
+                    self.events.push_back(Event::Returning);
+                }
+            }
+        }
+    }
+
+    /// Whether this node can vouch that a returning peer it has not evicted
+    /// was not evicted by it: it has run this incarnation for at least the
+    /// eviction time and is not returning itself.
+    pub(super) fn can_vouch(&self, now_ms: u64) -> bool {
+        self.returning_since.is_none()
+            && self
+                .started_ms
+                .is_some_and(|started| now_ms.saturating_sub(started) >= self.config.eviction_ms)
+    }
+
     /// Drops all state and rejoins empty under the next incarnation, keeping
     /// the clock so no stamp goes backwards.
     pub(super) fn rejoin(&mut self) {
@@ -156,6 +189,8 @@ impl Node {
         self.reached.clear();
         self.stable_before = None;
         self.vector_hash = None;
+        self.started_ms = None;
+        self.returning_since = None;
         self.metrics.rejoins += 1;
         self.events.push_back(Event::Rejoined { incarnation });
     }

@@ -28,6 +28,7 @@ impl Node {
         let syn = Message::Syn(Syn {
             exchange,
             incarnation: self.config.incarnation,
+            returning: self.is_returning(),
             digest,
             members_hash: self.members.hash(),
         });
@@ -50,6 +51,23 @@ impl Node {
     /// vector and a request for the initiator's.
     pub(super) fn on_syn(&mut self, from: NodeId, syn: Syn, now_ms: u64) {
         let own = self.vector_hash();
+        if self.is_returning() {
+            // Possibly evicted: serve nothing until vouched for.
+            let syn_ack = Message::SynAck(SynAck {
+                exchange: syn.exchange,
+                incarnation: self.config.incarnation,
+                evicted: false,
+                vouch: false,
+                delta: StoreDelta::default(),
+                digest: Digest::Hash(own),
+                wants_vector: false,
+                members: None,
+                members_hash: self.members.hash(),
+            });
+            self.send(from, &syn_ack);
+            return;
+        }
+        let vouch = syn.returning && self.can_vouch(now_ms);
         let members = (syn.members_hash != self.members.hash()).then(|| self.members.members());
         let (digest, delta, wants_vector) = match syn.digest {
             Digest::Hash(hash) | Digest::Behind { hash, .. } if hash == own => {
@@ -90,6 +108,7 @@ impl Node {
             exchange: syn.exchange,
             incarnation: self.config.incarnation,
             evicted: false,
+            vouch,
             delta,
             digest,
             wants_vector,
@@ -122,9 +141,15 @@ impl Node {
             self.rejoin();
             return;
         }
+        if syn_ack.vouch {
+            self.returning_since = None;
+        }
         let received_all = syn_ack.delta.is_complete();
         self.apply(from, syn_ack.delta);
         self.learn_members(syn_ack.members);
+        if self.is_returning() {
+            return;
+        }
         let peer = match syn_ack.digest {
             Digest::Hash(hash) => {
                 self.known_hashes.insert(from, hash);
@@ -221,6 +246,9 @@ impl Node {
         }
         self.apply(from, ack.delta);
         self.learn_members(ack.members);
+        if self.is_returning() {
+            return;
+        }
         let Some(peer) = ack.vector.filter(|_| ack.from_initiator) else {
             return;
         };

@@ -68,6 +68,9 @@ pub enum Event {
     MemberJoined(Member),
     /// A peer stayed down past the eviction time and was evicted.
     PeerEvicted(NodeId),
+    /// This node heard from no one for longer than the eviction time: it
+    /// sends no data until a peer vouches that it was not evicted.
+    Returning,
     /// A peer said this node had been evicted: it dropped its state and
     /// rejoined under a new incarnation.
     Rejoined {
@@ -185,6 +188,12 @@ pub struct Node {
     incarnations: HashMap<NodeId, u32>,
     /// Evicted peers and the incarnation they were evicted in.
     evicted: HashMap<NodeId, u32>,
+    /// When this incarnation first saw time, for vouching.
+    started_ms: Option<u64>,
+    /// When a peer was last heard from.
+    last_heard_ms: Option<u64>,
+    /// Since when this node has been returning (see `collect`), if it is.
+    returning_since: Option<u64>,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -236,6 +245,9 @@ impl Node {
             stable_before: None,
             incarnations: HashMap::new(),
             evicted: HashMap::new(),
+            started_ms: None,
+            last_heard_ms: None,
+            returning_since: None,
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -341,6 +353,7 @@ impl Node {
     /// due, opens exchanges with up to `fanout` alive peers.
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.time.set(now_ms);
+        self.note_time(now_ms);
         self.expire(now_ms);
         if self.next_tick_ms.is_some_and(|next| now_ms < next) {
             return;
@@ -389,6 +402,7 @@ impl Node {
             }
         };
         self.time.set(now_ms);
+        self.note_time(now_ms);
         if let Err(source) = self.check_timestamps(&message) {
             self.metrics.messages_rejected += 1;
             return Err(MessageError::Clock { from, source });
@@ -397,6 +411,7 @@ impl Node {
         if self.refuse_evicted(from, &message) {
             return Ok(());
         }
+        self.last_heard_ms = Some(now_ms);
         if self.members.add(Member {
             id: from,
             address: String::new(),
@@ -437,6 +452,12 @@ impl Node {
     /// The incarnation this node currently writes in.
     pub fn incarnation(&self) -> u32 {
         self.config.incarnation
+    }
+
+    /// Whether this node is returning from a silence longer than the
+    /// eviction time, and so sends no data until a peer vouches for it.
+    pub fn is_returning(&self) -> bool {
+        self.returning_since.is_some()
     }
 
     fn check_size(&self, entry_len: usize) -> Result<(), WriteError> {
