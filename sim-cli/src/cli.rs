@@ -1,8 +1,11 @@
 //! The command line: flags, their parsing and their checks.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lww_crdt::NodeId;
 use sim::{CrashMode, Scenario, SweepSpec, WritePattern};
 use transport_mem::Timing;
 
@@ -21,6 +24,301 @@ pub(crate) enum Command {
     /// Measure rounds to spread one update over cluster sizes, fan-outs and
     /// seeds, beside the push-pull theory.
     Sweep(SweepArgs),
+    /// Make a cluster CA, node certificates and the client certificate.
+    Certs(CertsArgs),
+    /// Run one node of a real cluster over QUIC until SIGINT or SIGTERM.
+    Node(NodeArgs),
+    /// Write a value on a node.
+    Put(PutArgs),
+    /// Read a key on a node (exit status 1 if it is absent).
+    Get(KeyArgs),
+    /// Delete a key on a node.
+    Delete(KeyArgs),
+    /// Show a node's members, keys, version vector and counters.
+    Status(StatusArgs),
+    /// Wait until every given node holds the same map (exit status 1 if
+    /// they do not within --timeout-ms).
+    Converged(ConvergedArgs),
+    /// Performance measurements (not tests).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `sim-cli certs`.
+#[derive(Debug, Args)]
+pub(crate) struct CertsArgs {
+    /// Directory to write into (created if missing). Existing files are
+    /// never replaced: if any would be, nothing is written.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Node ids to issue certificates for, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub(crate) nodes: Vec<u64>,
+    /// A node and the IP addresses or DNS names its certificate carries
+    /// besides node-<ID>.gossip-kv, e.g. --node 1=10.0.0.1,host-a.
+    /// Repeatable.
+    #[arg(long = "node", alias = "node-names", value_name = "ID=NAME,...", value_parser = parse_node_names)]
+    pub(crate) node: Vec<NodeNames>,
+    /// An IP address or DNS name every node certificate carries (e.g.
+    /// 127.0.0.1 for a cluster on one machine). Repeatable.
+    #[arg(long = "name", visible_alias = "ip", value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+    /// Issue the node certificates with the CA already in --out (ca.pem
+    /// and ca.key) instead of making a new cluster; no client certificate.
+    #[arg(long)]
+    pub(crate) add: bool,
+    /// Print one JSON document instead of the list of files.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `--node ID=NAME,...` of `certs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NodeNames {
+    pub(crate) id: u64,
+    pub(crate) names: Vec<String>,
+}
+
+fn parse_node_names(text: &str) -> Result<NodeNames, String> {
+    let (id, names) = text.split_once('=').unwrap_or((text, ""));
+    let id = id
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("expected ID=NAME,..., got {text:?}"))?;
+    let names = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(NodeNames { id, names })
+}
+
+/// `sim-cli node`.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// This node's id (its certificate node-<ID>.pem must be in --certs).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
+    pub(crate) id: u64,
+    /// UDP address to listen on, e.g. 10.0.0.1:7000 (0.0.0.0:7000 for
+    /// every interface, then give --advertise).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: SocketAddr,
+    /// The address peers should reach this node at, told to them through
+    /// gossip (default: --listen, unless it is a wildcard).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) advertise: Option<SocketAddr>,
+    /// A peer to start from: its id and HOST:PORT. Repeatable; more
+    /// members are learned through gossip.
+    #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
+    pub(crate) peers: Vec<PeerArg>,
+    /// Directory holding ca.pem, node-<ID>.pem and node-<ID>.key.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) certs: PathBuf,
+    /// Gossip interval in ms.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) interval_ms: u64,
+    /// Peers contacted per interval.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) fanout: u64,
+    /// An exchange unanswered this long counts against the peer (ms).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) exchange_timeout_ms: u64,
+    /// The largest gossip message in bytes (at most the transport's 4 MiB
+    /// frame cap).
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
+    pub(crate) max_message_bytes: usize,
+    /// Which life of this member this is; must exceed every incarnation
+    /// it used before. Default: seconds since 2020-01-01 UTC on the wall
+    /// clock (the node then waits for that second to end before serving).
+    #[arg(long)]
+    pub(crate) incarnation: Option<u32>,
+    /// On SIGINT or SIGTERM, keep gossiping up to this long (ms) until the
+    /// writes this node accepted have reached min(fanout, alive peers)
+    /// peers; 0 stops at once.
+    #[arg(long, default_value_t = 2_000)]
+    pub(crate) drain_ms: u64,
+}
+
+impl NodeArgs {
+    /// `--fanout` as a count.
+    pub(crate) fn fanout(&self) -> usize {
+        usize::try_from(self.fanout).unwrap_or(usize::MAX)
+    }
+}
+
+fn parse_message_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count"))?;
+    let (min, max) = (
+        gossip::MIN_MAX_MESSAGE_BYTES,
+        transport_quic::DEFAULT_MAX_FRAME_BYTES,
+    );
+    if !(min..=max).contains(&bytes) {
+        return Err(format!("must lie between {min} and {max}"));
+    }
+    Ok(bytes)
+}
+
+/// `--peer ID=ADDR` of `node`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PeerArg {
+    pub(crate) id: NodeId,
+    pub(crate) address: String,
+}
+
+fn parse_peer(text: &str) -> Result<PeerArg, String> {
+    let (id, address) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=HOST:PORT, got {text:?}"))?;
+    let id = id
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{id:?} is not a node id"))?;
+    let address = address.trim();
+    if address
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!("{address:?} is not HOST:PORT"));
+    }
+    Ok(PeerArg {
+        id: NodeId::new(u64::from(id)),
+        address: address.to_owned(),
+    })
+}
+
+/// How a client command reaches its node.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// The node to ask: HOST:PORT (UDP).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) node: String,
+    /// Directory holding ca.pem, client.pem and client.key.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) certs: PathBuf,
+    /// The node's id: authenticate it as node-<ID>.gossip-kv.
+    #[arg(long, value_name = "ID")]
+    pub(crate) node_id: Option<u64>,
+    /// The name the node's certificate must carry (default: from
+    /// --node-id, else the host of --node).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) server_name: Option<String>,
+    /// Give up after this many ms.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout_ms: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl ClientArgs {
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// `sim-cli put`.
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// The key.
+    pub(crate) key: String,
+    /// The value.
+    pub(crate) value: String,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `sim-cli get` and `sim-cli delete`.
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// The key.
+    pub(crate) key: String,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// `sim-cli status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// Nodes to reach at once, for `converged` and `bench spread`.
+#[derive(Debug, Args)]
+pub(crate) struct NodesArgs {
+    /// A node: HOST:PORT, authenticated by the host (an IP or DNS name its
+    /// certificate carries). Repeatable.
+    #[arg(long = "node", value_name = "ADDR", required = true)]
+    pub(crate) nodes: Vec<String>,
+    /// Directory holding ca.pem, client.pem and client.key.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) certs: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `sim-cli converged`.
+#[derive(Debug, Args)]
+pub(crate) struct ConvergedArgs {
+    #[command(flatten)]
+    pub(crate) nodes: NodesArgs,
+    /// Give up after this many ms (exit status 1).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout_ms: u64,
+}
+
+/// `sim-cli bench ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// A fresh node catching up a large map from one peer over loopback
+    /// QUIC, against raw quinn moving the same bytes on one stream.
+    CatchUp(CatchUpArgs),
+    /// How long writes take to be visible on every given node (run where
+    /// every node is reachable).
+    Spread(SpreadArgs),
+}
+
+/// `sim-cli bench catch-up`.
+#[derive(Debug, Args)]
+pub(crate) struct CatchUpArgs {
+    /// Keys the seeded node holds.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) keys: u64,
+    /// Bytes per key (at least 8).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(8..=4096))]
+    pub(crate) key_bytes: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=65_536))]
+    pub(crate) value_bytes: u64,
+    /// Gossip interval of both nodes in ms.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) interval_ms: u64,
+    /// The largest gossip message in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
+    pub(crate) max_message_bytes: usize,
+    /// Raw-quinn runs (the best counts).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub(crate) raw_runs: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `sim-cli bench spread`.
+#[derive(Debug, Args)]
+pub(crate) struct SpreadArgs {
+    #[command(flatten)]
+    pub(crate) nodes: NodesArgs,
+    /// Writes to time, each on the next node in turn.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) writes: u64,
+    /// Give up on one write after this many ms.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout_ms: u64,
 }
 
 /// `sim-cli sweep`.

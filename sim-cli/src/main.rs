@@ -2,12 +2,21 @@
 //!
 //! Exit status: 0 when a simulation converged and verified, 1 when it did not
 //! converge within its round budget or failed verification, 2 for usage or
-//! internal errors.
+//! internal errors. The other commands follow the same rule: `get` exits 1
+//! when the key is absent, `converged` when the nodes did not converge in
+//! time; `node` exits 0 after a clean shutdown on SIGINT or SIGTERM; every
+//! error (bad flags, certificates, an unreachable node, a refused request)
+//! exits 2 with one line on stderr.
 
 #![forbid(unsafe_code)]
 
+mod bench;
+mod certs;
 mod cli;
+mod client;
+mod daemon;
 mod output;
+mod proto;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,13 +24,57 @@ use std::process::ExitCode;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{Cli, Command, SimulateArgs, SweepArgs};
+use crate::cli::{BenchCommand, Cli, ClientArgs, Command, SimulateArgs, SweepArgs};
+use crate::proto::{Request, Response};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => simulate(&args),
         Command::Sweep(args) => sweep(&args),
+        Command::Certs(args) => certs::run(&args).map(|report| {
+            output::emit(&if args.json {
+                output::json(&report)
+            } else {
+                output::certs_report(&report)
+            });
+            ExitCode::SUCCESS
+        }),
+        Command::Node(args) => {
+            init_logs();
+            daemon::run(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Put(args) => {
+            let request = Request::Put {
+                key: args.key.clone(),
+                value: args.value,
+            };
+            write(&args.client, "put", &args.key, &request)
+        }
+        Command::Delete(args) => {
+            let request = Request::Delete {
+                key: args.key.clone(),
+            };
+            write(&args.client, "delete", &args.key, &request)
+        }
+        Command::Get(args) => get(&args.client, &args.key),
+        Command::Status(args) => status(&args.client),
+        Command::Converged(args) => bench::converged(&args).map(|report| {
+            output::emit(&output::converged(&report, args.nodes.json));
+            if report.converged {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
+        Command::Bench(BenchCommand::CatchUp(args)) => bench::catch_up(&args).map(|report| {
+            output::emit(&output::catch_up(&report, args.json));
+            ExitCode::SUCCESS
+        }),
+        Command::Bench(BenchCommand::Spread(args)) => bench::spread(&args).map(|report| {
+            output::emit(&output::spread(&report, args.nodes.json));
+            ExitCode::SUCCESS
+        }),
     };
     match result {
         Ok(code) => code,
@@ -90,4 +143,73 @@ fn progress_bar(len: u64, json: bool) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// Structured logs to stderr; `RUST_LOG` filters them (default `info`).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// A node's answer to a request, or the error it sent back.
+fn ask(args: &ClientArgs, request: &Request) -> anyhow::Result<Response> {
+    match client::call(args, request)? {
+        Response::Error(err) => Err(anyhow::anyhow!("the node refused the request: {err}")),
+        response => Ok(response),
+    }
+}
+
+fn unexpected(response: &Response) -> anyhow::Error {
+    anyhow::anyhow!("the node sent an unexpected answer: {response:?}")
+}
+
+fn write(args: &ClientArgs, op: &str, key: &str, request: &Request) -> anyhow::Result<ExitCode> {
+    match ask(args, request)? {
+        Response::Written { stamp } => {
+            output::emit(&output::written(op, key, &stamp, args.json));
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Exit status 0 when the key has a value, 1 when it is absent (never
+/// written or deleted).
+fn get(args: &ClientArgs, key: &str) -> anyhow::Result<ExitCode> {
+    match ask(
+        args,
+        &Request::Get {
+            key: key.to_owned(),
+        },
+    )? {
+        Response::Entry { entry } => {
+            output::emit(&output::entry(key, entry.as_ref(), args.json));
+            let found = entry.is_some_and(|e| e.value.is_some());
+            Ok(if found {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn status(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    match ask(args, &Request::Status)? {
+        Response::Status(status) => {
+            output::emit(&if args.json {
+                output::status_json(&status)
+            } else {
+                output::status_text(&status)
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(unexpected(&other)),
+    }
 }

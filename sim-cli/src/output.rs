@@ -310,3 +310,365 @@ pub(crate) fn bytes(count: u64) -> String {
         format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+// ---- certificates, node and client commands ----
+
+/// What `certs` wrote.
+pub(crate) fn certs_report(report: &crate::certs::CertsReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} in {}: {} node certificate(s){}",
+        if report.new_ca {
+            "new cluster CA"
+        } else {
+            "existing cluster CA"
+        },
+        report.dir.display(),
+        report.nodes.len(),
+        if report.new_ca {
+            " and the client certificate"
+        } else {
+            ""
+        }
+    );
+    for file in &report.files {
+        let _ = writeln!(
+            out,
+            "  {:<32} {}{}",
+            file.path.display().to_string(),
+            file.what,
+            if file.secret { " [mode 0600]" } else { "" }
+        );
+    }
+    out
+}
+
+/// A stamp as JSON: the packed hlc, its parts, and the origin split into
+/// member and incarnation.
+pub(crate) fn stamp_json(stamp: &lww_crdt::Stamp) -> serde_json::Value {
+    serde_json::json!({
+        "hlc": stamp.hlc.as_u64(),
+        "physical_ms": stamp.hlc.physical_ms(),
+        "logical": stamp.hlc.logical(),
+        "origin": stamp.origin.get(),
+        "member": gossip::origin_member(stamp.origin).get(),
+        "incarnation": stamp.origin.get() >> 32,
+    })
+}
+
+/// A stamp for people: `hlc 1717000000123.0 by member 1 (incarnation 142000000)`.
+pub(crate) fn stamp_text(stamp: &lww_crdt::Stamp) -> String {
+    format!(
+        "hlc {} by member {} (incarnation {})",
+        stamp.hlc,
+        gossip::origin_member(stamp.origin),
+        stamp.origin.get() >> 32
+    )
+}
+
+/// The answer to `put` or `delete`.
+pub(crate) fn written(op: &str, key: &str, stamp: &lww_crdt::Stamp, json: bool) -> String {
+    if json {
+        return self::json(&serde_json::json!({
+            "op": op,
+            "key": key,
+            "stamp": stamp_json(stamp),
+        }));
+    }
+    format!("{op} {key:?}: {}\n", stamp_text(stamp))
+}
+
+/// The answer to `get`.
+pub(crate) fn entry(key: &str, entry: Option<&lww_crdt::Entry<String>>, json: bool) -> String {
+    if json {
+        return self::json(&serde_json::json!({
+            "key": key,
+            "found": entry.is_some_and(|e| e.value.is_some()),
+            "value": entry.and_then(|e| e.value.clone()),
+            "deleted": entry.is_some_and(lww_crdt::Entry::is_tombstone),
+            "stamp": entry.map(|e| stamp_json(&e.stamp)),
+        }));
+    }
+    match entry {
+        Some(lww_crdt::Entry {
+            stamp,
+            value: Some(value),
+        }) => format!("{value}\nstamp  {}\n", stamp_text(stamp)),
+        Some(lww_crdt::Entry { stamp, value: None }) => {
+            format!("absent: {key:?} was deleted, {}\n", stamp_text(stamp))
+        }
+        None => format!("absent: {key:?} was never written (as far as this node knows)\n"),
+    }
+}
+
+fn liveness_text(liveness: Option<gossip::Liveness>) -> &'static str {
+    match liveness {
+        None => "self",
+        Some(gossip::Liveness::Alive) => "alive",
+        Some(gossip::Liveness::Suspect) => "suspect",
+        Some(gossip::Liveness::Down) => "down",
+        Some(gossip::Liveness::Evicted) => "evicted",
+    }
+}
+
+/// `status` as JSON.
+pub(crate) fn status_json(status: &crate::proto::Status) -> String {
+    let members: Vec<serde_json::Value> = status
+        .members
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.id.get(),
+                "address": m.address,
+                "liveness": liveness_text(m.liveness),
+                "failures": m.failures,
+                "last_heard_ms_ago": m.last_heard_ms_ago,
+            })
+        })
+        .collect();
+    let vector: Vec<serde_json::Value> = status
+        .vector
+        .iter()
+        .map(|o| {
+            serde_json::json!({
+                "origin": o.origin.get(),
+                "member": gossip::origin_member(o.origin).get(),
+                "incarnation": o.origin.get() >> 32,
+                "hlc": o.hlc.as_u64(),
+                "hlc_text": o.hlc.to_string(),
+            })
+        })
+        .collect();
+    json(&serde_json::json!({
+        "id": status.id.get(),
+        "incarnation": status.incarnation,
+        "listen": status.listen,
+        "uptime_ms": status.uptime_ms,
+        "interval_ms": status.interval_ms,
+        "members": members,
+        "keys": status.keys,
+        "tombstones": status.tombstones,
+        "vector": {
+            "origins": vector,
+            "max_hlc": status.max_hlc.as_u64(),
+            "max_hlc_text": status.max_hlc.to_string(),
+            "hash": format!("{:016x}", status.vector_hash),
+        },
+        "content_hash": format!("{:016x}", status.content_hash),
+        "metrics": status.metrics,
+        "transport": status.transport,
+    }))
+}
+
+/// `status` for people.
+pub(crate) fn status_text(status: &crate::proto::Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "node {} (incarnation {}) listening on {}, up {:.1} s, gossip every {} ms",
+        status.id,
+        status.incarnation,
+        status.listen,
+        status.uptime_ms as f64 / 1e3,
+        status.interval_ms
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "members     {:>6}  {:<24} {:<8} {:>8} {:>12}",
+        "id", "address", "liveness", "failures", "last heard"
+    );
+    for m in &status.members {
+        let _ = writeln!(
+            out,
+            "            {:>6}  {:<24} {:<8} {:>8} {:>12}",
+            m.id.to_string(),
+            if m.address.is_empty() {
+                "-"
+            } else {
+                &m.address
+            },
+            liveness_text(m.liveness),
+            m.failures,
+            m.last_heard_ms_ago
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms ago"))
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "keys        {} live, {} tombstones; content hash {:016x}",
+        status.keys, status.tombstones, status.content_hash
+    );
+    let _ = writeln!(
+        out,
+        "vector      {} origins, max hlc {}, hash {:016x}",
+        status.vector.len(),
+        status.max_hlc,
+        status.vector_hash
+    );
+    for o in &status.vector {
+        let _ = writeln!(
+            out,
+            "            member {:>4} incarnation {:>10}  up to hlc {}",
+            gossip::origin_member(o.origin).to_string(),
+            o.origin.get() >> 32,
+            o.hlc
+        );
+    }
+    let m = &status.metrics;
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "exchanges   {} started, {} completed, {} timed out",
+        m.exchanges_started, m.exchanges_completed, m.exchanges_timed_out
+    );
+    let _ = writeln!(
+        out,
+        "gossip      sent {} messages ({}), received {} ({})",
+        m.sent.total_messages(),
+        bytes(m.sent.total_bytes()),
+        m.received.total_messages(),
+        bytes(m.received.total_bytes())
+    );
+    let _ = writeln!(
+        out,
+        "entries     {} sent, {} received, {} redundant; {} messages refused, {} late, {} oversize",
+        m.entries_sent,
+        m.entries_received,
+        m.entries_redundant,
+        m.messages_rejected,
+        m.messages_late,
+        m.messages_oversize
+    );
+    let _ = writeln!(
+        out,
+        "tombstones  {} purged; {} members evicted; {} rejoins",
+        m.tombstones_purged, m.members_evicted, m.rejoins
+    );
+    let t = &status.transport;
+    let _ = writeln!(
+        out,
+        "transport   {} dialed ({} failed), {} accepted, {} handshakes and {} identities refused, \
+         {} streams rejected, {} frames dropped; {} client requests answered, {} refused",
+        t.connections_dialed,
+        t.connect_failures,
+        t.connections_accepted,
+        t.handshakes_refused,
+        t.identities_refused,
+        t.streams_rejected,
+        t.frames_dropped,
+        t.requests_answered,
+        t.requests_refused
+    );
+    out
+}
+
+/// What `converged` found.
+pub(crate) fn converged(report: &crate::bench::ConvergedReport, as_json: bool) -> String {
+    if as_json {
+        return json(report);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} after {:.0} ms",
+        if report.converged {
+            "converged: every node holds the same map"
+        } else {
+            "NOT CONVERGED"
+        },
+        report.elapsed_ms
+    );
+    for n in &report.nodes {
+        match (&n.error, n.content_hash) {
+            (Some(err), _) => {
+                let _ = writeln!(out, "  {:<22} unreachable: {err}", n.node);
+            }
+            (None, Some(hash)) => {
+                let _ = writeln!(
+                    out,
+                    "  {:<22} node {:<4} {:>8} keys  content {hash:016x}",
+                    n.node,
+                    n.id.map_or_else(|| "?".to_owned(), |id| id.to_string()),
+                    n.keys
+                );
+            }
+            (None, None) => {
+                let _ = writeln!(out, "  {:<22} not asked", n.node);
+            }
+        }
+    }
+    out
+}
+
+/// What `bench catch-up` measured.
+pub(crate) fn catch_up(report: &crate::bench::CatchUpReport, as_json: bool) -> String {
+    if as_json {
+        return json(report);
+    }
+    let mut out = String::new();
+    let mb = |b: f64| b / 1e6;
+    let _ = writeln!(
+        out,
+        "catch-up of {} keys ({}-byte keys, {}-byte values), gossip every {} ms, messages up to {}",
+        report.keys,
+        report.key_bytes,
+        report.value_bytes,
+        report.interval_ms,
+        bytes(report.max_message_bytes as u64)
+    );
+    let _ = writeln!(
+        out,
+        "gossip     {:.2} s for {} in {} frames: {:.1} MB/s, {:.0} keys/s",
+        report.gossip_secs,
+        bytes(report.gossip_bytes),
+        report.gossip_frames,
+        mb(report.gossip_bytes_per_sec),
+        report.keys_per_sec
+    );
+    let runs: Vec<String> = report
+        .raw_secs
+        .iter()
+        .map(|s| format!("{s:.2} s"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "raw quinn  {} for the same bytes on one stream (best {:.1} MB/s)",
+        runs.join(", "),
+        mb(report.raw_bytes_per_sec)
+    );
+    let _ = writeln!(
+        out,
+        "ratio      {:.1} % of raw quinn throughput (target >= 50 %)",
+        report.ratio * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "(seeding the map took {:.2} s, not counted)",
+        report.seed_secs
+    );
+    out
+}
+
+/// What `bench spread` measured.
+pub(crate) fn spread(report: &crate::bench::SpreadReport, as_json: bool) -> String {
+    if as_json {
+        return json(report);
+    }
+    let each: Vec<String> = report
+        .visible_ms
+        .iter()
+        .map(|ms| format!("{ms:.0}"))
+        .collect();
+    format!(
+        "{} writes over {} nodes: visible on every node after median {:.0} ms, max {:.0} ms\n\
+         each (ms): {}\n",
+        report.visible_ms.len(),
+        report.nodes.len(),
+        report.median_ms,
+        report.max_ms,
+        each.join(" ")
+    )
+}

@@ -1,0 +1,469 @@
+//! `sim-cli bench`: measurements of the real transport, not tests.
+//!
+//! - `catch-up`: a fresh node catching up a large map from one peer over
+//!   loopback QUIC, beside raw quinn moving the same number of bytes on one
+//!   stream between the same certificates, in the same run.
+//! - `spread`: how long a write takes to be readable on every node of a
+//!   running cluster.
+//! - [`converged`] backs `sim-cli converged`: how long until every node
+//!   holds the same map.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use gossip::{Config, Member, Node, NodeHandle};
+use lww_crdt::{NodeId, PhysicalClock, SystemClock};
+use serde::Serialize;
+use transport_quic::certs::{ClusterCa, Identity, node_name};
+use transport_quic::{QuicConfig, QuicHandle, QuicTransport, tls};
+
+use crate::cli::{CatchUpArgs, ConvergedArgs, NodesArgs, SpreadArgs};
+use crate::client::{Connection, Credentials, target};
+use crate::proto::{Request, Response};
+
+/// What `bench catch-up` measured.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct CatchUpReport {
+    /// Keys caught up.
+    pub(crate) keys: u64,
+    /// Bytes per key and per value.
+    pub(crate) key_bytes: u64,
+    /// Bytes per value.
+    pub(crate) value_bytes: u64,
+    /// Gossip interval of both nodes (ms).
+    pub(crate) interval_ms: u64,
+    /// The largest gossip message (bytes).
+    pub(crate) max_message_bytes: usize,
+    /// Seconds to build the seeded node's map (not timed below).
+    pub(crate) seed_secs: f64,
+    /// Gossip frame bytes the fresh node received.
+    pub(crate) gossip_bytes: u64,
+    /// Gossip frames the fresh node received.
+    pub(crate) gossip_frames: u64,
+    /// Seconds from the fresh node's start until it held every entry and
+    /// the seeded node's version vector.
+    pub(crate) gossip_secs: f64,
+    /// Gossip frame bytes per second.
+    pub(crate) gossip_bytes_per_sec: f64,
+    /// Keys per second.
+    pub(crate) keys_per_sec: f64,
+    /// Seconds of each raw-quinn run moving `gossip_bytes` on one stream,
+    /// handshake included.
+    pub(crate) raw_secs: Vec<f64>,
+    /// Bytes per second of the best raw run.
+    pub(crate) raw_bytes_per_sec: f64,
+    /// `gossip_bytes_per_sec / raw_bytes_per_sec`.
+    pub(crate) ratio: f64,
+}
+
+fn identities(ca: &ClusterCa) -> anyhow::Result<(Identity, Identity)> {
+    let loopback = ["127.0.0.1".to_owned()];
+    Ok((
+        ca.issue_node(NodeId::new(1), &loopback)?,
+        ca.issue_node(NodeId::new(2), &loopback)?,
+    ))
+}
+
+fn key_of(i: u64, key_bytes: usize) -> String {
+    let digits = format!("{i:x}");
+    let mut key = String::with_capacity(key_bytes);
+    key.push('k');
+    for _ in 0..key_bytes.saturating_sub(1 + digits.len()) {
+        key.push('0');
+    }
+    key.push_str(&digits);
+    key
+}
+
+fn value_of(i: u64, value_bytes: usize) -> String {
+    let seed = format!("v{i}-");
+    seed.chars().cycle().take(value_bytes).collect()
+}
+
+/// Runs `bench catch-up`.
+///
+/// # Errors
+/// Setup failures (certificates, sockets), or a catch-up that does not
+/// finish within ten minutes.
+pub(crate) fn catch_up(args: &CatchUpArgs) -> anyhow::Result<CatchUpReport> {
+    let ca = ClusterCa::generate()?;
+    let key_bytes = usize::try_from(args.key_bytes)?;
+    let value_bytes = usize::try_from(args.value_bytes)?;
+    let config = |id: u64| {
+        Config::builder(NodeId::new(id))
+            .tick_interval_ms(args.interval_ms)
+            .exchange_timeout_ms(10_000)
+            .gc_every_ticks(crate::daemon::gc_every_ticks(args.interval_ms, 10_000))
+            .eviction_ms(crate::daemon::eviction_ms(args.interval_ms, 10_000))
+            .max_message_bytes(args.max_message_bytes)
+            .build()
+    };
+    let quic_config = QuicConfig::builder()
+        .exchange_idle(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(10))
+        .build()?;
+
+    let (one, two) = identities(&ca)?;
+    let a = QuicTransport::builder(one, ca.cert().clone())
+        .config(quic_config.clone())
+        .build()?;
+    let b = QuicTransport::builder(two, ca.cert().clone())
+        .config(quic_config)
+        .build()?;
+    a.add_peer(b.id(), b.local_addr());
+    b.add_peer(a.id(), a.local_addr());
+    let member = |t: &QuicTransport| Member {
+        id: t.id(),
+        address: t.local_addr().to_string(),
+    };
+    let (member_a, member_b) = (member(&a), member(&b));
+    let b_quic: QuicHandle = b.handle();
+
+    // The seeded node's map, built before anything is timed.
+    let started = Instant::now();
+    let mut seeded = Node::new(config(1)?, [member_b]);
+    for i in 0..args.keys {
+        seeded
+            .put(
+                key_of(i, key_bytes),
+                value_of(i, value_bytes),
+                SystemClock.now_ms(),
+            )
+            .context("seeding the map")?;
+    }
+    let seed_secs = started.elapsed().as_secs_f64();
+    let target_vector = seeded.version_vector().clone();
+    let (a_handle, a_thread) = gossip::spawn(seeded, a, SystemClock);
+
+    let start = Instant::now();
+    let (b_handle, b_thread) = gossip::spawn(Node::new(config(2)?, [member_a]), b, SystemClock);
+    let deadline = start + Duration::from_secs(600);
+    let done = |h: &NodeHandle| {
+        h.with_node(|n| {
+            n.map().entry_count() as u64 == args.keys && *n.version_vector() == target_vector
+        })
+    };
+    while !done(&b_handle) {
+        if Instant::now() > deadline {
+            anyhow::bail!("the fresh node did not catch up within 10 minutes");
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let gossip_secs = start.elapsed().as_secs_f64();
+    let stats = b_quic.stats();
+    for (handle, thread) in [(a_handle, a_thread), (b_handle, b_thread)] {
+        handle.shutdown();
+        let _ = thread.join();
+    }
+
+    let gossip_bytes = stats.bytes_received;
+    let mut raw_secs = Vec::new();
+    for _ in 0..args.raw_runs {
+        raw_secs.push(raw_quinn(&ca, gossip_bytes)?);
+    }
+    let best = raw_secs.iter().copied().fold(f64::INFINITY, f64::min);
+    let gossip_bytes_per_sec = gossip_bytes as f64 / gossip_secs;
+    let raw_bytes_per_sec = gossip_bytes as f64 / best;
+    Ok(CatchUpReport {
+        keys: args.keys,
+        key_bytes: args.key_bytes,
+        value_bytes: args.value_bytes,
+        interval_ms: args.interval_ms,
+        max_message_bytes: args.max_message_bytes,
+        seed_secs,
+        gossip_bytes,
+        gossip_frames: stats.frames_received,
+        gossip_secs,
+        gossip_bytes_per_sec,
+        keys_per_sec: args.keys as f64 / gossip_secs,
+        raw_secs,
+        raw_bytes_per_sec,
+        ratio: gossip_bytes_per_sec / raw_bytes_per_sec,
+    })
+}
+
+/// Seconds raw quinn takes to move `bytes` on one stream between two
+/// endpoints with the nodes' certificates, handshake included.
+fn raw_quinn(ca: &ClusterCa, bytes: u64) -> anyhow::Result<f64> {
+    let (one, two) = identities(ca)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let server_config = tls::quinn_server(tls::server_config(&two, ca.cert(), false)?)?;
+    let client_config = tls::quinn_client(tls::peer_client_config(&one, ca.cert())?)?;
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    runtime.block_on(async move {
+        let server = quinn::Endpoint::server(server_config, local)?;
+        let server_addr = server.local_addr()?;
+        let client = quinn::Endpoint::client(local)?;
+        let receiver = tokio::spawn(async move {
+            let incoming = server.accept().await.context("no connection")?;
+            let conn = incoming.await?;
+            let (mut send, mut recv) = conn.accept_bi().await?;
+            let mut got = 0u64;
+            while let Some(chunk) = recv.read_chunk(usize::MAX, true).await? {
+                got += chunk.bytes.len() as u64;
+            }
+            send.write_all(&got.to_le_bytes()).await?;
+            send.finish()?;
+            let _ = send.stopped().await;
+            server.wait_idle().await;
+            anyhow::Ok(got)
+        });
+        let chunk = vec![0x5a_u8; 1 << 20];
+        let start = Instant::now();
+        let conn = client
+            .connect_with(client_config, server_addr, &node_name(NodeId::new(2)))?
+            .await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let mut left = bytes;
+        while left > 0 {
+            let n = usize::try_from(left.min(chunk.len() as u64))?;
+            send.write_all(&chunk[..n]).await?;
+            left -= n as u64;
+        }
+        send.finish()?;
+        let ack = recv.read_to_end(8).await?;
+        let secs = start.elapsed().as_secs_f64();
+        conn.close(0u32.into(), b"done");
+        client.wait_idle().await;
+        let got = receiver.await??;
+        anyhow::ensure!(
+            got == bytes && ack == bytes.to_le_bytes(),
+            "raw quinn moved {got} of {bytes} bytes"
+        );
+        Ok(secs)
+    })
+}
+
+/// What `bench spread` measured.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SpreadReport {
+    /// The nodes.
+    pub(crate) nodes: Vec<String>,
+    /// Milliseconds from each write's acknowledgement until every node
+    /// read it, in write order.
+    pub(crate) visible_ms: Vec<f64>,
+    /// Their median.
+    pub(crate) median_ms: f64,
+    /// The slowest.
+    pub(crate) max_ms: f64,
+}
+
+fn connect_all(args: &NodesArgs, timeout: Duration) -> anyhow::Result<Vec<Connection>> {
+    let credentials = Credentials::load(&args.certs)?;
+    args.nodes
+        .iter()
+        .map(|node| Connection::open(target(node, None, None)?, &credentials, timeout))
+        .collect()
+}
+
+/// Runs `bench spread`.
+///
+/// # Errors
+/// Unreachable nodes, refused writes, a write not visible everywhere in
+/// time.
+pub(crate) fn spread(args: &SpreadArgs) -> anyhow::Result<SpreadReport> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let connections = connect_all(&args.nodes, timeout)?;
+    let run = SystemClock.now_ms();
+    let mut visible_ms = Vec::new();
+    for w in 0..args.writes {
+        let key = format!("spread-{run}-{w}");
+        let value = format!("{w}");
+        let writer = &connections[(w as usize) % connections.len()];
+        match writer.call(&Request::Put {
+            key: key.clone(),
+            value: value.clone(),
+        })? {
+            Response::Written { .. } => {}
+            other => anyhow::bail!("write refused: {other:?}"),
+        }
+        let written = Instant::now();
+        let seen: Vec<anyhow::Result<Duration>> = thread::scope(|scope| {
+            let polls: Vec<_> = connections
+                .iter()
+                .map(|conn| {
+                    let (key, value) = (&key, &value);
+                    scope.spawn(move || {
+                        let request = Request::Get { key: key.clone() };
+                        loop {
+                            if let Response::Entry { entry: Some(entry) } = conn.call(&request)? {
+                                if entry.value.as_deref() == Some(value.as_str()) {
+                                    return Ok(written.elapsed());
+                                }
+                            }
+                            if written.elapsed() > timeout {
+                                anyhow::bail!("write {w} not visible within {timeout:?}");
+                            }
+                            thread::sleep(Duration::from_millis(2));
+                        }
+                    })
+                })
+                .collect();
+            polls
+                .into_iter()
+                .map(|p| {
+                    p.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a poller panicked")))
+                })
+                .collect()
+        });
+        let mut slowest = Duration::ZERO;
+        for s in seen {
+            slowest = slowest.max(s?);
+        }
+        visible_ms.push(slowest.as_secs_f64() * 1e3);
+        // Start the next write at another phase of the gossip interval.
+        thread::sleep(Duration::from_millis(37 + 13 * (w % 7)));
+    }
+    for conn in connections {
+        conn.close();
+    }
+    let mut sorted = visible_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median_ms = median(&sorted);
+    Ok(SpreadReport {
+        nodes: args.nodes.nodes.clone(),
+        max_ms: sorted.last().copied().unwrap_or_default(),
+        visible_ms,
+        median_ms,
+    })
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// One node's state as `converged` saw it last.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct NodeView {
+    /// The address asked.
+    pub(crate) node: String,
+    /// Its member id, once it answered.
+    pub(crate) id: Option<u64>,
+    /// Its live keys.
+    pub(crate) keys: u64,
+    /// Its content hash.
+    pub(crate) content_hash: Option<u64>,
+    /// Why it could not be asked, if it could not.
+    pub(crate) error: Option<String>,
+}
+
+/// What `converged` found.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ConvergedReport {
+    /// Whether every node held the same map.
+    pub(crate) converged: bool,
+    /// Milliseconds from the start until they did, or until giving up.
+    pub(crate) elapsed_ms: f64,
+    /// The nodes, as last seen.
+    pub(crate) nodes: Vec<NodeView>,
+}
+
+/// Polls every node's status until all hold the same map (same content
+/// hash and version vector) or the timeout passes. Unreachable nodes are
+/// retried until then.
+///
+/// # Errors
+/// Only unusable credentials; unreachable nodes are reported, not errors.
+pub(crate) fn converged(args: &ConvergedArgs) -> anyhow::Result<ConvergedReport> {
+    let start = Instant::now();
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let deadline = start + timeout;
+    let credentials = Arc::new(Credentials::load(&args.nodes.certs)?);
+    let mut connections: Vec<Option<Connection>> = args.nodes.nodes.iter().map(|_| None).collect();
+    let mut views: Vec<NodeView> = args
+        .nodes
+        .nodes
+        .iter()
+        .map(|node| NodeView {
+            node: node.clone(),
+            id: None,
+            keys: 0,
+            content_hash: None,
+            error: None,
+        })
+        .collect();
+    loop {
+        let mut digests = Vec::new();
+        for (i, node) in args.nodes.nodes.iter().enumerate() {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            if connections[i].is_none() {
+                match target(node, None, None)
+                    .and_then(|t| Connection::open(t, &credentials, left.min(timeout)))
+                {
+                    Ok(conn) => connections[i] = Some(conn),
+                    Err(err) => views[i].error = Some(format!("{err:#}")),
+                }
+            }
+            let Some(conn) = &connections[i] else {
+                continue;
+            };
+            match conn.call(&Request::Status) {
+                Ok(Response::Status(status)) => {
+                    views[i].id = Some(status.id.get());
+                    views[i].keys = status.keys;
+                    views[i].content_hash = Some(status.content_hash);
+                    views[i].error = None;
+                    digests.push((status.content_hash, status.vector_hash));
+                }
+                Ok(other) => views[i].error = Some(format!("unexpected answer {other:?}")),
+                Err(err) => {
+                    views[i].error = Some(format!("{err:#}"));
+                    connections[i] = None;
+                }
+            }
+        }
+        let all = digests.len() == args.nodes.nodes.len();
+        if all && digests.windows(2).all(|w| w[0] == w[1]) {
+            return Ok(finish(true, start, views, connections));
+        }
+        if Instant::now() >= deadline {
+            return Ok(finish(false, start, views, connections));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn finish(
+    converged: bool,
+    start: Instant,
+    nodes: Vec<NodeView>,
+    connections: Vec<Option<Connection>>,
+) -> ConvergedReport {
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    for conn in connections.into_iter().flatten() {
+        conn.close();
+    }
+    ConvergedReport {
+        converged,
+        elapsed_ms,
+        nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_have_the_asked_sizes() {
+        assert_eq!(key_of(0, 16).len(), 16);
+        assert_eq!(key_of(999_999, 16).len(), 16);
+        assert_ne!(key_of(1, 16), key_of(16, 16));
+        assert_eq!(value_of(12, 100).len(), 100);
+        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
+        assert_eq!(median(&[1.0, 3.0]), 2.0);
+    }
+}
