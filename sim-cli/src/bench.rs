@@ -29,7 +29,7 @@ use crate::proto::{Request, Response};
 pub(crate) struct CatchUpReport {
     /// Keys caught up.
     pub(crate) keys: u64,
-    /// Bytes per key and per value.
+    /// Bytes per key.
     pub(crate) key_bytes: u64,
     /// Bytes per value.
     pub(crate) value_bytes: u64,
@@ -37,26 +37,37 @@ pub(crate) struct CatchUpReport {
     pub(crate) interval_ms: u64,
     /// The largest gossip message (bytes).
     pub(crate) max_message_bytes: usize,
-    /// Seconds to build the seeded node's map (not timed below).
-    pub(crate) seed_secs: f64,
-    /// Gossip frame bytes the fresh node received.
-    pub(crate) gossip_bytes: u64,
-    /// Gossip frames the fresh node received.
-    pub(crate) gossip_frames: u64,
-    /// Seconds from the fresh node's start until it held every entry and
-    /// the seeded node's version vector.
-    pub(crate) gossip_secs: f64,
-    /// Gossip frame bytes per second.
-    pub(crate) gossip_bytes_per_sec: f64,
-    /// Keys per second.
+    /// Key and value bytes of the data set: `keys * (key_bytes +
+    /// value_bytes)`.
+    pub(crate) data_bytes: u64,
+    /// Seconds of each gossip run, from the fresh node's start until it
+    /// held every entry and the seeded node's version vector.
+    pub(crate) gossip_secs: Vec<f64>,
+    /// Gossip frame bytes the fresh node received in each run.
+    pub(crate) gossip_bytes: Vec<u64>,
+    /// Gossip frames the fresh node received in each run.
+    pub(crate) gossip_frames: Vec<u64>,
+    /// The median run's seconds, and the bytes and frames of that run.
+    pub(crate) median_secs: f64,
+    /// Wire bytes of the median run.
+    pub(crate) median_bytes: u64,
+    /// Keys per second in the median run.
     pub(crate) keys_per_sec: f64,
-    /// Seconds of each raw-quinn run moving `gossip_bytes` on one stream,
+    /// Seconds the same catch-up takes with frames carried by hand between
+    /// two nodes in one thread: the protocol's own work (deltas, encoding,
+    /// decoding, merging), without network, encryption or timers.
+    pub(crate) memory_secs: f64,
+    /// Seconds of each raw-quinn run moving `median_bytes` on one stream,
     /// handshake included.
-    pub(crate) raw_secs: Vec<f64>,
-    /// Bytes per second of the best raw run.
-    pub(crate) raw_bytes_per_sec: f64,
-    /// `gossip_bytes_per_sec / raw_bytes_per_sec`.
-    pub(crate) ratio: f64,
+    pub(crate) raw_wire_secs: Vec<f64>,
+    /// Seconds of each raw-quinn run moving `data_bytes`.
+    pub(crate) raw_data_secs: Vec<f64>,
+    /// Wire throughput ratio: gossip's wire bytes per second over raw
+    /// quinn's moving those same bytes (medians).
+    pub(crate) wire_ratio: f64,
+    /// Goodput ratio: the data set's bytes per second through gossip over
+    /// raw quinn's moving the data set once (medians).
+    pub(crate) data_ratio: f64,
 }
 
 fn identities(ca: &ClusterCa) -> anyhow::Result<(Identity, Identity)> {
@@ -83,30 +94,40 @@ fn value_of(i: u64, value_bytes: usize) -> String {
     seed.chars().cycle().take(value_bytes).collect()
 }
 
-/// Runs `bench catch-up`.
-///
-/// # Errors
-/// Setup failures (certificates, sockets), or a catch-up that does not
-/// finish within ten minutes.
-pub(crate) fn catch_up(args: &CatchUpArgs) -> anyhow::Result<CatchUpReport> {
-    let ca = ClusterCa::generate()?;
+fn gossip_config(args: &CatchUpArgs, id: u64) -> anyhow::Result<Config> {
+    Ok(Config::builder(NodeId::new(id))
+        .tick_interval_ms(args.interval_ms)
+        .exchange_timeout_ms(10_000)
+        .gc_every_ticks(crate::daemon::gc_every_ticks(args.interval_ms, 10_000))
+        .eviction_ms(crate::daemon::eviction_ms(args.interval_ms, 10_000))
+        .max_message_bytes(args.max_message_bytes)
+        .build()?)
+}
+
+/// A node holding the benchmark's data set, knowing `peers`.
+fn seeded(args: &CatchUpArgs, peers: Vec<Member>) -> anyhow::Result<Node> {
     let key_bytes = usize::try_from(args.key_bytes)?;
     let value_bytes = usize::try_from(args.value_bytes)?;
-    let config = |id: u64| {
-        Config::builder(NodeId::new(id))
-            .tick_interval_ms(args.interval_ms)
-            .exchange_timeout_ms(10_000)
-            .gc_every_ticks(crate::daemon::gc_every_ticks(args.interval_ms, 10_000))
-            .eviction_ms(crate::daemon::eviction_ms(args.interval_ms, 10_000))
-            .max_message_bytes(args.max_message_bytes)
-            .build()
-    };
+    let mut node = Node::new(gossip_config(args, 1)?, peers);
+    for i in 0..args.keys {
+        node.put(
+            key_of(i, key_bytes),
+            value_of(i, value_bytes),
+            SystemClock.now_ms(),
+        )
+        .context("seeding the map")?;
+    }
+    Ok(node)
+}
+
+/// One catch-up over loopback QUIC: (seconds, bytes, frames) the fresh node
+/// took and received.
+fn quic_run(ca: &ClusterCa, args: &CatchUpArgs) -> anyhow::Result<(f64, u64, u64)> {
     let quic_config = QuicConfig::builder()
         .exchange_idle(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(10))
         .build()?;
-
-    let (one, two) = identities(&ca)?;
+    let (one, two) = identities(ca)?;
     let a = QuicTransport::builder(one, ca.cert().clone())
         .config(quic_config.clone())
         .build()?;
@@ -122,67 +143,124 @@ pub(crate) fn catch_up(args: &CatchUpArgs) -> anyhow::Result<CatchUpReport> {
     let (member_a, member_b) = (member(&a), member(&b));
     let b_quic: QuicHandle = b.handle();
 
-    // The seeded node's map, built before anything is timed.
-    let started = Instant::now();
-    let mut seeded = Node::new(config(1)?, [member_b]);
-    for i in 0..args.keys {
-        seeded
-            .put(
-                key_of(i, key_bytes),
-                value_of(i, value_bytes),
-                SystemClock.now_ms(),
-            )
-            .context("seeding the map")?;
-    }
-    let seed_secs = started.elapsed().as_secs_f64();
-    let target_vector = seeded.version_vector().clone();
+    // Built before anything is timed.
+    let seeded = seeded(args, vec![member_b])?;
+    let target = seeded.version_vector().clone();
     let (a_handle, a_thread) = gossip::spawn(seeded, a, SystemClock);
 
     let start = Instant::now();
-    let (b_handle, b_thread) = gossip::spawn(Node::new(config(2)?, [member_a]), b, SystemClock);
+    let fresh = Node::new(gossip_config(args, 2)?, [member_a]);
+    let (b_handle, b_thread) = gossip::spawn(fresh, b, SystemClock);
     let deadline = start + Duration::from_secs(600);
     let done = |h: &NodeHandle| {
-        h.with_node(|n| {
-            n.map().entry_count() as u64 == args.keys && *n.version_vector() == target_vector
-        })
+        h.with_node(|n| n.map().entry_count() as u64 == args.keys && *n.version_vector() == target)
     };
     while !done(&b_handle) {
-        if Instant::now() > deadline {
-            anyhow::bail!("the fresh node did not catch up within 10 minutes");
-        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the fresh node did not catch up within 10 minutes"
+        );
         thread::sleep(Duration::from_millis(2));
     }
-    let gossip_secs = start.elapsed().as_secs_f64();
+    let secs = start.elapsed().as_secs_f64();
     let stats = b_quic.stats();
     for (handle, thread) in [(a_handle, a_thread), (b_handle, b_thread)] {
         handle.shutdown();
         let _ = thread.join();
     }
+    Ok((secs, stats.bytes_received, stats.frames_received))
+}
 
-    let gossip_bytes = stats.bytes_received;
-    let mut raw_secs = Vec::new();
-    for _ in 0..args.raw_runs {
-        raw_secs.push(raw_quinn(&ca, gossip_bytes)?);
+fn median_of(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    median(&sorted)
+}
+
+/// Runs `bench catch-up`.
+///
+/// # Errors
+/// Setup failures (certificates, sockets), or a catch-up that does not
+/// finish within ten minutes.
+pub(crate) fn catch_up(args: &CatchUpArgs) -> anyhow::Result<CatchUpReport> {
+    let ca = ClusterCa::generate()?;
+    let mut runs = Vec::new();
+    for _ in 0..args.runs {
+        runs.push(quic_run(&ca, args)?);
     }
-    let best = raw_secs.iter().copied().fold(f64::INFINITY, f64::min);
-    let gossip_bytes_per_sec = gossip_bytes as f64 / gossip_secs;
-    let raw_bytes_per_sec = gossip_bytes as f64 / best;
+    let gossip_secs: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let median_secs = median_of(&gossip_secs);
+    let (_, median_bytes, _) = runs
+        .iter()
+        .copied()
+        .min_by(|a, b| {
+            (a.0 - median_secs)
+                .abs()
+                .total_cmp(&(b.0 - median_secs).abs())
+        })
+        .context("no runs")?;
+    let memory_secs = in_memory(args)?;
+    let data_bytes = args.keys * (args.key_bytes + args.value_bytes);
+    let mut raw_wire_secs = Vec::new();
+    let mut raw_data_secs = Vec::new();
+    for _ in 0..args.runs {
+        raw_wire_secs.push(raw_quinn(&ca, median_bytes)?);
+        raw_data_secs.push(raw_quinn(&ca, data_bytes)?);
+    }
     Ok(CatchUpReport {
         keys: args.keys,
         key_bytes: args.key_bytes,
         value_bytes: args.value_bytes,
         interval_ms: args.interval_ms,
         max_message_bytes: args.max_message_bytes,
-        seed_secs,
-        gossip_bytes,
-        gossip_frames: stats.frames_received,
+        data_bytes,
+        gossip_bytes: runs.iter().map(|r| r.1).collect(),
+        gossip_frames: runs.iter().map(|r| r.2).collect(),
+        keys_per_sec: args.keys as f64 / median_secs,
+        wire_ratio: median_of(&raw_wire_secs) / median_secs,
+        data_ratio: median_of(&raw_data_secs) / median_secs,
         gossip_secs,
-        gossip_bytes_per_sec,
-        keys_per_sec: args.keys as f64 / gossip_secs,
-        raw_secs,
-        raw_bytes_per_sec,
-        ratio: gossip_bytes_per_sec / raw_bytes_per_sec,
+        median_secs,
+        median_bytes,
+        memory_secs,
+        raw_wire_secs,
+        raw_data_secs,
     })
+}
+
+/// The catch-up with no transport: both nodes in this thread, every frame
+/// handed over at once, ticks as fast as the nodes go.
+fn in_memory(args: &CatchUpArgs) -> anyhow::Result<f64> {
+    let member = |id| Member {
+        id: NodeId::new(id),
+        address: String::new(),
+    };
+    let mut a = seeded(args, vec![member(2)])?;
+    let target = a.version_vector().clone();
+    let mut b = Node::new(gossip_config(args, 2)?, [member(1)]);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(600);
+    while *b.version_vector() != target || b.map().entry_count() as u64 != args.keys {
+        anyhow::ensure!(Instant::now() < deadline, "in-memory catch-up stalled");
+        let now = SystemClock.now_ms();
+        b.handle_tick(now);
+        loop {
+            let mut quiet = true;
+            while let Some(t) = b.poll_transmit() {
+                let _ = a.handle_message(b.id(), &t.payload, SystemClock.now_ms());
+                quiet = false;
+            }
+            while let Some(t) = a.poll_transmit() {
+                let _ = b.handle_message(a.id(), &t.payload, SystemClock.now_ms());
+                quiet = false;
+            }
+            if quiet {
+                break;
+            }
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Seconds raw quinn takes to move `bytes` on one stream between two

@@ -300,9 +300,9 @@ pub(crate) struct CatchUpArgs {
     /// The largest gossip message in bytes.
     #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
     pub(crate) max_message_bytes: usize,
-    /// Raw-quinn runs (the best counts).
+    /// Runs of each measurement (medians count).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
-    pub(crate) raw_runs: u64,
+    pub(crate) runs: u64,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -1,0 +1,455 @@
+//! The node daemon and the client commands on loopback: certificates, a
+//! two-node cluster serving put/get/delete/status, clean shutdown on
+//! SIGTERM and SIGINT, refused clients and bad flags.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use lww_crdt::NodeId;
+use support::{NodeProc, TempDir, eventually, run, stderr, stdout};
+use transport_quic::certs::CertDir;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn certs(dir: &TempDir, name: &str, nodes: &str) -> String {
+    let out = dir.str(name);
+    let o = run(&[
+        "certs",
+        "--out",
+        &out,
+        "--nodes",
+        nodes,
+        "--name",
+        "127.0.0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    out
+}
+
+/// A loopback address with a port free a moment ago.
+fn free_addr() -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
+}
+
+fn start(dir: &TempDir, certs: &str, id: u64, listen: &str, peers: &[(u64, &str)]) -> NodeProc {
+    let mut args = vec![
+        "--id".to_owned(),
+        id.to_string(),
+        "--listen".to_owned(),
+        listen.to_owned(),
+        "--certs".to_owned(),
+        certs.to_owned(),
+        "--interval-ms".to_owned(),
+        "50".to_owned(),
+        "--incarnation".to_owned(),
+        "1".to_owned(),
+    ];
+    for (peer, addr) in peers {
+        args.push("--peer".to_owned());
+        args.push(format!("{peer}={addr}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    NodeProc::start(&[], &args, dir.join(&format!("node-{id}.log")))
+}
+
+/// `sim-cli CMD ARGS --node ADDR --certs DIR`.
+fn client(cmd: &str, args: &[&str], node: &str, certs: &str) -> std::process::Output {
+    let mut all = vec![cmd];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--node", node, "--certs", certs]);
+    run(&all)
+}
+
+fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+}
+
+#[test]
+fn certs_writes_every_file_and_never_overwrites() {
+    let dir = TempDir::new("certs");
+    let out = dir.str("c");
+    let o = run(&[
+        "certs",
+        "--out",
+        &out,
+        "--nodes",
+        "0,1",
+        "--node",
+        "2=10.213.77.12,host-b",
+        "--name",
+        "127.0.0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let names = [
+        "ca.pem",
+        "ca.key",
+        "node-0.pem",
+        "node-0.key",
+        "node-1.pem",
+        "node-1.key",
+        "node-2.pem",
+        "node-2.key",
+        "client.pem",
+        "client.key",
+    ];
+    for name in names {
+        let path = dir.join(&format!("c/{name}"));
+        assert!(path.exists(), "{name} missing");
+        assert!(
+            stdout(&o).contains(name),
+            "{name} not listed: {}",
+            stdout(&o)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            let want = if name.ends_with(".key") { 0o600 } else { 0o644 };
+            assert_eq!(mode, want, "{name}");
+        }
+    }
+    // Each node certificate chains to the CA and names what was asked.
+    let certs = CertDir::new(&out);
+    for id in 0..3 {
+        certs.load_node(NodeId::new(id)).unwrap();
+    }
+    let two = certs.load_node(NodeId::new(2)).unwrap();
+    assert!(transport_quic::tls::valid_for(&two.chain()[0], "host-b"));
+    assert!(!transport_quic::tls::valid_for(
+        &certs.load_node(NodeId::new(0)).unwrap().chain()[0],
+        "host-b"
+    ));
+    certs.load_client().unwrap();
+
+    // Nothing is replaced, and a refusal writes nothing at all.
+    let ca_before = std::fs::read(dir.join("c/ca.pem")).unwrap();
+    let o = run(&["certs", "--out", &out, "--nodes", "1,7"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dir.join("c/node-7.pem").exists());
+    assert_eq!(std::fs::read(dir.join("c/ca.pem")).unwrap(), ca_before);
+
+    // --add issues more nodes with the existing CA.
+    let o = run(&["certs", "--out", &out, "--add", "--nodes", "7", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["new_ca"], false);
+    certs.load_node(NodeId::new(7)).unwrap();
+    assert_eq!(std::fs::read(dir.join("c/ca.pem")).unwrap(), ca_before);
+
+    // No nodes, or an id beyond 32 bits: refused.
+    for args in [
+        vec!["certs", "--out", &out],
+        vec!["certs", "--out", &out, "--nodes", "4294967296"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn two_nodes_serve_put_get_delete_status_and_stop_cleanly() {
+    let dir = TempDir::new("loopback");
+    let certs = certs(&dir, "c", "1,2,3");
+    let (addr1, addr2, addr3) = (free_addr(), free_addr(), free_addr());
+    // Node 1 knows 2 and 3; they know only node 1, and learn each other's
+    // addresses through gossip.
+    let mut one = start(&dir, &certs, 1, &addr1, &[(2, &addr2), (3, &addr3)]);
+    let mut two = start(&dir, &certs, 2, &addr2, &[(1, &addr1)]);
+    let three = start(&dir, &certs, 3, &addr3, &[(1, &addr1)]);
+    for node in [&one, &two, &three] {
+        node.listen_addr(LIMIT);
+    }
+    let o = client("put", &["colour", "blue"], &addr2, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("put \"colour\": hlc "),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("by member 2 (incarnation 1)"));
+
+    // Replicated to node 1, read with its stamp.
+    assert!(
+        eventually(LIMIT, || client("get", &["colour"], &addr1, &certs)
+            .status
+            .success()),
+        "node 1 never saw the write"
+    );
+    let o = client("get", &["colour", "--json"], &addr1, &certs);
+    let doc = json(&o);
+    assert_eq!(doc["found"], true);
+    assert_eq!(doc["value"], "blue");
+    assert_eq!(doc["stamp"]["member"], 2);
+    assert_eq!(doc["stamp"]["incarnation"], 1);
+    assert!(doc["stamp"]["hlc"].as_u64().unwrap() > 0);
+    let text = stdout(&client("get", &["colour"], &addr1, &certs));
+    assert!(text.starts_with("blue\nstamp  hlc "), "{text}");
+
+    // Nodes 2 and 3 learned each other's addresses through gossip, and
+    // talk directly.
+    assert!(
+        eventually(LIMIT, || {
+            let doc = json(&client("status", &["--json"], &addr2, &certs));
+            doc["members"].as_array().unwrap().iter().any(|m| {
+                m["id"] == 3
+                    && m["address"] == addr3.as_str()
+                    && m["liveness"] == "alive"
+                    && m["last_heard_ms_ago"].is_u64()
+            })
+        }),
+        "{}",
+        two.log()
+    );
+
+    // Delete on node 1; node 2 reads it as absent, exit status 1.
+    let o = client("delete", &["colour"], &addr1, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(eventually(LIMIT, || {
+        let o = client("get", &["colour"], &addr2, &certs);
+        o.status.code() == Some(1) && stdout(&o).contains("was deleted")
+    }));
+
+    // A key never written: absent, exit status 1, nothing on stderr.
+    let o = client("get", &["never"], &addr2, &certs);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("never written"), "{}", stdout(&o));
+    assert!(stderr(&o).is_empty());
+    assert_eq!(
+        json(&client("get", &["never", "--json"], &addr2, &certs))["found"],
+        false
+    );
+
+    // Status: members, counts, vector, counters; text and JSON.
+    let doc = json(&client("status", &["--json"], &addr2, &certs));
+    assert_eq!(doc["id"], 2);
+    assert_eq!(doc["incarnation"], 1);
+    assert_eq!(doc["members"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["members"][0]["liveness"], "self");
+    assert_eq!(doc["keys"], 0);
+    assert_eq!(doc["tombstones"], 1);
+    assert_eq!(doc["vector"]["origins"].as_array().unwrap().len(), 2);
+    assert!(doc["vector"]["max_hlc"].as_u64().unwrap() > 0);
+    assert!(doc["metrics"]["exchanges_completed"].as_u64().unwrap() > 0);
+    assert!(doc["transport"]["requests_answered"].as_u64().unwrap() > 0);
+    let text = stdout(&client("status", &[], &addr2, &certs));
+    for needle in [
+        "node 2 (incarnation 1)",
+        "members",
+        "keys        0 live, 1 tombstones",
+        "vector      2 origins",
+        "exchanges",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+
+    // Both nodes hold the same map.
+    let o = run(&[
+        "converged",
+        "--node",
+        &addr1,
+        "--node",
+        &addr2,
+        "--certs",
+        &certs,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(json(&o)["converged"], true);
+
+    // --node-id authenticates the node by its id instead of its address.
+    let o = client("get", &["never", "--node-id", "1"], &addr1, &certs);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = client("get", &["never", "--node-id", "2"], &addr1, &certs);
+    assert_eq!(o.status.code(), Some(2), "node 1 passed for node 2");
+
+    // A write acknowledged just before SIGTERM still reaches the peer: the
+    // node drains before it stops, and exits 0.
+    let o = client("put", &["last-word", "said"], &addr2, &certs);
+    assert_eq!(o.status.code(), Some(0));
+    let status = two.terminate(LIMIT).expect("node 2 exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", two.log());
+    let log = two.log();
+    assert!(log.contains("reason=\"SIGTERM\""), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    let o = client("get", &["last-word"], &addr1, &certs);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the last write was lost: {}",
+        one.log()
+    );
+
+    // SIGINT stops a node too.
+    one.signal("-INT");
+    let status = one.wait(LIMIT).expect("node 1 exits after SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", one.log());
+    assert!(one.log().contains("reason=\"SIGINT\""));
+}
+
+#[test]
+fn clients_without_this_clusters_certificate_are_refused() {
+    let dir = TempDir::new("refused");
+    let certs = certs(&dir, "c", "1");
+    let foreign = certs_of_other_cluster(&dir);
+    let addr = free_addr();
+    let one = start(&dir, &certs, 1, &addr, &[]);
+    one.listen_addr(LIMIT);
+
+    // A client certificate from another CA: the handshake fails.
+    let o = client("get", &["k", "--timeout-ms", "3000"], &addr, &foreign);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: TLS handshake with 127.0.0.1:") || err.contains("refused"),
+        "{err}"
+    );
+
+    // No client certificate at all: the client says so before dialing.
+    let bare = dir.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::copy(dir.join("c/ca.pem"), bare.join("ca.pem")).unwrap();
+    let o = client("status", &[], &addr, bare.to_str().unwrap());
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("cannot load the client certificate"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A node certificate is not a client certificate either.
+    let impostor = dir.join("impostor");
+    std::fs::create_dir_all(&impostor).unwrap();
+    std::fs::copy(dir.join("c/ca.pem"), impostor.join("ca.pem")).unwrap();
+    std::fs::copy(dir.join("c/node-1.pem"), impostor.join("client.pem")).unwrap();
+    std::fs::copy(dir.join("c/node-1.key"), impostor.join("client.key")).unwrap();
+    let o = client("status", &[], &addr, impostor.to_str().unwrap());
+    assert_eq!(o.status.code(), Some(2));
+
+    // The node kept serving, and counted the refused handshake.
+    let o = client("status", &["--json"], &addr, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        json(&o)["transport"]["handshakes_refused"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
+
+fn certs_of_other_cluster(dir: &TempDir) -> String {
+    certs(dir, "other", "1")
+}
+
+#[test]
+fn nothing_listens_means_a_clear_error() {
+    let dir = TempDir::new("nobody");
+    let certs = certs(&dir, "c", "1");
+    // A port nobody serves: bind one, then let it go.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let o = client("get", &["k", "--timeout-ms", "500"], &addr, &certs);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("no answer from 127.0.0.1:"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bad_flags_and_bad_setups_exit_two() {
+    let dir = TempDir::new("flags");
+    let certs = certs(&dir, "c", "1");
+    for (args, needle) in [
+        (
+            vec![
+                "node",
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--certs",
+                &certs,
+                "--peer",
+                "nonsense",
+            ],
+            "ID=HOST:PORT",
+        ),
+        (vec!["node", "--id", "1", "--certs", &certs], "--listen"),
+        (
+            vec![
+                "node",
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--certs",
+                &certs,
+                "--fanout",
+                "0",
+            ],
+            "--fanout",
+        ),
+        (
+            vec![
+                "node",
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--certs",
+                &certs,
+                "--max-message-bytes",
+                "99999999",
+            ],
+            "--max-message-bytes",
+        ),
+        (vec!["put", "k", "v", "--certs", &certs], "--node"),
+        (
+            vec!["get", "k", "--node", "no-port", "--certs", &certs],
+            "no-port",
+        ),
+        (vec!["certs", "--nodes", "1"], "--out"),
+        // Setup errors after parsing: a node without its certificate, a
+        // peer naming the node itself.
+        (
+            vec![
+                "node",
+                "--id",
+                "5",
+                "--listen",
+                "127.0.0.1:0",
+                "--certs",
+                &certs,
+            ],
+            "node 5's certificate",
+        ),
+        (
+            vec![
+                "node",
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--certs",
+                &certs,
+                "--peer",
+                "1=127.0.0.1:9",
+            ],
+            "names this node itself",
+        ),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}");
+    }
+}
