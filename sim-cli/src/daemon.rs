@@ -540,6 +540,93 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bad_requests_get_typed_errors_and_the_node_keeps_serving() {
+        use transport_quic::QuicClient;
+        use transport_quic::certs::ClusterCa;
+
+        let ca = ClusterCa::generate().unwrap();
+        let id = NodeId::new(1);
+        let identity = ca.issue_node(id, &["127.0.0.1".to_owned()]).unwrap();
+        let transport = QuicTransport::builder(identity, ca.cert().clone())
+            .serve_clients(true)
+            .build()
+            .unwrap();
+        let (quic, requests, listen) = (
+            transport.handle(),
+            transport.requests().unwrap(),
+            transport.local_addr(),
+        );
+        let node = Node::new(Config::builder(id).build().unwrap(), []);
+        let (handle, driver) = gossip::spawn(node, transport, SystemClock);
+        let server = Server {
+            node: handle.clone(),
+            quic: quic.clone(),
+            started: Instant::now(),
+            listen,
+            interval_ms: 100,
+        };
+        assert!(matches!(
+            server.answer(b"\x01garbage"),
+            Response::Error(ProtoError::Malformed { .. })
+        ));
+        assert!(matches!(
+            server.answer(&[7, 0]),
+            Response::Error(ProtoError::UnsupportedVersion { got: 7, .. })
+        ));
+        let huge = Request::Put {
+            key: "k".into(),
+            value: "x".repeat(600_000),
+        };
+        assert!(matches!(
+            server.answer(&proto::encode(&huge)),
+            Response::Error(ProtoError::TooLarge { .. })
+        ));
+        assert_eq!(handle.get("k"), None, "a refused write changed the map");
+
+        // The same over the wire, through the client channel.
+        let serving = thread::spawn(move || serve_clients(&server, &requests));
+        let client = QuicClient::connect(
+            listen,
+            "127.0.0.1",
+            &ca.issue_client().unwrap(),
+            ca.cert(),
+            QuicConfig::default(),
+        )
+        .unwrap();
+        let ask =
+            |bytes: &[u8]| proto::decode::<Response>(&client.request(bytes).unwrap()).unwrap();
+        assert!(matches!(
+            ask(&[proto::PROTO_VERSION, 0xff, 0xff, 0xff]),
+            Response::Error(ProtoError::Malformed { .. })
+        ));
+        let put = Request::Put {
+            key: "k".into(),
+            value: "v".into(),
+        };
+        assert!(matches!(
+            ask(&proto::encode(&put)),
+            Response::Written { .. }
+        ));
+        let get = Request::Get { key: "k".into() };
+        match ask(&proto::encode(&get)) {
+            Response::Entry { entry: Some(entry) } => assert_eq!(entry.value.as_deref(), Some("v")),
+            other => panic!("{other:?}"),
+        }
+        match ask(&proto::encode(&Request::Status)) {
+            Response::Status(status) => {
+                assert_eq!((status.id, status.keys), (id, 1));
+                assert_eq!(status.transport.requests_answered, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        client.close();
+        handle.shutdown();
+        driver.join().unwrap();
+        quic.shutdown();
+        serving.join().unwrap();
+    }
+
+    #[test]
     fn wall_clock_incarnations_grow_with_time_and_refuse_odd_clocks() {
         let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
         let a = wall_clock_incarnation(at(INCARNATION_EPOCH_SECS + 100)).unwrap();
