@@ -80,8 +80,8 @@ teardown() {
     for h in "${!PIDS[@]}"; do
         kill -TERM "${PIDS[$h]}" 2>/dev/null || true
     done
-    # A node's graceful shutdown is bounded (5 s for the transport, 2 s of
-    # drain); give them 10 s together before forcing.
+    # A node's graceful shutdown is bounded (1 s of drain, 2 s for the
+    # transport); give them 10 s together before forcing.
     for _ in $(seq 100); do
         local running=0
         for h in "${!PIDS[@]}"; do

@@ -136,7 +136,7 @@ pub(crate) struct NodeArgs {
     /// On SIGINT or SIGTERM, keep gossiping up to this long (ms) until the
     /// writes this node accepted have reached min(fanout, alive peers)
     /// peers; 0 stops at once.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_000)]
     pub(crate) drain_ms: u64,
 }
 

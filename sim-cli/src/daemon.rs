@@ -34,6 +34,9 @@ use crate::proto::{
 /// from here, which fits a `u32` until 2156.
 pub(crate) const INCARNATION_EPOCH_SECS: u64 = 1_577_836_800;
 
+/// The bound on the transport's graceful shutdown.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
 /// How long the helper threads wait before checking whether to stop.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -106,6 +109,10 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         .context("cannot start the I/O runtime")?;
     let quic_config = QuicConfig::builder()
         .exchange_idle(Duration::from_millis(args.exchange_timeout_ms))
+        // The drain has already waited for the peers; what is left to
+        // flush is the final frames of exchanges, which a live peer takes
+        // in a round trip.
+        .shutdown_timeout(SHUTDOWN_BOUND)
         .build()
         .context("transport configuration")?;
     let transport = QuicTransport::builder(identity, ca)
@@ -227,7 +234,8 @@ pub(crate) fn eviction_ms(interval_ms: u64, exchange_timeout_ms: u64) -> u64 {
 /// it carries every write accepted before the signal (or the peer already
 /// had them, when the digests matched); the transport flushes that `Ack`
 /// as it shuts down. With no alive peer there is no one to tell, and it
-/// returns at once.
+/// returns at once; when as many exchanges time out as it waits for, the
+/// peers are gone or going, and it returns then.
 fn drain(handle: &NodeHandle, bound: Duration) {
     let deadline = Instant::now() + bound;
     let (wanted, at_signal) = handle.with_node(|node| {
