@@ -7,7 +7,13 @@
 //! sum of key and value lengths, and the overhead per entry is the live bytes
 //! the map holds minus the payload, divided by the number of entries.
 //!
-//! Run with `cargo bench -p lww-crdt --bench memory`; it prints a table.
+//! A second table measures the shape of a large simulation, where thousands
+//! of replicas each hold a small map written by many origins: 1,000 keys
+//! written 2,000 times by origins drawn at random from 600 (about 580 of them
+//! distinct), so most origins account for one or two entries. It reports the
+//! live bytes per replica and, for the version vector alone, bytes per origin.
+//!
+//! Run with `cargo bench -p lww-crdt --bench memory`; it prints the tables.
 
 // A global allocator needs `unsafe impl GlobalAlloc`. The workspace denies
 // unsafe code and every library forbids it in its lib.rs; this bench binary is
@@ -20,10 +26,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashMap as FoldHashMap;
-use lww_crdt::{HybridClock, LwwMap, ManualClock, NodeId, Replica};
+use lww_crdt::{HybridClock, LwwMap, ManualClock, NodeId, Replica, Stamp, VersionVector};
 
 mod common;
-use common::{KEY_LEN, VALUE_LEN, pairs, stamp};
+use common::{KEY_LEN, SplitMix, VALUE_LEN, pairs, stamp};
 
 /// The system allocator, counting the bytes currently allocated.
 struct Counting;
@@ -96,6 +102,7 @@ fn main() {
     for n in SIZES {
         table(n);
     }
+    many_origins();
 }
 
 /// Measures every structure holding `n` pairs and prints the table.
@@ -179,5 +186,117 @@ fn table(n: usize) {
             overhead / baseline
         );
     }
+    println!();
+}
+
+/// Keys of the many-origins map.
+const MO_KEYS: usize = 1_000;
+/// Writes made to it: write `w` goes to key `w % MO_KEYS`, so every key is
+/// written twice and holds its second write.
+const MO_WRITES: usize = 2_000;
+/// Origins each write's origin is drawn from, uniformly.
+const MO_ORIGINS: usize = 600;
+/// One write in this many is a delete, in the variant with tombstones.
+const MO_DELETE_EVERY: usize = 10;
+
+/// The many-origins shape: a small map per replica, written by many origins.
+fn many_origins() {
+    let data = pairs(0..MO_KEYS);
+    let mut rng = SplitMix::new(42);
+    // Stamps increase with `w`, so they increase per origin as well, as
+    // `put` requires.
+    let writes: Vec<(usize, Stamp)> = (0..MO_WRITES)
+        .map(|w| {
+            let origin = 1 + rng.below(MO_ORIGINS) as u64;
+            (w % MO_KEYS, stamp(w as u64, origin))
+        })
+        .collect();
+    let build = |deletes: bool| {
+        let mut map = LwwMap::new();
+        for (w, &(k, s)) in writes.iter().enumerate() {
+            let (key, value) = &data[k];
+            if deletes && w % MO_DELETE_EVERY == MO_DELETE_EVERY - 1 {
+                map.delete(key.clone(), s);
+            } else {
+                map.put(key.clone(), value.clone(), s);
+            }
+        }
+        map
+    };
+    let vector = || {
+        let mut vector = VersionVector::new();
+        for &(_, s) in &writes {
+            vector.advance(s.origin, s.hlc);
+        }
+        vector
+    };
+    let payload_of = |map: &LwwMap<String, String>| -> usize {
+        map.entries()
+            .map(|(k, e)| k.len() + e.value.as_ref().map_or(0, String::len))
+            .sum()
+    };
+    let origins = vector().len();
+    let (plain, with_deletes) = (build(false), build(true));
+    let payloads = [payload_of(&plain), payload_of(&with_deletes)];
+    let tombstones = with_deletes.tombstone_count();
+    let origins_holding = |map: &LwwMap<String, String>| {
+        let mut held: Vec<NodeId> = map.entries().map(|(_, e)| e.stamp.origin).collect();
+        held.sort_unstable();
+        held.dedup();
+        held.len()
+    };
+    let holding = origins_holding(&plain);
+    drop((plain, with_deletes));
+
+    let rows: [(&str, usize, usize); 3] = [
+        (
+            "HashMap<String, String> (std), same keys",
+            measure(|| {
+                let mut map = StdHashMap::new();
+                for (k, v) in &data {
+                    map.insert(k.clone(), v.clone());
+                }
+                map
+            }),
+            payloads[0],
+        ),
+        (
+            "LwwMap<String, String>",
+            measure(|| build(false)),
+            payloads[0],
+        ),
+        (
+            "LwwMap<String, String>, 1 write in 10 a delete",
+            measure(|| build(true)),
+            payloads[1],
+        ),
+    ];
+    let vector_bytes = measure(vector);
+
+    println!(
+        "memory, many origins: {MO_KEYS} keys, {MO_WRITES} writes by {origins} distinct origins \
+         ({holding} of them hold an entry); {tombstones} tombstones in the variant with deletes"
+    );
+    println!(
+        "| {:<48} | {:>10} | {:>14} | {:>16} |",
+        "structure", "live bytes", "overhead bytes", "overhead B/entry"
+    );
+    println!("|{:-<50}|{:->12}|{:->16}|{:->18}|", "", "", "", "");
+    for (name, held, payload) in rows {
+        println!(
+            "| {:<48} | {:>10} | {:>14} | {:>16.1} |",
+            name,
+            held,
+            held - payload,
+            (held - payload) as f64 / MO_KEYS as f64
+        );
+    }
+    println!(
+        "| {:<48} | {:>10} | {:>14} | {:>16} |",
+        format!("VersionVector alone, {origins} origins"),
+        vector_bytes,
+        vector_bytes,
+        format!("{:.1} B/origin", vector_bytes as f64 / origins as f64)
+    );
     println!();
 }

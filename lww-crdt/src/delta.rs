@@ -6,7 +6,7 @@ use std::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::MAX_VARINT_LEN;
-use crate::map::{ApplyReport, LwwMap};
+use crate::map::{ApplyReport, IndexKey, LwwMap};
 use crate::{EncodedLen, Entry, Hlc, NodeId, Stamp, VersionVector};
 
 /// How much one delta may carry.
@@ -214,6 +214,7 @@ where
         lagging.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
 
         let mut delta = Delta::default();
+        let mut covered_pairs: Vec<(NodeId, Hlc)> = Vec::new();
         let mut bytes = 0usize;
         'origins: for (_, origin, theirs, ours) in lagging {
             bytes = bytes.saturating_add(COVERED_ORIGIN_LEN);
@@ -224,8 +225,11 @@ where
             let Some(after_theirs) = theirs.successor() else {
                 continue;
             };
-            if let Some(set) = self.by_origin.get(&origin) {
-                for &(hlc, index) in set.range((after_theirs, 0)..) {
+            if let Some(rank) = self.rank(origin) {
+                let from = IndexKey::first(rank, after_theirs);
+                let to = IndexKey::last(rank, Hlc::MAX);
+                for key in self.by_origin.range(from..=to) {
+                    let (hlc, index) = (key.hlc(), key.position());
                     let slot = &self.slots[index as usize];
                     let cost = slot.entry.encoded_len_with(&slot.key);
                     if delta.entries.len() >= budget.max_entries
@@ -244,7 +248,7 @@ where
                         // `hlc` is above `theirs`, so it has a predecessor.
                         let covered = hlc.predecessor().unwrap_or(Hlc::ZERO).min(ours);
                         if covered > theirs {
-                            delta.covered.advance(origin, covered);
+                            covered_pairs.push((origin, covered));
                         }
                         delta.complete = false;
                         break 'origins;
@@ -253,8 +257,10 @@ where
                     delta.entries.push((slot.key.clone(), slot.entry.clone()));
                 }
             }
-            delta.covered.advance(origin, ours);
+            covered_pairs.push((origin, ours));
         }
+        // Collected in lag order; sorted by origin once, at the end.
+        delta.covered = covered_pairs.into_iter().collect();
         delta
     }
 }

@@ -1,7 +1,7 @@
 //! The last-write-wins map: storage, stamped writes, reads and the state join.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::{Borrow, Cow};
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hash};
 
 use hashbrown::DefaultHashBuilder;
@@ -54,9 +54,110 @@ pub(crate) struct Slot<K, V> {
     pub(crate) entry: Entry<V>,
 }
 
-/// Slot positions ordered by stamp, per origin: the index that lets a delta
-/// cost what it carries rather than what the map holds.
-pub(crate) type OriginIndex = BTreeMap<NodeId, BTreeSet<(Hlc, u32)>>;
+/// Slot positions ordered by origin, then timestamp: the index that lets a
+/// delta cost what it carries rather than what the map holds. One set for
+/// all origins, so an origin costs nothing beyond its entries and its rank.
+pub(crate) type OriginIndex = BTreeSet<IndexKey>;
+
+/// One element of an [`OriginIndex`]: a slot's origin (by its [`Ranks`]
+/// number), timestamp and position, packed into 128 bits in that order, so
+/// that the derived order is by origin, then timestamp, then position, and
+/// each origin's entries form one range in stamp order.
+///
+/// 16 bytes, compared as two `u64`s: a `(NodeId, Hlc, u32)` tuple would take
+/// 24 and compare as three.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct IndexKey {
+    /// The rank in the high 32 bits, the timestamp's high half in the low.
+    high: u64,
+    /// The timestamp's low half in the high 32 bits, the position in the low.
+    low: u64,
+}
+
+impl IndexKey {
+    pub(crate) const fn new(rank: u32, hlc: Hlc, position: u32) -> Self {
+        let hlc = hlc.as_u64();
+        Self {
+            high: ((rank as u64) << 32) | (hlc >> 32),
+            low: (hlc << 32) | position as u64,
+        }
+    }
+
+    /// The first key of origin `rank` at or above `hlc`.
+    pub(crate) const fn first(rank: u32, hlc: Hlc) -> Self {
+        Self::new(rank, hlc, 0)
+    }
+
+    /// The last key of origin `rank` at or below `hlc`.
+    pub(crate) const fn last(rank: u32, hlc: Hlc) -> Self {
+        Self::new(rank, hlc, u32::MAX)
+    }
+
+    pub(crate) const fn rank(&self) -> u32 {
+        (self.high >> 32) as u32
+    }
+
+    pub(crate) const fn hlc(&self) -> Hlc {
+        Hlc::from_u64((self.high << 32) | (self.low >> 32))
+    }
+
+    pub(crate) const fn position(&self) -> u32 {
+        self.low as u32
+    }
+}
+
+/// Dense numbers for the origins the indexes have mentioned, in order of
+/// first mention, so that an index element packs into 16 bytes. A rank is
+/// never dropped or reused: there is one for every origin this map has held
+/// an entry of, about as many as its version vector holds.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ranks {
+    /// Rank to origin.
+    origins: Vec<NodeId>,
+    /// Ranks, keyed by the hash of their origin.
+    ranks: HashTable<u32>,
+    /// The origin last given or looked up by
+    /// [`get_or_insert`](Self::get_or_insert), with its rank: a map written
+    /// by one origin at a time finds it without hashing.
+    recent: Option<(NodeId, u32)>,
+}
+
+impl Ranks {
+    /// The rank of `origin`, if it has one.
+    pub(crate) fn get(&self, origin: NodeId, hasher: &DefaultHashBuilder) -> Option<u32> {
+        match self.recent {
+            Some((recent, rank)) if recent == origin => return Some(rank),
+            _ => {}
+        }
+        let hash = hasher.hash_one(origin);
+        self.ranks
+            .find(hash, |&rank| self.origins[rank as usize] == origin)
+            .copied()
+    }
+
+    /// The rank of `origin`, given one if it has none yet.
+    fn get_or_insert(&mut self, origin: NodeId, hasher: &DefaultHashBuilder) -> u32 {
+        let rank = match self.get(origin, hasher) {
+            Some(rank) => rank,
+            None => {
+                let rank = u32::try_from(self.origins.len()).expect("at most u32::MAX origins");
+                self.origins.push(origin);
+                let origins = &self.origins;
+                let hash = hasher.hash_one(origin);
+                self.ranks
+                    .insert_unique(hash, rank, |&r| hasher.hash_one(origins[r as usize]));
+                rank
+            }
+        };
+        self.recent = Some((origin, rank));
+        rank
+    }
+
+    /// The origin of `rank`.
+    fn origin(&self, rank: u32) -> NodeId {
+        self.origins[rank as usize]
+    }
+}
 
 /// A last-write-wins map from keys to values, with tombstones for deletes, a
 /// version vector, and deltas that carry only what a peer lacks.
@@ -76,9 +177,12 @@ pub struct LwwMap<K, V> {
     pub(crate) slots: Vec<Slot<K, V>>,
     table: HashTable<u32>,
     hasher: DefaultHashBuilder,
-    /// Every slot, by the stamp of its entry.
+    /// Every slot, by origin and stamp.
     pub(crate) by_origin: OriginIndex,
-    /// Tombstone slots only, by stamp, so a purge visits only what it drops.
+    /// The numbers the indexes know origins by.
+    ranks: Ranks,
+    /// Tombstone slots only, by origin and stamp, so a purge visits only what
+    /// it drops.
     pub(crate) tombstones: OriginIndex,
     pub(crate) version_vector: VersionVector,
 }
@@ -89,8 +193,9 @@ impl<K, V> Default for LwwMap<K, V> {
             slots: Vec::new(),
             table: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
-            by_origin: BTreeMap::new(),
-            tombstones: BTreeMap::new(),
+            by_origin: BTreeSet::new(),
+            ranks: Ranks::default(),
+            tombstones: BTreeSet::new(),
             version_vector: VersionVector::new(),
         }
     }
@@ -114,7 +219,7 @@ impl<K, V> LwwMap<K, V> {
 
     /// Tombstones held.
     pub fn tombstone_count(&self) -> usize {
-        self.tombstones.values().map(BTreeSet::len).sum()
+        self.tombstones.len()
     }
 
     /// Entries held, tombstones included.
@@ -200,7 +305,8 @@ where
     pub fn merge(&mut self, other: &LwwMap<K, V>) -> ApplyReport {
         let mut report = ApplyReport::default();
         for slot in &other.slots {
-            report.record(self.upsert(slot.key.clone(), slot.entry.clone()));
+            // Borrowed: the key and entry are cloned only if they go in.
+            report.record(self.upsert_cow(Cow::Borrowed(&slot.key), Cow::Borrowed(&slot.entry)));
         }
         self.version_vector.merge(&other.version_vector);
         report
@@ -213,12 +319,28 @@ where
     /// older value come back from a member that never saw the delete. Reads
     /// and the version vector are unchanged.
     pub fn purge_tombstones(&mut self, stable: &VersionVector) -> usize {
-        let mut doomed: Vec<u32> = Vec::new();
-        for (origin, frontier) in stable.iter() {
-            if let Some(set) = self.tombstones.get(&origin) {
-                doomed.extend(set.range(..=(frontier, u32::MAX)).map(|&(_, index)| index));
-            }
-        }
+        // Whichever is shorter: scan every tombstone, or range over each
+        // origin of `stable`. Either way a tombstone goes if `stable` holds
+        // its origin at or above its stamp.
+        let mut doomed: Vec<u32> = if self.tombstones.len() <= stable.len() {
+            self.tombstones
+                .iter()
+                .filter(|key| {
+                    let frontier = stable.get(self.ranks.origin(key.rank()));
+                    frontier > Hlc::ZERO && key.hlc() <= frontier
+                })
+                .map(IndexKey::position)
+                .collect()
+        } else {
+            stable
+                .iter()
+                .filter_map(|(origin, frontier)| {
+                    let rank = self.ranks.get(origin, &self.hasher)?;
+                    Some(IndexKey::first(rank, Hlc::ZERO)..=IndexKey::last(rank, frontier))
+                })
+                .flat_map(|range| self.tombstones.range(range).map(IndexKey::position))
+                .collect()
+        };
         // Highest position first: removing one moves the last slot into its
         // place, and every position still to remove is lower than both.
         doomed.sort_unstable_by(|a, b| b.cmp(a));
@@ -231,29 +353,34 @@ where
     /// Inserts or replaces `key`'s entry if `entry` is greater, keeping the
     /// indexes in step. The version vector is the caller's business.
     pub(crate) fn upsert(&mut self, key: K, entry: Entry<V>) -> Applied {
-        match self.find(&key) {
+        self.upsert_cow(Cow::Owned(key), Cow::Owned(entry))
+    }
+
+    /// [`upsert`](Self::upsert) for a key and entry that may be borrowed:
+    /// they are cloned only if they go in (the key only if it is new). The
+    /// key is hashed once.
+    fn upsert_cow(&mut self, key: Cow<'_, K>, entry: Cow<'_, Entry<V>>) -> Applied {
+        let hash = self.hasher.hash_one(&*key);
+        let found = self
+            .table
+            .find(hash, |&i| self.slots[i as usize].key == *key)
+            .copied();
+        match found {
             Some(index) => {
                 let slot = &mut self.slots[index as usize];
-                if entry <= slot.entry {
+                if *entry <= slot.entry {
                     return Applied::Unchanged;
                 }
-                let old = std::mem::replace(&mut slot.entry, entry);
+                let old = std::mem::replace(&mut slot.entry, entry.into_owned());
                 let new_stamp = slot.entry.stamp;
                 let new_is_tombstone = slot.entry.is_tombstone();
-                unindex(&mut self.by_origin, old.stamp, index);
-                if old.is_tombstone() {
-                    unindex(&mut self.tombstones, old.stamp, index);
-                }
-                index_at(&mut self.by_origin, new_stamp, index);
-                if new_is_tombstone {
-                    index_at(&mut self.tombstones, new_stamp, index);
-                }
+                self.unindex(old.stamp, old.is_tombstone(), index);
+                self.index(new_stamp, new_is_tombstone, index);
                 Applied::Replaced
             }
             None => {
                 let index = u32::try_from(self.slots.len())
                     .expect("an LwwMap holds at most u32::MAX entries");
-                let hash = self.hasher.hash_one(&key);
                 let Self {
                     table,
                     slots,
@@ -261,11 +388,11 @@ where
                     ..
                 } = self;
                 table.insert_unique(hash, index, |&i| hasher.hash_one(&slots[i as usize].key));
-                index_at(&mut self.by_origin, entry.stamp, index);
-                if entry.is_tombstone() {
-                    index_at(&mut self.tombstones, entry.stamp, index);
-                }
-                self.slots.push(Slot { key, entry });
+                self.index(entry.stamp, entry.is_tombstone(), index);
+                self.slots.push(Slot {
+                    key: key.into_owned(),
+                    entry: entry.into_owned(),
+                });
                 Applied::Inserted
             }
         }
@@ -289,10 +416,7 @@ where
             found.remove();
         }
         let removed = self.slots.swap_remove(index as usize);
-        unindex(&mut self.by_origin, removed.entry.stamp, index);
-        if removed.entry.is_tombstone() {
-            unindex(&mut self.tombstones, removed.entry.stamp, index);
-        }
+        self.unindex(removed.entry.stamp, removed.entry.is_tombstone(), index);
         let last = self.slots.len() as u32;
         if index == last {
             return;
@@ -306,27 +430,35 @@ where
         }
         let stamp = moved.entry.stamp;
         let is_tombstone = moved.entry.is_tombstone();
-        unindex(&mut self.by_origin, stamp, last);
-        index_at(&mut self.by_origin, stamp, index);
-        if is_tombstone {
-            unindex(&mut self.tombstones, stamp, last);
-            index_at(&mut self.tombstones, stamp, index);
-        }
+        self.unindex(stamp, is_tombstone, last);
+        self.index(stamp, is_tombstone, index);
     }
 }
 
-fn index_at(index: &mut OriginIndex, stamp: Stamp, position: u32) {
-    index
-        .entry(stamp.origin)
-        .or_default()
-        .insert((stamp.hlc, position));
-}
+impl<K, V> LwwMap<K, V> {
+    /// The rank the indexes know `origin` by, if they have mentioned it.
+    pub(crate) fn rank(&self, origin: NodeId) -> Option<u32> {
+        self.ranks.get(origin, &self.hasher)
+    }
 
-fn unindex(index: &mut OriginIndex, stamp: Stamp, position: u32) {
-    if let Some(set) = index.get_mut(&stamp.origin) {
-        set.remove(&(stamp.hlc, position));
-        if set.is_empty() {
-            index.remove(&stamp.origin);
+    /// Indexes the slot at `position`, holding an entry stamped `stamp`.
+    fn index(&mut self, stamp: Stamp, is_tombstone: bool, position: u32) {
+        let rank = self.ranks.get_or_insert(stamp.origin, &self.hasher);
+        let key = IndexKey::new(rank, stamp.hlc, position);
+        self.by_origin.insert(key);
+        if is_tombstone {
+            self.tombstones.insert(key);
+        }
+    }
+
+    /// Undoes [`index`](Self::index).
+    fn unindex(&mut self, stamp: Stamp, is_tombstone: bool, position: u32) {
+        if let Some(rank) = self.ranks.get(stamp.origin, &self.hasher) {
+            let key = IndexKey::new(rank, stamp.hlc, position);
+            self.by_origin.remove(&key);
+            if is_tombstone {
+                self.tombstones.remove(&key);
+            }
         }
     }
 }
@@ -411,15 +543,44 @@ mod tests {
         assert_eq!(m.get("e").map(String::as_str), Some("y"));
         assert_eq!((m.len(), m.tombstone_count()), (2, 1));
         // Every index entry points at a slot holding that stamp.
-        for (origin, set) in &m.by_origin {
-            for &(hlc, index) in set {
-                assert_eq!(
-                    m.slots[index as usize].entry.stamp,
-                    Stamp::new(hlc, *origin)
-                );
+        for key in &m.by_origin {
+            let stamp = Stamp::new(key.hlc(), m.ranks.origin(key.rank()));
+            assert_eq!(m.slots[key.position() as usize].entry.stamp, stamp);
+        }
+        assert_eq!(m.by_origin.len(), 3);
+        for key in &m.tombstones {
+            assert!(m.slots[key.position() as usize].entry.is_tombstone());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn index_keys_round_trip_and_order_as_their_parts(
+            a in (proptest::num::u32::ANY, proptest::num::u64::ANY, proptest::num::u32::ANY),
+            b in (proptest::num::u32::ANY, proptest::num::u64::ANY, proptest::num::u32::ANY),
+        ) {
+            let key = |(rank, hlc, position): (u32, u64, u32)| {
+                IndexKey::new(rank, Hlc::from_u64(hlc), position)
+            };
+            let (ka, kb) = (key(a), key(b));
+            proptest::prop_assert_eq!((ka.rank(), ka.hlc().as_u64(), ka.position()), a);
+            proptest::prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    fn ranks_are_dense_and_stable() {
+        let hasher = DefaultHashBuilder::default();
+        let mut ranks = Ranks::default();
+        for round in 0..2 {
+            for origin in (0..100u64).map(|o| o * 7919) {
+                let rank = ranks.get_or_insert(NodeId::new(origin), &hasher);
+                assert_eq!(rank as u64, origin / 7919, "round {round}");
+                assert_eq!(ranks.origin(rank), NodeId::new(origin));
+                assert_eq!(ranks.get(NodeId::new(origin), &hasher), Some(rank));
             }
         }
-        assert_eq!(m.by_origin.values().map(BTreeSet::len).sum::<usize>(), 3);
+        assert_eq!(ranks.get(NodeId::new(1), &hasher), None);
     }
 
     #[test]

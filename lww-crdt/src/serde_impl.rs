@@ -7,7 +7,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::delta::{InvalidState, check_within};
-use crate::{Entry, LwwMap, VersionVector};
+use crate::{Applied, Entry, LwwMap, VersionVector};
 
 #[derive(Serialize)]
 struct MapRef<'a, K, V> {
@@ -69,10 +69,11 @@ where
         )?;
         let mut map = LwwMap::new();
         for (key, entry) in entries {
-            if map.get_entry(&key).is_some() {
+            // A key seen before comes back as replaced or unchanged; the
+            // half-built map is dropped then.
+            if map.upsert(key, entry) != Applied::Inserted {
                 return Err(InvalidState::DuplicateKey);
             }
-            map.upsert(key, entry);
         }
         map.version_vector = version_vector;
         Ok(map)
