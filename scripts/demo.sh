@@ -15,8 +15,8 @@
 # so the root namespace gets no interface and no route, and no packet leaves
 # the machine. Everything is torn down on exit, failure or Ctrl-C included.
 #
-# Environment: SIM_CLI (binary, default target/release/sim-cli, built if
-# missing), DEMO_SUBNET, DEMO_PREFIX (namespace name prefix, default gkvdemo),
+# Environment: SIM_CLI (binary, default $CARGO_TARGET_DIR or target, then
+# release/sim-cli, built if missing), DEMO_SUBNET, DEMO_PREFIX (namespace name prefix, default gkvdemo),
 # DEMO_KEEP=1 (keep the working directory with logs and certificates).
 set -euo pipefail
 
@@ -59,11 +59,10 @@ die() {
 [ "$(id -u)" = 0 ] || die "needs root for network namespaces: sudo $0 $*"
 command -v ip >/dev/null || die "needs iproute2 (apt-get install iproute2)"
 
-SIM_CLI=${SIM_CLI:-$ROOT/target/release/sim-cli}
+SIM_CLI=${SIM_CLI:-${CARGO_TARGET_DIR:-$ROOT/target}/release/sim-cli}
 if [ ! -x "$SIM_CLI" ]; then
     say "Building the release binary (cargo build --release -p sim-cli)"
     cargo build --release -p sim-cli
-    SIM_CLI=${CARGO_TARGET_DIR:-$ROOT/target}/release/sim-cli
 fi
 [ -x "$SIM_CLI" ] || die "no binary at $SIM_CLI"
 
