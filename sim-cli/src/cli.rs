@@ -55,7 +55,7 @@ pub(crate) struct CertsArgs {
     #[arg(long, value_delimiter = ',', value_name = "ID,...")]
     pub(crate) nodes: Vec<u64>,
     /// A node and the IP addresses or DNS names its certificate carries
-    /// besides node-<ID>.gossip-kv, e.g. --node 1=10.0.0.1,host-a.
+    /// besides node-ID.gossip-kv, e.g. --node 1=10.0.0.1,host-a.
     /// Repeatable.
     #[arg(long = "node", alias = "node-names", value_name = "ID=NAME,...", value_parser = parse_node_names)]
     pub(crate) node: Vec<NodeNames>,
@@ -97,7 +97,7 @@ fn parse_node_names(text: &str) -> Result<NodeNames, String> {
 /// `sim-cli node`.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
-    /// This node's id (its certificate node-<ID>.pem must be in --certs).
+    /// This node's id (its certificate node-ID.pem must be in --certs).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
     pub(crate) id: u64,
     /// UDP address to listen on, e.g. 10.0.0.1:7000 (0.0.0.0:7000 for
@@ -112,7 +112,7 @@ pub(crate) struct NodeArgs {
     /// members are learned through gossip.
     #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
     pub(crate) peers: Vec<PeerArg>,
-    /// Directory holding ca.pem, node-<ID>.pem and node-<ID>.key.
+    /// Directory holding ca.pem, node-ID.pem and node-ID.key.
     #[arg(long, value_name = "DIR")]
     pub(crate) certs: PathBuf,
     /// Gossip interval in ms.
@@ -198,7 +198,7 @@ pub(crate) struct ClientArgs {
     /// Directory holding ca.pem, client.pem and client.key.
     #[arg(long, value_name = "DIR")]
     pub(crate) certs: PathBuf,
-    /// The node's id: authenticate it as node-<ID>.gossip-kv.
+    /// The node's id: authenticate it as node-ID.gossip-kv.
     #[arg(long, value_name = "ID")]
     pub(crate) node_id: Option<u64>,
     /// The name the node's certificate must carry (default: from

@@ -4,7 +4,7 @@
 //! system clock, plus three helpers:
 //!
 //! - a client thread that answers requests from the transport's client
-//!   channel ([`answer`]),
+//!   channel ([`Server::answer`]),
 //! - a membership thread that, every gossip interval, feeds the members the
 //!   node knows (seeds and those learned through gossip) into the
 //!   transport's peer table, and logs liveness changes it sees,
