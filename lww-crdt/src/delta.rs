@@ -205,11 +205,8 @@ where
     pub fn delta_since(&self, peer: &VersionVector, budget: Budget) -> Delta<K, V> {
         let mut lagging: Vec<(u64, NodeId, Hlc, Hlc)> = self
             .version_vector
-            .iter()
-            .filter_map(|(origin, ours)| {
-                let theirs = peer.get(origin);
-                (ours > theirs).then(|| (ours.as_u64() - theirs.as_u64(), origin, theirs, ours))
-            })
+            .ahead_of(peer)
+            .map(|(origin, theirs, ours)| (ours.as_u64() - theirs.as_u64(), origin, theirs, ours))
             .collect();
         lagging.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
 

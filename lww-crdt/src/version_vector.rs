@@ -73,13 +73,29 @@ impl VersionVector {
                 }
             }
             Err(at) => {
-                // Inserting moves the tail anyway, so growing by exactly one
-                // costs no more in order, and keeps 16 bytes per origin.
-                self.0.reserve_exact(1);
+                // Amortized growth: appending origins in order, as a writer
+                // joining does, must not copy the whole vector each time.
                 self.0.insert(at, (origin, hlc));
                 true
             }
         }
+    }
+
+    /// The origins where this vector is ahead of `other`, in origin order,
+    /// as `(origin, other's frontier, this frontier)`: one walk over both
+    /// vectors, no lookups.
+    pub fn ahead_of<'a>(
+        &'a self,
+        other: &'a VersionVector,
+    ) -> impl Iterator<Item = (NodeId, Hlc, Hlc)> + 'a {
+        let mut theirs = other.0.iter().peekable();
+        self.0.iter().filter_map(move |&(origin, ours)| {
+            while theirs.next_if(|&&(o, _)| o < origin).is_some() {}
+            let behind = theirs
+                .next_if(|&&(o, _)| o == origin)
+                .map_or(Hlc::ZERO, |&(_, hlc)| hlc);
+            (ours > behind).then_some((origin, behind, ours))
+        })
     }
 
     /// Pointwise maximum with `other`.
@@ -462,6 +478,18 @@ mod tests {
                 assert_eq!(seek(&pairs, from, NodeId::new(target)), expected);
             }
         }
+    }
+
+    #[test]
+    fn ahead_of_walks_both_vectors() {
+        let a = vv(&[(1, 5), (2, 3), (4, 9), (7, 1)]);
+        let b = vv(&[(0, 8), (2, 3), (4, 10), (5, 2)]);
+        let ahead: Vec<(u64, u64, u64)> = a
+            .ahead_of(&b)
+            .map(|(o, theirs, ours)| (o.get(), theirs.as_u64(), ours.as_u64()))
+            .collect();
+        assert_eq!(ahead, [(1, 0, 5), (7, 0, 1)]);
+        assert_eq!(b.ahead_of(&a).count(), 3);
     }
 
     #[test]

@@ -166,15 +166,16 @@ impl Node {
                 self.known_hashes.insert(from, hash);
                 // Everywhere the responder did not list, it is at least as
                 // far as this node was: take this node's frontier there.
-                let mut view = self.version_vector().clone();
-                let mut lowered = VersionVector::new();
-                for (origin, hlc) in view.iter() {
-                    let theirs = lagging
-                        .binary_search_by_key(&origin, |&(o, _)| o)
-                        .map_or(hlc, |i| lagging[i].1);
-                    lowered.advance(origin, theirs);
-                }
-                view = lowered;
+                let view: VersionVector = self
+                    .version_vector()
+                    .iter()
+                    .map(|(origin, hlc)| {
+                        let theirs = lagging
+                            .binary_search_by_key(&origin, |&(o, _)| o)
+                            .map_or(hlc, |i| lagging[i].1);
+                        (origin, theirs)
+                    })
+                    .collect();
                 Some(view)
             }
         };
@@ -300,10 +301,7 @@ impl Node {
 /// `(origin, ours)` for every origin where `peer` is ahead of `ours`, in
 /// origin order, with zero where this node has nothing.
 fn lagging(ours: &VersionVector, peer: &VersionVector) -> Vec<(NodeId, Hlc)> {
-    peer.iter()
-        .filter_map(|(origin, theirs)| {
-            let mine = ours.get(origin);
-            (mine < theirs).then_some((origin, mine))
-        })
+    peer.ahead_of(ours)
+        .map(|(origin, mine, _)| (origin, mine))
         .collect()
 }
