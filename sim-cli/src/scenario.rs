@@ -151,6 +151,19 @@ pub enum ScenarioError {
         /// The accepted offset.
         offset: u64,
     },
+    /// A message size too small for the version vectors the run will have.
+    #[error(
+        "--max-message-bytes {max} cannot hold a version vector of up to {writers} writers \
+         (each takes up to 18 bytes, so at least {needed} bytes are needed)"
+    )]
+    MessageTooSmall {
+        /// The size given.
+        max: usize,
+        /// Writers the run may have.
+        writers: usize,
+        /// The smallest size that fits their vector.
+        needed: usize,
+    },
     /// A fault the threaded engine cannot inject.
     #[error("--{0} is not available with --threads (it needs the deterministic engine)")]
     NotThreaded(&'static str),
@@ -205,6 +218,22 @@ impl Scenario {
             return Err(ScenarioError::Skew {
                 skew: self.clock_skew_ms,
                 offset: self.max_clock_offset_ms,
+            });
+        }
+        // A digest carries the whole version vector, one entry per writer
+        // origin: at most one per node (and per restart) that writes.
+        let restarts = if self.crash_rate > 0.0 && self.crash_mode == CrashMode::Wipe {
+            2
+        } else {
+            1
+        };
+        let writers = self.nodes.min(self.writes).saturating_mul(restarts);
+        let needed = 256 + 18 * writers;
+        if self.max_message_bytes < needed {
+            return Err(ScenarioError::MessageTooSmall {
+                max: self.max_message_bytes,
+                writers,
+                needed,
             });
         }
         if self.threads {
