@@ -24,7 +24,7 @@ use lww_crdt::{HybridClock, NodeId, Replica, VersionVector};
 
 use super::{Event, GC_SNAPSHOTS, Node, writer_origin};
 use crate::membership::Liveness;
-use crate::message::{Digest, Message, StoreDelta, SynAck};
+use crate::message::Message;
 
 impl Node {
     /// Takes a snapshot and purges below the newest snapshot that every
@@ -118,18 +118,7 @@ impl Node {
             Some(&evicted) if incarnation <= evicted => {
                 self.metrics.messages_rejected += 1;
                 if let Message::Syn(syn) = message {
-                    let notice = Message::SynAck(SynAck {
-                        exchange: syn.exchange,
-                        incarnation: self.config.incarnation,
-                        evicted: true,
-                        vouch: false,
-                        delta: StoreDelta::default(),
-                        digest: Digest::Hash(0),
-                        wants_vector: false,
-                        members: None,
-                        members_hash: self.members.hash(),
-                    });
-                    self.send(from, &notice);
+                    self.send_empty_syn_ack(from, syn.exchange, 0, true);
                 }
                 true
             }

@@ -53,18 +53,7 @@ impl Node {
         let own = self.vector_hash();
         if self.is_returning() {
             // Possibly evicted: serve nothing until vouched for.
-            let syn_ack = Message::SynAck(SynAck {
-                exchange: syn.exchange,
-                incarnation: self.config.incarnation,
-                evicted: false,
-                vouch: false,
-                delta: StoreDelta::default(),
-                digest: Digest::Hash(own),
-                wants_vector: false,
-                members: None,
-                members_hash: self.members.hash(),
-            });
-            self.send(from, &syn_ack);
+            self.send_empty_syn_ack(from, syn.exchange, own, false);
             return;
         }
         let vouch = syn.returning && self.can_vouch(now_ms);
@@ -119,6 +108,29 @@ impl Node {
             let deadline = now_ms + self.config.exchange_timeout_ms;
             self.answered.insert((from, syn.exchange), deadline);
         }
+    }
+
+    /// Answers a `Syn` with nothing: no delta, no vector, no members, just
+    /// `hash` and whether the initiator was evicted.
+    pub(super) fn send_empty_syn_ack(
+        &mut self,
+        to: NodeId,
+        exchange: u64,
+        hash: u64,
+        evicted: bool,
+    ) {
+        let syn_ack = Message::SynAck(SynAck {
+            exchange,
+            incarnation: self.config.incarnation,
+            evicted,
+            vouch: false,
+            delta: StoreDelta::default(),
+            digest: Digest::Hash(hash),
+            wants_vector: false,
+            members: None,
+            members_hash: self.members.hash(),
+        });
+        self.send(to, &syn_ack);
     }
 
     /// Takes the answer to an exchange this node opened, and closes it with
