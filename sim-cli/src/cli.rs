@@ -336,15 +336,8 @@ pub(crate) struct SweepArgs {
     /// The most rounds one run may take.
     #[arg(long, default_value_t = 200)]
     pub(crate) rounds: u64,
-    /// Gossip interval in ms of virtual time.
-    #[arg(long, default_value_t = 1_000)]
-    pub(crate) interval_ms: u64,
-    /// When nodes tick within an interval.
-    #[arg(long, value_enum, default_value_t = TimingArg::Lockstep)]
-    pub(crate) timing: TimingArg,
-    /// One-way message latency in ms under --timing staggered.
-    #[arg(long, default_value_t = 50)]
-    pub(crate) latency_ms: u64,
+    #[command(flatten)]
+    pub(crate) clock: ClockArgs,
     /// Worker threads (default: the machine's cores); results do not depend
     /// on it.
     #[arg(long)]
@@ -368,8 +361,8 @@ impl SweepArgs {
             seeds: self.seeds,
             base: Scenario {
                 rounds: self.rounds,
-                interval_ms: self.interval_ms,
-                timing: timing(self.timing, self.latency_ms),
+                interval_ms: self.clock.interval_ms,
+                timing: self.clock.timing(),
                 ..Scenario::default()
             },
             threads,
@@ -377,10 +370,28 @@ impl SweepArgs {
     }
 }
 
-fn timing(arg: TimingArg, latency_ms: u64) -> Timing {
-    match arg {
-        TimingArg::Lockstep => Timing::Lockstep,
-        TimingArg::Staggered => Timing::Staggered { latency_ms },
+/// How virtual time runs: shared by `simulate` and `sweep`.
+#[derive(Debug, Args)]
+pub(crate) struct ClockArgs {
+    /// Gossip interval in ms of virtual time.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) interval_ms: u64,
+    /// When nodes tick within an interval.
+    #[arg(long, value_enum, default_value_t = TimingArg::Lockstep)]
+    pub(crate) timing: TimingArg,
+    /// One-way message latency in ms under --timing staggered.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) latency_ms: u64,
+}
+
+impl ClockArgs {
+    pub(crate) fn timing(&self) -> Timing {
+        match self.timing {
+            TimingArg::Lockstep => Timing::Lockstep,
+            TimingArg::Staggered => Timing::Staggered {
+                latency_ms: self.latency_ms,
+            },
+        }
     }
 }
 
@@ -441,15 +452,8 @@ pub(crate) struct SimulateArgs {
     /// Size limit of one gossip message in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     pub(crate) max_message_bytes: usize,
-    /// Gossip interval in ms of virtual time.
-    #[arg(long, default_value_t = 1_000)]
-    pub(crate) interval_ms: u64,
-    /// When nodes tick within an interval.
-    #[arg(long, value_enum, default_value_t = TimingArg::Lockstep)]
-    pub(crate) timing: TimingArg,
-    /// One-way message latency in ms under --timing staggered.
-    #[arg(long, default_value_t = 50)]
-    pub(crate) latency_ms: u64,
+    #[command(flatten)]
+    pub(crate) clock: ClockArgs,
     /// Seed peers each node starts with (default: all); the rest are learned.
     #[arg(long)]
     pub(crate) seed_peers: Option<usize>,
@@ -522,8 +526,8 @@ impl SimulateArgs {
             rounds: self.rounds,
             seed: self.seed,
             max_message_bytes: self.max_message_bytes,
-            interval_ms: self.interval_ms,
-            timing: timing(self.timing, self.latency_ms),
+            interval_ms: self.clock.interval_ms,
+            timing: self.clock.timing(),
             seed_peers: self.seed_peers,
             fault_rounds: self.fault_rounds,
             unavailable: self.unavailable,
