@@ -53,12 +53,9 @@ const COVERED_ORIGIN_LEN: usize = 2 * MAX_VARINT_LEN;
 /// applying it raises the receiver's vector to `covered` and no further. Every
 /// entry's stamp lies at or below `covered` for its origin: constructors keep
 /// that true and deserialization checks it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "DeltaWire<K, V>", into = "DeltaWire<K, V>")]
-#[serde(bound(
-    serialize = "K: Serialize + Clone, V: Serialize + Clone",
-    deserialize = "K: Deserialize<'de>, V: Deserialize<'de>"
-))]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "DeltaWire<K, V>")]
+#[serde(bound(deserialize = "K: Deserialize<'de>, V: Deserialize<'de>"))]
 pub struct Delta<K, V> {
     entries: Vec<(K, Entry<V>)>,
     covered: VersionVector,
@@ -66,11 +63,31 @@ pub struct Delta<K, V> {
 }
 
 /// The serialized form of a [`Delta`], checked on the way in.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct DeltaWire<K, V> {
     entries: Vec<(K, Entry<V>)>,
     covered: VersionVector,
     complete: bool,
+}
+
+/// [`DeltaWire`] by reference, for the way out: the same fields in the same
+/// order, so the same bytes, without copying a single entry.
+#[derive(Serialize)]
+struct DeltaWireRef<'a, K, V> {
+    entries: &'a [(K, Entry<V>)],
+    covered: &'a VersionVector,
+    complete: bool,
+}
+
+impl<K: Serialize, V: Serialize> Serialize for Delta<K, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        DeltaWireRef {
+            entries: &self.entries,
+            covered: &self.covered,
+            complete: self.complete,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// Why bytes that decoded as a delta or a map do not make a valid one.
@@ -102,16 +119,6 @@ impl<K, V> TryFrom<DeltaWire<K, V>> for Delta<K, V> {
             covered: wire.covered,
             complete: wire.complete,
         })
-    }
-}
-
-impl<K, V> From<Delta<K, V>> for DeltaWire<K, V> {
-    fn from(delta: Delta<K, V>) -> Self {
-        Self {
-            entries: delta.entries,
-            covered: delta.covered,
-            complete: delta.complete,
-        }
     }
 }
 

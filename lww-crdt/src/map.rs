@@ -106,6 +106,23 @@ impl IndexKey {
     }
 }
 
+/// One key's place in the hash table: its slot's position and 32 bits of its
+/// hash. The hash is kept so that growing the table never reads a key again:
+/// a rehash that re-hashed keys would visit every slot and every key's heap
+/// bytes in random order, which cost more than all the inserts together.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    position: u32,
+    hash: u32,
+}
+
+/// The 64-bit hash the table probes with, spread from a bucket's 32 bits so
+/// that both the low bits (which pick the group) and the top seven (which
+/// filter within it) depend on all of them.
+fn probe_hash(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// Dense numbers for the origins the indexes have mentioned, in order of
 /// first mention, so that an index element packs into 16 bytes. A rank is
 /// never dropped or reused: there is one for every origin this map has held
@@ -175,7 +192,7 @@ pub struct LwwMap<K, V> {
     /// Keys and entries, densely packed; `table` and the indexes refer to
     /// positions here, which stay put except when a purge moves the last slot.
     pub(crate) slots: Vec<Slot<K, V>>,
-    table: HashTable<u32>,
+    table: HashTable<Bucket>,
     hasher: DefaultHashBuilder,
     /// Every slot, by origin and stamp.
     pub(crate) by_origin: OriginIndex,
@@ -360,12 +377,8 @@ where
     /// they are cloned only if they go in (the key only if it is new). The
     /// key is hashed once.
     fn upsert_cow(&mut self, key: Cow<'_, K>, entry: Cow<'_, Entry<V>>) -> Applied {
-        let hash = self.hasher.hash_one(&*key);
-        let found = self
-            .table
-            .find(hash, |&i| self.slots[i as usize].key == *key)
-            .copied();
-        match found {
+        let hash = self.key_hash(&*key);
+        match self.find_hashed(&*key, hash) {
             Some(index) => {
                 let slot = &mut self.slots[index as usize];
                 if *entry <= slot.entry {
@@ -379,16 +392,13 @@ where
                 Applied::Replaced
             }
             None => {
-                let index = u32::try_from(self.slots.len())
+                let position = u32::try_from(self.slots.len())
                     .expect("an LwwMap holds at most u32::MAX entries");
-                let Self {
-                    table,
-                    slots,
-                    hasher,
-                    ..
-                } = self;
-                table.insert_unique(hash, index, |&i| hasher.hash_one(&slots[i as usize].key));
-                self.index(entry.stamp, entry.is_tombstone(), index);
+                self.table
+                    .insert_unique(probe_hash(hash), Bucket { position, hash }, |bucket| {
+                        probe_hash(bucket.hash)
+                    });
+                self.index(entry.stamp, entry.is_tombstone(), position);
                 self.slots.push(Slot {
                     key: key.into_owned(),
                     entry: entry.into_owned(),
@@ -398,21 +408,39 @@ where
         }
     }
 
+    /// The 32 bits of `key`'s hash that its [`Bucket`] keeps.
+    fn key_hash<Q: Hash + ?Sized>(&self, key: &Q) -> u32 {
+        let hash = self.hasher.hash_one(key);
+        (hash ^ (hash >> 32)) as u32
+    }
+
     fn find<Q>(&self, key: &Q) -> Option<u32>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hasher.hash_one(key);
+        self.find_hashed(key, self.key_hash(key))
+    }
+
+    fn find_hashed<Q>(&self, key: &Q, hash: u32) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.table
-            .find(hash, |&i| self.slots[i as usize].key.borrow() == key)
-            .copied()
+            .find(probe_hash(hash), |bucket| {
+                bucket.hash == hash && self.slots[bucket.position as usize].key.borrow() == key
+            })
+            .map(|bucket| bucket.position)
     }
 
     /// Removes the slot at `index`, moving the last slot into its place.
     fn remove_slot(&mut self, index: u32) {
-        let hash = self.hasher.hash_one(&self.slots[index as usize].key);
-        if let Ok(found) = self.table.find_entry(hash, |&i| i == index) {
+        let hash = self.key_hash(&self.slots[index as usize].key);
+        if let Ok(found) = self
+            .table
+            .find_entry(probe_hash(hash), |bucket| bucket.position == index)
+        {
             found.remove();
         }
         let removed = self.slots.swap_remove(index as usize);
@@ -424,9 +452,12 @@ where
         // The former last slot now lives at `index`: repoint everything that
         // referred to it.
         let moved = &self.slots[index as usize];
-        let hash = self.hasher.hash_one(&moved.key);
-        if let Some(position) = self.table.find_mut(hash, |&i| i == last) {
-            *position = index;
+        let hash = self.key_hash(&moved.key);
+        if let Some(bucket) = self
+            .table
+            .find_mut(probe_hash(hash), |bucket| bucket.position == last)
+        {
+            bucket.position = index;
         }
         let stamp = moved.entry.stamp;
         let is_tombstone = moved.entry.is_tombstone();
