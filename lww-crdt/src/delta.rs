@@ -43,22 +43,29 @@ impl Budget {
     }
 }
 
-/// The bytes one origin adds to the `covered` frontier: its id and timestamp.
-const COVERED_ORIGIN_LEN: usize = 2 * MAX_VARINT_LEN;
+/// The bytes one origin adds to a delta's frontiers: its id and timestamp in
+/// `covered`, and again in `since`.
+const COVERED_ORIGIN_LEN: usize = 4 * MAX_VARINT_LEN;
 
 /// Entries a peer lacks, and how far they are complete.
 ///
 /// `covered[o] = h` promises that the delta holds every entry of the sender
-/// stamped by origin `o` above the peer's frontier and at or below `h`;
-/// applying it raises the receiver's vector to `covered` and no further. Every
-/// entry's stamp lies at or below `covered` for its origin: constructors keep
-/// that true and deserialization checks it.
+/// stamped by origin `o` above `since[o]` and at or below `h`, where `since`
+/// is the frontier the sender computed it from (the peer's vector, or further
+/// if it counts on earlier deltas still in flight). A receiver takes origin
+/// `o`'s part of it, entries and frontier, only if it holds `since[o]`
+/// already: a delta that overtakes the one before it, or follows a lost one,
+/// can then neither claim what the receiver lacks nor leave entries beyond
+/// the receiver's frontier. Every entry's stamp lies at or below
+/// `covered` for its origin: constructors keep that true and deserialization
+/// checks it.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "DeltaWire<K, V>")]
 #[serde(bound(deserialize = "K: Deserialize<'de>, V: Deserialize<'de>"))]
 pub struct Delta<K, V> {
     entries: Vec<(K, Entry<V>)>,
     covered: VersionVector,
+    since: VersionVector,
     complete: bool,
 }
 
@@ -67,6 +74,7 @@ pub struct Delta<K, V> {
 struct DeltaWire<K, V> {
     entries: Vec<(K, Entry<V>)>,
     covered: VersionVector,
+    since: VersionVector,
     complete: bool,
 }
 
@@ -76,6 +84,7 @@ struct DeltaWire<K, V> {
 struct DeltaWireRef<'a, K, V> {
     entries: &'a [(K, Entry<V>)],
     covered: &'a VersionVector,
+    since: &'a VersionVector,
     complete: bool,
 }
 
@@ -84,6 +93,7 @@ impl<K: Serialize, V: Serialize> Serialize for Delta<K, V> {
         DeltaWireRef {
             entries: &self.entries,
             covered: &self.covered,
+            since: &self.since,
             complete: self.complete,
         }
         .serialize(serializer)
@@ -117,6 +127,7 @@ impl<K, V> TryFrom<DeltaWire<K, V>> for Delta<K, V> {
         Ok(Self {
             entries: wire.entries,
             covered: wire.covered,
+            since: wire.since,
             complete: wire.complete,
         })
     }
@@ -142,6 +153,7 @@ impl<K, V> Default for Delta<K, V> {
         Self {
             entries: Vec::new(),
             covered: VersionVector::new(),
+            since: VersionVector::new(),
             complete: true,
         }
     }
@@ -157,6 +169,7 @@ impl<K, V> Delta<K, V> {
         Self {
             entries: vec![(key, entry)],
             covered,
+            since: VersionVector::new(),
             complete: true,
         }
     }
@@ -169,6 +182,13 @@ impl<K, V> Delta<K, V> {
     /// How far the delta is complete, per origin.
     pub fn covered(&self) -> &VersionVector {
         &self.covered
+    }
+
+    /// The frontier the delta starts from, on the origins of
+    /// [`covered`](Self::covered) (zero where absent): a receiver's frontier
+    /// rises to `covered` only where it has reached this.
+    pub fn since(&self) -> &VersionVector {
+        &self.since
     }
 
     /// Whether the delta holds everything the sender had for the peer, or was
@@ -203,6 +223,11 @@ where
 {
     /// The entries a peer whose vector is `peer` lacks, cut at `budget`.
     ///
+    /// `peer` may run ahead of what the peer holds, when the caller counts on
+    /// deltas still on their way to it: the delta's [`since`](Delta::since)
+    /// records it, and the peer takes each origin's part only where it
+    /// holds `peer` already.
+    ///
     /// Origins go in order of how far the peer lags behind them (in clock
     /// time), the furthest first, ties by origin id; within an origin, entries
     /// go in ascending stamp order. The cut falls between entries, never
@@ -219,6 +244,7 @@ where
 
         let mut delta = Delta::default();
         let mut covered_pairs: Vec<(NodeId, Hlc)> = Vec::new();
+        let mut since_pairs: Vec<(NodeId, Hlc)> = Vec::new();
         let mut bytes = 0usize;
         'origins: for (_, origin, theirs, ours) in lagging {
             bytes = bytes.saturating_add(COVERED_ORIGIN_LEN);
@@ -231,7 +257,7 @@ where
             };
             if let Some(rank) = self.rank(origin) {
                 let from = IndexKey::first(rank, after_theirs);
-                let to = IndexKey::last(rank, Hlc::MAX);
+                let to = IndexKey::last(rank, ours);
                 for key in self.by_origin.range(from..=to) {
                     let (hlc, index) = (key.hlc(), key.position());
                     let slot = &self.slots[index as usize];
@@ -253,6 +279,7 @@ where
                         let covered = hlc.predecessor().unwrap_or(Hlc::ZERO).min(ours);
                         if covered > theirs {
                             covered_pairs.push((origin, covered));
+                            since_pairs.push((origin, theirs));
                         }
                         delta.complete = false;
                         break 'origins;
@@ -262,9 +289,11 @@ where
                 }
             }
             covered_pairs.push((origin, ours));
+            since_pairs.push((origin, theirs));
         }
         // Collected in lag order; sorted by origin once, at the end.
         delta.covered = covered_pairs.into_iter().collect();
+        delta.since = since_pairs.into_iter().collect();
         delta
     }
 }
@@ -275,21 +304,41 @@ where
     V: Ord + Clone,
 {
     /// Applies a delta from a peer: merges its entries and raises the vector
-    /// to its `covered` frontier, no further.
+    /// to its `covered` frontier, no further. An origin whose
+    /// [`since`](Delta::since) frontier this map has not reached is left
+    /// out, entries and frontier: taking it would claim the entries in
+    /// between.
     ///
     /// Entries this map's vector already covers are skipped: they are held
     /// here or superseded, and re-accepting one whose tombstone was purged
     /// would bring a deleted value back.
     pub fn apply(&mut self, delta: Delta<K, V>) -> ApplyReport {
         let mut report = ApplyReport::default();
+        // In origin order, like the vectors.
+        let unreached: Vec<NodeId> = delta
+            .since
+            .iter()
+            .filter(|&(origin, since)| self.version_vector.get(origin) < since)
+            .map(|(origin, _)| origin)
+            .collect();
         for (key, entry) in delta.entries {
             if self.version_vector.covers(entry.stamp) {
                 report.unchanged += 1;
-                continue;
+            } else if unreached.binary_search(&entry.stamp.origin).is_ok() {
+                report.unreached += 1;
+            } else {
+                report.record(self.upsert(key, entry));
             }
-            report.record(self.upsert(key, entry));
         }
-        self.version_vector.merge(&delta.covered);
+        if unreached.is_empty() {
+            self.version_vector.merge(&delta.covered);
+        } else {
+            for (origin, frontier) in delta.covered.iter() {
+                if unreached.binary_search(&origin).is_err() {
+                    self.version_vector.advance(origin, frontier);
+                }
+            }
+        }
         report
     }
 }
@@ -351,10 +400,29 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_ahead_of_the_receiver_is_left_out_until_it_catches_up() {
+        let a = writes(&[("x", 1, 1), ("y", 2, 1), ("z", 3, 1)]);
+        let first = a.delta_since(&VersionVector::new(), Budget::entries(2));
+        // The sender counts on `first` arriving and goes on from its end.
+        let second = a.delta_since(first.covered(), Budget::UNLIMITED);
+        assert_eq!(second.since(), first.covered());
+        let mut b = LwwMap::new();
+        let report = b.apply(second.clone());
+        assert_eq!((report.inserted, report.unreached), (0, 1));
+        assert!(b.version_vector().is_empty(), "must not claim x and y");
+        assert_eq!(b.entry_count(), 0);
+        b.apply(first);
+        assert_eq!(b.version_vector().get(NodeId::new(1)), Hlc::from_u64(2));
+        b.apply(second);
+        assert_eq!(a, b);
+    }
+
+    #[test]
     fn decoding_rejects_entries_beyond_covered() {
         let wire = DeltaWire {
             entries: vec![("k".to_owned(), Entry::value(stamp(5, 1), "v".to_owned()))],
             covered: [(NodeId::new(1), Hlc::from_u64(4))].into_iter().collect(),
+            since: VersionVector::new(),
             complete: true,
         };
         let err = Delta::try_from(wire).unwrap_err();

@@ -142,6 +142,7 @@ proptest! {
         let forged = WireDelta {
             entries: vec![(far_key.clone(), Entry { stamp: stamp(1, 2), value: far_value })],
             covered: [(NodeId::new(2), far)].into_iter().collect(),
+            since: Default::default(),
             complete: true,
         };
         let forged: Delta<String, String> = decode(&encode(&forged)).expect("valid delta");

@@ -136,27 +136,45 @@ proptest! {
     }
 
     #[test]
-    fn apply_merges_only_uncovered_entries_and_raises_the_vector_to_covered(
+    fn apply_merges_only_uncovered_entries_and_raises_the_vector_where_it_holds_since(
         source in any_state(),
         peer in any_vector(),
         budget in any_budget(),
         target in any_state(),
     ) {
         // Entries the target's vector covers are held there or superseded
-        // (or their tombstone was purged): apply must skip them.
+        // (or their tombstone was purged): apply must skip them. The
+        // frontier rises to `covered` only where the target holds the
+        // frontier the delta was computed from.
         let delta = source.delta_since(&peer, budget);
+        let reached = |origin| target.version_vector().get(origin) >= delta.since().get(origin);
         let mut expected = target.clone();
+        let mut unreached = 0;
         for (key, entry) in delta.entries() {
-            if !target.version_vector().covers(entry.stamp) {
+            if target.version_vector().covers(entry.stamp) {
+                continue;
+            }
+            if reached(entry.stamp.origin) {
                 expected.insert(key.clone(), entry.clone());
+            } else {
+                unreached += 1;
             }
         }
-        expected.merge(&LwwMap::try_from_parts(Vec::new(), delta.covered().clone())
+        let frontier: VersionVector = delta
+            .covered()
+            .iter()
+            .filter(|&(origin, _)| reached(origin))
+            .collect();
+        expected.merge(&LwwMap::try_from_parts(Vec::new(), frontier)
             .expect("an empty map fits any vector"));
         let mut applied = target.clone();
         let report = applied.apply(delta.clone());
         assert_same(&applied, &expected, "apply vs its specification")?;
-        prop_assert_eq!(report.inserted + report.replaced + report.unchanged, delta.len());
+        prop_assert_eq!(report.unreached, unreached);
+        prop_assert_eq!(
+            report.inserted + report.replaced + report.unchanged + report.unreached,
+            delta.len()
+        );
     }
 
     #[test]
@@ -430,7 +448,7 @@ proptest! {
         let mut entries = good;
         let at = position.index(entries.len() + 1);
         entries.insert(at, (bad_key, bad));
-        let bytes = encode(&WireDelta { entries, covered, complete });
+        let bytes = encode(&WireDelta { entries, covered, since: VersionVector::new(), complete });
         let decoded: Result<Delta<String, String>, _> = decode(&bytes);
         prop_assert!(decoded.is_err(), "decoded {:?}", decoded);
     }
@@ -446,7 +464,7 @@ proptest! {
             .map(|(_, entry)| (entry.stamp.origin, entry.stamp.hlc))
             .collect();
         covered.merge(&extra);
-        let bytes = encode(&WireDelta { entries: entries.clone(), covered: covered.clone(), complete });
+        let bytes = encode(&WireDelta { entries: entries.clone(), covered: covered.clone(), since: VersionVector::new(), complete });
         let decoded: Delta<String, String> = decode(&bytes).expect("a valid delta decodes");
         prop_assert_eq!(decoded.entries(), &entries[..]);
         prop_assert_eq!(decoded.covered(), &covered);
@@ -524,6 +542,7 @@ fn forged_delta_shape_matches_the_real_encoding() {
     let twin = WireDelta {
         entries: vec![("a".to_owned(), entry)],
         covered: [(NodeId::new(1), Hlc::from_u64(3))].into_iter().collect(),
+        since: VersionVector::new(),
         complete: true,
     };
     assert_eq!(encode(&real), encode(&twin));

@@ -97,6 +97,7 @@ impl Node {
             self.members.evict(peer);
             self.evicted.insert(peer, incarnation);
             self.reached.remove(&peer);
+            self.in_flight.remove(&peer);
             self.metrics.members_evicted += 1;
             self.events.push_back(Event::PeerEvicted(peer));
         }
@@ -113,6 +114,7 @@ impl Node {
             // A new life: what the old one had reached says nothing now.
             *known = incarnation;
             self.reached.remove(&from);
+            self.in_flight.remove(&from);
         }
         match self.evicted.get(&from) {
             Some(&evicted) if incarnation <= evicted => {
@@ -173,6 +175,7 @@ impl Node {
         self.replica = Replica::new(writer_origin(self.config.id, incarnation), clock);
         self.outstanding.clear();
         self.answered.clear();
+        self.in_flight.clear();
         self.known_hashes.clear();
         self.snapshots.clear();
         self.reached.clear();

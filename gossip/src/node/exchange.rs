@@ -10,6 +10,7 @@
 
 use lww_crdt::{Hlc, NodeId, VersionVector};
 
+use super::in_flight::SettledBy;
 use super::{
     Node, Outstanding, digest_len_bound, members_len_bound, vector_hash, vector_len_bound,
 };
@@ -50,6 +51,11 @@ impl Node {
     /// if the `Syn` held only a hash that does not match, with the whole
     /// vector and a request for the initiator's.
     pub(super) fn on_syn(&mut self, from: NodeId, syn: Syn, now_ms: u64) {
+        // The peer has finished any earlier exchange it opened with us.
+        self.settle(
+            from,
+            |s| matches!(s, SettledBy::PeerExchange(e) if e != syn.exchange),
+        );
         let own = self.vector_hash();
         if self.is_returning() {
             // Possibly evicted: serve nothing until vouched for.
@@ -80,19 +86,21 @@ impl Node {
                     (Digest::Hash(own), StoreDelta::default(), false)
                 } else {
                     self.learn_peer_vector(from, &peer);
+                    self.settle_seen(from, &peer);
                     let digest = Digest::Behind {
                         hash: own,
                         lagging: lagging(self.version_vector(), &peer),
                     };
                     let reserve =
                         digest_len_bound(&digest) + members.as_deref().map_or(0, members_len_bound);
-                    let delta = self.replica.delta_since(&peer, self.delta_budget(reserve));
+                    let delta = self.delta_for(from, &peer, self.delta_budget(reserve));
                     (digest, delta, false)
                 }
             }
         };
         let equal = matches!(digest, Digest::Hash(_));
         self.metrics.entries_sent += delta.len() as u64;
+        let sent = (!delta.is_empty()).then(|| delta.covered().clone());
         let syn_ack = Message::SynAck(SynAck {
             exchange: syn.exchange,
             incarnation: self.config.incarnation,
@@ -107,6 +115,8 @@ impl Node {
         if self.send(from, &syn_ack) && !equal {
             let deadline = now_ms + self.config.exchange_timeout_ms;
             self.answered.insert((from, syn.exchange), deadline);
+            let settled_by = SettledBy::PeerExchange(syn.exchange);
+            self.remember_sent(from, sent, settled_by, now_ms);
         }
     }
 
@@ -193,6 +203,7 @@ impl Node {
         };
         if let Some(peer) = &peer {
             self.learn_peer_vector(from, peer);
+            self.settle_seen(from, peer);
         }
         let members = (syn_ack.members_hash != self.members.hash()).then(|| self.members.members());
         let vector = syn_ack.wants_vector.then(|| self.version_vector().clone());
@@ -200,12 +211,16 @@ impl Node {
             Some(peer) => {
                 let reserve = vector.as_ref().map_or(0, vector_len_bound)
                     + members.as_deref().map_or(0, members_len_bound);
-                self.replica.delta_since(peer, self.delta_budget(reserve))
+                self.delta_for(from, peer, self.delta_budget(reserve))
             }
             None => StoreDelta::default(),
         };
-        let awaiting_final = vector.is_some();
-        if received_all && delta.is_complete() && !awaiting_final && peer.is_some() {
+        // A final `Ack` carries what this node lacks if it sends its vector,
+        // and is at least a receipt if it sends entries: that receipt is what
+        // settles them (see `in_flight`).
+        let wants_delta = vector.is_some();
+        let awaiting_final = wants_delta || !delta.is_empty();
+        if received_all && delta.is_complete() && !wants_delta && peer.is_some() {
             // Each side now has all the other had: once the Ack lands, both
             // hold the same vector, so the next Syn to this peer can be a
             // hash. (If the Ack is lost, that hash mismatches and the peer
@@ -217,6 +232,7 @@ impl Node {
             return;
         }
         self.metrics.entries_sent += delta.len() as u64;
+        let sent = (!delta.is_empty()).then(|| delta.covered().clone());
         let ack = Message::Ack(Ack {
             exchange: syn_ack.exchange,
             incarnation: self.config.incarnation,
@@ -233,12 +249,22 @@ impl Node {
                     ..open
                 },
             );
+            let settled_by = SettledBy::FinalAck(syn_ack.exchange);
+            self.remember_sent(from, sent, settled_by, now_ms);
         }
     }
 
     /// Takes an `Ack`: the initiator's, for an exchange this node answered,
     /// or the responder's final one, for an exchange this node opened.
     pub(super) fn on_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
+        // Whether or not it is still current, the peer sent it after taking
+        // (or dropping) the delta this node sent it in that exchange.
+        let settled = if ack.from_initiator {
+            SettledBy::PeerExchange(ack.exchange)
+        } else {
+            SettledBy::FinalAck(ack.exchange)
+        };
+        self.settle(from, |s| s == settled);
         let current = if ack.from_initiator {
             self.answered
                 .remove(&(from, ack.exchange))
@@ -257,18 +283,25 @@ impl Node {
             self.metrics.messages_late += 1;
             return;
         }
+        let carried_entries = !ack.delta.is_empty();
         self.apply(from, ack.delta);
         self.learn_members(ack.members);
-        if self.is_returning() {
+        if self.is_returning() || !ack.from_initiator {
             return;
         }
-        let Some(peer) = ack.vector.filter(|_| ack.from_initiator) else {
-            return;
+        let delta = match ack.vector {
+            Some(peer) => {
+                self.known_hashes.insert(from, vector_hash(&peer));
+                self.learn_peer_vector(from, &peer);
+                self.settle_seen(from, &peer);
+                self.delta_for(from, &peer, self.delta_budget(0))
+            }
+            // Just a receipt for the entries.
+            None if carried_entries => StoreDelta::default(),
+            None => return,
         };
-        self.known_hashes.insert(from, vector_hash(&peer));
-        self.learn_peer_vector(from, &peer);
-        let delta = self.replica.delta_since(&peer, self.delta_budget(0));
         self.metrics.entries_sent += delta.len() as u64;
+        let sent = (!delta.is_empty()).then(|| delta.covered().clone());
         let reply = Message::Ack(Ack {
             exchange: ack.exchange,
             incarnation: self.config.incarnation,
@@ -277,7 +310,12 @@ impl Node {
             vector: None,
             members: None,
         });
-        self.send(from, &reply);
+        if self.send(from, &reply) {
+            // The initiator opens no other exchange with this node before
+            // this reply lands or its deadline passes.
+            let settled_by = SettledBy::PeerExchange(ack.exchange);
+            self.remember_sent(from, sent, settled_by, now_ms);
+        }
     }
 
     /// Expires exchanges past their deadline; an unanswered one counts
@@ -307,6 +345,7 @@ impl Node {
             }
         }
         self.answered.retain(|_, deadline| *deadline >= now_ms);
+        self.expire_in_flight(now_ms);
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod collect;
 mod exchange;
+mod in_flight;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -176,6 +177,9 @@ pub struct Node {
     ticks: u64,
     /// The vector hash each peer last reported.
     known_hashes: HashMap<NodeId, u64>,
+    /// Per peer, the deltas sent to it that may still land (see
+    /// `in_flight`).
+    in_flight: HashMap<NodeId, Vec<in_flight::InFlight>>,
     /// Snapshots of this node's own vector, one per GC period, oldest
     /// first, with the period they were taken in.
     snapshots: VecDeque<(u64, VersionVector)>,
@@ -240,6 +244,7 @@ impl Node {
             next_tick_ms: None,
             ticks: 0,
             known_hashes: HashMap::new(),
+            in_flight: HashMap::new(),
             snapshots: VecDeque::new(),
             reached: HashMap::new(),
             stable_before: None,
@@ -447,6 +452,7 @@ impl Node {
     pub fn forget_exchanges(&mut self) {
         self.outstanding.clear();
         self.answered.clear();
+        self.in_flight.clear();
     }
 
     /// The incarnation this node currently writes in.
@@ -489,7 +495,7 @@ impl Node {
         };
         self.vector_hash = None;
         self.metrics.entries_received += received;
-        self.metrics.entries_redundant += report.unchanged as u64;
+        self.metrics.entries_redundant += (report.unchanged + report.unreached) as u64;
         if report.changed() > 0 {
             self.events.push_back(Event::Updated { from, report });
         }

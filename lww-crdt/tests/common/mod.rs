@@ -102,10 +102,10 @@ pub(crate) fn any_budget() -> impl Strategy<Value = Budget> {
     ]
 }
 
-/// The byte bound of one covered origin plus the largest entry the generators
-/// make (1-byte key, 2-byte value): the smallest byte budget that always
-/// carries one entry.
-pub(crate) const MIN_PROGRESS_BYTES: usize = 18 + (1 + 9) + 18 + 1 + (2 + 9);
+/// The byte bound of one origin's frontiers (covered and since) plus the
+/// largest entry the generators make (1-byte key, 2-byte value): the
+/// smallest byte budget that always carries one entry.
+pub(crate) const MIN_PROGRESS_BYTES: usize = 36 + (1 + 9) + 18 + 1 + (2 + 9);
 
 /// The wire shape of a `Delta`, unchecked, to forge invalid ones.
 #[derive(serde::Serialize)]
@@ -114,6 +114,8 @@ pub(crate) struct WireDelta {
     pub(crate) entries: Vec<Write>,
     /// The claimed frontier.
     pub(crate) covered: VersionVector,
+    /// The frontier it claims to start from.
+    pub(crate) since: VersionVector,
     /// The claimed completeness.
     pub(crate) complete: bool,
 }
@@ -194,6 +196,11 @@ pub(crate) struct Mix {
     pub(crate) budgeted: bool,
     /// Tombstone purges at the meet of all vectors.
     pub(crate) purge: bool,
+    /// Deltas computed from where the deltas in flight to their receiver
+    /// end, delivered later (implies `stale`). Like budget cuts, a part
+    /// left out for starting too far ahead leaves a replica covering writes
+    /// superseded by a write it lacks, so only the full invariant holds.
+    pub(crate) ahead: bool,
 }
 
 /// One step of a simulated history. Replica indexes are taken modulo the
@@ -216,6 +223,14 @@ pub(crate) enum Op {
     Merge { from: usize, to: usize },
     /// `from` computes an unbudgeted delta for `to`, delivered later.
     Send { from: usize, to: usize },
+    /// `from` computes a delta for `to` cut at `budget`, delivered later,
+    /// counting on every delta in flight to `to` arriving first: it starts
+    /// where they end, as a sender with deltas on the wire does.
+    SendAhead {
+        from: usize,
+        to: usize,
+        budget: Budget,
+    },
     /// Delivers an in-flight delta; `keep` leaves a copy in flight to be
     /// delivered again.
     Deliver { pick: usize, keep: bool },
@@ -256,7 +271,7 @@ pub(crate) fn op(mix: Mix) -> impl Strategy<Value = Op> {
             pair().prop_map(|(from, to)| Op::Merge { from, to }).boxed(),
         ),
     ];
-    if mix.stale {
+    if mix.stale || mix.ahead {
         choices.push((
             2,
             pair().prop_map(|(from, to)| Op::Send { from, to }).boxed(),
@@ -265,6 +280,14 @@ pub(crate) fn op(mix: Mix) -> impl Strategy<Value = Op> {
             2,
             (any::<usize>(), any::<bool>())
                 .prop_map(|(pick, keep)| Op::Deliver { pick, keep })
+                .boxed(),
+        ));
+    }
+    if mix.ahead {
+        choices.push((
+            3,
+            (pair(), small_budget())
+                .prop_map(|((from, to), budget)| Op::SendAhead { from, to, budget })
                 .boxed(),
         ));
     }
@@ -364,6 +387,15 @@ impl Sim {
                 let to = to % n;
                 let delta = self.replicas[from % n]
                     .delta_since(self.replicas[to].version_vector(), Budget::UNLIMITED);
+                self.in_flight.push((to, delta));
+            }
+            Op::SendAhead { from, to, budget } => {
+                let to = to % n;
+                let mut ahead = self.replicas[to].version_vector().clone();
+                for (_, delta) in self.in_flight.iter().filter(|(r, _)| *r == to) {
+                    ahead.merge(delta.covered());
+                }
+                let delta = self.replicas[from % n].delta_since(&ahead, *budget);
                 self.in_flight.push((to, delta));
             }
             Op::Deliver { pick, keep } => {
