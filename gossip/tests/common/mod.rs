@@ -119,6 +119,14 @@ impl Net {
         Some(sent)
     }
 
+    /// The next frame to carry, as `(from, to, kind, bytes)`.
+    pub(crate) fn peek(&self) -> Option<(usize, usize, MessageKind, usize)> {
+        self.queue.front().map(|(from, transmit)| {
+            let to = transmit.to.get() as usize;
+            (*from, to, transmit.kind, transmit.payload.len())
+        })
+    }
+
     /// Carries frames until none is left.
     pub(crate) fn pump(&mut self, now_ms: u64) {
         for index in 0..self.nodes.len() {

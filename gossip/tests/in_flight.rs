@@ -1,0 +1,97 @@
+//! Deltas in flight: a node sends each entry to a peer once, even when both
+//! sides' exchanges cross, and sends a range again when the delta carrying
+//! it was lost.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Net, member};
+use gossip::{Config, MessageKind, Node};
+use lww_crdt::NodeId;
+
+const KEYS: usize = 300;
+
+/// Node 0 holds `KEYS` keys, node 1 nothing; messages hold about 20 entries,
+/// so a catch-up takes many deltas.
+fn catch_up_pair() -> Net {
+    let config = |id| {
+        Config::builder(NodeId::new(id))
+            .fanout(1)
+            .max_message_bytes(2_048)
+            .build()
+            .unwrap()
+    };
+    let mut a = Node::new(config(0), [member(1)]);
+    for i in 0..KEYS {
+        a.put(
+            format!("key-{i:04}"),
+            format!("value-{i}"),
+            1_000 + i as u64,
+        )
+        .unwrap();
+    }
+    let b = Node::new(config(1), [member(0)]);
+    Net::new(vec![a, b])
+}
+
+fn caught_up(net: &Net) -> bool {
+    net.nodes[0].map() == net.nodes[1].map()
+}
+
+#[test]
+fn crossing_exchanges_carry_each_entry_once() {
+    let mut net = catch_up_pair();
+    let mut now = 10_000;
+    let mut rounds = 0;
+    while !caught_up(&net) {
+        // Both open an exchange at once: the seeded node answers one with a
+        // delta, and fills its own with the next one, not the same.
+        net.round(now);
+        now += 1_000;
+        rounds += 1;
+        assert!(rounds < 100, "no catch-up after {rounds} rounds");
+    }
+    assert!(net.refused.is_empty(), "{:?}", net.refused);
+    let (a, b) = (net.nodes[0].metrics(), net.nodes[1].metrics());
+    assert!(
+        net.count(0, 1, MessageKind::SynAck) > 1 && net.count(0, 1, MessageKind::Ack) > 1,
+        "deltas went both ways: {:?}",
+        net.log
+    );
+    assert_eq!(a.entries_sent, KEYS as u64, "every entry once");
+    assert_eq!(b.entries_received, KEYS as u64);
+    assert_eq!(b.entries_redundant, 0);
+}
+
+#[test]
+fn a_lost_delta_is_sent_again() {
+    let mut net = catch_up_pair();
+    let mut now = 10_000;
+    net.tick_all(now);
+    // Lose the first delta the seeded node sends; the one after it, which
+    // counted on it, arrives and must not be taken.
+    let mut lost = false;
+    while let Some((from, to, kind, bytes)) = net.peek() {
+        let drop = !lost && from == 0 && kind == MessageKind::SynAck && bytes > 500;
+        net.down[to] = drop;
+        net.step(now);
+        net.down[to] = false;
+        lost |= drop;
+    }
+    assert!(lost);
+    assert!(net.nodes[1].version_vector().is_empty(), "nothing claimed");
+    let mut rounds = 0;
+    while !caught_up(&net) {
+        now += 1_000;
+        net.round(now);
+        rounds += 1;
+        assert!(rounds < 100, "no catch-up after {rounds} rounds");
+    }
+    assert!(net.refused.is_empty(), "{:?}", net.refused);
+    assert!(net.nodes[0].metrics().entries_sent > KEYS as u64, "resent");
+    assert!(
+        net.nodes[1].metrics().entries_redundant > 0,
+        "the overtaking delta was left out"
+    );
+}
