@@ -95,3 +95,41 @@ fn a_lost_delta_is_sent_again() {
         "the overtaking delta was left out"
     );
 }
+
+#[test]
+fn a_delta_that_overtakes_the_one_it_follows_is_held_until_that_lands() {
+    let mut net = catch_up_pair();
+    let now = 10_000;
+    net.tick_all(now);
+    // Hold the seeded node's first delta back until the next one has
+    // landed: the next one starts where the held one ends.
+    let mut held = None;
+    while let Some((from, _, kind, bytes)) = net.peek() {
+        if held.is_none() && from == 0 && kind == MessageKind::SynAck && bytes > 500 {
+            held = net.hold();
+            continue;
+        }
+        net.step(now);
+    }
+    let before = net.nodes[1].map().entry_count();
+    assert!(before == 0, "the later delta waits");
+    net.release(held.expect("a delta was sent"));
+    net.pump(now);
+    let after = net.nodes[1].map().entry_count();
+    assert!(after > 20, "both deltas applied: {after} entries");
+    let mut now = now;
+    let mut rounds = 0;
+    while !caught_up(&net) {
+        now += 1_000;
+        net.round(now);
+        rounds += 1;
+        assert!(rounds < 100, "no catch-up after {rounds} rounds");
+    }
+    assert!(net.refused.is_empty(), "{:?}", net.refused);
+    assert_eq!(
+        net.nodes[0].metrics().entries_sent,
+        KEYS as u64,
+        "nothing resent"
+    );
+    assert_eq!(net.nodes[1].metrics().entries_redundant, 0);
+}

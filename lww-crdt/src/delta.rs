@@ -313,6 +313,14 @@ where
     /// here or superseded, and re-accepting one whose tombstone was purged
     /// would bring a deleted value back.
     pub fn apply(&mut self, delta: Delta<K, V>) -> ApplyReport {
+        self.apply_or_defer(delta).0
+    }
+
+    /// [`apply`](Self::apply), handing back the part left out, if any: the
+    /// entries and frontiers of the origins whose `since` this map has not
+    /// reached. Applied once it has (after the delta it overtook), that part
+    /// does what it would have done on time.
+    pub fn apply_or_defer(&mut self, delta: Delta<K, V>) -> (ApplyReport, Option<Delta<K, V>>) {
         let mut report = ApplyReport::default();
         // In origin order, like the vectors.
         let unreached: Vec<NodeId> = delta
@@ -321,25 +329,47 @@ where
             .filter(|&(origin, since)| self.version_vector.get(origin) < since)
             .map(|(origin, _)| origin)
             .collect();
+        if unreached.is_empty() {
+            for (key, entry) in delta.entries {
+                if self.version_vector.covers(entry.stamp) {
+                    report.unchanged += 1;
+                } else {
+                    report.record(self.upsert(key, entry));
+                }
+            }
+            self.version_vector.merge(&delta.covered);
+            return (report, None);
+        }
+        let left_out = |origin: NodeId| unreached.binary_search(&origin).is_ok();
+        let mut deferred = Delta {
+            complete: false,
+            ..Delta::default()
+        };
         for (key, entry) in delta.entries {
             if self.version_vector.covers(entry.stamp) {
                 report.unchanged += 1;
-            } else if unreached.binary_search(&entry.stamp.origin).is_ok() {
+            } else if left_out(entry.stamp.origin) {
                 report.unreached += 1;
+                deferred.entries.push((key, entry));
             } else {
                 report.record(self.upsert(key, entry));
             }
         }
-        if unreached.is_empty() {
-            self.version_vector.merge(&delta.covered);
-        } else {
-            for (origin, frontier) in delta.covered.iter() {
-                if unreached.binary_search(&origin).is_err() {
-                    self.version_vector.advance(origin, frontier);
-                }
+        let mut covered = Vec::new();
+        for (origin, frontier) in delta.covered.iter() {
+            if left_out(origin) {
+                covered.push((origin, frontier));
+            } else {
+                self.version_vector.advance(origin, frontier);
             }
         }
-        report
+        deferred.covered = covered.into_iter().collect();
+        deferred.since = delta
+            .since
+            .iter()
+            .filter(|&(origin, _)| left_out(origin))
+            .collect();
+        (report, Some(deferred))
     }
 }
 
@@ -411,6 +441,18 @@ mod tests {
         assert_eq!((report.inserted, report.unreached), (0, 1));
         assert!(b.version_vector().is_empty(), "must not claim x and y");
         assert_eq!(b.entry_count(), 0);
+        // Handed back, it applies once `first` has.
+        let (_, deferred) = b.apply_or_defer(second.clone());
+        let deferred = deferred.expect("left out");
+        assert_eq!((deferred.len(), deferred.since()), (1, first.covered()));
+        let (_, again) = b.apply_or_defer(deferred.clone());
+        assert!(again.is_some(), "still unreached");
+        b.apply(first.clone());
+        let (report, none) = b.apply_or_defer(deferred);
+        assert!(none.is_none());
+        assert_eq!(report.inserted, 1);
+        assert_eq!(a, b);
+        let mut b = LwwMap::new();
         b.apply(first);
         assert_eq!(b.version_vector().get(NodeId::new(1)), Hlc::from_u64(2));
         b.apply(second);

@@ -110,6 +110,19 @@ where
         Ok(self.map.apply(delta))
     }
 
+    /// Applies a peer's delta, handing back the part it could not take yet;
+    /// see [`LwwMap::apply_or_defer`].
+    ///
+    /// # Errors
+    /// As for [`apply`](Self::apply); nothing is applied then.
+    pub fn apply_or_defer(
+        &mut self,
+        delta: Delta<K, V>,
+    ) -> Result<(ApplyReport, Option<Delta<K, V>>), ClockError> {
+        self.clock.observe(delta.max_hlc())?;
+        Ok(self.map.apply_or_defer(delta))
+    }
+
     /// Merges a peer's whole state; see [`LwwMap::merge`].
     ///
     /// # Errors

@@ -115,6 +115,7 @@ impl Node {
             *known = incarnation;
             self.reached.remove(&from);
             self.in_flight.remove(&from);
+            self.deferred.retain(|held| held.from != from);
         }
         match self.evicted.get(&from) {
             Some(&evicted) if incarnation <= evicted => {
@@ -176,6 +177,7 @@ impl Node {
         self.outstanding.clear();
         self.answered.clear();
         self.in_flight.clear();
+        self.deferred.clear();
         self.known_hashes.clear();
         self.snapshots.clear();
         self.reached.clear();

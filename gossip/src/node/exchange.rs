@@ -167,7 +167,7 @@ impl Node {
             self.returning_since = None;
         }
         let received_all = syn_ack.delta.is_complete();
-        self.apply(from, syn_ack.delta);
+        self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
         self.learn_members(syn_ack.members);
         if self.is_returning() {
             return;
@@ -265,26 +265,24 @@ impl Node {
             SettledBy::FinalAck(ack.exchange)
         };
         self.settle(from, |s| s == settled);
-        let current = if ack.from_initiator {
-            self.answered
-                .remove(&(from, ack.exchange))
-                .is_some_and(|deadline| now_ms <= deadline)
+        let deadline = if ack.from_initiator {
+            self.answered.remove(&(from, ack.exchange))
         } else {
             match self.outstanding.get(&ack.exchange) {
                 Some(open) if open.peer == from && open.awaiting_final => {
                     let deadline = open.deadline_ms;
                     self.outstanding.remove(&ack.exchange);
-                    now_ms <= deadline
+                    Some(deadline)
                 }
-                _ => false,
+                _ => None,
             }
         };
-        if !current {
+        let Some(deadline) = deadline.filter(|&deadline| now_ms <= deadline) else {
             self.metrics.messages_late += 1;
             return;
-        }
+        };
         let carried_entries = !ack.delta.is_empty();
-        self.apply(from, ack.delta);
+        self.apply(from, ack.delta, deadline, now_ms);
         self.learn_members(ack.members);
         if self.is_returning() || !ack.from_initiator {
             return;
@@ -346,6 +344,7 @@ impl Node {
         }
         self.answered.retain(|_, deadline| *deadline >= now_ms);
         self.expire_in_flight(now_ms);
+        self.expire_deferred(now_ms);
     }
 }
 

@@ -25,8 +25,17 @@
 //! Lost messages leave a delta unsettled until one exchange timeout after
 //! it was sent, when the peer has surely dropped it; so do a peer's vector
 //! that shows it and a new incarnation of the peer.
+//!
+//! On the receiving side, separate streams may deliver a delta before the
+//! one it follows. The part left out is held, a few at most, and applied as
+//! soon as the vector reaches its start, but never after the deadline of
+//! the exchange that brought it: a late delta is dropped whichever way it
+//! arrives (see `exchange`).
 
 use lww_crdt::{Budget, NodeId, VersionVector};
+
+/// Received parts held at most: each is at most one message.
+const MAX_DEFERRED: usize = 4;
 
 use super::Node;
 use crate::message::StoreDelta;
@@ -51,6 +60,16 @@ pub(super) enum SettledBy {
     /// Sent in this node's `Ack` in an exchange it opened: the peer's final
     /// `Ack`.
     FinalAck(u64),
+}
+
+/// The part of a received delta that started beyond this node's frontier.
+#[derive(Debug)]
+pub(super) struct Deferred {
+    /// The peer that sent it.
+    pub(super) from: NodeId,
+    /// The deadline of the exchange that brought it.
+    deadline_ms: u64,
+    delta: StoreDelta,
 }
 
 impl Node {
@@ -112,6 +131,54 @@ impl Node {
         self.in_flight.retain(|_, sent| {
             sent.retain(|delta| delta.until_ms >= now_ms);
             !sent.is_empty()
+        });
+    }
+
+    /// Holds `delta`, a part left out, until `deadline_ms`; the oldest held
+    /// part makes room if there is none.
+    pub(super) fn defer(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64) {
+        if self.deferred.len() == MAX_DEFERRED {
+            let dropped = self.deferred.remove(0);
+            self.metrics.entries_redundant += dropped.delta.len() as u64;
+        }
+        self.deferred.push(Deferred {
+            from,
+            deadline_ms,
+            delta,
+        });
+    }
+
+    /// Applies the held parts that can now be taken, for as long as one
+    /// lets in another.
+    pub(super) fn apply_deferred(&mut self, now_ms: u64) {
+        self.expire_deferred(now_ms);
+        let mut progress = true;
+        while progress && !self.deferred.is_empty() {
+            progress = false;
+            for held in std::mem::take(&mut self.deferred) {
+                let reached = held
+                    .delta
+                    .since()
+                    .iter()
+                    .any(|(origin, since)| self.version_vector().get(origin) >= since);
+                if reached {
+                    progress |= self.apply_part(held.from, held.delta, held.deadline_ms);
+                } else {
+                    self.deferred.push(held);
+                }
+            }
+        }
+    }
+
+    /// Drops held parts past their deadline.
+    pub(super) fn expire_deferred(&mut self, now_ms: u64) {
+        let metrics = &mut self.metrics;
+        self.deferred.retain(|held| {
+            let live = held.deadline_ms >= now_ms;
+            if !live {
+                metrics.entries_redundant += held.delta.len() as u64;
+            }
+            live
         });
     }
 }

@@ -180,6 +180,9 @@ pub struct Node {
     /// Per peer, the deltas sent to it that may still land (see
     /// `in_flight`).
     in_flight: HashMap<NodeId, Vec<in_flight::InFlight>>,
+    /// Parts of received deltas that overtook the delta they follow, held
+    /// until it lands or their deadline passes (see `in_flight`).
+    deferred: Vec<in_flight::Deferred>,
     /// Snapshots of this node's own vector, one per GC period, oldest
     /// first, with the period they were taken in.
     snapshots: VecDeque<(u64, VersionVector)>,
@@ -245,6 +248,7 @@ impl Node {
             ticks: 0,
             known_hashes: HashMap::new(),
             in_flight: HashMap::new(),
+            deferred: Vec::new(),
             snapshots: VecDeque::new(),
             reached: HashMap::new(),
             stable_before: None,
@@ -453,6 +457,7 @@ impl Node {
         self.outstanding.clear();
         self.answered.clear();
         self.in_flight.clear();
+        self.deferred.clear();
     }
 
     /// The incarnation this node currently writes in.
@@ -484,21 +489,38 @@ impl Node {
         }
     }
 
-    fn apply(&mut self, from: NodeId, delta: StoreDelta) {
+    /// Applies a delta from `from` that may be applied until `deadline_ms`;
+    /// a part that overtook the delta it follows is held until then (see
+    /// `in_flight`).
+    fn apply(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64, now_ms: u64) {
         if delta.is_empty() && delta.covered().is_empty() {
             return;
         }
-        let received = delta.len() as u64;
+        self.metrics.entries_received += delta.len() as u64;
+        let advanced = self.apply_part(from, delta, deadline_ms);
+        if advanced {
+            self.apply_deferred(now_ms);
+        }
+    }
+
+    /// Applies `delta` and holds back what it left out; returns whether it
+    /// took any origin's frontier, which may let a held part in.
+    fn apply_part(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64) -> bool {
+        let covered = delta.covered().len();
         // Timestamps were checked before anything was applied.
-        let Ok(report) = self.replica.apply(delta) else {
-            return;
+        let Ok((report, rest)) = self.replica.apply_or_defer(delta) else {
+            return false;
         };
         self.vector_hash = None;
-        self.metrics.entries_received += received;
-        self.metrics.entries_redundant += (report.unchanged + report.unreached) as u64;
+        self.metrics.entries_redundant += report.unchanged as u64;
         if report.changed() > 0 {
             self.events.push_back(Event::Updated { from, report });
         }
+        let left_out = rest.as_ref().map_or(0, |rest| rest.covered().len());
+        if let Some(rest) = rest {
+            self.defer(from, rest, deadline_ms);
+        }
+        left_out < covered
     }
 
     fn learn_members(&mut self, members: Option<Vec<Member>>) {

@@ -127,6 +127,16 @@ impl Net {
         })
     }
 
+    /// Takes the next frame off the queue without carrying it.
+    pub(crate) fn hold(&mut self) -> Option<(usize, Transmit)> {
+        self.queue.pop_front()
+    }
+
+    /// Queues a held frame behind everything queued now.
+    pub(crate) fn release(&mut self, held: (usize, Transmit)) {
+        self.queue.push_back(held);
+    }
+
     /// Carries frames until none is left.
     pub(crate) fn pump(&mut self, now_ms: u64) {
         for index in 0..self.nodes.len() {

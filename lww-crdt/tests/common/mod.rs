@@ -408,9 +408,12 @@ impl Sim {
                 } else {
                     self.in_flight.swap_remove(index)
                 };
-                self.replicas[to]
-                    .apply(delta)
+                let (_, deferred) = self.replicas[to]
+                    .apply_or_defer(delta)
                     .expect("simulated clocks stay within the maximum offset");
+                // What it could not take yet stays in flight, as a receiver
+                // holding it until the delta it overtook arrives.
+                self.in_flight.extend(deferred.map(|rest| (to, rest)));
             }
             Op::PullBudgeted { from, to, budget } => {
                 self.pull(from % n, to % n, *budget);
