@@ -51,11 +51,16 @@ impl Node {
     /// if the `Syn` held only a hash that does not match, with the whole
     /// vector and a request for the initiator's.
     pub(super) fn on_syn(&mut self, from: NodeId, syn: Syn, now_ms: u64) {
-        // The peer has finished any earlier exchange it opened with us.
-        self.settle(
-            from,
-            |s| matches!(s, SettledBy::PeerExchange(e) if e != syn.exchange),
-        );
+        // The peer has finished any earlier exchange it opened with us; a
+        // delta it holds back until an earlier one lands stays in flight,
+        // which its vector tells.
+        match &syn.digest {
+            Digest::Full(vector) => self.settle_seen(from, vector),
+            _ => self.settle(
+                from,
+                |s| matches!(s, SettledBy::PeerExchange(e) if e != syn.exchange),
+            ),
+        }
         let own = self.vector_hash();
         if self.is_returning() {
             // Possibly evicted: serve nothing until vouched for.
@@ -167,7 +172,7 @@ impl Node {
             self.returning_since = None;
         }
         let received_all = syn_ack.delta.is_complete();
-        self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
+        let _ = self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
         self.learn_members(syn_ack.members);
         if self.is_returning() {
             return;
@@ -257,14 +262,14 @@ impl Node {
     /// Takes an `Ack`: the initiator's, for an exchange this node answered,
     /// or the responder's final one, for an exchange this node opened.
     pub(super) fn on_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
-        // Whether or not it is still current, the peer sent it after taking
-        // (or dropping) the delta this node sent it in that exchange.
-        let settled = if ack.from_initiator {
-            SettledBy::PeerExchange(ack.exchange)
-        } else {
-            SettledBy::FinalAck(ack.exchange)
-        };
-        self.settle(from, |s| s == settled);
+        // Whether or not it is still current, the peer sent it after taking,
+        // holding back or dropping the delta this node sent it in that
+        // exchange; a final one with a vector says it held some back.
+        match (&ack.vector, ack.from_initiator) {
+            (Some(vector), false) => self.settle_seen(from, vector),
+            (_, true) => self.settle(from, |s| s == SettledBy::PeerExchange(ack.exchange)),
+            (None, false) => self.settle(from, |s| s == SettledBy::FinalAck(ack.exchange)),
+        }
         let deadline = if ack.from_initiator {
             self.answered.remove(&(from, ack.exchange))
         } else {
@@ -282,7 +287,7 @@ impl Node {
             return;
         };
         let carried_entries = !ack.delta.is_empty();
-        self.apply(from, ack.delta, deadline, now_ms);
+        let held = self.apply(from, ack.delta, deadline, now_ms);
         self.learn_members(ack.members);
         if self.is_returning() || !ack.from_initiator {
             return;
@@ -298,6 +303,9 @@ impl Node {
             None if carried_entries => StoreDelta::default(),
             None => return,
         };
+        // A receipt for entries held back says so with this node's vector,
+        // so the initiator still counts them in flight.
+        let vector = held.then(|| self.version_vector().clone());
         self.metrics.entries_sent += delta.len() as u64;
         let sent = (!delta.is_empty()).then(|| delta.covered().clone());
         let reply = Message::Ack(Ack {
@@ -305,7 +313,7 @@ impl Node {
             incarnation: self.config.incarnation,
             from_initiator: false,
             delta,
-            vector: None,
+            vector,
             members: None,
         });
         if self.send(from, &reply) {

@@ -34,8 +34,13 @@
 
 use lww_crdt::{Budget, NodeId, VersionVector};
 
-/// Received parts held at most: each is at most one message.
+/// Received parts held per peer at most: each is at most one message.
 const MAX_DEFERRED: usize = 4;
+
+/// Unsettled deltas per peer at most: past that, a node sends the peer no
+/// more entries until some settle, so it never gets ahead of what the peer
+/// will hold back.
+const MAX_IN_FLIGHT: usize = MAX_DEFERRED - 1;
 
 use super::Node;
 use crate::message::StoreDelta;
@@ -83,6 +88,14 @@ impl Node {
     ) -> StoreDelta {
         match self.in_flight.get(&peer).filter(|sent| !sent.is_empty()) {
             None => self.replica.delta_since(seen, budget),
+            Some(sent) if sent.len() >= MAX_IN_FLIGHT => {
+                // No entries, and not complete: there is more to come.
+                let none = Budget {
+                    max_entries: 0,
+                    ..budget
+                };
+                self.replica.delta_since(seen, none)
+            }
             Some(sent) => {
                 let mut base = seen.clone();
                 for delta in sent {
@@ -137,9 +150,16 @@ impl Node {
     /// Holds `delta`, a part left out, until `deadline_ms`; the oldest held
     /// part makes room if there is none.
     pub(super) fn defer(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64) {
-        if self.deferred.len() == MAX_DEFERRED {
-            let dropped = self.deferred.remove(0);
-            self.metrics.entries_redundant += dropped.delta.len() as u64;
+        let held = self
+            .deferred
+            .iter()
+            .filter(|held| held.from == from)
+            .count();
+        if held == MAX_DEFERRED {
+            if let Some(oldest) = self.deferred.iter().position(|held| held.from == from) {
+                let dropped = self.deferred.remove(oldest);
+                self.metrics.entries_redundant += dropped.delta.len() as u64;
+            }
         }
         self.deferred.push(Deferred {
             from,

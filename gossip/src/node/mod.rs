@@ -491,16 +491,19 @@ impl Node {
 
     /// Applies a delta from `from` that may be applied until `deadline_ms`;
     /// a part that overtook the delta it follows is held until then (see
-    /// `in_flight`).
-    fn apply(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64, now_ms: u64) {
+    /// `in_flight`). Returns whether a part was held.
+    fn apply(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64, now_ms: u64) -> bool {
         if delta.is_empty() && delta.covered().is_empty() {
-            return;
+            return false;
         }
         self.metrics.entries_received += delta.len() as u64;
+        let held = self.deferred.len();
         let advanced = self.apply_part(from, delta, deadline_ms);
+        let deferred = self.deferred.len() > held;
         if advanced {
             self.apply_deferred(now_ms);
         }
+        deferred
     }
 
     /// Applies `delta` and holds back what it left out; returns whether it

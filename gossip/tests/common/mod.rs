@@ -132,6 +132,19 @@ impl Net {
         self.queue.pop_front()
     }
 
+    /// Shuffles the queued frames with `seed`.
+    pub(crate) fn shuffle(&mut self, seed: u64) {
+        let mut frames: Vec<_> = self.queue.drain(..).collect();
+        let mut state = seed | 1;
+        for i in (1..frames.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            frames.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        self.queue.extend(frames);
+    }
+
     /// Queues a held frame behind everything queued now.
     pub(crate) fn release(&mut self, held: (usize, Transmit)) {
         self.queue.push_back(held);
