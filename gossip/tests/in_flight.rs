@@ -35,6 +35,18 @@ fn catch_up_pair() -> Net {
     Net::new(vec![a, b])
 }
 
+/// A gossip round a second after `now` until node 1 holds node 0's map.
+fn rounds_until_caught_up(net: &mut Net, mut now: u64) {
+    let mut rounds = 0;
+    while !caught_up(net) {
+        now += 1_000;
+        net.round(now);
+        rounds += 1;
+        assert!(rounds < 100, "no catch-up after {rounds} rounds");
+    }
+    assert!(net.refused.is_empty(), "{:?}", net.refused);
+}
+
 fn caught_up(net: &Net) -> bool {
     net.nodes[0].map() == net.nodes[1].map()
 }
@@ -67,7 +79,7 @@ fn crossing_exchanges_carry_each_entry_once() {
 #[test]
 fn a_lost_delta_is_sent_again() {
     let mut net = catch_up_pair();
-    let mut now = 10_000;
+    let now = 10_000;
     net.tick_all(now);
     // Lose the first delta the seeded node sends; the one after it, which
     // counted on it, arrives and must not be taken.
@@ -81,14 +93,7 @@ fn a_lost_delta_is_sent_again() {
     }
     assert!(lost);
     assert!(net.nodes[1].version_vector().is_empty(), "nothing claimed");
-    let mut rounds = 0;
-    while !caught_up(&net) {
-        now += 1_000;
-        net.round(now);
-        rounds += 1;
-        assert!(rounds < 100, "no catch-up after {rounds} rounds");
-    }
-    assert!(net.refused.is_empty(), "{:?}", net.refused);
+    rounds_until_caught_up(&mut net, now);
     assert!(net.nodes[0].metrics().entries_sent > KEYS as u64, "resent");
     assert!(
         net.nodes[1].metrics().entries_redundant > 0,
@@ -117,15 +122,7 @@ fn a_delta_that_overtakes_the_one_it_follows_is_held_until_that_lands() {
     net.pump(now);
     let after = net.nodes[1].map().entry_count();
     assert!(after > 20, "both deltas applied: {after} entries");
-    let mut now = now;
-    let mut rounds = 0;
-    while !caught_up(&net) {
-        now += 1_000;
-        net.round(now);
-        rounds += 1;
-        assert!(rounds < 100, "no catch-up after {rounds} rounds");
-    }
-    assert!(net.refused.is_empty(), "{:?}", net.refused);
+    rounds_until_caught_up(&mut net, now);
     assert_eq!(
         net.nodes[0].metrics().entries_sent,
         KEYS as u64,

@@ -329,17 +329,6 @@ where
             .filter(|&(origin, since)| self.version_vector.get(origin) < since)
             .map(|(origin, _)| origin)
             .collect();
-        if unreached.is_empty() {
-            for (key, entry) in delta.entries {
-                if self.version_vector.covers(entry.stamp) {
-                    report.unchanged += 1;
-                } else {
-                    report.record(self.upsert(key, entry));
-                }
-            }
-            self.version_vector.merge(&delta.covered);
-            return (report, None);
-        }
         let left_out = |origin: NodeId| unreached.binary_search(&origin).is_ok();
         let mut deferred = Delta {
             complete: false,
@@ -354,6 +343,10 @@ where
             } else {
                 report.record(self.upsert(key, entry));
             }
+        }
+        if unreached.is_empty() {
+            self.version_vector.merge(&delta.covered);
+            return (report, None);
         }
         let mut covered = Vec::new();
         for (origin, frontier) in delta.covered.iter() {

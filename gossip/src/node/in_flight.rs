@@ -182,7 +182,8 @@ impl Node {
                     .iter()
                     .any(|(origin, since)| self.version_vector().get(origin) >= since);
                 if reached {
-                    progress |= self.apply_part(held.from, held.delta, held.deadline_ms);
+                    let applied = self.apply_part(held.from, held.delta, held.deadline_ms);
+                    progress |= applied.advanced;
                 } else {
                     self.deferred.push(held);
                 }

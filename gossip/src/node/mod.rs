@@ -133,6 +133,15 @@ struct Outstanding {
     awaiting_final: bool,
 }
 
+/// What applying one delta (or a held part of one) did.
+#[derive(Clone, Copy, Debug, Default)]
+struct Applied {
+    /// It took some origin's frontier, which may let a held part in.
+    advanced: bool,
+    /// Part of it was held back.
+    deferred: bool,
+}
+
 /// Snapshots of its own vector a node keeps for tombstone collection.
 const GC_SNAPSHOTS: usize = 4;
 
@@ -497,22 +506,19 @@ impl Node {
             return false;
         }
         self.metrics.entries_received += delta.len() as u64;
-        let held = self.deferred.len();
-        let advanced = self.apply_part(from, delta, deadline_ms);
-        let deferred = self.deferred.len() > held;
-        if advanced {
+        let applied = self.apply_part(from, delta, deadline_ms);
+        if applied.advanced {
             self.apply_deferred(now_ms);
         }
-        deferred
+        applied.deferred
     }
 
-    /// Applies `delta` and holds back what it left out; returns whether it
-    /// took any origin's frontier, which may let a held part in.
-    fn apply_part(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64) -> bool {
+    /// Applies `delta` and holds back what it left out.
+    fn apply_part(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64) -> Applied {
         let covered = delta.covered().len();
         // Timestamps were checked before anything was applied.
         let Ok((report, rest)) = self.replica.apply_or_defer(delta) else {
-            return false;
+            return Applied::default();
         };
         self.vector_hash = None;
         self.metrics.entries_redundant += report.unchanged as u64;
@@ -520,10 +526,14 @@ impl Node {
             self.events.push_back(Event::Updated { from, report });
         }
         let left_out = rest.as_ref().map_or(0, |rest| rest.covered().len());
+        let deferred = rest.is_some();
         if let Some(rest) = rest {
             self.defer(from, rest, deadline_ms);
         }
-        left_out < covered
+        Applied {
+            advanced: left_out < covered,
+            deferred,
+        }
     }
 
     fn learn_members(&mut self, members: Option<Vec<Member>>) {
