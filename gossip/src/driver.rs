@@ -124,6 +124,7 @@ where
 
 fn run<T: Transport>(handle: &NodeHandle, transport: &mut T) {
     let mut outgoing = Vec::new();
+    let mut ended = Vec::new();
     while !handle.shared.stop.load(Ordering::Relaxed) {
         let now = handle.clock.now_ms();
         let due = handle.lock().poll_timeout();
@@ -149,12 +150,18 @@ fn run<T: Transport>(handle: &NodeHandle, transport: &mut T) {
             while let Some(transmit) = node.poll_transmit() {
                 outgoing.push(transmit);
             }
+            while let Some(end) = node.poll_exchange_end() {
+                ended.push(end);
+            }
             while node.poll_event().is_some() {}
         }
         for transmit in outgoing.drain(..) {
             // Delivery is best effort; an unreachable peer shows up as a
             // timed-out exchange.
             let _ = transport.send(transmit);
+        }
+        for end in ended.drain(..) {
+            transport.end_exchange(end);
         }
     }
 }

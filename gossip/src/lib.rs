@@ -86,7 +86,7 @@ pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{Ack, Digest, Member, Message, MessageKind, StoreDelta, Syn, SynAck};
 pub use metrics::{Metrics, Traffic};
 pub use node::{
-    Event, MessageError, Node, StoreMap, Transmit, WriteError, origin_member, vector_hash,
-    writer_origin,
+    Event, ExchangeEnd, MessageError, Node, StoreMap, Transmit, WriteError, origin_member,
+    vector_hash, writer_origin,
 };
 pub use transport::{Incoming, Transport, TransportError};

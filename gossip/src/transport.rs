@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lww_crdt::NodeId;
 
-use crate::node::Transmit;
+use crate::node::{ExchangeEnd, Transmit};
 
 /// A frame delivered by a transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,4 +58,12 @@ pub trait Transport: Send + 'static {
     /// # Errors
     /// [`TransportError::Closed`] once the transport is shut down.
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Incoming>, TransportError>;
+
+    /// This node sends nothing more in one exchange; every frame it sent in
+    /// it was passed to [`send`](Self::send) before. A transport that keeps
+    /// a stream per exchange closes its side of it now, rather than holding
+    /// it open until it goes quiet. The default does nothing.
+    fn end_exchange(&mut self, end: ExchangeEnd) {
+        let _ = end;
+    }
 }

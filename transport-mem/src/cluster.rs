@@ -595,6 +595,8 @@ impl Cluster {
         while let Some(transmit) = node.poll_transmit() {
             outgoing.push(transmit);
         }
+        // Frames here travel one by one, with no stream to close.
+        while node.poll_exchange_end().is_some() {}
         while node.poll_event().is_some() {}
         for transmit in outgoing {
             let to = transmit.to.get() as usize;

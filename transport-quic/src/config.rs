@@ -86,15 +86,17 @@ impl QuicConfig {
         self.read_timeout
     }
 
-    /// The quiet period after which an exchange's stream is finished
-    /// (default 3 s, the gossip exchange timeout's default).
+    /// The quiet period after which an exchange's stream is finished even
+    /// though a node has not ended the exchange (default 3 s, the gossip
+    /// exchange timeout's default). Nodes end their exchanges as they close,
+    /// so this bounds only the ones cut short by loss.
     pub fn exchange_idle(&self) -> Duration {
         self.exchange_idle
     }
 
-    /// How many peer-opened exchange streams are served at once; streams
-    /// past it are reset with [`STREAM_BUSY`](crate::wire::STREAM_BUSY)
-    /// (default 256).
+    /// How many peer-opened exchange streams are served at once, a stream
+    /// counting until this node has ended its exchange; streams past it are
+    /// reset with [`STREAM_BUSY`](crate::wire::STREAM_BUSY) (default 256).
     pub fn max_concurrent_exchanges(&self) -> usize {
         self.max_concurrent_exchanges
     }

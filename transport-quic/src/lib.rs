@@ -19,10 +19,12 @@
 //!   claiming someone else's id: refused, logged with the peer's address,
 //!   counted in [`QuicStats`].
 //! - **One stream per exchange.** A `Syn` opens a bidirectional stream; the
-//!   `SynAck` and `Ack`s of that exchange follow on it, both ways. A stream
-//!   is finished after [`QuicConfig::exchange_idle`] of quiet or when the
-//!   peer finishes. Frames are length-prefixed with a hard cap; a bad frame
-//!   resets its stream only.
+//!   `SynAck` and `Ack`s of that exchange follow on it, both ways. Each side
+//!   finishes its half when its node ends the exchange
+//!   ([`Transport::end_exchange`](gossip::Transport::end_exchange)), and the
+//!   stream closes once both have; one that goes quiet for
+//!   [`QuicConfig::exchange_idle`] first is finished anyway. Frames are
+//!   length-prefixed with a hard cap; a bad frame resets its stream only.
 //! - **Connection reuse.** One pooled connection per peer for the exchanges
 //!   this node starts, one dial at a time, reconnect after loss, connect and
 //!   read timeouts. A peer's own exchanges arrive on the connection it
@@ -31,9 +33,11 @@
 //! - **Bounded work.** At most [`QuicConfig::max_concurrent_exchanges`]
 //!   peer streams and [`QuicConfig::max_concurrent_requests`] client
 //!   requests are served at once; beyond that streams are refused with
-//!   [`wire::STREAM_BUSY`], not queued.
+//!   [`wire::STREAM_BUSY`], not queued. A served exchange counts until this
+//!   node has ended it.
 //! - **Graceful shutdown.** Stop accepting, flush and finish open streams,
-//!   wait for the peer's acknowledgement, close, all within a bound.
+//!   wait for the peer's acknowledgement, close, all within a bound. No new
+//!   connection is dialed once shutdown starts.
 //!
 //! What it is not: it does not interpret gossip messages (except to tell
 //! which side sent an `Ack` when both could have), it does not discover

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use gossip::{MessageKind, Transmit, TransportError};
+use gossip::{ExchangeEnd, MessageKind, Transmit, TransportError};
 use lww_crdt::NodeId;
 use quinn::{Connection, ReadExactError, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -54,7 +54,24 @@ struct StreamKey {
 
 struct StreamEntry {
     generation: u64,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    queue: mpsc::UnboundedSender<StreamCommand>,
+}
+
+/// What the node hands an exchange's stream task, in order.
+enum StreamCommand {
+    /// A frame to write.
+    Frame(Vec<u8>),
+    /// The node sends nothing more in this exchange: finish the send side.
+    End,
+}
+
+/// Empties a stream's closed queue; returns how many frames it dropped.
+fn drain_dropped(rx: &mut mpsc::UnboundedReceiver<StreamCommand>) -> u64 {
+    let mut dropped = 0;
+    while let Ok(command) = rx.try_recv() {
+        dropped += u64::from(matches!(command, StreamCommand::Frame(_)));
+    }
+    dropped
 }
 
 #[derive(Default)]
@@ -73,6 +90,8 @@ enum LinkError {
     Backoff,
     #[error("timed out")]
     Timeout,
+    #[error("the peer closed its connection and this node is shutting down")]
+    ShuttingDown,
     #[error(transparent)]
     Connect(#[from] quinn::ConnectError),
     #[error(transparent)]
@@ -376,11 +395,12 @@ impl Shared {
         let mut payload = frame.payload;
         if frame.kind != MessageKind::Syn {
             if let Some(entry) = streams.get(&key) {
-                match entry.frames.send(payload) {
+                match entry.queue.send(StreamCommand::Frame(payload)) {
                     Ok(()) => return Ok(()),
                     // The stream task is ending; carry the frame on a new
                     // stream.
-                    Err(mpsc::error::SendError(back)) => payload = back,
+                    Err(mpsc::error::SendError(StreamCommand::Frame(back))) => payload = back,
+                    Err(mpsc::error::SendError(StreamCommand::End)) => return Ok(()),
                 }
             }
         }
@@ -395,15 +415,29 @@ impl Shared {
         first: Vec<u8>,
     ) {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (frames, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = mpsc::unbounded_channel();
         // Cannot fail: the receiver is alive.
-        let _ = frames.send(first);
+        let _ = queue.send(StreamCommand::Frame(first));
         // A stream left over for the same key sees its queue close and
         // finishes.
-        streams.insert(key, StreamEntry { generation, frames });
+        streams.insert(key, StreamEntry { generation, queue });
         let shared = Arc::clone(self);
         self.tracker
             .spawn_on(shared.outgoing(key, generation, rx), &self.runtime);
+    }
+
+    /// Tells the stream of `end`'s exchange, if it has one, that this node
+    /// sends nothing more in it.
+    pub(crate) fn end_exchange(&self, end: ExchangeEnd) {
+        let key = StreamKey {
+            peer: end.peer,
+            exchange: end.exchange,
+            initiated_here: end.from_initiator,
+        };
+        if let Some(entry) = lock(&self.streams).get(&key) {
+            // A closed queue means the stream is already ending.
+            let _ = entry.queue.send(StreamCommand::End);
+        }
     }
 
     /// Removes the stream entry if it is still this task's.
@@ -421,7 +455,7 @@ impl Shared {
         self: Arc<Self>,
         key: StreamKey,
         generation: u64,
-        mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+        mut rx: mpsc::UnboundedReceiver<StreamCommand>,
     ) {
         let mut opened = self.open_bi(key).await;
         if opened.as_ref().is_err_and(LinkError::connection_lost) {
@@ -439,10 +473,7 @@ impl Shared {
             Err(err) => {
                 self.forget(key, generation);
                 rx.close();
-                let mut dropped = 0;
-                while rx.try_recv().is_ok() {
-                    dropped += 1;
-                }
+                let dropped = drain_dropped(&mut rx);
                 Counters::add(&self.counters.frames_dropped, dropped);
                 debug!(node = %self.id, peer = %key.peer, exchange = key.exchange, error = %err,
                     dropped, "could not open an exchange stream");
@@ -493,6 +524,14 @@ impl Shared {
                 conn.close(code(wire::CONN_DONE), b"peer moved");
             }
         }
+        // A dial to a peer that closed its connection (most often because
+        // it shut down) is given up once this node shuts down too: most
+        // likely nothing answers, and the dial would hold the shutdown to
+        // its bound.
+        let peer_left = slot
+            .conn
+            .as_ref()
+            .is_some_and(|(conn, _)| closed_by_peer(conn));
         slot.conn = None;
         let backing_off = slot.failed.is_some_and(|(when, at)| {
             at == addr && when.elapsed() < self.config.reconnect_backoff()
@@ -501,13 +540,27 @@ impl Shared {
             Counters::add(&self.counters.connect_failures, 1);
             return Err(LinkError::Backoff);
         }
-        match self.dial(peer, addr).await {
+        let dialed = async {
+            if peer_left {
+                tokio::select! {
+                    dialed = self.dial(peer, addr) => dialed,
+                    () = self.stop.cancelled() => Err(LinkError::ShuttingDown),
+                }
+            } else {
+                self.dial(peer, addr).await
+            }
+        };
+        match dialed.await {
             Ok(conn) => {
                 Counters::add(&self.counters.connections_dialed, 1);
                 debug!(node = %self.id, %peer, %addr, "connected to peer");
                 slot.conn = Some((conn.clone(), addr));
                 slot.failed = None;
                 Ok(conn)
+            }
+            Err(LinkError::ShuttingDown) => {
+                debug!(node = %self.id, %peer, peer_addr = %addr, "gave up dialing a peer that had left");
+                Err(LinkError::ShuttingDown)
             }
             Err(err) => {
                 Counters::add(&self.counters.connect_failures, 1);
@@ -552,6 +605,12 @@ impl Shared {
 
     // ---- one stream ----
 
+    /// Writes the node's frames on one exchange's stream while a reader
+    /// task delivers the peer's. The stream ends when both sides have ended
+    /// the exchange (this node with [`StreamCommand::End`], the peer by
+    /// finishing), when it goes quiet for `exchange_idle`, or on an error.
+    /// The served-exchange `permit` goes as soon as this node has ended: it
+    /// answers nothing more on this stream.
     #[allow(clippy::too_many_arguments)]
     async fn run_stream(
         self: &Arc<Self>,
@@ -560,8 +619,8 @@ impl Shared {
         remote: SocketAddr,
         mut send: SendStream,
         recv: RecvStream,
-        mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-        permit: Option<OwnedSemaphorePermit>,
+        mut rx: mpsc::UnboundedReceiver<StreamCommand>,
+        mut permit: Option<OwnedSemaphorePermit>,
     ) {
         let activity = Arc::new(Activity::new());
         let mut reader = self.tracker.spawn_on(
@@ -571,11 +630,12 @@ impl Shared {
         let idle = self.config.exchange_idle();
         let mut reader_end = None;
         let mut reset = None;
+        let mut ended_here = false;
         loop {
             let quiet_until = activity.last() + idle;
             tokio::select! {
-                frame = rx.recv() => match frame {
-                    Some(payload) => {
+                command = rx.recv(), if !ended_here => match command {
+                    Some(StreamCommand::Frame(payload)) => {
                         if let Err(err) = self.write_frame(&mut send, &payload).await {
                             Counters::add(&self.counters.frames_dropped, 1);
                             debug!(node = %self.id, peer = %key.peer, peer_addr = %remote, error = %err, "write failed");
@@ -583,6 +643,17 @@ impl Shared {
                             break;
                         }
                         activity.touch();
+                    }
+                    Some(StreamCommand::End) => {
+                        self.forget(key, generation);
+                        rx.close();
+                        Counters::add(&self.counters.frames_dropped, drain_dropped(&mut rx));
+                        let _ = send.finish();
+                        ended_here = true;
+                        drop(permit.take());
+                        if reader_end.is_some() {
+                            break;
+                        }
                     }
                     // A newer stream took over this exchange.
                     None => break,
@@ -593,7 +664,11 @@ impl Shared {
                     match end {
                         ReaderEnd::Rejected(code) => reset = Some(code),
                         ReaderEnd::Lost => reset = Some(wire::STREAM_DONE),
-                        ReaderEnd::Finished | ReaderEnd::Shutdown => {}
+                        ReaderEnd::Shutdown => {}
+                        // The peer is done; this node may still owe it an
+                        // answer to its last frame.
+                        ReaderEnd::Finished if !ended_here => continue,
+                        ReaderEnd::Finished => {}
                     }
                     break;
                 },
@@ -605,13 +680,18 @@ impl Shared {
                 () = self.stop.cancelled() => break,
             }
         }
-        // From here no frame can be queued for this stream: later frames of
-        // the exchange open a new one.
-        self.forget(key, generation);
-        rx.close();
+        if !ended_here {
+            // From here no frame can be queued for this stream: later frames
+            // of the exchange open a new one.
+            self.forget(key, generation);
+            rx.close();
+        }
         match reset {
             None => {
-                while let Ok(payload) = rx.try_recv() {
+                while let Ok(command) = rx.try_recv() {
+                    let StreamCommand::Frame(payload) = command else {
+                        continue;
+                    };
                     if self.write_frame(&mut send, &payload).await.is_err() {
                         Counters::add(&self.counters.frames_dropped, 1);
                         break;
@@ -623,11 +703,7 @@ impl Shared {
                 let _ = timeout(self.config.read_timeout(), send.stopped()).await;
             }
             Some(code_value) => {
-                let mut dropped = 0;
-                while rx.try_recv().is_ok() {
-                    dropped += 1;
-                }
-                Counters::add(&self.counters.frames_dropped, dropped);
+                Counters::add(&self.counters.frames_dropped, drain_dropped(&mut rx));
                 let _ = send.reset(code(code_value));
             }
         }
@@ -860,8 +936,8 @@ impl Shared {
             initiated_here: !header.opener_initiated,
         };
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (frames, rx) = mpsc::unbounded_channel();
-        lock(&self.streams).insert(key, StreamEntry { generation, frames });
+        let (queue, rx) = mpsc::unbounded_channel();
+        lock(&self.streams).insert(key, StreamEntry { generation, queue });
         self.run_stream(key, generation, remote, send, recv, rx, Some(permit))
             .await;
     }
@@ -993,6 +1069,18 @@ impl Shared {
         self.finished.store(true, Ordering::Release);
         info!(node = %self.id, "QUIC transport shut down");
     }
+}
+
+/// Whether the peer closed `conn` (rather than it timing out or this node
+/// closing it).
+fn closed_by_peer(conn: &Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(
+            quinn::ConnectionError::ApplicationClosed(_)
+                | quinn::ConnectionError::ConnectionClosed(_)
+        )
+    )
 }
 
 /// The transport parameters of one side of a connection.

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossip::{Incoming, Member, Transmit, Transport, TransportError};
+use gossip::{ExchangeEnd, Incoming, Member, Transmit, Transport, TransportError};
 use lww_crdt::NodeId;
 use tokio::sync::mpsc;
 
@@ -334,6 +334,10 @@ fn in_async_context() -> bool {
 impl Transport for QuicTransport {
     fn send(&mut self, frame: Transmit) -> Result<(), TransportError> {
         self.shared.send(frame)
+    }
+
+    fn end_exchange(&mut self, end: ExchangeEnd) {
+        self.shared.end_exchange(end);
     }
 
     fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Incoming>, TransportError> {

@@ -519,6 +519,125 @@ fn a_late_reply_opens_a_stream_of_its_own() {
     assert_eq!(t[0].stats().streams_opened, 1);
 }
 
+fn end(t: &mut QuicTransport, peer: u64, exchange: u64, from_initiator: bool) {
+    t.end_exchange(gossip::ExchangeEnd {
+        peer: NodeId::new(peer),
+        exchange,
+        from_initiator,
+    });
+}
+
+#[test]
+fn an_ended_exchange_frees_its_served_slot_at_once() {
+    let ca = ClusterCa::generate().unwrap();
+    // Quiet streams would hold their slot far longer than this test runs.
+    let config = QuicConfig::builder()
+        .max_concurrent_exchanges(2)
+        .exchange_idle(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut t = quic_cluster(&ca, 2, &config);
+    for exchange in 0..10 {
+        send(&mut t[0], 1, MessageKind::Syn, exchange, b"syn");
+        assert_eq!(one(&mut t[1]).payload, b"syn", "exchange {exchange}");
+        send(&mut t[1], 0, MessageKind::SynAck, exchange, b"synack");
+        end(&mut t[1], 0, exchange, false);
+        assert_eq!(one(&mut t[0]).payload, b"synack", "exchange {exchange}");
+        end(&mut t[0], 1, exchange, true);
+    }
+    assert_eq!(t[1].stats().streams_refused_busy, 0);
+    assert_eq!(t[1].stats().streams_accepted, 10);
+}
+
+#[test]
+fn a_peer_that_ended_its_side_still_gets_the_answer_on_the_same_stream() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    send(&mut t[0], 1, MessageKind::Syn, 3, b"syn");
+    assert_eq!(one(&mut t[1]).payload, b"syn");
+    send(&mut t[1], 0, MessageKind::SynAck, 3, b"synack");
+    assert_eq!(one(&mut t[0]).payload, b"synack");
+    send(&mut t[0], 1, MessageKind::Ack, 3, b"ack");
+    end(&mut t[0], 1, 3, true);
+    assert_eq!(one(&mut t[1]).payload, b"ack");
+    // By now the initiator's side may well have finished; the answer still
+    // rides the exchange's stream.
+    thread::sleep(Duration::from_millis(100));
+    send_as(&mut t[1], 0, MessageKind::Ack, false, 3, b"last ack");
+    end(&mut t[1], 0, 3, false);
+    assert_eq!(one(&mut t[0]).payload, b"last ack");
+    assert_eq!(t[1].stats().streams_opened, 0);
+    assert_eq!(t[0].stats().streams_opened, 1);
+}
+
+#[test]
+fn fast_gossip_never_runs_out_of_served_slots() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::builder()
+        .max_concurrent_exchanges(4)
+        .exchange_idle(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let transports = quic_cluster(&ca, 2, &config);
+    let quic: Vec<_> = transports.iter().map(QuicTransport::handle).collect();
+    let peer = |t: &QuicTransport| Member {
+        id: t.id(),
+        address: t.local_addr().to_string(),
+    };
+    let members: Vec<Member> = transports.iter().map(peer).collect();
+    let nodes: Vec<_> = transports
+        .into_iter()
+        .enumerate()
+        .map(|(i, transport)| {
+            let config = Config::builder(NodeId::new(i as u64))
+                .address(members[i].address.clone())
+                .tick_interval_ms(2)
+                .exchange_timeout_ms(1_000)
+                .gc_every_ticks(1_000)
+                .build()
+                .unwrap();
+            let node = Node::new(config, [members[1 - i].clone()]);
+            gossip::spawn(node, transport, SystemClock)
+        })
+        .collect();
+    nodes[0].0.put("key", "value").unwrap();
+    // A few hundred exchanges each way, all within one idle period.
+    assert!(eventually(LIMIT, || {
+        nodes
+            .iter()
+            .all(|(handle, _)| handle.metrics().exchanges_completed >= 200)
+    }));
+    assert_eq!(nodes[1].0.get("key").as_deref(), Some("value"));
+    for handle in &quic {
+        assert_eq!(handle.stats().streams_refused_busy, 0);
+    }
+    stop(nodes);
+}
+
+#[test]
+fn shutdown_does_not_redial_a_peer_that_shut_down() {
+    let ca = ClusterCa::generate().unwrap();
+    let connect_timeout = Duration::from_secs(120);
+    let config = QuicConfig::builder()
+        .connect_timeout(connect_timeout)
+        .shutdown_timeout(connect_timeout)
+        .build()
+        .unwrap();
+    let mut t = quic_cluster(&ca, 2, &config);
+    send(&mut t[0], 1, MessageKind::Syn, 1, b"syn");
+    assert_eq!(one(&mut t[1]).payload, b"syn");
+    // The peer closes the connection as it shuts down; nothing answers at
+    // its address afterwards.
+    t.pop().unwrap().shutdown();
+    thread::sleep(Duration::from_millis(100));
+    send(&mut t[0], 1, MessageKind::Syn, 2, b"syn");
+    let started = std::time::Instant::now();
+    t.pop().unwrap().shutdown();
+    // A dial would have held the shutdown until the connection's idle
+    // timeout (30 s) or the connect timeout.
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
 #[test]
 fn incoming_connections_are_bounded() {
     let ca = ClusterCa::generate().unwrap();

@@ -122,6 +122,9 @@ impl Node {
             self.answered.insert((from, syn.exchange), deadline);
             let settled_by = SettledBy::PeerExchange(syn.exchange);
             self.remember_sent(from, sent, settled_by, now_ms);
+        } else {
+            // Equal vectors: the initiator's answer, if any, needs none.
+            self.end_exchange(from, syn.exchange, false);
         }
     }
 
@@ -146,6 +149,7 @@ impl Node {
             members_hash: self.members.hash(),
         });
         self.send(to, &syn_ack);
+        self.end_exchange(to, exchange, false);
     }
 
     /// Takes the answer to an exchange this node opened, and closes it with
@@ -164,6 +168,15 @@ impl Node {
         };
         self.outstanding.remove(&syn_ack.exchange);
         self.metrics.exchanges_completed += 1;
+        let exchange = syn_ack.exchange;
+        self.close_exchange(from, syn_ack, open, now_ms);
+        // The `Ack`, if one went, was this node's last word in it.
+        self.end_exchange(from, exchange, true);
+    }
+
+    /// Applies the answer to an exchange this node opened and sends the
+    /// closing `Ack` if the responder lacks anything.
+    fn close_exchange(&mut self, from: NodeId, syn_ack: SynAck, open: Outstanding, now_ms: u64) {
         if syn_ack.evicted {
             self.rejoin();
             return;
@@ -262,6 +275,16 @@ impl Node {
     /// Takes an `Ack`: the initiator's, for an exchange this node answered,
     /// or the responder's final one, for an exchange this node opened.
     pub(super) fn on_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
+        let (exchange, from_initiator) = (ack.exchange, ack.from_initiator);
+        self.take_ack(from, ack, now_ms);
+        if from_initiator {
+            // The initiator sends nothing after its `Ack`, so neither does
+            // this node after its answer to it.
+            self.end_exchange(from, exchange, false);
+        }
+    }
+
+    fn take_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
         // Whether or not it is still current, the peer sent it after taking,
         // holding back or dropping the delta this node sent it in that
         // exchange; a final one with a vector says it held some back.
@@ -339,6 +362,7 @@ impl Node {
             if open.awaiting_final {
                 continue;
             }
+            self.end_exchange(open.peer, exchange, true);
             self.metrics.exchanges_timed_out += 1;
             match self.members.failed(open.peer, now_ms) {
                 Some(super::Transition::Suspect) => {
@@ -350,7 +374,17 @@ impl Node {
                 _ => {}
             }
         }
-        self.answered.retain(|_, deadline| *deadline >= now_ms);
+        let mut unanswered: Vec<(NodeId, u64)> = self
+            .answered
+            .iter()
+            .filter(|(_, deadline)| **deadline < now_ms)
+            .map(|(&key, _)| key)
+            .collect();
+        unanswered.sort_unstable();
+        for (initiator, exchange) in unanswered {
+            self.answered.remove(&(initiator, exchange));
+            self.end_exchange(initiator, exchange, false);
+        }
         self.expire_in_flight(now_ms);
         self.expire_deferred(now_ms);
     }

@@ -56,6 +56,25 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
+/// Word that this node sends nothing more in one exchange: a transport that
+/// carries each exchange on a stream of its own closes its side of that
+/// stream now instead of waiting for it to go quiet. A transport without such
+/// streams ignores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExchangeEnd {
+    /// The other member of the exchange.
+    pub peer: NodeId,
+    /// The exchange, numbered by its initiator as in [`Transmit::exchange`].
+    pub exchange: u64,
+    /// Whether this node opened the exchange, as in
+    /// [`Transmit::from_initiator`].
+    pub from_initiator: bool,
+}
+
+/// Ends held for a caller that does not drain them: an end only lets a
+/// stream close early, so the oldest go first.
+const MAX_PENDING_ENDS: usize = 256;
+
 /// Something the caller may want to know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -166,7 +185,9 @@ const MESSAGE_OVERHEAD: usize = 64;
 /// - [`handle_message`](Node::handle_message) for every frame the transport
 ///   delivers.
 /// - After any of these, drain [`poll_transmit`](Node::poll_transmit) into the
-///   transport and [`poll_event`](Node::poll_event) for whoever cares.
+///   transport, then [`poll_exchange_end`](Node::poll_exchange_end) into
+///   [`Transport::end_exchange`](crate::Transport::end_exchange), and
+///   [`poll_event`](Node::poll_event) for whoever cares.
 #[derive(Debug)]
 pub struct Node {
     config: Config,
@@ -175,6 +196,9 @@ pub struct Node {
     members: Membership,
     rng: SmallRng,
     outbox: VecDeque<Transmit>,
+    /// Exchanges this node has finished sending in, after their last frame
+    /// in `outbox`.
+    ended: VecDeque<ExchangeEnd>,
     events: VecDeque<Event>,
     /// Exchanges this node opened, by id.
     outstanding: HashMap<u64, Outstanding>,
@@ -249,6 +273,7 @@ impl Node {
             replica,
             members,
             outbox: VecDeque::new(),
+            ended: VecDeque::new(),
             events: VecDeque::new(),
             outstanding: HashMap::new(),
             answered: HashMap::new(),
@@ -455,6 +480,13 @@ impl Node {
         self.outbox.pop_front()
     }
 
+    /// The next exchange this node has finished sending in, if any. Drain it
+    /// after [`poll_transmit`](Self::poll_transmit): each end follows the
+    /// exchange's last frame.
+    pub fn poll_exchange_end(&mut self) -> Option<ExchangeEnd> {
+        self.ended.pop_front()
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -561,6 +593,18 @@ impl Node {
         let hash = vector_hash(self.replica.version_vector());
         self.vector_hash = Some(hash);
         hash
+    }
+
+    /// Records that this node sends nothing more in `exchange` with `peer`.
+    fn end_exchange(&mut self, peer: NodeId, exchange: u64, from_initiator: bool) {
+        if self.ended.len() == MAX_PENDING_ENDS {
+            self.ended.pop_front();
+        }
+        self.ended.push_back(ExchangeEnd {
+            peer,
+            exchange,
+            from_initiator,
+        });
     }
 
     /// Encodes and queues `message`; returns whether it fit.

@@ -186,6 +186,7 @@ impl Net {
         while let Some(transmit) = self.nodes[index].poll_transmit() {
             self.queue.push_back((index, transmit));
         }
+        while self.nodes[index].poll_exchange_end().is_some() {}
         while let Some(event) = self.nodes[index].poll_event() {
             self.events.push((index, event));
         }
