@@ -49,9 +49,11 @@
 //!    believes the peer holds the same one, the whole vector otherwise.
 //! 2. `SynAck`: the entries the initiator lacks and the responder's digest;
 //!    when the hashes match, just the hash, and the exchange ends here.
-//! 3. `Ack`: the entries the responder lacks. If the `Syn` carried a hash that
-//!    did not match, the `SynAck` asks for the vector and the `Ack` carries it;
-//!    the responder then answers with one more `Ack`.
+//! 3. `Ack`: the entries the responder lacks, sent even empty after a
+//!    `SynAck` that was more than a matching hash, so that the responder
+//!    knows the exchange is over. If the `Syn` carried a hash that did not
+//!    match, the `SynAck` asks for the vector and the `Ack` carries it; the
+//!    responder then answers with one more `Ack`.
 //!
 //! Every message fits `max_message_bytes`: deltas are cut to the room left,
 //! between entries, and the next exchange resumes where the cut fell.

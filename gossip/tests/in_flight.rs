@@ -150,6 +150,11 @@ fn frames_delivered_in_any_order_still_carry_each_entry_about_once() {
             assert!(steps < 10_000, "seed {seed}: no catch-up");
         }
         assert!(net.refused.is_empty(), "{:?}", net.refused);
+        eprintln!(
+            "DBG seed {seed} steps {steps} a {:?}\n b {:?}",
+            net.nodes[0].metrics(),
+            net.nodes[1].metrics()
+        );
         let sent = net.nodes[0].metrics().entries_sent;
         assert!(
             sent <= KEYS as u64 * 5 / 4,

@@ -89,7 +89,8 @@ impl QuicConfig {
     /// The quiet period after which an exchange's stream is finished even
     /// though a node has not ended the exchange (default 3 s, the gossip
     /// exchange timeout's default). Nodes end their exchanges as they close,
-    /// so this bounds only the ones cut short by loss.
+    /// so this bounds only the ones cut short by a lost frame or a peer that
+    /// went away.
     pub fn exchange_idle(&self) -> Duration {
         self.exchange_idle
     }

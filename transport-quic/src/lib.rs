@@ -36,8 +36,7 @@
 //!   [`wire::STREAM_BUSY`], not queued. A served exchange counts until this
 //!   node has ended it.
 //! - **Graceful shutdown.** Stop accepting, flush and finish open streams,
-//!   wait for the peer's acknowledgement, close, all within a bound. No new
-//!   connection is dialed once shutdown starts.
+//!   wait for the peer's acknowledgement, close, all within a bound.
 //!
 //! What it is not: it does not interpret gossip messages (except to tell
 //! which side sent an `Ack` when both could have), it does not discover

@@ -90,8 +90,6 @@ enum LinkError {
     Backoff,
     #[error("timed out")]
     Timeout,
-    #[error("the peer closed its connection and this node is shutting down")]
-    ShuttingDown,
     #[error(transparent)]
     Connect(#[from] quinn::ConnectError),
     #[error(transparent)]
@@ -524,14 +522,6 @@ impl Shared {
                 conn.close(code(wire::CONN_DONE), b"peer moved");
             }
         }
-        // A dial to a peer that closed its connection (most often because
-        // it shut down) is given up once this node shuts down too: most
-        // likely nothing answers, and the dial would hold the shutdown to
-        // its bound.
-        let peer_left = slot
-            .conn
-            .as_ref()
-            .is_some_and(|(conn, _)| closed_by_peer(conn));
         slot.conn = None;
         let backing_off = slot.failed.is_some_and(|(when, at)| {
             at == addr && when.elapsed() < self.config.reconnect_backoff()
@@ -540,27 +530,13 @@ impl Shared {
             Counters::add(&self.counters.connect_failures, 1);
             return Err(LinkError::Backoff);
         }
-        let dialed = async {
-            if peer_left {
-                tokio::select! {
-                    dialed = self.dial(peer, addr) => dialed,
-                    () = self.stop.cancelled() => Err(LinkError::ShuttingDown),
-                }
-            } else {
-                self.dial(peer, addr).await
-            }
-        };
-        match dialed.await {
+        match self.dial(peer, addr).await {
             Ok(conn) => {
                 Counters::add(&self.counters.connections_dialed, 1);
                 debug!(node = %self.id, %peer, %addr, "connected to peer");
                 slot.conn = Some((conn.clone(), addr));
                 slot.failed = None;
                 Ok(conn)
-            }
-            Err(LinkError::ShuttingDown) => {
-                debug!(node = %self.id, %peer, peer_addr = %addr, "gave up dialing a peer that had left");
-                Err(LinkError::ShuttingDown)
             }
             Err(err) => {
                 Counters::add(&self.counters.connect_failures, 1);
@@ -686,7 +662,9 @@ impl Shared {
             self.forget(key, generation);
             rx.close();
         }
-        match reset {
+        // A stream this node finished cleanly is not reset after all: the
+        // peer may still be reading what it was sent.
+        match reset.filter(|_| !ended_here) {
             None => {
                 while let Ok(command) = rx.try_recv() {
                     let StreamCommand::Frame(payload) = command else {
@@ -1069,18 +1047,6 @@ impl Shared {
         self.finished.store(true, Ordering::Release);
         info!(node = %self.id, "QUIC transport shut down");
     }
-}
-
-/// Whether the peer closed `conn` (rather than it timing out or this node
-/// closing it).
-fn closed_by_peer(conn: &Connection) -> bool {
-    matches!(
-        conn.close_reason(),
-        Some(
-            quinn::ConnectionError::ApplicationClosed(_)
-                | quinn::ConnectionError::ConnectionClosed(_)
-        )
-    )
 }
 
 /// The transport parameters of one side of a connection.

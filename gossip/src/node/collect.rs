@@ -174,6 +174,7 @@ impl Node {
             HybridClock::with_max_offset(self.time.clone(), self.config.max_clock_offset_ms);
         clock.advance_to(self.replica.clock().last());
         self.replica = Replica::new(writer_origin(self.config.id, incarnation), clock);
+        self.end_open_exchanges();
         self.outstanding.clear();
         self.answered.clear();
         self.in_flight.clear();

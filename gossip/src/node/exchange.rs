@@ -185,7 +185,7 @@ impl Node {
             self.returning_since = None;
         }
         let received_all = syn_ack.delta.is_complete();
-        let _ = self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
+        let held = self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
         self.learn_members(syn_ack.members);
         if self.is_returning() {
             return;
@@ -224,7 +224,9 @@ impl Node {
             self.settle_seen(from, peer);
         }
         let members = (syn_ack.members_hash != self.members.hash()).then(|| self.members.members());
-        let vector = syn_ack.wants_vector.then(|| self.version_vector().clone());
+        // The vector goes if asked for, or to tell the responder that part of
+        // its delta was held back, which keeps that part in flight there.
+        let vector = (syn_ack.wants_vector || held).then(|| self.version_vector().clone());
         let delta = match &peer {
             Some(peer) => {
                 let reserve = vector.as_ref().map_or(0, vector_len_bound)
@@ -246,7 +248,10 @@ impl Node {
             let own = self.vector_hash();
             self.known_hashes.insert(from, own);
         }
-        if delta.is_empty() && delta.covered().is_empty() && !awaiting_final && members.is_none() {
+        // After a `SynAck` that was more than a matching hash the responder
+        // waits for this `Ack`: it goes even empty, as the receipt that ends
+        // the exchange on both sides.
+        if peer.is_none() && members.is_none() {
             return;
         }
         self.metrics.entries_sent += delta.len() as u64;
@@ -275,26 +280,37 @@ impl Node {
     /// Takes an `Ack`: the initiator's, for an exchange this node answered,
     /// or the responder's final one, for an exchange this node opened.
     pub(super) fn on_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
-        let (exchange, from_initiator) = (ack.exchange, ack.from_initiator);
-        self.take_ack(from, ack, now_ms);
-        if from_initiator {
+        let exchange = ack.exchange;
+        if self.take_ack(from, ack, now_ms) {
             // The initiator sends nothing after its `Ack`, so neither does
             // this node after its answer to it.
             self.end_exchange(from, exchange, false);
         }
     }
 
-    fn take_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
+    /// Returns whether the `Ack` closed an exchange this node answered and
+    /// had not ended yet.
+    fn take_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) -> bool {
         // Whether or not it is still current, the peer sent it after taking,
         // holding back or dropping the delta this node sent it in that
         // exchange; a final one with a vector says it held some back.
         match (&ack.vector, ack.from_initiator) {
-            (Some(vector), false) => self.settle_seen(from, vector),
-            (_, true) => self.settle(from, |s| s == SettledBy::PeerExchange(ack.exchange)),
+            (Some(vector), _) => self.settle_seen(from, vector),
+            // A bare `Ack` only closes the exchange. What the initiator sent
+            // before it, its `SynAck` view above all, may still be on the
+            // way and predate the delta, so the delta stays in flight until
+            // the initiator's next `Syn` or a vector that shows it.
+            (None, true) if ack.delta.is_empty() && ack.members.is_none() => {}
+            (None, true) => self.settle(from, |s| s == SettledBy::PeerExchange(ack.exchange)),
             (None, false) => self.settle(from, |s| s == SettledBy::FinalAck(ack.exchange)),
         }
+        let answered = ack
+            .from_initiator
+            .then(|| self.answered.remove(&(from, ack.exchange)))
+            .flatten();
+        let closes_answered = answered.is_some();
         let deadline = if ack.from_initiator {
-            self.answered.remove(&(from, ack.exchange))
+            answered
         } else {
             match self.outstanding.get(&ack.exchange) {
                 Some(open) if open.peer == from && open.awaiting_final => {
@@ -307,13 +323,13 @@ impl Node {
         };
         let Some(deadline) = deadline.filter(|&deadline| now_ms <= deadline) else {
             self.metrics.messages_late += 1;
-            return;
+            return closes_answered;
         };
         let carried_entries = !ack.delta.is_empty();
         let held = self.apply(from, ack.delta, deadline, now_ms);
         self.learn_members(ack.members);
         if self.is_returning() || !ack.from_initiator {
-            return;
+            return closes_answered;
         }
         let delta = match ack.vector {
             Some(peer) => {
@@ -324,7 +340,7 @@ impl Node {
             }
             // Just a receipt for the entries.
             None if carried_entries => StoreDelta::default(),
-            None => return,
+            None => return true,
         };
         // A receipt for entries held back says so with this node's vector,
         // so the initiator still counts them in flight.
@@ -344,6 +360,27 @@ impl Node {
             // this reply lands or its deadline passes.
             let settled_by = SettledBy::PeerExchange(ack.exchange);
             self.remember_sent(from, sent, settled_by, now_ms);
+        }
+        true
+    }
+
+    /// Ends every exchange still open on this side, before they are all
+    /// dropped.
+    pub(super) fn end_open_exchanges(&mut self) {
+        let mut open: Vec<(NodeId, u64, bool)> = self
+            .outstanding
+            .iter()
+            .filter(|(_, open)| !open.awaiting_final)
+            .map(|(&exchange, open)| (open.peer, exchange, true))
+            .collect();
+        open.extend(
+            self.answered
+                .keys()
+                .map(|&(peer, exchange)| (peer, exchange, false)),
+        );
+        open.sort_unstable();
+        for (peer, exchange, from_initiator) in open {
+            self.end_exchange(peer, exchange, from_initiator);
         }
     }
 

@@ -15,9 +15,9 @@
 //!
 //! A delta is settled when it has either landed or can no longer land, which
 //! the peer's next message in the same exchange, or its next exchange, tells:
-//! - in a `SynAck`, by the peer's `Ack` for that exchange, or a `Syn` of
-//!   another exchange from it (a node opens one exchange at a time with each
-//!   peer, so it has finished the earlier one);
+//! - in a `SynAck`, by the peer's `Ack` for that exchange if it carries
+//!   anything, or a `Syn` of another exchange from it (a node opens one
+//!   exchange at a time with each peer, so it has finished the earlier one);
 //! - in the initiator's `Ack`, by the responder's final `Ack`, which it
 //!   always sends for an `Ack` that carried entries;
 //! - in the responder's final `Ack`, by the initiator's next `Syn`.

@@ -495,6 +495,7 @@ impl Node {
     /// Drops every open exchange without counting it against the peer: for a
     /// node coming back from being cut off, whose answers were lost with it.
     pub fn forget_exchanges(&mut self) {
+        self.end_open_exchanges();
         self.outstanding.clear();
         self.answered.clear();
         self.in_flight.clear();
