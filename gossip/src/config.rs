@@ -10,6 +10,11 @@ pub const HARD_MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// modest entry.
 pub const MIN_MAX_MESSAGE_BYTES: usize = 512;
 
+/// The most exchanges a node opens at once with a peer it is pulling a cut
+/// delta from (see [`ConfigBuilder::pull_depth`]): as many as the peer keeps
+/// deltas in flight to one node.
+pub const MAX_PULL_DEPTH: usize = 3;
+
 /// How a [`Node`](crate::Node) gossips. Build one with [`Config::builder`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -20,6 +25,7 @@ pub struct Config {
     pub(crate) tick_interval_ms: u64,
     pub(crate) exchange_timeout_ms: u64,
     pub(crate) max_message_bytes: usize,
+    pub(crate) pull_depth: usize,
     pub(crate) max_clock_offset_ms: u64,
     pub(crate) suspect_after_failures: u32,
     pub(crate) down_after_failures: u32,
@@ -41,6 +47,7 @@ impl Config {
                 tick_interval_ms: 1_000,
                 exchange_timeout_ms: 3_000,
                 max_message_bytes: 1 << 20,
+                pull_depth: MAX_PULL_DEPTH,
                 max_clock_offset_ms: DEFAULT_MAX_OFFSET_MS,
                 suspect_after_failures: 2,
                 down_after_failures: 4,
@@ -80,6 +87,12 @@ impl Config {
     /// The most bytes one encoded message may take.
     pub fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
+    }
+
+    /// Exchanges opened at once with a peer whose last delta was cut to the
+    /// message budget; 0 waits for the tick.
+    pub fn pull_depth(&self) -> usize {
+        self.pull_depth
     }
 
     /// How far ahead of local time a remote timestamp may be.
@@ -141,6 +154,17 @@ impl ConfigBuilder {
     /// The most bytes one encoded message may take (default 1 MiB).
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.config.max_message_bytes = bytes;
+        self
+    }
+
+    /// Exchanges a node opens at once, without waiting for the tick, with a
+    /// peer whose last delta was cut to the message budget (default and at
+    /// most [`MAX_PULL_DEPTH`]). A node far behind then pulls the rest at
+    /// the pace it can apply it, with the peer preparing the next parts
+    /// while it applies the last, instead of one message per tick. 0 keeps
+    /// catch-up traffic at the tick's pace: one exchange per tick and peer.
+    pub fn pull_depth(mut self, depth: usize) -> Self {
+        self.config.pull_depth = depth;
         self
     }
 
@@ -206,6 +230,9 @@ impl ConfigBuilder {
         if !(MIN_MAX_MESSAGE_BYTES..=HARD_MAX_MESSAGE_BYTES).contains(&c.max_message_bytes) {
             return Err(ConfigError::MaxMessageBytes(c.max_message_bytes));
         }
+        if c.pull_depth > MAX_PULL_DEPTH {
+            return Err(ConfigError::PullDepth(c.pull_depth));
+        }
         if c.suspect_after_failures == 0 || c.down_after_failures < c.suspect_after_failures {
             return Err(ConfigError::LivenessThresholds {
                 suspect_after: c.suspect_after_failures,
@@ -252,6 +279,10 @@ pub enum ConfigError {
     /// under the decoder's hard limit.
     #[error("max message bytes {0} is outside {MIN_MAX_MESSAGE_BYTES}..={HARD_MAX_MESSAGE_BYTES}")]
     MaxMessageBytes(usize),
+    /// More pulled exchanges than a peer keeps deltas in flight would only
+    /// bring back empty answers.
+    #[error("pull depth {0} is above {MAX_PULL_DEPTH}")]
+    PullDepth(usize),
     /// Suspicion must come after at least one failure, and down no sooner.
     #[error(
         "liveness thresholds suspect after {suspect_after}, down after {down_after} are inconsistent"

@@ -81,7 +81,8 @@ mod node;
 mod transport;
 
 pub use config::{
-    Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
+    Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MAX_PULL_DEPTH,
+    MIN_MAX_MESSAGE_BYTES,
 };
 pub use driver::{NodeHandle, spawn};
 pub use membership::{Liveness, PeerState, SharedPeers};

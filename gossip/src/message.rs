@@ -108,8 +108,9 @@ pub struct Ack {
     pub from_initiator: bool,
     /// What the receiver lacks.
     pub delta: StoreDelta,
-    /// The sender's vector, when the receiver asked for it: the receiver
-    /// answers with an `Ack` carrying what the sender lacks.
+    /// The sender's vector, when the receiver asked for it (the receiver
+    /// answers with an `Ack` carrying what the sender lacks), or unasked,
+    /// when the initiator held part of the `SynAck`'s delta back.
     pub vector: Option<VersionVector>,
     /// The sender's member list, when the receiver lacks some of it.
     pub members: Option<Vec<Member>>,

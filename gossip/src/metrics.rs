@@ -35,6 +35,10 @@ impl Traffic {
 pub struct Metrics {
     /// Exchanges this node opened.
     pub exchanges_started: u64,
+    /// Exchanges opened at once, not at a tick, to fetch the rest of a delta
+    /// that was cut to the message budget (counted in `exchanges_started`
+    /// too).
+    pub exchanges_pulled: u64,
     /// Opened exchanges that got their answer.
     pub exchanges_completed: u64,
     /// Opened exchanges that went unanswered past the timeout.
@@ -69,6 +73,7 @@ impl Metrics {
     /// Adds another node's counters to these, for cluster totals.
     pub fn accumulate(&mut self, other: &Metrics) {
         self.exchanges_started += other.exchanges_started;
+        self.exchanges_pulled += other.exchanges_pulled;
         self.exchanges_completed += other.exchanges_completed;
         self.exchanges_timed_out += other.exchanges_timed_out;
         for i in 0..3 {

@@ -128,6 +128,12 @@ pub(crate) struct NodeArgs {
     /// frame cap).
     #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
     pub(crate) max_message_bytes: usize,
+    /// Exchanges opened at once, without waiting for the interval, with a
+    /// peer whose last message was cut to --max-message-bytes: how fast a
+    /// node far behind catches up (0 to 3; 0 keeps catch-up at one message
+    /// per interval and peer).
+    #[arg(long, default_value_t = gossip::MAX_PULL_DEPTH, value_parser = parse_pull_depth)]
+    pub(crate) pull_depth: usize,
     /// Which life of this member this is; must exceed every incarnation
     /// it used before. Default: seconds since 2020-01-01 UTC on the wall
     /// clock (the node then waits for that second to end before serving).
@@ -159,6 +165,16 @@ fn parse_message_bytes(text: &str) -> Result<usize, String> {
         return Err(format!("must lie between {min} and {max}"));
     }
     Ok(bytes)
+}
+
+fn parse_pull_depth(text: &str) -> Result<usize, String> {
+    let depth: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a count"))?;
+    if depth > gossip::MAX_PULL_DEPTH {
+        return Err(format!("must lie between 0 and {}", gossip::MAX_PULL_DEPTH));
+    }
+    Ok(depth)
 }
 
 /// `--peer ID=ADDR` of `node`.

@@ -146,6 +146,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         .tick_interval_ms(args.interval_ms)
         .exchange_timeout_ms(args.exchange_timeout_ms)
         .max_message_bytes(args.max_message_bytes)
+        .pull_depth(args.pull_depth)
         .gc_every_ticks(gc_every_ticks(args.interval_ms, args.exchange_timeout_ms))
         .eviction_ms(eviction_ms(args.interval_ms, args.exchange_timeout_ms))
         .seed(u64::from(incarnation) << 32 | args.id)

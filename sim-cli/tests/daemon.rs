@@ -412,6 +412,20 @@ fn bad_flags_and_bad_setups_exit_two() {
             ],
             "--max-message-bytes",
         ),
+        (
+            vec![
+                "node",
+                "--id",
+                "1",
+                "--listen",
+                "127.0.0.1:0",
+                "--certs",
+                &certs,
+                "--pull-depth",
+                "4",
+            ],
+            "--pull-depth",
+        ),
         (vec!["put", "k", "v", "--certs", &certs], "--node"),
         (
             vec!["get", "k", "--node", "no-port", "--certs", &certs],

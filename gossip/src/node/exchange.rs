@@ -10,18 +10,24 @@
 
 use lww_crdt::{Hlc, NodeId, VersionVector};
 
-use super::in_flight::SettledBy;
+use super::in_flight::{MAX_IN_FLIGHT, SettledBy};
 use super::{
     Node, Outstanding, digest_len_bound, members_len_bound, vector_hash, vector_len_bound,
 };
+use crate::config::MAX_PULL_DEPTH;
+use crate::membership::Liveness;
 use crate::message::{Ack, Digest, Message, StoreDelta, Syn, SynAck};
 
 impl Node {
-    pub(super) fn open_exchange(&mut self, peer: NodeId, now_ms: u64) {
+    /// Opens an exchange with `peer`; returns whether its `Syn` went.
+    pub(super) fn open_exchange(&mut self, peer: NodeId, now_ms: u64) -> bool {
         let exchange = self.next_exchange;
         self.next_exchange += 1;
         let own = self.vector_hash();
-        let digest = if self.known_hashes.get(&peer) == Some(&own) {
+        // A hash tells the peer this node finished every earlier exchange
+        // with it (see `in_flight`), so it goes only when none is open.
+        let alone = !self.outstanding.values().any(|open| open.peer == peer);
+        let digest = if alone && self.known_hashes.get(&peer) == Some(&own) {
             Digest::Hash(own)
         } else {
             Digest::Full(self.version_vector().clone())
@@ -33,16 +39,51 @@ impl Node {
             digest,
             members_hash: self.members.hash(),
         });
-        if self.send(peer, &syn) {
-            self.metrics.exchanges_started += 1;
-            self.outstanding.insert(
-                exchange,
-                Outstanding {
-                    peer,
-                    deadline_ms: now_ms + self.config.exchange_timeout_ms,
-                    awaiting_final: false,
-                },
-            );
+        if !self.send(peer, &syn) {
+            return false;
+        }
+        self.metrics.exchanges_started += 1;
+        self.outstanding.insert(
+            exchange,
+            Outstanding {
+                peer,
+                deadline_ms: now_ms + self.config.exchange_timeout_ms,
+                awaiting_final: false,
+            },
+        );
+        true
+    }
+
+    /// Opens the next exchanges with `peer` now rather than at the next
+    /// tick, after a delta from it that was cut to the message budget: a
+    /// node that is far behind pulls the rest as fast as it applies it, not
+    /// one message per tick. `pull_depth` exchanges at once, so that the peer
+    /// prepares the next part while this node applies the last one; the peer
+    /// starts each part past the ones still in flight.
+    ///
+    /// Each pulled `Syn` carries this node's whole vector, so a node pulls
+    /// only while that vector takes at most a quarter of a message: with
+    /// many writers and small messages, the vectors would cost more than
+    /// the rounds they save.
+    fn pull_rest(&mut self, peer: NodeId, now_ms: u64) {
+        let syn_bytes = vector_len_bound(self.version_vector());
+        if syn_bytes > self.config.max_message_bytes / 4
+            || self.is_returning()
+            || !self.members.contains(peer)
+            || self.members.liveness(peer) != Liveness::Alive
+        {
+            return;
+        }
+        let open = self
+            .outstanding
+            .values()
+            .filter(|open| open.peer == peer)
+            .count();
+        for _ in open..self.config.pull_depth {
+            if !self.open_exchange(peer, now_ms) {
+                return;
+            }
+            self.metrics.exchanges_pulled += 1;
         }
     }
 
@@ -169,13 +210,18 @@ impl Node {
         self.outstanding.remove(&syn_ack.exchange);
         self.metrics.exchanges_completed += 1;
         let exchange = syn_ack.exchange;
+        let cut = was_cut(&syn_ack.delta);
         self.close_exchange(from, syn_ack, open, now_ms);
         // The `Ack`, if one went, was this node's last word in it.
         self.end_exchange(from, exchange, true);
+        if cut {
+            self.pull_rest(from, now_ms);
+        }
     }
 
     /// Applies the answer to an exchange this node opened and sends the
-    /// closing `Ack` if the responder lacks anything.
+    /// closing `Ack`: bare if the responder lacks nothing, so that it knows
+    /// the exchange is over.
     fn close_exchange(&mut self, from: NodeId, syn_ack: SynAck, open: Outstanding, now_ms: u64) {
         if syn_ack.evicted {
             self.rejoin();
@@ -281,16 +327,19 @@ impl Node {
     /// or the responder's final one, for an exchange this node opened.
     pub(super) fn on_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
         let exchange = ack.exchange;
-        if self.take_ack(from, ack, now_ms) {
+        let taken = self.take_ack(from, ack, now_ms);
+        if taken.closes_answered {
             // The initiator sends nothing after its `Ack`, so neither does
             // this node after its answer to it.
             self.end_exchange(from, exchange, false);
         }
+        if taken.applied_cut {
+            self.pull_rest(from, now_ms);
+        }
     }
 
-    /// Returns whether the `Ack` closed an exchange this node answered and
-    /// had not ended yet.
-    fn take_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) -> bool {
+    /// Takes an `Ack`, answering it if it is the initiator's.
+    fn take_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) -> AckTaken {
         // Whether or not it is still current, the peer sent it after taking,
         // holding back or dropping the delta this node sent it in that
         // exchange; a final one with a vector says it held some back.
@@ -321,15 +370,20 @@ impl Node {
                 _ => None,
             }
         };
+        let mut taken = AckTaken {
+            closes_answered,
+            applied_cut: false,
+        };
         let Some(deadline) = deadline.filter(|&deadline| now_ms <= deadline) else {
             self.metrics.messages_late += 1;
-            return closes_answered;
+            return taken;
         };
         let carried_entries = !ack.delta.is_empty();
+        taken.applied_cut = was_cut(&ack.delta);
         let held = self.apply(from, ack.delta, deadline, now_ms);
         self.learn_members(ack.members);
         if self.is_returning() || !ack.from_initiator {
-            return closes_answered;
+            return taken;
         }
         let delta = match ack.vector {
             Some(peer) => {
@@ -340,7 +394,7 @@ impl Node {
             }
             // Just a receipt for the entries.
             None if carried_entries => StoreDelta::default(),
-            None => return true,
+            None => return taken,
         };
         // A receipt for entries held back says so with this node's vector,
         // so the initiator still counts them in flight.
@@ -356,12 +410,12 @@ impl Node {
             members: None,
         });
         if self.send(from, &reply) {
-            // The initiator opens no other exchange with this node before
-            // this reply lands or its deadline passes.
+            // The initiator's next `Syn` tells whether it landed: a vector
+            // shows it, and a hash goes only once this exchange is over.
             let settled_by = SettledBy::PeerExchange(ack.exchange);
             self.remember_sent(from, sent, settled_by, now_ms);
         }
-        true
+        taken
     }
 
     /// Ends every exchange still open on this side, before they are all
@@ -425,6 +479,24 @@ impl Node {
         self.expire_in_flight(now_ms);
         self.expire_deferred(now_ms);
     }
+}
+
+// A pulling node never keeps more exchanges open with a peer than the peer
+// keeps deltas in flight to it: the extra ones would come back empty.
+const _: () = assert!(MAX_PULL_DEPTH <= MAX_IN_FLIGHT);
+
+/// What taking an `Ack` did.
+struct AckTaken {
+    /// It closed an exchange this node answered and had not ended yet.
+    closes_answered: bool,
+    /// It was applied, and its delta was cut to the sender's message budget.
+    applied_cut: bool,
+}
+
+/// Whether `delta` carries entries and was cut short of all the sender had
+/// to send: more is waiting.
+fn was_cut(delta: &StoreDelta) -> bool {
+    !delta.is_empty() && !delta.is_complete()
 }
 
 /// `(origin, ours)` for every origin where `peer` is ahead of `ours`, in

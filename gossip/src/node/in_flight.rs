@@ -16,11 +16,18 @@
 //! A delta is settled when it has either landed or can no longer land, which
 //! the peer's next message in the same exchange, or its next exchange, tells:
 //! - in a `SynAck`, by the peer's `Ack` for that exchange if it carries
-//!   anything, or a `Syn` of another exchange from it (a node opens one
-//!   exchange at a time with each peer, so it has finished the earlier one);
+//!   anything, or a `Syn` of another exchange from it that carries its
+//!   vector (which shows what landed) or just a hash (which a node sends
+//!   only when no other exchange with that peer is open, so it has finished
+//!   the earlier one);
 //! - in the initiator's `Ack`, by the responder's final `Ack`, which it
 //!   always sends for an `Ack` that carried entries;
-//! - in the responder's final `Ack`, by the initiator's next `Syn`.
+//! - in the responder's final `Ack`, by the initiator's next `Syn`, the same
+//!   way.
+//!
+//! A node pulling a cut delta keeps several exchanges open with its peer
+//! (see `pull_rest` in `exchange`); their `Syn`s carry vectors, so each
+//! settles exactly what landed.
 //!
 //! Lost messages leave a delta unsettled until one exchange timeout after
 //! it was sent, when the peer has surely dropped it; so do a peer's vector
@@ -40,7 +47,7 @@ const MAX_DEFERRED: usize = 4;
 /// Unsettled deltas per peer at most: past that, a node sends the peer no
 /// more entries until some settle, so it never gets ahead of what the peer
 /// will hold back.
-const MAX_IN_FLIGHT: usize = MAX_DEFERRED - 1;
+pub(super) const MAX_IN_FLIGHT: usize = MAX_DEFERRED - 1;
 
 use super::Node;
 use crate::message::StoreDelta;
