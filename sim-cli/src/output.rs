@@ -521,8 +521,8 @@ pub(crate) fn status_text(status: &crate::proto::Status) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "exchanges   {} started, {} completed, {} timed out",
-        m.exchanges_started, m.exchanges_completed, m.exchanges_timed_out
+        "exchanges   {} started ({} pulled at once), {} completed, {} timed out",
+        m.exchanges_started, m.exchanges_pulled, m.exchanges_completed, m.exchanges_timed_out
     );
     let _ = writeln!(
         out,

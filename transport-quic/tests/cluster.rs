@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use gossip::{Config, Member, MessageKind, Node, NodeHandle, Transmit, Transport};
-use lww_crdt::{NodeId, SystemClock};
+use lww_crdt::{NodeId, PhysicalClock, SystemClock};
 use transport_quic::certs::{ClusterCa, node_name};
 use transport_quic::{ClientError, QuicClient, QuicConfig, QuicTransport, wire};
 
@@ -80,6 +80,55 @@ fn two_nodes_converge() {
     nodes[1].0.delete("colour").unwrap();
     assert!(eventually(LIMIT, || nodes[0].0.get("colour").is_none()));
     assert_eq!(nodes[0].0.snapshot(), nodes[1].0.snapshot());
+    stop(nodes);
+}
+
+#[test]
+fn a_fresh_node_pulls_a_large_map_without_waiting_for_ticks() {
+    // One tick a minute and about 75 entries a message: at one message per
+    // tick the 3,000 keys would take some 40 minutes.
+    let config = |id: u64| {
+        Config::builder(NodeId::new(id))
+            .tick_interval_ms(60_000)
+            .exchange_timeout_ms(2_000)
+            .gc_every_ticks(1)
+            .eviction_ms(120_000)
+            .max_message_bytes(4_096)
+            .build()
+            .unwrap()
+    };
+    let ca = ClusterCa::generate().unwrap();
+    let transports = quic_cluster(&ca, 2, &test_config());
+    let members: Vec<Member> = transports
+        .iter()
+        .map(|t| Member {
+            id: t.id(),
+            address: t.local_addr().to_string(),
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for (index, transport) in transports.into_iter().enumerate() {
+        let other = members[1 - index].clone();
+        transport.add_member(&other).unwrap();
+        let mut node = Node::new(config(index as u64), [other]);
+        if index == 0 {
+            for i in 0..3_000 {
+                let now = SystemClock.now_ms();
+                node.put(format!("key-{i:05}"), format!("value-{i}"), now)
+                    .unwrap();
+            }
+        }
+        nodes.push(gossip::spawn(node, transport, SystemClock));
+    }
+    assert!(eventually(LIMIT, || {
+        nodes[1].0.snapshot() == nodes[0].0.snapshot()
+    }));
+    let fresh = nodes[1].0.metrics();
+    // Every exchange but the first tick's was pulled.
+    assert!(
+        fresh.exchanges_pulled > 20 && fresh.exchanges_pulled + 1 >= fresh.exchanges_started,
+        "{fresh:?}"
+    );
     stop(nodes);
 }
 
