@@ -161,7 +161,8 @@ impl ConfigBuilder {
     /// peer whose last delta was cut to the message budget (default and at
     /// most [`MAX_PULL_DEPTH`]). A node far behind then pulls the rest at
     /// the pace it can apply it, with the peer preparing the next parts
-    /// while it applies the last, instead of one message per tick. 0 keeps
+    /// while it applies the last, instead of one message per tick; from one
+    /// peer at a time, since every peer would send the same parts. 0 keeps
     /// catch-up traffic at the tick's pace: one exchange per tick and peer.
     pub fn pull_depth(mut self, depth: usize) -> Self {
         self.config.pull_depth = depth;

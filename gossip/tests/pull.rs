@@ -190,3 +190,63 @@ fn a_node_whose_vector_would_crowd_the_message_does_not_pull() {
     assert_eq!(pulled, 0);
     assert!(net.refused.is_empty(), "{:?}", net.refused);
 }
+
+#[test]
+fn a_node_pulls_from_one_peer_at_a_time() {
+    // Nodes 0 and 1 hold the same keys; node 2, fresh, opens an exchange
+    // with both. Both answer with the same first part, but only one of them
+    // is pulled from: the other would send the same next parts again.
+    let config = |id| {
+        Config::builder(NodeId::new(id))
+            .fanout(2)
+            .max_message_bytes(2_048)
+            .build()
+            .unwrap()
+    };
+    let mut seeded = Node::new(config(0), [member(1), member(2)]);
+    for i in 0..KEYS {
+        seeded
+            .put(
+                format!("key-{i:04}"),
+                format!("value-{i}"),
+                1_000 + i as u64,
+            )
+            .unwrap();
+    }
+    let copy = Node::new(config(1), [member(0), member(2)]);
+    let fresh = Node::new(config(2), [member(0), member(1)]);
+    let mut net = Net::new(vec![seeded, copy, fresh]);
+    // Node 2 stays away until node 1 holds everything.
+    net.down[2] = true;
+    let mut now = 10_000;
+    while net.nodes[1].map() != net.nodes[0].map() {
+        now += 1_000;
+        net.round(now);
+    }
+    let sent_before: Vec<u64> = (0..2)
+        .map(|i| net.nodes[i].metrics().entries_sent)
+        .collect();
+    net.down[2] = false;
+    now += 1_000;
+    net.tick(2, now);
+    net.pump(now);
+    assert_eq!(
+        net.nodes[2].map(),
+        net.nodes[0].map(),
+        "caught up in one tick"
+    );
+    assert!(net.refused.is_empty(), "{:?}", net.refused);
+    let sent: Vec<u64> = (0..2)
+        .map(|i| net.nodes[i].metrics().entries_sent - sent_before[i])
+        .collect();
+    let received = net.nodes[2].metrics().entries_received;
+    // One peer sent all but its first part; the other, one part only.
+    assert!(
+        sent.iter().any(|&s| s < KEYS as u64 / 4),
+        "one peer sent one part: {sent:?}"
+    );
+    assert!(
+        received < KEYS as u64 * 5 / 4,
+        "{received} entries for {KEYS}"
+    );
+}

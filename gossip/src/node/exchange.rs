@@ -19,8 +19,9 @@ use crate::membership::Liveness;
 use crate::message::{Ack, Digest, Message, StoreDelta, Syn, SynAck};
 
 impl Node {
-    /// Opens an exchange with `peer`; returns whether its `Syn` went.
-    pub(super) fn open_exchange(&mut self, peer: NodeId, now_ms: u64) -> bool {
+    /// Opens an exchange with `peer`, at a tick or `pulled` by
+    /// [`pull_rest`](Self::pull_rest); returns whether its `Syn` went.
+    pub(super) fn open_exchange(&mut self, peer: NodeId, now_ms: u64, pulled: bool) -> bool {
         let exchange = self.next_exchange;
         self.next_exchange += 1;
         let own = self.vector_hash();
@@ -49,6 +50,7 @@ impl Node {
                 peer,
                 deadline_ms: now_ms + self.config.exchange_timeout_ms,
                 awaiting_final: false,
+                pulled,
             },
         );
         true
@@ -74,13 +76,22 @@ impl Node {
         {
             return;
         }
+        // One peer at a time: each peer starts from this node's vector and
+        // knows only of its own parts in flight, so all would send the same.
+        if self
+            .outstanding
+            .values()
+            .any(|open| open.pulled && open.peer != peer)
+        {
+            return;
+        }
         let open = self
             .outstanding
             .values()
             .filter(|open| open.peer == peer)
             .count();
         for _ in open..self.config.pull_depth {
-            if !self.open_exchange(peer, now_ms) {
+            if !self.open_exchange(peer, now_ms, true) {
                 return;
             }
             self.metrics.exchanges_pulled += 1;

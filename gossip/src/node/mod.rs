@@ -150,6 +150,8 @@ struct Outstanding {
     deadline_ms: u64,
     /// The `SynAck` came and the `Ack` asked for a final `Ack`.
     awaiting_final: bool,
+    /// Opened to pull the rest of a cut delta, not at a tick.
+    pulled: bool,
 }
 
 /// What applying one delta (or a held part of one) did.
@@ -414,7 +416,7 @@ impl Node {
             targets.extend(probe);
         }
         for peer in targets {
-            self.open_exchange(peer, now_ms);
+            self.open_exchange(peer, now_ms, false);
         }
         self.evict_overdue(now_ms);
         if self.ticks % u64::from(self.config.gc_every_ticks) == 0 {
