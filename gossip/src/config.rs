@@ -89,7 +89,7 @@ impl Config {
         self.max_message_bytes
     }
 
-    /// Exchanges opened at once with a peer whose last delta was cut to the
+    /// Exchanges kept open with a peer whose last delta was cut to the
     /// message budget; 0 waits for the tick.
     pub fn pull_depth(&self) -> usize {
         self.pull_depth
@@ -157,13 +157,15 @@ impl ConfigBuilder {
         self
     }
 
-    /// Exchanges a node opens at once, without waiting for the tick, with a
-    /// peer whose last delta was cut to the message budget (default and at
-    /// most [`MAX_PULL_DEPTH`]). A node far behind then pulls the rest at
-    /// the pace it can apply it, with the peer preparing the next parts
-    /// while it applies the last, instead of one message per tick; from one
-    /// peer at a time, since every peer would send the same parts. 0 keeps
-    /// catch-up traffic at the tick's pace: one exchange per tick and peer.
+    /// How many exchanges a node keeps open, without waiting for the tick,
+    /// with a peer whose last delta was cut to the message budget (default
+    /// and at most [`MAX_PULL_DEPTH`]; fewer on a slow link, where answers
+    /// sharing it would miss their deadline). A node far behind then pulls
+    /// the rest at the pace it can apply it, with the peer preparing the
+    /// next parts while it applies the last, instead of one message per
+    /// tick; from one peer at a time, since every peer would send the same
+    /// parts. 0 keeps catch-up traffic at the tick's pace: one exchange per
+    /// tick and peer.
     pub fn pull_depth(mut self, depth: usize) -> Self {
         self.config.pull_depth = depth;
         self

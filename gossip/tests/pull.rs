@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Net, member};
-use gossip::{Config, ConfigError, MAX_PULL_DEPTH, MessageKind, Node};
+use gossip::{Config, ConfigError, Liveness, MAX_PULL_DEPTH, MessageKind, Node};
 use lww_crdt::NodeId;
 
 const KEYS: usize = 300;
@@ -248,5 +248,62 @@ fn a_node_pulls_from_one_peer_at_a_time() {
     assert!(
         received < KEYS as u64 * 5 / 4,
         "{received} entries for {KEYS}"
+    );
+}
+
+#[test]
+fn on_a_slow_link_a_node_pulls_one_exchange_at_a_time() {
+    // Each answer takes a second to arrive, a third of the exchange timeout
+    // (3 s): three answers sharing the link would come at its deadline.
+    let mut net = catch_up_pair(MAX_PULL_DEPTH);
+    let mut now = 10_000;
+    net.tick(1, now);
+    let mut steps = 0;
+    while let Some((from, _, kind, _)) = net.peek() {
+        if from == 0 && kind == MessageKind::SynAck {
+            now += 1_000;
+        }
+        net.step(now);
+        steps += 1;
+        assert!(steps < 10_000);
+    }
+    assert_eq!(net.nodes[1].map(), net.nodes[0].map(), "caught up");
+    assert_eq!(most_open_at_once(&net), 1);
+    let fresh = net.nodes[1].metrics();
+    assert_eq!(fresh.messages_late, 0, "{fresh:?}");
+    assert!(fresh.exchanges_pulled > 5, "{fresh:?}");
+}
+
+#[test]
+fn a_peer_lost_in_the_middle_of_a_pull_counts_one_failure_not_one_per_exchange() {
+    let mut net = catch_up_pair(MAX_PULL_DEPTH);
+    let mut now = 10_000;
+    net.tick(1, now);
+    // Carry frames until the fresh node has pulled; then the seeded node
+    // goes silent.
+    while net.nodes[1].metrics().exchanges_pulled < MAX_PULL_DEPTH as u64 {
+        net.step(now).expect("frames until the pull");
+    }
+    net.down[0] = true;
+    net.pump(now);
+    // Past every deadline: the pulled exchanges expire, and the tick opens a
+    // new exchange, which fails in turn.
+    now += 3_001;
+    net.tick(1, now);
+    net.pump(now);
+    assert_eq!(
+        net.nodes[1].liveness(NodeId::new(0)),
+        Some(Liveness::Alive),
+        "expired pulls count nothing"
+    );
+    for _ in 0..2 {
+        now += 3_001;
+        net.tick(1, now);
+        net.pump(now);
+    }
+    assert_eq!(
+        net.nodes[1].liveness(NodeId::new(0)),
+        Some(Liveness::Suspect),
+        "two failed ticks make it suspect"
     );
 }

@@ -128,8 +128,8 @@ pub(crate) struct NodeArgs {
     /// frame cap).
     #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
     pub(crate) max_message_bytes: usize,
-    /// Exchanges opened at once, without waiting for the interval, with a
-    /// peer whose last message was cut to --max-message-bytes: how fast a
+    /// Exchanges kept open, without waiting for the interval, with a peer
+    /// whose last message was cut to --max-message-bytes: how fast a
     /// node far behind catches up (0 to 3; 0 keeps catch-up at one message
     /// per interval and peer).
     #[arg(long, default_value_t = gossip::MAX_PULL_DEPTH, value_parser = parse_pull_depth)]

@@ -15,7 +15,6 @@ use super::{
     Node, Outstanding, digest_len_bound, members_len_bound, vector_hash, vector_len_bound,
 };
 use crate::config::MAX_PULL_DEPTH;
-use crate::membership::Liveness;
 use crate::message::{Ack, Digest, Message, StoreDelta, Syn, SynAck};
 
 impl Node {
@@ -26,8 +25,9 @@ impl Node {
         self.next_exchange += 1;
         let own = self.vector_hash();
         // A hash tells the peer this node finished every earlier exchange
-        // with it (see `in_flight`), so it goes only when none is open.
-        let alone = !self.outstanding.values().any(|open| open.peer == peer);
+        // with it (see `in_flight`), so it goes only when none is open, and
+        // never in a pull, which may open more at once.
+        let alone = !pulled && !self.outstanding.values().any(|open| open.peer == peer);
         let digest = if alone && self.known_hashes.get(&peer) == Some(&own) {
             Digest::Hash(own)
         } else {
@@ -51,6 +51,7 @@ impl Node {
                 deadline_ms: now_ms + self.config.exchange_timeout_ms,
                 awaiting_final: false,
                 pulled,
+                syn_hash: own,
             },
         );
         true
@@ -67,13 +68,19 @@ impl Node {
     /// only while that vector takes at most a quarter of a message: with
     /// many writers and small messages, the vectors would cost more than
     /// the rounds they save.
-    fn pull_rest(&mut self, peer: NodeId, now_ms: u64) {
+    ///
+    /// `round_trip_ms` is how long the exchange that brought the cut delta
+    /// took. The pulled answers share the link, so on a slow one they would
+    /// miss their deadline together: only as many are opened as answers of
+    /// that duration fit in half the exchange timeout, at least one.
+    fn pull_rest(&mut self, peer: NodeId, round_trip_ms: u64, now_ms: u64) {
         let syn_bytes = vector_len_bound(self.version_vector());
-        if syn_bytes > self.config.max_message_bytes / 4
-            || self.is_returning()
-            || !self.members.contains(peer)
-            || self.members.liveness(peer) != Liveness::Alive
-        {
+        if syn_bytes > self.config.max_message_bytes / 4 || self.is_returning() {
+            return;
+        }
+        // Holding all the peer held when it last answered: nothing to pull.
+        let own = self.vector_hash();
+        if self.known_hashes.get(&peer) == Some(&own) {
             return;
         }
         // One peer at a time: each peer starts from this node's vector and
@@ -90,7 +97,12 @@ impl Node {
             .values()
             .filter(|open| open.peer == peer)
             .count();
-        for _ in open..self.config.pull_depth {
+        let fit = (self.config.exchange_timeout_ms / 2 / round_trip_ms.max(1)).max(1);
+        let depth = self
+            .config
+            .pull_depth
+            .min(usize::try_from(fit).unwrap_or(usize::MAX));
+        for _ in open..depth {
             if !self.open_exchange(peer, now_ms, true) {
                 return;
             }
@@ -226,7 +238,8 @@ impl Node {
         // The `Ack`, if one went, was this node's last word in it.
         self.end_exchange(from, exchange, true);
         if cut {
-            self.pull_rest(from, now_ms);
+            let opened_ms = open.deadline_ms - self.config.exchange_timeout_ms;
+            self.pull_rest(from, now_ms.saturating_sub(opened_ms), now_ms);
         }
     }
 
@@ -242,11 +255,22 @@ impl Node {
             self.returning_since = None;
         }
         let received_all = syn_ack.delta.is_complete();
+        // Whether this node's vector is still the one its `Syn` carried, and
+        // then moves only by what the responder sent: not by parts held from
+        // other peers that the answer lets in.
+        let held_from_others =
+            |node: &Node| node.deferred.iter().filter(|d| d.from != from).count();
+        let others_before = held_from_others(self);
+        let unmoved = self.vector_hash() == open.syn_hash;
         let held = self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
+        let unmoved = unmoved && held_from_others(self) == others_before;
         self.learn_members(syn_ack.members);
         if self.is_returning() {
             return;
         }
+        // A `Behind` view is a floor on the responder's vector only if this
+        // node's vector did not move since its `Syn` (see below).
+        let mut view_is_floor = true;
         let peer = match syn_ack.digest {
             Digest::Hash(hash) => {
                 self.known_hashes.insert(from, hash);
@@ -262,7 +286,14 @@ impl Node {
             Digest::Behind { hash, lagging } => {
                 self.known_hashes.insert(from, hash);
                 // Everywhere the responder did not list, it is at least as
-                // far as this node was: take this node's frontier there.
+                // far as this node was when its `Syn` went: take this node's
+                // frontier there. If something else moved that frontier
+                // since, the view overstates the responder. That is harmless
+                // for choosing a delta (its `since` keeps the responder from
+                // taking what does not follow on), but tombstone collection
+                // must not learn from it: it would count the responder as
+                // holding deletes it lacks.
+                view_is_floor = unmoved;
                 let view: VersionVector = self
                     .version_vector()
                     .iter()
@@ -277,7 +308,9 @@ impl Node {
             }
         };
         if let Some(peer) = &peer {
-            self.learn_peer_vector(from, peer);
+            if view_is_floor {
+                self.learn_peer_vector(from, peer);
+            }
             self.settle_seen(from, peer);
         }
         let members = (syn_ack.members_hash != self.members.hash()).then(|| self.members.members());
@@ -344,8 +377,8 @@ impl Node {
             // this node after its answer to it.
             self.end_exchange(from, exchange, false);
         }
-        if taken.applied_cut {
-            self.pull_rest(from, now_ms);
+        if let Some(round_trip_ms) = taken.applied_cut {
+            self.pull_rest(from, round_trip_ms, now_ms);
         }
     }
 
@@ -383,14 +416,17 @@ impl Node {
         };
         let mut taken = AckTaken {
             closes_answered,
-            applied_cut: false,
+            applied_cut: None,
         };
         let Some(deadline) = deadline.filter(|&deadline| now_ms <= deadline) else {
             self.metrics.messages_late += 1;
             return taken;
         };
         let carried_entries = !ack.delta.is_empty();
-        taken.applied_cut = was_cut(&ack.delta);
+        // The exchange (or this node's answer in it) began one timeout
+        // before its deadline.
+        let began_ms = deadline.saturating_sub(self.config.exchange_timeout_ms);
+        taken.applied_cut = was_cut(&ack.delta).then(|| now_ms.saturating_sub(began_ms));
         let held = self.apply(from, ack.delta, deadline, now_ms);
         self.learn_members(ack.members);
         if self.is_returning() || !ack.from_initiator {
@@ -466,6 +502,11 @@ impl Node {
             }
             self.end_exchange(open.peer, exchange, true);
             self.metrics.exchanges_timed_out += 1;
+            if open.pulled {
+                // Pulled exchanges run several at once: a peer lost in the
+                // middle of a pull fails its next tick's exchange, once.
+                continue;
+            }
             match self.members.failed(open.peer, now_ms) {
                 Some(super::Transition::Suspect) => {
                     self.events.push_back(super::Event::PeerSuspect(open.peer));
@@ -500,8 +541,9 @@ const _: () = assert!(MAX_PULL_DEPTH <= MAX_IN_FLIGHT);
 struct AckTaken {
     /// It closed an exchange this node answered and had not ended yet.
     closes_answered: bool,
-    /// It was applied, and its delta was cut to the sender's message budget.
-    applied_cut: bool,
+    /// It was applied, and its delta was cut to the sender's message budget:
+    /// how long after its exchange began (or this node's answer in it went).
+    applied_cut: Option<u64>,
 }
 
 /// Whether `delta` carries entries and was cut short of all the sender had

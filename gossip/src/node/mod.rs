@@ -152,6 +152,8 @@ struct Outstanding {
     awaiting_final: bool,
     /// Opened to pull the rest of a cut delta, not at a tick.
     pulled: bool,
+    /// This node's vector hash when its `Syn` went.
+    syn_hash: u64,
 }
 
 /// What applying one delta (or a held part of one) did.
