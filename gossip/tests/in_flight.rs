@@ -1,6 +1,6 @@
 //! Deltas in flight: a node sends each entry to a peer once, even when both
-//! sides' exchanges cross, and sends a range again when the delta carrying
-//! it was lost.
+//! sides' exchanges cross or a `Syn` comes twice, and sends a range again
+//! when the delta carrying it was lost.
 
 #![allow(clippy::unwrap_used)]
 
@@ -163,4 +163,23 @@ fn frames_delivered_in_any_order_still_carry_each_entry_about_once() {
             "seed {seed}: {sent} entries sent for {KEYS}"
         );
     }
+}
+
+#[test]
+fn a_duplicated_syn_is_answered_once() {
+    // A second answer would carry a second delta that is never taken, left
+    // in flight until its deadline.
+    let mut net = Net::full(2, |b| b.fanout(1));
+    let now = 10_000;
+    net.nodes[0]
+        .put("colour".to_owned(), "blue".to_owned(), now)
+        .unwrap();
+    net.tick(1, now);
+    let syn = net.hold().expect("node 1's Syn");
+    net.release(syn.clone());
+    net.release(syn);
+    net.pump(now);
+    assert_eq!(net.count(0, 1, MessageKind::SynAck), 1, "{:?}", net.log);
+    assert_eq!(net.nodes[1].get("colour"), Some("blue"));
+    assert!(net.refused.is_empty(), "{:?}", net.refused);
 }

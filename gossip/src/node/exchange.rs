@@ -115,6 +115,12 @@ impl Node {
     /// if the `Syn` held only a hash that does not match, with the whole
     /// vector and a request for the initiator's.
     pub(super) fn on_syn(&mut self, from: NodeId, syn: Syn, now_ms: u64) {
+        if self.answered.contains_key(&(from, syn.exchange)) {
+            // A duplicate of a `Syn` already answered: a second answer would
+            // follow the exchange's end, and its delta, never taken, would
+            // stay in flight until its deadline.
+            return;
+        }
         // The peer has finished any earlier exchange it opened with us; a
         // delta it holds back until an earlier one lands stays in flight,
         // which its vector tells.
