@@ -183,3 +183,30 @@ fn a_duplicated_syn_is_answered_once() {
     assert_eq!(net.nodes[1].get("colour"), Some("blue"));
     assert!(net.refused.is_empty(), "{:?}", net.refused);
 }
+
+#[test]
+fn a_restarted_peer_is_answered_though_it_reuses_an_exchange_number() {
+    let mut net = Net::full(2, |b| b.fanout(1));
+    let now = 10_000;
+    net.nodes[0]
+        .put("colour".to_owned(), "blue".to_owned(), now)
+        .unwrap();
+    net.tick(1, now);
+    net.step(now).expect("node 1's Syn reaches node 0");
+    net.hold()
+        .expect("node 0's SynAck, lost with node 1's first life");
+    // Node 1 restarts empty, in a new incarnation, within the exchange
+    // timeout: its first exchange has the number its old life's first had.
+    let config = Config::builder(NodeId::new(1))
+        .fanout(1)
+        .incarnation(1)
+        .build()
+        .unwrap();
+    net.nodes[1] = Node::new(config, [member(0)]);
+    let later = now + 100;
+    net.tick(1, later);
+    net.pump(later);
+    // The held SynAck never reached the log: this one answers the new life.
+    assert_eq!(net.count(0, 1, MessageKind::SynAck), 1, "{:?}", net.log);
+    assert_eq!(net.nodes[1].get("colour"), Some("blue"));
+}

@@ -116,6 +116,9 @@ impl Node {
             self.reached.remove(&from);
             self.in_flight.remove(&from);
             self.deferred.retain(|held| held.from != from);
+            // The new life numbers its exchanges from zero again: a `Syn`
+            // of it is not a duplicate of one the old life sent.
+            self.answered.retain(|&(initiator, _), _| initiator != from);
         }
         match self.evicted.get(&from) {
             Some(&evicted) if incarnation <= evicted => {
