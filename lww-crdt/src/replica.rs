@@ -35,9 +35,16 @@ where
     }
 
     /// A replica resuming from `map`, a state this id saved earlier: the clock
-    /// moves past every stamp the map holds for `id`, so no stamp is reused.
+    /// moves past every stamp the map holds, its own and its peers', so no
+    /// stamp is reused and a write wins over every value the map can read.
+    ///
+    /// The map's entries all lie within its version vector, so the vector's
+    /// newest frontier bounds them. The clock advances without the offset
+    /// check: these stamps passed it when they arrived.
     pub fn with_map(id: NodeId, mut clock: HybridClock<C>, map: LwwMap<K, V>) -> Self {
-        clock.advance_to(map.version_vector().get(id));
+        if let Some(newest) = map.version_vector().iter().map(|(_, hlc)| hlc).max() {
+            clock.advance_to(newest);
+        }
         Self { id, clock, map }
     }
 

@@ -168,3 +168,23 @@ proptest! {
         prop_assert!(next.hlc > peer.version_vector().get(NodeId::new(2)));
     }
 }
+
+#[test]
+fn a_replica_resumed_from_a_map_writes_after_every_stamp_it_holds() {
+    // A peer's clock ran ahead within the allowed offset; this node saved
+    // the state and restarted before its own clock caught up.
+    let mut saved: Map = Map::new();
+    saved.put(
+        "colour".to_owned(),
+        "theirs".to_owned(),
+        Stamp::new(Hlc::new(1_300, 0), NodeId::new(2)),
+    );
+    let mut resumed: Replica<String, String, ManualClock> = Replica::with_map(
+        NodeId::new(1),
+        HybridClock::new(ManualClock::new(1_000)),
+        saved,
+    );
+    let stamp = resumed.put("colour", "mine");
+    assert!(stamp.hlc > Hlc::new(1_300, 0), "{stamp}");
+    assert_eq!(resumed.get("colour").map(String::as_str), Some("mine"));
+}
