@@ -245,20 +245,26 @@ fn drain(handle: &NodeHandle, bound: Duration) {
             .iter()
             .filter(|p| p.liveness == Liveness::Alive)
             .count();
-        (
-            alive.min(node.config().fanout()) as u64,
-            node.metrics().exchanges_completed,
-        )
+        (alive.min(node.config().fanout()) as u64, *node.metrics())
     });
     if wanted == 0 || bound.is_zero() {
         return;
     }
     loop {
-        let completed = handle.metrics().exchanges_completed - at_signal;
+        let now = handle.metrics();
+        let completed = now.exchanges_completed - at_signal.exchanges_completed;
         if completed >= wanted {
             info!(
                 exchanges = completed,
                 "drained: recent writes reached the peers"
+            );
+            return;
+        }
+        let timed_out = now.exchanges_timed_out - at_signal.exchanges_timed_out;
+        if timed_out >= wanted {
+            warn!(
+                exchanges = completed,
+                timed_out, "peers stopped answering; stopping without waiting longer"
             );
             return;
         }

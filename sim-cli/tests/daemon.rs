@@ -36,6 +36,18 @@ fn free_addr() -> String {
 }
 
 fn start(dir: &TempDir, certs: &str, id: u64, listen: &str, peers: &[(u64, &str)]) -> NodeProc {
+    start_with(dir, certs, id, listen, peers, &[])
+}
+
+/// [`start`] with `extra` flags.
+fn start_with(
+    dir: &TempDir,
+    certs: &str,
+    id: u64,
+    listen: &str,
+    peers: &[(u64, &str)],
+    extra: &[&str],
+) -> NodeProc {
     let mut args = vec![
         "--id".to_owned(),
         id.to_string(),
@@ -52,7 +64,8 @@ fn start(dir: &TempDir, certs: &str, id: u64, listen: &str, peers: &[(u64, &str)
         args.push("--peer".to_owned());
         args.push(format!("{peer}={addr}"));
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
     NodeProc::start(&[], &args, dir.join(&format!("node-{id}.log")))
 }
 
@@ -466,4 +479,38 @@ fn bad_flags_and_bad_setups_exit_two() {
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
         assert!(stdout(&o).is_empty(), "{args:?}");
     }
+}
+
+#[test]
+fn a_draining_node_stops_once_its_peers_stop_answering() {
+    // The drain bound is a minute; the peer's death must end it long before.
+    let dir = TempDir::new("drain");
+    let certs = certs(&dir, "c", "1,2");
+    let (addr1, addr2) = (free_addr(), free_addr());
+    let extra = ["--exchange-timeout-ms", "300", "--drain-ms", "60000"];
+    let mut one = start_with(&dir, &certs, 1, &addr1, &[(2, &addr2)], &extra);
+    let mut two = start_with(&dir, &certs, 2, &addr2, &[(1, &addr1)], &extra);
+    one.listen_addr(LIMIT);
+    two.listen_addr(LIMIT);
+    let o = client("put", &["colour", "blue"], &addr2, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        eventually(LIMIT, || client("get", &["colour"], &addr1, &certs)
+            .status
+            .code()
+            == Some(0)),
+        "the nodes never gossiped: {}",
+        one.log()
+    );
+    two.signal("-KILL");
+    two.wait(LIMIT).expect("node 2 dies");
+    let status = one
+        .terminate(LIMIT)
+        .expect("node 1 stops without waiting out its drain bound");
+    assert_eq!(status.code(), Some(0), "{}", one.log());
+    assert!(
+        one.log().contains("peers stopped answering"),
+        "{}",
+        one.log()
+    );
 }
