@@ -79,7 +79,7 @@ impl QuicConfig {
         self.connect_timeout
     }
 
-    /// How long a frame, header or hello may take to arrive once started,
+    /// How long a frame or stream header may take to arrive once started,
     /// and how long a finished stream waits for the peer to acknowledge its
     /// data (default 5 s).
     pub fn read_timeout(&self) -> Duration {

@@ -795,7 +795,15 @@ impl Shared {
                 return;
             }
         };
-        let conn = match timeout(self.config.connect_timeout(), connecting).await {
+        // Shutdown does not wait for a handshake or a hello: nothing of the
+        // peer's is queued here yet.
+        let handshake = self
+            .stop
+            .run_until_cancelled(timeout(self.config.connect_timeout(), connecting));
+        let Some(handshake) = handshake.await else {
+            return;
+        };
+        let conn = match handshake {
             Ok(Ok(conn)) => conn,
             Ok(Err(err)) => {
                 Counters::add(&self.counters.handshakes_refused, 1);
@@ -830,11 +838,16 @@ impl Shared {
 
     async fn serve_peer(self: &Arc<Self>, conn: Connection, leaf: CertificateDer<'static>) {
         let remote = conn.remote_address();
-        let hello = timeout(self.config.connect_timeout(), async {
-            let mut uni = conn.accept_uni().await.ok()?;
-            uni.read_to_end(wire::HELLO_LEN).await.ok()
-        })
-        .await;
+        let hello = self
+            .stop
+            .run_until_cancelled(timeout(self.config.connect_timeout(), async {
+                let mut uni = conn.accept_uni().await.ok()?;
+                uni.read_to_end(wire::HELLO_LEN).await.ok()
+            }));
+        let Some(hello) = hello.await else {
+            conn.close(code(wire::CONN_SHUTDOWN), b"shutting down");
+            return;
+        };
         let Some(claimed) = hello
             .ok()
             .flatten()

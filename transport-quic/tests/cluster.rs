@@ -234,6 +234,35 @@ fn shutdown_flushes_frames_in_flight() {
 }
 
 #[test]
+fn a_connection_that_never_says_hello_does_not_hold_up_shutdown() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::builder()
+        .connect_timeout(Duration::from_secs(60))
+        .shutdown_timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let t = quic_cluster(&ca, 1, &config).remove(0);
+    let raw = Raw::new();
+    let identity = ca.issue_node(NodeId::new(2), &[]).unwrap();
+    let tls = transport_quic::tls::peer_client_config(&identity, ca.cert()).unwrap();
+    let _silent = raw
+        .connect(tls, t.local_addr(), &node_name(t.id()))
+        .unwrap();
+    let handle = t.handle();
+    assert!(eventually(LIMIT, || handle.stats().connections_accepted == 1));
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        drop(t);
+        done.send(()).unwrap();
+    });
+    // Well before the connect timeout the hello wait would otherwise run to.
+    assert!(
+        finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "shutdown waited for the silent peer's hello"
+    );
+}
+
+#[test]
 fn handle_shutdown_stops_the_driver() {
     let ca = ClusterCa::generate().unwrap();
     let mut t = quic_cluster(&ca, 1, &test_config());
