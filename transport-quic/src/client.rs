@@ -8,10 +8,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quinn::{Connection, Endpoint};
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::certs::{CaCert, Identity};
 use crate::config::QuicConfig;
@@ -33,10 +33,16 @@ pub struct ClientRequest {
 /// Sends the response to one [`ClientRequest`]. Dropping it unanswered, or
 /// not answering within the request timeout, resets the client's stream
 /// with [`STREAM_UNANSWERED`](crate::wire::STREAM_UNANSWERED).
+///
+/// It holds the request's place among the
+/// [`max_concurrent_requests`](crate::QuicConfig::max_concurrent_requests)
+/// until it is answered or dropped, so requests the application has not
+/// taken yet count against the limit.
 #[derive(Debug)]
 pub struct Responder {
     tx: oneshot::Sender<Vec<u8>>,
     max: usize,
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Why a response was not sent.
@@ -58,8 +64,22 @@ pub enum RespondError {
 }
 
 impl Responder {
-    pub(crate) fn new(tx: oneshot::Sender<Vec<u8>>, max: usize) -> Responder {
-        Responder { tx, max }
+    pub(crate) fn new(
+        tx: oneshot::Sender<Vec<u8>>,
+        max: usize,
+        permit: OwnedSemaphorePermit,
+    ) -> Responder {
+        Responder {
+            tx,
+            max,
+            _permit: permit,
+        }
+    }
+
+    /// Whether the client's stream stopped waiting for the answer (the
+    /// request timed out, or the transport shut down).
+    fn is_abandoned(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Sends `response` to the client.
@@ -90,26 +110,40 @@ impl RequestReceiver {
         RequestReceiver { rx }
     }
 
-    /// Waits up to `timeout` for the next request.
+    /// Waits up to `timeout` for the next request. Requests whose client
+    /// stopped waiting (they timed out in the queue) are dropped unseen: the
+    /// client was already told its request went unanswered.
     ///
     /// # Errors
     /// [`RecvRequestError::Timeout`](crate::RecvRequestError::Timeout) if none came,
     /// [`RecvRequestError::Closed`](crate::RecvRequestError::Closed) once the transport shut down.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<ClientRequest, RecvRequestError> {
-        self.rx.recv_timeout(timeout).map_err(|err| match err {
-            crossbeam_channel::RecvTimeoutError::Timeout => RecvRequestError::Timeout,
-            crossbeam_channel::RecvTimeoutError::Disconnected => RecvRequestError::Closed,
-        })
+        let deadline = Instant::now() + timeout;
+        loop {
+            let request = self.rx.recv_deadline(deadline).map_err(|err| match err {
+                crossbeam_channel::RecvTimeoutError::Timeout => RecvRequestError::Timeout,
+                crossbeam_channel::RecvTimeoutError::Disconnected => RecvRequestError::Closed,
+            })?;
+            if !request.responder.is_abandoned() {
+                return Ok(request);
+            }
+        }
     }
 
     /// Waits for the next request; `None` once the transport shut down.
+    /// Skips abandoned requests, as [`recv_timeout`](Self::recv_timeout).
     pub fn recv(&self) -> Option<ClientRequest> {
-        self.rx.recv().ok()
+        self.rx
+            .iter()
+            .find(|request| !request.responder.is_abandoned())
     }
 
-    /// The next request if one is waiting.
+    /// The next request if one is waiting. Skips abandoned requests, as
+    /// [`recv_timeout`](Self::recv_timeout).
     pub fn try_recv(&self) -> Option<ClientRequest> {
-        self.rx.try_recv().ok()
+        self.rx
+            .try_iter()
+            .find(|request| !request.responder.is_abandoned())
     }
 }
 

@@ -970,7 +970,7 @@ impl Shared {
         remote: SocketAddr,
         mut send: SendStream,
         mut recv: RecvStream,
-        _permit: OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
     ) {
         let max = self.config.max_frame_bytes();
         let read_timeout = self.config.read_timeout();
@@ -998,17 +998,22 @@ impl Shared {
         let request = ClientRequest {
             body,
             remote,
-            responder: Responder::new(tx, max),
+            responder: Responder::new(tx, max, permit),
         };
-        // Never full: the channel holds as many requests as there are
-        // permits.
-        let queued = match lock(&self.requests).as_ref() {
-            Some(requests) => requests.try_send(request).is_ok(),
-            // Shutting down.
-            None => false,
+        // The permit goes with the request, so the channel, which holds as
+        // many requests as there are permits, is never full.
+        let refused = match lock(&self.requests).as_ref() {
+            Some(requests) => match requests.try_send(request) {
+                Ok(()) => None,
+                Err(crossbeam_channel::TrySendError::Full(_)) => Some(wire::STREAM_BUSY),
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    Some(wire::STREAM_SHUTDOWN)
+                }
+            },
+            None => Some(wire::STREAM_SHUTDOWN),
         };
-        if !queued {
-            refuse(&mut send, &mut recv, wire::STREAM_SHUTDOWN);
+        if let Some(value) = refused {
+            refuse(&mut send, &mut recv, value);
             return;
         }
         match timeout(self.config.request_timeout(), rx).await {

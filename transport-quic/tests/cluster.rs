@@ -373,6 +373,50 @@ fn busy_nodes_refuse_streams_explicitly() {
     assert!(receive(&mut t[0], 1, Duration::from_millis(300)).is_empty());
 }
 
+#[test]
+fn requests_that_timed_out_in_the_queue_are_dropped_not_served() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::builder()
+        .max_concurrent_requests(1)
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let node = QuicTransport::builder(
+        ca.issue_node(NodeId::new(1), &[]).unwrap(),
+        ca.cert().clone(),
+    )
+    .config(config)
+    .serve_clients(true)
+    .build()
+    .unwrap();
+    let requests = node.requests().unwrap();
+    let client = QuicClient::connect(
+        node.local_addr(),
+        &node_name(NodeId::new(1)),
+        &ca.issue_client().unwrap(),
+        ca.cert(),
+        QuicConfig::default(),
+    )
+    .unwrap();
+    let refused_with = |body: &[u8]| match client.request(body) {
+        Err(ClientError::Refused(code)) => code,
+        other => panic!("not refused: {other:?}"),
+    };
+    // The application is busy: the request times out in the queue, and
+    // keeps its place there until the application comes back.
+    assert_eq!(
+        refused_with(b"put stale"),
+        u64::from(wire::STREAM_UNANSWERED)
+    );
+    assert_eq!(refused_with(b"put busy"), u64::from(wire::STREAM_BUSY));
+    // Back, the application never sees the request its client gave up on.
+    assert!(requests.try_recv().is_none());
+    let server = serve(requests);
+    assert_eq!(client.request(b"fresh").unwrap(), b"echo:fresh");
+    drop(node);
+    assert_eq!(server.join().unwrap(), 1);
+}
+
 fn serve(requests: transport_quic::RequestReceiver) -> thread::JoinHandle<usize> {
     thread::spawn(move || {
         let mut served = 0;
