@@ -372,10 +372,42 @@ impl Transport for QuicTransport {
 
 impl Drop for QuicTransport {
     fn drop(&mut self) {
-        shutdown_blocking(&self.shared);
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        match self.runtime.take() {
+            Some(runtime) if in_async_context() && !self.shared.is_finished() => {
+                shut_down_elsewhere(Arc::clone(&self.shared), runtime);
+            }
+            runtime => {
+                shutdown_blocking(&self.shared);
+                if let Some(runtime) = runtime {
+                    runtime.shutdown_background();
+                }
+            }
         }
+    }
+}
+
+/// Shuts the transport down on a thread of its own, which then drops the
+/// transport's runtime: inside an async runtime nothing may block, and the
+/// shutdown spawned there would die with the runtime before it flushed.
+fn shut_down_elsewhere(shared: Arc<Shared>, runtime: tokio::runtime::Runtime) {
+    let (hand_over, handed) = std::sync::mpsc::channel::<tokio::runtime::Runtime>();
+    let task = Arc::clone(&shared);
+    let spawned = std::thread::Builder::new()
+        .name("quic-shutdown".to_owned())
+        .spawn(move || {
+            if let Ok(runtime) = handed.recv() {
+                runtime.block_on(async move { task.shutdown().await });
+                runtime.shutdown_background();
+            }
+        });
+    if spawned.is_ok() {
+        if let Err(returned) = hand_over.send(runtime) {
+            returned.0.shutdown_background();
+        }
+    } else {
+        // No thread to be had: the old way, without the flush.
+        shutdown_blocking(&shared);
+        runtime.shutdown_background();
     }
 }
 

@@ -263,6 +263,36 @@ fn a_connection_that_never_says_hello_does_not_hold_up_shutdown() {
 }
 
 #[test]
+fn dropping_the_transport_inside_an_async_runtime_still_flushes() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    let to = t[1].id();
+    let mut sender = t.remove(0);
+    let handle = sender.handle();
+    let elsewhere = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    elsewhere.block_on(async move {
+        sender
+            .send(Transmit {
+                to,
+                kind: MessageKind::Syn,
+                exchange: 0,
+                from_initiator: true,
+                payload: b"last words".to_vec(),
+            })
+            .unwrap();
+        drop(sender);
+    });
+    let got = receive(&mut t[0], 1, LIMIT);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload, b"last words");
+    assert!(eventually(LIMIT, || handle.is_closed()));
+    assert_eq!(handle.stats().frames_dropped, 0);
+}
+
+#[test]
 fn handle_shutdown_stops_the_driver() {
     let ca = ClusterCa::generate().unwrap();
     let mut t = quic_cluster(&ca, 1, &test_config());
