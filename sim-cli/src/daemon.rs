@@ -223,7 +223,8 @@ pub(crate) fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 
 /// the GC period if that is longer (eviction must be slower than
 /// collection).
 pub(crate) fn eviction_ms(interval_ms: u64, exchange_timeout_ms: u64) -> u64 {
-    let gc_period = u64::from(gc_every_ticks(interval_ms, exchange_timeout_ms)) * interval_ms;
+    let gc_period =
+        u64::from(gc_every_ticks(interval_ms, exchange_timeout_ms)).saturating_mul(interval_ms);
     gc_period.saturating_mul(2).max(60_000)
 }
 
@@ -553,6 +554,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn eviction_outlasts_collection_at_any_interval() {
+        for interval_ms in [1, 100, 60_000, u64::MAX / 10, u64::MAX] {
+            let gc_period =
+                u64::from(gc_every_ticks(interval_ms, 1_000)).saturating_mul(interval_ms);
+            let eviction = eviction_ms(interval_ms, 1_000);
+            assert!(
+                eviction >= gc_period,
+                "{interval_ms}: {eviction} < {gc_period}"
+            );
+            assert!(eviction >= 60_000);
+        }
+    }
 
     #[test]
     fn bad_requests_get_typed_errors_and_the_node_keeps_serving() {
