@@ -165,16 +165,23 @@ fn frames_delivered_in_any_order_still_carry_each_entry_about_once() {
     }
 }
 
-#[test]
-fn a_duplicated_syn_is_answered_once() {
-    // A second answer would carry a second delta that is never taken, left
-    // in flight until its deadline.
+/// Node 0 holds one key, node 1 nothing; node 1 has just sent its `Syn`
+/// (queued, not carried yet).
+fn colour_pair_syncing(now: u64) -> Net {
     let mut net = Net::full(2, |b| b.fanout(1));
-    let now = 10_000;
     net.nodes[0]
         .put("colour".to_owned(), "blue".to_owned(), now)
         .unwrap();
     net.tick(1, now);
+    net
+}
+
+#[test]
+fn a_duplicated_syn_is_answered_once() {
+    // A second answer would carry a second delta that is never taken, left
+    // in flight until its deadline.
+    let now = 10_000;
+    let mut net = colour_pair_syncing(now);
     let syn = net.hold().expect("node 1's Syn");
     net.release(syn.clone());
     net.release(syn);
@@ -186,12 +193,8 @@ fn a_duplicated_syn_is_answered_once() {
 
 #[test]
 fn a_restarted_peer_is_answered_though_it_reuses_an_exchange_number() {
-    let mut net = Net::full(2, |b| b.fanout(1));
     let now = 10_000;
-    net.nodes[0]
-        .put("colour".to_owned(), "blue".to_owned(), now)
-        .unwrap();
-    net.tick(1, now);
+    let mut net = colour_pair_syncing(now);
     net.step(now).expect("node 1's Syn reaches node 0");
     net.hold()
         .expect("node 0's SynAck, lost with node 1's first life");
