@@ -31,7 +31,6 @@ pub struct Config {
     pub(crate) down_after_failures: u32,
     pub(crate) probe_every_ticks: u32,
     pub(crate) gc_every_ticks: u32,
-    pub(crate) eviction_ms: u64,
     pub(crate) seed: u64,
 }
 
@@ -53,7 +52,6 @@ impl Config {
                 down_after_failures: 4,
                 probe_every_ticks: 10,
                 gc_every_ticks: 10,
-                eviction_ms: 60_000,
                 seed: id.get(),
             },
         }
@@ -103,11 +101,6 @@ impl Config {
     /// The address this node advertises to peers (opaque to the protocol).
     pub fn address(&self) -> &str {
         &self.address
-    }
-
-    /// Milliseconds a peer may stay down before it is evicted.
-    pub fn eviction_ms(&self) -> u64 {
-        self.eviction_ms
     }
 }
 
@@ -197,15 +190,6 @@ impl ConfigBuilder {
         self
     }
 
-    /// Milliseconds a peer may stay down before it is evicted (default
-    /// 60,000): it then stops holding tombstone collection back, and if it
-    /// returns it must drop its state and rejoin, so that it cannot bring
-    /// back a value whose delete was collected meanwhile.
-    pub fn eviction_ms(mut self, ms: u64) -> Self {
-        self.config.eviction_ms = ms;
-        self
-    }
-
     /// Seeds the node's random choices (default: the node id).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -250,12 +234,6 @@ impl ConfigBuilder {
             return Err(ConfigError::GcPeriod {
                 gc_period_ms,
                 exchange_timeout_ms: c.exchange_timeout_ms,
-            });
-        }
-        if c.eviction_ms <= gc_period_ms {
-            return Err(ConfigError::Eviction {
-                eviction_ms: c.eviction_ms,
-                gc_period_ms,
             });
         }
         Ok(self.config)
@@ -309,13 +287,5 @@ pub enum ConfigError {
         gc_period_ms: u64,
         /// The exchange timeout.
         exchange_timeout_ms: u64,
-    },
-    /// Eviction must be slower than collection.
-    #[error("the eviction time ({eviction_ms} ms) must exceed the GC period ({gc_period_ms} ms)")]
-    Eviction {
-        /// The eviction time.
-        eviction_ms: u64,
-        /// GC ticks times the tick interval.
-        gc_period_ms: u64,
     },
 }

@@ -21,12 +21,10 @@ pub enum Liveness {
     Alive,
     /// A few exchanges in a row failed; contacted only by rare probes.
     Suspect,
-    /// Many exchanges in a row failed; contacted only by rare probes.
+    /// Many exchanges in a row failed; contacted only by rare probes, for as
+    /// long as it stays down: a partition of any length heals once a probe
+    /// gets through.
     Down,
-    /// Down for longer than the eviction time: no longer contacted and no
-    /// longer holding tombstone collection back. Its next message makes it
-    /// rejoin under a new incarnation.
-    Evicted,
 }
 
 /// A peer as this node sees it.
@@ -55,15 +53,12 @@ struct Health {
     liveness: Liveness,
     failures: u32,
     last_heard_ms: Option<u64>,
-    /// When it last went down, in node time.
-    down_since_ms: Option<u64>,
 }
 
 const HEALTHY: Health = Health {
     liveness: Liveness::Alive,
     failures: 0,
     last_heard_ms: None,
-    down_since_ms: None,
 };
 
 /// The member list and each peer's liveness.
@@ -201,16 +196,13 @@ impl Membership {
         (was != Liveness::Alive).then_some(Transition::Up)
     }
 
-    /// Records a failed exchange with `id` at `now_ms`; returns the
-    /// transition it caused.
-    pub(crate) fn failed(&mut self, id: NodeId, now_ms: u64) -> Option<Transition> {
+    /// Records a failed exchange with `id`; returns the transition it
+    /// caused.
+    pub(crate) fn failed(&mut self, id: NodeId) -> Option<Transition> {
         if !self.contains(id) {
             return None;
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
-        if health.liveness == Liveness::Evicted {
-            return None;
-        }
         health.failures = health.failures.saturating_add(1);
         let next = if health.failures >= self.down_after {
             Liveness::Down
@@ -220,9 +212,6 @@ impl Membership {
             Liveness::Alive
         };
         let was = std::mem::replace(&mut health.liveness, next);
-        if next == Liveness::Down && was != Liveness::Down {
-            health.down_since_ms = Some(now_ms);
-        }
         match (was, next) {
             (Liveness::Alive, Liveness::Suspect) => Some(Transition::Suspect),
             (_, Liveness::Down) if was != Liveness::Down => Some(Transition::Down),
@@ -267,30 +256,7 @@ impl Membership {
         chosen
     }
 
-    /// Peers down since at least `eviction_ms` before `now_ms`, in id order.
-    pub(crate) fn overdue(&self, now_ms: u64, eviction_ms: u64) -> Vec<NodeId> {
-        let mut overdue: Vec<NodeId> = self
-            .health
-            .iter()
-            .filter(|(_, h)| {
-                h.liveness == Liveness::Down
-                    && h.down_since_ms
-                        .is_some_and(|since| since.saturating_add(eviction_ms) <= now_ms)
-            })
-            .map(|(&id, _)| id)
-            .collect();
-        overdue.sort_unstable();
-        overdue
-    }
-
-    /// Marks `id` evicted.
-    pub(crate) fn evict(&mut self, id: NodeId) {
-        if self.contains(id) {
-            self.health.entry(id).or_insert(HEALTHY).liveness = Liveness::Evicted;
-        }
-    }
-
-    /// One random peer that is suspect or down (not evicted), for a probe.
+    /// One random peer that is suspect or down, for a probe.
     pub(crate) fn choose_unresponsive(
         &self,
         rng: &mut SmallRng,
@@ -432,12 +398,10 @@ mod tests {
     fn failures_suspect_then_down_and_an_answer_revives() {
         let mut m = Membership::new(member(0), 2, 3);
         m.add(member(1));
-        assert_eq!(m.failed(NodeId::new(1), 10), None);
-        assert_eq!(m.failed(NodeId::new(1), 20), Some(Transition::Suspect));
-        assert_eq!(m.failed(NodeId::new(1), 30), Some(Transition::Down));
-        assert_eq!(m.failed(NodeId::new(1), 40), None);
-        assert!(m.overdue(129, 100).is_empty());
-        assert_eq!(m.overdue(130, 100), vec![NodeId::new(1)]);
+        assert_eq!(m.failed(NodeId::new(1)), None);
+        assert_eq!(m.failed(NodeId::new(1)), Some(Transition::Suspect));
+        assert_eq!(m.failed(NodeId::new(1)), Some(Transition::Down));
+        assert_eq!(m.failed(NodeId::new(1)), None);
         let mut rng = SmallRng::seed_from_u64(1);
         assert!(m.choose_alive(&mut rng, 3, |_| true).is_empty());
         assert_eq!(
@@ -446,10 +410,21 @@ mod tests {
         );
         assert_eq!(m.heard_from(NodeId::new(1), 5), Some(Transition::Up));
         assert_eq!(m.choose_alive(&mut rng, 3, |_| true), vec![NodeId::new(1)]);
-        m.evict(NodeId::new(1));
-        assert_eq!(m.liveness(NodeId::new(1)), Liveness::Evicted);
-        assert_eq!(m.choose_unresponsive(&mut rng, |_| true), None);
-        assert_eq!(m.failed(NodeId::new(1), 50), None);
+    }
+
+    #[test]
+    fn a_peer_down_for_any_number_of_failures_is_still_probed() {
+        let mut m = Membership::new(member(0), 2, 3);
+        m.add(member(1));
+        for _ in 0..10_000 {
+            m.failed(NodeId::new(1));
+        }
+        assert_eq!(m.liveness(NodeId::new(1)), Liveness::Down);
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert_eq!(
+            m.choose_unresponsive(&mut rng, |_| true),
+            Some(NodeId::new(1))
+        );
         assert_eq!(m.heard_from(NodeId::new(1), 60), Some(Transition::Up));
     }
 

@@ -58,8 +58,9 @@ pub struct Syn {
     pub exchange: u64,
     /// The initiator's incarnation.
     pub incarnation: u32,
-    /// The initiator heard from no one for longer than the eviction time and
-    /// may have been evicted: until a peer vouches for it, it sends no data.
+    /// Always false from this version, and ignored: earlier versions set it
+    /// while they held back their data after a long silence. Kept so that
+    /// the wire format stays at version 2.
     pub returning: bool,
     /// The initiator's digest.
     pub digest: Digest,
@@ -74,14 +75,14 @@ pub struct SynAck {
     pub exchange: u64,
     /// The responder's incarnation.
     pub incarnation: u32,
-    /// Set when the responder evicted the initiator's incarnation: the
-    /// initiator must drop its state and rejoin under a new incarnation, and
-    /// nothing else in the message is meaningful.
+    /// Always false from this version, and ignored on receipt: earlier
+    /// versions told a member they had evicted to drop its state with it, so
+    /// any one peer could empty a node. No member is evicted now (see
+    /// docs/design.md, "Tombstone collection"). Kept so that the wire format
+    /// stays at version 2.
     pub evicted: bool,
-    /// Answering a returning initiator: the responder has run this
-    /// incarnation for at least the eviction time, is not returning itself,
-    /// and has not evicted the initiator, so the initiator was not evicted
-    /// by it and may serve its data again.
+    /// Always false from this version, and ignored (earlier versions
+    /// answered `Syn::returning` with it). Kept for the wire format.
     pub vouch: bool,
     /// What the initiator lacks (empty if the responder could not tell).
     pub delta: StoreDelta,

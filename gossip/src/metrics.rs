@@ -63,10 +63,6 @@ pub struct Metrics {
     /// Answers that arrived after their exchange was over, and were dropped
     /// unapplied.
     pub messages_late: u64,
-    /// Peers evicted after staying down past the eviction time.
-    pub members_evicted: u64,
-    /// Times this node was told it had been evicted and rejoined empty.
-    pub rejoins: u64,
 }
 
 impl Metrics {
@@ -89,7 +85,5 @@ impl Metrics {
         self.messages_oversize += other.messages_oversize;
         self.tombstones_purged += other.tombstones_purged;
         self.messages_late += other.messages_late;
-        self.members_evicted += other.members_evicted;
-        self.rejoins += other.rejoins;
     }
 }

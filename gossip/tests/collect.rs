@@ -18,7 +18,6 @@ fn three_nodes() -> Net {
             .tick_interval_ms(INTERVAL)
             .exchange_timeout_ms(150)
             .gc_every_ticks(2)
-            .eviction_ms(60_000)
     })
 }
 

@@ -28,8 +28,7 @@ fn liveness(net: &Net, of: usize) -> Liveness {
 }
 
 fn net() -> Net {
-    // Eviction out of the way: this is about suspicion and probes.
-    Net::full(3, |b| b.fanout(1).eviction_ms(1_000_000_000))
+    Net::full(3, |b| b.fanout(1))
 }
 
 #[test]

@@ -148,7 +148,6 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         .max_message_bytes(args.max_message_bytes)
         .pull_depth(args.pull_depth)
         .gc_every_ticks(gc_every_ticks(args.interval_ms, args.exchange_timeout_ms))
-        .eviction_ms(eviction_ms(args.interval_ms, args.exchange_timeout_ms))
         .seed(u64::from(incarnation) << 32 | args.id)
         .build()
         .context("gossip configuration")?;
@@ -217,15 +216,6 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
 pub(crate) fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 {
     let ticks = (exchange_timeout_ms / interval_ms.max(1)).saturating_add(1);
     u32::try_from(ticks.max(10)).unwrap_or(u32::MAX)
-}
-
-/// How long a peer may stay down before it is evicted: a minute, or twice
-/// the GC period if that is longer (eviction must be slower than
-/// collection).
-pub(crate) fn eviction_ms(interval_ms: u64, exchange_timeout_ms: u64) -> u64 {
-    let gc_period =
-        u64::from(gc_every_ticks(interval_ms, exchange_timeout_ms)).saturating_mul(interval_ms);
-    gc_period.saturating_mul(2).max(60_000)
 }
 
 /// Keeps gossiping after the signal until the writes this node accepted
@@ -504,11 +494,9 @@ fn finish(mut x: u64) -> u64 {
 fn watch_members(handle: &NodeHandle, quic: &QuicHandle, stop: &AtomicBool, interval: Duration) {
     let mut seen: HashMap<NodeId, (String, Liveness)> = HashMap::new();
     let mut unusable: HashMap<NodeId, String> = HashMap::new();
-    let mut incarnation = handle.with_node(Node::incarnation);
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(interval.min(POLL));
-        let (members, peers, now_incarnation) =
-            handle.with_node(|node| (node.members(), node.peers(), node.incarnation()));
+        let (members, peers) = handle.with_node(|node| (node.members(), node.peers()));
         for err in quic.sync_members(&members) {
             let (id, text) = match &err {
                 transport_quic::AddressError::Empty(id) => (*id, err.to_string()),
@@ -518,14 +506,6 @@ fn watch_members(handle: &NodeHandle, quic: &QuicHandle, stop: &AtomicBool, inte
                 debug!(peer = %id, error = %text, "member address not usable");
                 unusable.insert(id, text);
             }
-        }
-        if now_incarnation != incarnation {
-            warn!(
-                from = incarnation,
-                to = now_incarnation,
-                "a peer said this node had been evicted: dropped its state and rejoined"
-            );
-            incarnation = now_incarnation;
         }
         for peer in peers {
             let id = peer.member.id;
@@ -554,20 +534,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    #[test]
-    fn eviction_outlasts_collection_at_any_interval() {
-        for interval_ms in [1, 100, 60_000, u64::MAX / 10, u64::MAX] {
-            let gc_period =
-                u64::from(gc_every_ticks(interval_ms, 1_000)).saturating_mul(interval_ms);
-            let eviction = eviction_ms(interval_ms, 1_000);
-            assert!(
-                eviction >= gc_period,
-                "{interval_ms}: {eviction} < {gc_period}"
-            );
-            assert!(eviction >= 60_000);
-        }
-    }
 
     #[test]
     fn bad_requests_get_typed_errors_and_the_node_keeps_serving() {

@@ -408,7 +408,6 @@ fn liveness_text(liveness: Option<gossip::Liveness>) -> &'static str {
         Some(gossip::Liveness::Alive) => "alive",
         Some(gossip::Liveness::Suspect) => "suspect",
         Some(gossip::Liveness::Down) => "down",
-        Some(gossip::Liveness::Evicted) => "evicted",
     }
 }
 
@@ -542,11 +541,7 @@ pub(crate) fn status_text(status: &crate::proto::Status) -> String {
         m.messages_late,
         m.messages_oversize
     );
-    let _ = writeln!(
-        out,
-        "tombstones  {} purged; {} members evicted; {} rejoins",
-        m.tombstones_purged, m.members_evicted, m.rejoins
-    );
+    let _ = writeln!(out, "tombstones  {} purged", m.tombstones_purged);
     let t = &status.transport;
     let _ = writeln!(
         out,

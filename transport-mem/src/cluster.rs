@@ -54,8 +54,6 @@ pub struct ClusterConfig {
     pub max_clock_offset_ms: u64,
     /// Message faults.
     pub faults: Faults,
-    /// Rounds a node may stay down before its peers evict it.
-    pub eviction_rounds: u64,
 }
 
 impl Default for ClusterConfig {
@@ -71,7 +69,6 @@ impl Default for ClusterConfig {
             clock_skew_ms: 0,
             max_clock_offset_ms: lww_crdt::DEFAULT_MAX_OFFSET_MS,
             faults: Faults::NONE,
-            eviction_rounds: 30,
         }
     }
 }
@@ -506,7 +503,6 @@ impl Cluster {
             .exchange_timeout_ms(self.config.tick_interval_ms)
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
-            .eviction_ms(self.config.eviction_rounds * self.config.tick_interval_ms)
             .seed(self.rng.random())
             .build()?;
         let Some(count) = self.config.seed_peers else {

@@ -92,7 +92,6 @@ fn a_fresh_node_pulls_a_large_map_without_waiting_for_ticks() {
             .tick_interval_ms(60_000)
             .exchange_timeout_ms(2_000)
             .gc_every_ticks(1)
-            .eviction_ms(120_000)
             .max_message_bytes(4_096)
             .build()
             .unwrap()

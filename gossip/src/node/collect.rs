@@ -1,4 +1,4 @@
-//! Tombstone collection and eviction.
+//! Tombstone collection.
 //!
 //! A tombstone may be dropped once no member can still hold, or be sent, a
 //! value it deleted. The node takes a snapshot of its own vector every GC
@@ -13,18 +13,19 @@
 //! after `s` has been stable for a whole GC period, which the configuration
 //! requires to exceed the exchange timeout.
 //!
-//! A member down for longer than the eviction time stops holding collection
-//! back. If it returns, its first `Syn` is answered with an eviction notice:
-//! it drops its state and rejoins empty under a new incarnation, so values
-//! whose deletes were collected meanwhile cannot come back through it. Writes
-//! only it held are lost then; that is the price of not waiting for it
-//! forever.
+//! Every member holds collection back, however long it has been down or
+//! cut off: a member that missed a delete keeps the value it deleted until it
+//! hears of the delete, and if the tombstone were gone by then, nothing could
+//! tell that value from a live one. So a partition or an outage of any length
+//! heals by ordinary anti-entropy, with nothing dropped and nothing brought
+//! back; the price is that tombstones written meanwhile stay until the
+//! member returns. (Collecting past a member that stays away, and making it
+//! drop its state when it returns, is what splits a cluster for good when
+//! both sides of a partition do it to each other; see docs/design.md.)
 
-use lww_crdt::{HybridClock, NodeId, Replica, VersionVector};
+use lww_crdt::{NodeId, VersionVector};
 
-use super::{Event, GC_SNAPSHOTS, Node, writer_origin};
-use crate::membership::Liveness;
-use crate::message::Message;
+use super::{GC_SNAPSHOTS, Node};
 
 impl Node {
     /// Takes a snapshot and purges below the newest snapshot that every
@@ -53,14 +54,12 @@ impl Node {
         self.metrics.tombstones_purged += purged as u64;
     }
 
-    /// The oldest snapshot period every non-evicted member has reached, or
-    /// `None` while some member has reached none.
+    /// The oldest snapshot period every member has reached, or `None` while
+    /// some member has reached none. Down members count like any other:
+    /// one that returns must find every delete it missed.
     fn stable_period(&self) -> Option<u64> {
         let mut stable = u64::MAX;
         for id in self.members.ids() {
-            if self.members.liveness(id) == Liveness::Evicted {
-                continue;
-            }
             stable = stable.min(*self.reached.get(&id)?);
         }
         Some(stable)
@@ -90,28 +89,12 @@ impl Node {
         }
     }
 
-    /// Evicts peers down for longer than the eviction time.
-    pub(super) fn evict_overdue(&mut self, now_ms: u64) {
-        for peer in self.members.overdue(now_ms, self.config.eviction_ms) {
-            let incarnation = self.incarnations.get(&peer).copied().unwrap_or(0);
-            self.members.evict(peer);
-            self.evicted.insert(peer, incarnation);
-            self.reached.remove(&peer);
-            self.in_flight.remove(&peer);
-            self.metrics.members_evicted += 1;
-            self.events.push_back(Event::PeerEvicted(peer));
-        }
-    }
-
-    /// Handles the sender's incarnation: notes it, and refuses a message
-    /// from an evicted incarnation (answering a `Syn` with an eviction
-    /// notice). A newer incarnation of an evicted peer is welcome again: it
-    /// starts empty. Returns whether the message was refused.
-    pub(super) fn refuse_evicted(&mut self, from: NodeId, message: &Message) -> bool {
-        let incarnation = message.incarnation();
+    /// Notes the sender's incarnation. A newer one is a new life of the
+    /// member, which starts over: what the old life had reached, the deltas
+    /// in flight to it and the parts held from it say nothing now.
+    pub(super) fn note_incarnation(&mut self, from: NodeId, incarnation: u32) {
         let known = self.incarnations.entry(from).or_insert(incarnation);
         if incarnation > *known {
-            // A new life: what the old one had reached says nothing now.
             *known = incarnation;
             self.reached.remove(&from);
             self.in_flight.remove(&from);
@@ -120,76 +103,5 @@ impl Node {
             // of it is not a duplicate of one the old life sent.
             self.answered.retain(|&(initiator, _), _| initiator != from);
         }
-        match self.evicted.get(&from) {
-            Some(&evicted) if incarnation <= evicted => {
-                self.metrics.messages_rejected += 1;
-                if let Message::Syn(syn) = message {
-                    self.send_empty_syn_ack(from, syn.exchange, 0, true);
-                }
-                true
-            }
-            Some(_) => {
-                self.evicted.remove(&from);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Notes the time: starts this incarnation's clock, and enters or leaves
-    /// the returning state.
-    pub(super) fn note_time(&mut self, now_ms: u64) {
-        self.started_ms.get_or_insert(now_ms);
-        let eviction = self.config.eviction_ms;
-        match self.returning_since {
-            Some(since) if now_ms.saturating_sub(since) >= eviction => {
-                self.returning_since = None;
-            }
-            Some(_) => {}
-            None => {
-                let silent = self
-                    .last_heard_ms
-                    .is_some_and(|heard| now_ms.saturating_sub(heard) > eviction);
-                if silent && !self.version_vector().is_empty() {
-                    self.returning_since = Some(now_ms);
-                    self.events.push_back(Event::Returning);
-                }
-            }
-        }
-    }
-
-    /// Whether this node can vouch that a returning peer it has not evicted
-    /// was not evicted by it: it has run this incarnation for at least the
-    /// eviction time and is not returning itself.
-    pub(super) fn can_vouch(&self, now_ms: u64) -> bool {
-        self.returning_since.is_none()
-            && self
-                .started_ms
-                .is_some_and(|started| now_ms.saturating_sub(started) >= self.config.eviction_ms)
-    }
-
-    /// Drops all state and rejoins empty under the next incarnation, keeping
-    /// the clock so no stamp goes backwards.
-    pub(super) fn rejoin(&mut self) {
-        let incarnation = self.config.incarnation.saturating_add(1);
-        self.config.incarnation = incarnation;
-        let mut clock =
-            HybridClock::with_max_offset(self.time.clone(), self.config.max_clock_offset_ms);
-        clock.advance_to(self.replica.clock().last());
-        self.replica = Replica::new(writer_origin(self.config.id, incarnation), clock);
-        self.end_open_exchanges();
-        self.outstanding.clear();
-        self.answered.clear();
-        self.in_flight.clear();
-        self.deferred.clear();
-        self.known_hashes.clear();
-        self.snapshots.clear();
-        self.reached.clear();
-        self.stable_before = None;
-        self.vector_hash = None;
-        self.started_ms = None;
-        self.returning_since = None;
-        self.metrics.rejoins += 1;
-        self.events.push_back(Event::Rejoined { incarnation });
     }
 }

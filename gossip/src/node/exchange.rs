@@ -36,7 +36,7 @@ impl Node {
         let syn = Message::Syn(Syn {
             exchange,
             incarnation: self.config.incarnation,
-            returning: self.is_returning(),
+            returning: false,
             digest,
             members_hash: self.members.hash(),
         });
@@ -75,7 +75,7 @@ impl Node {
     /// that duration fit in half the exchange timeout, at least one.
     fn pull_rest(&mut self, peer: NodeId, round_trip_ms: u64, now_ms: u64) {
         let syn_bytes = vector_len_bound(self.version_vector());
-        if syn_bytes > self.config.max_message_bytes / 4 || self.is_returning() {
+        if syn_bytes > self.config.max_message_bytes / 4 {
             return;
         }
         // Holding all the peer held when it last answered: nothing to pull.
@@ -132,12 +132,6 @@ impl Node {
             ),
         }
         let own = self.vector_hash();
-        if self.is_returning() {
-            // Possibly evicted: serve nothing until vouched for.
-            self.send_empty_syn_ack(from, syn.exchange, own, false);
-            return;
-        }
-        let vouch = syn.returning && self.can_vouch(now_ms);
         let members = (syn.members_hash != self.members.hash()).then(|| self.members.members());
         let (digest, delta, wants_vector) = match syn.digest {
             Digest::Hash(hash) | Digest::Behind { hash, .. } if hash == own => {
@@ -180,7 +174,7 @@ impl Node {
             exchange: syn.exchange,
             incarnation: self.config.incarnation,
             evicted: false,
-            vouch,
+            vouch: false,
             delta,
             digest,
             wants_vector,
@@ -196,30 +190,6 @@ impl Node {
             // Equal vectors: the initiator's answer, if any, needs none.
             self.end_exchange(from, syn.exchange, false);
         }
-    }
-
-    /// Answers a `Syn` with nothing: no delta, no vector, no members, just
-    /// `hash` and whether the initiator was evicted.
-    pub(super) fn send_empty_syn_ack(
-        &mut self,
-        to: NodeId,
-        exchange: u64,
-        hash: u64,
-        evicted: bool,
-    ) {
-        let syn_ack = Message::SynAck(SynAck {
-            exchange,
-            incarnation: self.config.incarnation,
-            evicted,
-            vouch: false,
-            delta: StoreDelta::default(),
-            digest: Digest::Hash(hash),
-            wants_vector: false,
-            members: None,
-            members_hash: self.members.hash(),
-        });
-        self.send(to, &syn_ack);
-        self.end_exchange(to, exchange, false);
     }
 
     /// Takes the answer to an exchange this node opened, and closes it with
@@ -253,13 +223,8 @@ impl Node {
     /// closing `Ack`: bare if the responder lacks nothing, so that it knows
     /// the exchange is over.
     fn close_exchange(&mut self, from: NodeId, syn_ack: SynAck, open: Outstanding, now_ms: u64) {
-        if syn_ack.evicted {
-            self.rejoin();
-            return;
-        }
-        if syn_ack.vouch {
-            self.returning_since = None;
-        }
+        // `evicted` and `vouch` are not acted on (see `SynAck`): no peer's
+        // word makes this node drop what it holds.
         let received_all = syn_ack.delta.is_complete();
         // Whether this node's vector is still the one its `Syn` carried, and
         // then moves only by what the responder sent: not by parts held from
@@ -271,9 +236,6 @@ impl Node {
         let held = self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
         let unmoved = unmoved && held_from_others(self) == others_before;
         self.learn_members(syn_ack.members);
-        if self.is_returning() {
-            return;
-        }
         // A `Behind` view is a floor on the responder's vector only if this
         // node's vector did not move since its `Syn` (see below).
         let mut view_is_floor = true;
@@ -435,7 +397,7 @@ impl Node {
         taken.applied_cut = was_cut(&ack.delta).then(|| now_ms.saturating_sub(began_ms));
         let held = self.apply(from, ack.delta, deadline, now_ms);
         self.learn_members(ack.members);
-        if self.is_returning() || !ack.from_initiator {
+        if !ack.from_initiator {
             return taken;
         }
         let delta = match ack.vector {
@@ -513,7 +475,7 @@ impl Node {
                 // middle of a pull fails its next tick's exchange, once.
                 continue;
             }
-            match self.members.failed(open.peer, now_ms) {
+            match self.members.failed(open.peer) {
                 Some(super::Transition::Suspect) => {
                     self.events.push_back(super::Event::PeerSuspect(open.peer));
                 }

@@ -1,6 +1,6 @@
 //! The protocol state machine: its state, its public inputs and outputs.
 //! The exchange itself lives in `exchange`, tombstone collection and
-//! eviction in `collect`.
+//! incarnations in `collect`.
 
 mod collect;
 mod exchange;
@@ -86,17 +86,6 @@ pub enum Event {
     PeerDown(NodeId),
     /// A member was learned through gossip.
     MemberJoined(Member),
-    /// A peer stayed down past the eviction time and was evicted.
-    PeerEvicted(NodeId),
-    /// This node heard from no one for longer than the eviction time: it
-    /// sends no data until a peer vouches that it was not evicted.
-    Returning,
-    /// A peer said this node had been evicted: it dropped its state and
-    /// rejoined under a new incarnation.
-    Rejoined {
-        /// The new incarnation.
-        incarnation: u32,
-    },
     /// A delta from `from` changed the map.
     Updated {
         /// The sender.
@@ -230,14 +219,6 @@ pub struct Node {
     stable_before: Option<u64>,
     /// The latest incarnation each peer has spoken as.
     incarnations: HashMap<NodeId, u32>,
-    /// Evicted peers and the incarnation they were evicted in.
-    evicted: HashMap<NodeId, u32>,
-    /// When this incarnation first saw time, for vouching.
-    started_ms: Option<u64>,
-    /// When a peer was last heard from.
-    last_heard_ms: Option<u64>,
-    /// Since when this node has been returning (see `collect`), if it is.
-    returning_since: Option<u64>,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -291,10 +272,6 @@ impl Node {
             reached: HashMap::new(),
             stable_before: None,
             incarnations: HashMap::new(),
-            evicted: HashMap::new(),
-            started_ms: None,
-            last_heard_ms: None,
-            returning_since: None,
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -400,7 +377,6 @@ impl Node {
     /// due, opens exchanges with up to `fanout` alive peers.
     pub fn handle_tick(&mut self, now_ms: u64) {
         self.time.set(now_ms);
-        self.note_time(now_ms);
         self.expire(now_ms);
         if self.next_tick_ms.is_some_and(|next| now_ms < next) {
             return;
@@ -420,7 +396,6 @@ impl Node {
         for peer in targets {
             self.open_exchange(peer, now_ms, false);
         }
-        self.evict_overdue(now_ms);
         if self.ticks % u64::from(self.config.gc_every_ticks) == 0 {
             self.collect_garbage();
         }
@@ -449,16 +424,12 @@ impl Node {
             }
         };
         self.time.set(now_ms);
-        self.note_time(now_ms);
         if let Err(source) = self.check_timestamps(&message) {
             self.metrics.messages_rejected += 1;
             return Err(MessageError::Clock { from, source });
         }
         self.metrics.received.record(message.kind(), payload.len());
-        if self.refuse_evicted(from, &message) {
-            return Ok(());
-        }
-        self.last_heard_ms = Some(now_ms);
+        self.note_incarnation(from, message.incarnation());
         if self.members.add(Member {
             id: from,
             address: String::new(),
@@ -506,15 +477,9 @@ impl Node {
         self.deferred.clear();
     }
 
-    /// The incarnation this node currently writes in.
+    /// The incarnation this node writes in.
     pub fn incarnation(&self) -> u32 {
         self.config.incarnation
-    }
-
-    /// Whether this node is returning from a silence longer than the
-    /// eviction time, and so sends no data until a peer vouches for it.
-    pub fn is_returning(&self) -> bool {
-        self.returning_since.is_some()
     }
 
     fn check_size(&self, entry_len: usize) -> Result<(), WriteError> {
