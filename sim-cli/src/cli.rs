@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lww_crdt::NodeId;
-use sim::{CrashMode, Scenario, SweepSpec, WritePattern};
+use sim::{CrashMode, FuzzSpec, Scenario, SweepSpec, WritePattern};
 use transport_mem::Timing;
 
 /// Simulate, run and query a gossip-replicated key-value store.
@@ -24,6 +24,10 @@ pub(crate) enum Command {
     /// Measure rounds to spread one update over cluster sizes, fan-outs and
     /// seeds, beside the push-pull theory.
     Sweep(SweepArgs),
+    /// Run random small clusters under random fault mixes; each must
+    /// converge and verify once its faults stop (exit status 1 if any does
+    /// not, with the command that replays it).
+    Fuzz(FuzzArgs),
     /// Make a cluster CA, node certificates and the client certificate.
     Certs(CertsArgs),
     /// Run one node of a real cluster over QUIC until SIGINT or SIGTERM.
@@ -368,9 +372,7 @@ pub(crate) struct SweepArgs {
 
 impl SweepArgs {
     pub(crate) fn spec(&self) -> SweepSpec {
-        let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        let threads = self.threads.unwrap_or_else(available_threads);
         SweepSpec {
             nodes: self.nodes.clone(),
             fanouts: self.fanout.clone(),
@@ -384,6 +386,38 @@ impl SweepArgs {
             threads,
         }
     }
+}
+
+/// `sim-cli fuzz`.
+#[derive(Debug, Args)]
+pub(crate) struct FuzzArgs {
+    /// Scenarios to draw and run.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) runs: u64,
+    /// Seed of the draws: the same seed draws the same scenarios.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Worker threads (default: the machine's cores); results do not depend
+    /// on it.
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Print one JSON document instead of the summary.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl FuzzArgs {
+    pub(crate) fn spec(&self) -> FuzzSpec {
+        FuzzSpec {
+            runs: self.runs,
+            seed: self.seed,
+            threads: self.threads.unwrap_or_else(available_threads),
+        }
+    }
+}
+
+fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// How virtual time runs: shared by `simulate` and `sweep`.

@@ -74,7 +74,6 @@ pub fn simulate(
         clock_skew_ms: scenario.clock_skew_ms,
         max_clock_offset_ms: scenario.max_clock_offset_ms,
         faults: Faults::NONE,
-        ..ClusterConfig::default()
     })?;
     let mut run = Run {
         scenario,

@@ -27,6 +27,8 @@
 //! - `threaded`: the same runs with a driver thread per node and concurrent
 //!   client threads, on wall-clock time.
 //! - `report`: [`SimReport`], what a run found.
+//! - `fuzz`: [`fuzz`], random small clusters under random fault mixes, each
+//!   of which must converge and verify.
 //! - `sweep`: [`sweep`], rounds to spread one update over sizes, fan-outs
 //!   and seeds, beside [`theory_rounds`].
 //! - [`plot`]: line charts as standalone SVG.
@@ -34,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod engine;
+mod fuzz;
 pub mod plot;
 mod reference;
 mod report;
@@ -42,6 +45,7 @@ mod sweep;
 mod threaded;
 
 pub use engine::{SimError, simulate};
+pub use fuzz::{FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET, draw, fuzz};
 pub use reference::{LoggedWrite, Reference};
 pub use report::{
     ExchangeCounts, FaultStats, KindCounts, Mismatch, Outcome, SimReport, TrafficStats,

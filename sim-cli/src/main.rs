@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{BenchCommand, Cli, ClientArgs, Command, SimulateArgs, SweepArgs};
+use crate::cli::{BenchCommand, Cli, ClientArgs, Command, FuzzArgs, SimulateArgs, SweepArgs};
 use crate::proto::{Request, Response};
 
 fn main() -> ExitCode {
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => simulate(&args),
         Command::Sweep(args) => sweep(&args),
+        Command::Fuzz(args) => fuzz(&args),
         Command::Certs(args) => certs::run(&args).map(|report| {
             output::emit(&if args.json {
                 output::json(&report)
@@ -129,6 +130,23 @@ fn sweep(args: &SweepArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn fuzz(args: &FuzzArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.spec();
+    let progress = progress_bar(spec.runs, args.json);
+    let report = sim::fuzz(&spec, || progress.inc(1))?;
+    progress.finish_and_clear();
+    output::emit(&if args.json {
+        output::json(&report)
+    } else {
+        output::fuzz_report(&report)
+    });
+    Ok(if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -199,6 +199,44 @@ pub(crate) fn curve_chart(report: &SimReport) -> Chart {
 }
 
 /// The sweep as a table.
+/// `fuzz` for people: the verdict, the heal times, and every failure's
+/// replay command.
+pub(crate) fn fuzz_report(report: &sim::FuzzReport) -> String {
+    let mut out = String::new();
+    let spec = &report.spec;
+    let _ = writeln!(
+        out,
+        "runs        {} drawn with seed {}: {} converged and verified, {} failed",
+        spec.runs,
+        spec.seed,
+        report.passed,
+        report.failures.len()
+    );
+    let _ = writeln!(
+        out,
+        "heal        {:.2} rounds on average, {} at most, from the end of faults and writes to \
+         convergence ({} runs converged)",
+        report.mean_rounds_to_heal, report.max_rounds_to_heal, report.converged
+    );
+    if let Some(slowest) = &report.slowest {
+        let _ = writeln!(out, "slowest     {slowest}");
+    }
+    for failure in &report.failures {
+        let verdict = match (failure.converged, failure.verified) {
+            (false, _) => "NOT CONVERGED",
+            (true, false) => "CONVERGED BUT WRONG",
+            (true, true) => "FAILED",
+        };
+        let _ = writeln!(out, "run {:<6} {verdict}: {}", failure.run, failure.command);
+    }
+    let _ = writeln!(
+        out,
+        "replay      sim-cli fuzz --runs {} --seed {}",
+        spec.runs, spec.seed
+    );
+    out
+}
+
 pub(crate) fn sweep_table(report: &SweepReport) -> String {
     let mut out = String::new();
     let _ = writeln!(

@@ -131,29 +131,7 @@ pub fn sweep(spec: &SweepSpec, on_run: impl Fn() + Sync) -> Result<SweepReport, 
             }
         }
     }
-    // Workers take jobs in order from a shared counter; each result lands in
-    // its job's slot, so the report does not depend on the thread count.
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<SimReport, SimError>>>> =
-        Mutex::new((0..jobs.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..spec.threads.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else {
-                        return;
-                    };
-                    let result = simulate(job, |_, _| {});
-                    if let Ok(mut slots) = results.lock() {
-                        slots[i] = Some(result);
-                    }
-                    on_run();
-                }
-            });
-        }
-    });
-    let results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let results = simulate_all(&jobs, spec.threads, on_run);
     let mut points = Vec::new();
     let mut results = results.into_iter();
     for &nodes in &spec.nodes {
@@ -163,7 +141,7 @@ pub fn sweep(spec: &SweepSpec, on_run: impl Fn() + Sync) -> Result<SweepReport, 
             let mut copies = Vec::new();
             let mut failed = 0;
             for _ in 0..spec.seeds {
-                let report = match results.next().flatten() {
+                let report = match results.next() {
                     Some(Ok(report)) => report,
                     Some(Err(err)) => return Err(err),
                     None => continue,
@@ -213,6 +191,39 @@ fn command(spec: &SweepSpec) -> String {
         cmd.push_str(&format!(" --timing staggered --latency-ms {latency_ms}"));
     }
     cmd
+}
+
+/// Runs every scenario on `threads` workers; the results come back in the
+/// scenarios' order, whatever the thread count.
+pub(crate) fn simulate_all(
+    jobs: &[Scenario],
+    threads: usize,
+    on_run: impl Fn() + Sync,
+) -> Vec<Result<SimReport, SimError>> {
+    // Workers take jobs in order from a shared counter; each result lands in
+    // its job's slot.
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<SimReport, SimError>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else {
+                        return;
+                    };
+                    let result = simulate(job, |_, _| {});
+                    if let Ok(mut slots) = results.lock() {
+                        slots[i] = Some(result);
+                    }
+                    on_run();
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
+    results.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

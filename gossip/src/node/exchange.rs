@@ -2,7 +2,8 @@
 //! the deadlines that bound how late a delta may be applied.
 //!
 //! Both sides remember an exchange until its deadline (the exchange
-//! timeout): the initiator from its `Syn`, the responder from its `SynAck`.
+//! timeout): the initiator from its `Syn` (and from its `Ack` again if that
+//! asks for a final `Ack`), the responder from its `SynAck`.
 //! A delta-bearing message that arrives after that, or for an exchange the
 //! receiver does not remember, is dropped unapplied. That bounds how old an
 //! applied delta can be, which tombstone collection relies on (see
@@ -323,10 +324,18 @@ impl Node {
             members,
         });
         if self.send(from, &ack) && awaiting_final {
+            // The final `Ack` is two more hops away, and its delta is built
+            // only once this `Ack` lands: waiting for it from now on keeps
+            // every applied delta younger than the exchange timeout (see
+            // `collect`), and lets it arrive on a link where four hops take
+            // longer than the timeout. Counted from the `Syn`, every final
+            // `Ack` on such a link came late, and the entries only it
+            // carried never arrived.
             self.outstanding.insert(
                 syn_ack.exchange,
                 Outstanding {
                     awaiting_final: true,
+                    deadline_ms: now_ms + self.config.exchange_timeout_ms,
                     ..open
                 },
             );
@@ -391,8 +400,8 @@ impl Node {
             return taken;
         };
         let carried_entries = !ack.delta.is_empty();
-        // The exchange (or this node's answer in it) began one timeout
-        // before its deadline.
+        // This node's last message in the exchange (its `SynAck`, or its
+        // `Ack` asking for this one) went one timeout before the deadline.
         let began_ms = deadline.saturating_sub(self.config.exchange_timeout_ms);
         taken.applied_cut = was_cut(&ack.delta).then(|| now_ms.saturating_sub(began_ms));
         let held = self.apply(from, ack.delta, deadline, now_ms);
