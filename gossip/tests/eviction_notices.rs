@@ -1,0 +1,114 @@
+//! No peer's word empties a node. A hostile member answers every `Syn` with
+//! an eviction notice (`SynAck::evicted`) and sends unsolicited notices for
+//! every exchange number it might guess, while one honest node is also cut
+//! off from the rest for many GC periods (so that, had notices ever been
+//! plausible, they would be now). Before, each notice made its receiver drop
+//! its whole state and rejoin under a new incarnation: three honest nodes
+//! went to zero keys within one round and stayed there.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::VecDeque;
+
+use common::member;
+use gossip::{Config, Digest, Message, MessageKind, Node, StoreDelta, SynAck, codec};
+use lww_crdt::NodeId;
+
+const HOSTILE: u64 = 3;
+const INTERVAL: u64 = 100;
+const MAX: usize = 1 << 20;
+
+fn notice(exchange: u64) -> Vec<u8> {
+    codec::encode(
+        &Message::SynAck(SynAck {
+            exchange,
+            incarnation: 0,
+            evicted: true,
+            vouch: false,
+            delta: StoreDelta::default(),
+            digest: Digest::Hash(0),
+            wants_vector: false,
+            members: None,
+            members_hash: 0,
+        }),
+        MAX,
+    )
+    .unwrap()
+}
+
+fn honest(id: u64) -> Node {
+    let config = Config::builder(NodeId::new(id))
+        .fanout(2)
+        .tick_interval_ms(INTERVAL)
+        .exchange_timeout_ms(INTERVAL)
+        .gc_every_ticks(2)
+        .build()
+        .unwrap();
+    let peers = (0..=HOSTILE).filter(|&p| p != id).map(member);
+    Node::new(config, peers)
+}
+
+#[test]
+fn eviction_notices_from_a_hostile_member_change_nothing() {
+    let mut nodes: Vec<Node> = (0..HOSTILE).map(honest).collect();
+    let mut now = 1_000_000;
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.put(format!("key-{i}"), "kept".into(), now).unwrap();
+    }
+    // (to, from, payload)
+    let mut wire: VecDeque<(u64, u64, Vec<u8>)> = VecDeque::new();
+    for round in 0..400u64 {
+        now += INTERVAL;
+        // Node 2 is cut off from nodes 0 and 1 for rounds 20..300, long
+        // past down detection and many GC periods; the hostile member
+        // reaches everyone throughout.
+        let cut = |a: u64, b: u64| (20..300).contains(&round) && (a == 2) != (b == 2);
+        for node in &mut nodes {
+            node.handle_tick(now);
+        }
+        for to in 0..HOSTILE {
+            for exchange in 0..8 {
+                wire.push_back((to, HOSTILE, notice(exchange)));
+            }
+        }
+        loop {
+            for (from, node) in (0u64..).zip(nodes.iter_mut()) {
+                while let Some(t) = node.poll_transmit() {
+                    wire.push_back((t.to.get(), from, t.payload));
+                }
+                while node.poll_exchange_end().is_some() {}
+                while node.poll_event().is_some() {}
+            }
+            let Some((to, from, payload)) = wire.pop_front() else {
+                break;
+            };
+            if to == HOSTILE {
+                if let Ok(Message::Syn(syn)) = codec::decode(&payload, MAX) {
+                    wire.push_back((from, HOSTILE, notice(syn.exchange)));
+                }
+                continue;
+            }
+            if cut(to, from) {
+                continue;
+            }
+            let _ = nodes[to as usize].handle_message(NodeId::new(from), &payload, now);
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            assert_eq!(node.incarnation(), 0, "round {round}: node {i} rejoined");
+            assert_eq!(
+                node.get(&format!("key-{i}")),
+                Some("kept"),
+                "round {round}: node {i} lost its own key"
+            );
+        }
+    }
+    for node in &nodes {
+        for i in 0..HOSTILE {
+            assert_eq!(node.get(&format!("key-{i}")), Some("kept"));
+        }
+        assert_eq!(node.map(), nodes[0].map());
+        assert!(node.metrics().received.messages[MessageKind::SynAck.index()] > 1_000);
+    }
+}
