@@ -31,6 +31,7 @@ pub struct Config {
     pub(crate) down_after_failures: u32,
     pub(crate) probe_every_ticks: u32,
     pub(crate) gc_every_ticks: u32,
+    pub(crate) join_before_writing: bool,
     pub(crate) seed: u64,
 }
 
@@ -52,6 +53,7 @@ impl Config {
                 down_after_failures: 4,
                 probe_every_ticks: 10,
                 gc_every_ticks: 10,
+                join_before_writing: false,
                 seed: id.get(),
             },
         }
@@ -96,6 +98,11 @@ impl Config {
     /// How far ahead of local time a remote timestamp may be.
     pub fn max_clock_offset_ms(&self) -> u64 {
         self.max_clock_offset_ms
+    }
+
+    /// Whether writes wait until a member has been heard from.
+    pub fn join_before_writing(&self) -> bool {
+        self.join_before_writing
     }
 
     /// The address this node advertises to peers (opaque to the protocol).
@@ -187,6 +194,22 @@ impl ConfigBuilder {
     /// Every this many ticks, stable tombstones are purged (default 10).
     pub fn gc_every_ticks(mut self, ticks: u32) -> Self {
         self.config.gc_every_ticks = ticks;
+        self
+    }
+
+    /// Refuse writes until some member has been heard from (default off).
+    ///
+    /// Turn it on when members learn of each other through seeds rather than
+    /// from one list they all share. A node that writes before anyone knows
+    /// it exists is a cluster of its own: the members that never heard of it
+    /// collect deletes without waiting for it, and when it is found, a write
+    /// it made before such a delete would come back, since the tombstone that
+    /// should beat it is gone. Once a member has heard from this node (it
+    /// answered, or this node answered it), the member waits for it, and
+    /// tells the others. With one member list given to every node, each
+    /// knows all the others from the start, and there is nothing to wait for.
+    pub fn join_before_writing(mut self, on: bool) -> Self {
+        self.config.join_before_writing = on;
         self
     }
 

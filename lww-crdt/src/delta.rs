@@ -304,10 +304,13 @@ where
     V: Ord + Clone,
 {
     /// Applies a delta from a peer: merges its entries and raises the vector
-    /// to its `covered` frontier, no further. An origin whose
-    /// [`since`](Delta::since) frontier this map has not reached is left
-    /// out, entries and frontier: taking it would claim the entries in
-    /// between.
+    /// to its `covered` frontier, no further. If this map has not reached
+    /// the delta's [`since`](Delta::since) frontier for some origin, the
+    /// whole delta is left out: taking that origin's part would claim the
+    /// entries in between, and taking only the other origins' parts would
+    /// claim writes that the left-out part supersedes (a delta carries only
+    /// winning entries, so a write superseded by another origin's entry is
+    /// covered by its frontier but not carried).
     ///
     /// Entries this map's vector already covers are skipped: they are held
     /// here or superseded, and re-accepting one whose tombstone was purged
@@ -316,53 +319,31 @@ where
         self.apply_or_defer(delta).0
     }
 
-    /// [`apply`](Self::apply), handing back the part left out, if any: the
-    /// entries and frontiers of the origins whose `since` this map has not
-    /// reached. Applied once it has (after the delta it overtook), that part
-    /// does what it would have done on time.
+    /// [`apply`](Self::apply), handing the delta back whole if it was left
+    /// out: applied once this map has reached its `since` (after the delta
+    /// it overtook), it does what it would have done on time.
     pub fn apply_or_defer(&mut self, delta: Delta<K, V>) -> (ApplyReport, Option<Delta<K, V>>) {
-        let mut report = ApplyReport::default();
-        // In origin order, like the vectors.
-        let unreached: Vec<NodeId> = delta
+        let unreached = delta
             .since
             .iter()
-            .filter(|&(origin, since)| self.version_vector.get(origin) < since)
-            .map(|(origin, _)| origin)
-            .collect();
-        let left_out = |origin: NodeId| unreached.binary_search(&origin).is_ok();
-        let mut deferred = Delta {
-            complete: false,
-            ..Delta::default()
-        };
+            .any(|(origin, since)| self.version_vector.get(origin) < since);
+        if unreached {
+            let report = ApplyReport {
+                unreached: delta.len(),
+                ..ApplyReport::default()
+            };
+            return (report, Some(delta));
+        }
+        let mut report = ApplyReport::default();
         for (key, entry) in delta.entries {
             if self.version_vector.covers(entry.stamp) {
                 report.unchanged += 1;
-            } else if left_out(entry.stamp.origin) {
-                report.unreached += 1;
-                deferred.entries.push((key, entry));
             } else {
                 report.record(self.upsert(key, entry));
             }
         }
-        if unreached.is_empty() {
-            self.version_vector.merge(&delta.covered);
-            return (report, None);
-        }
-        let mut covered = Vec::new();
-        for (origin, frontier) in delta.covered.iter() {
-            if left_out(origin) {
-                covered.push((origin, frontier));
-            } else {
-                self.version_vector.advance(origin, frontier);
-            }
-        }
-        deferred.covered = covered.into_iter().collect();
-        deferred.since = delta
-            .since
-            .iter()
-            .filter(|&(origin, _)| left_out(origin))
-            .collect();
-        (report, Some(deferred))
+        self.version_vector.merge(&delta.covered);
+        (report, None)
     }
 }
 
@@ -422,6 +403,32 @@ mod tests {
         assert!(none.is_empty() && none.covered().is_empty());
     }
 
+    /// Found by the gossip scenario fuzzer (a run with 400 ms links, loss,
+    /// reordering and crashes): `x` by origin 1 is superseded by `x` by
+    /// origin 2, so a delta covers origin 1 past it without carrying it.
+    /// When origin 2's part was left out (its `since` not reached) and
+    /// origin 1's taken, the receiver claimed origin 1's write while holding
+    /// neither it nor what superseded it; the writer of the superseding
+    /// entry then crashed with it, and the receiver never read `x` again.
+    #[test]
+    fn a_delta_left_out_for_one_origin_claims_nothing_for_the_others() {
+        let sender = writes(&[("x", 5, 1), ("x", 10, 2), ("y", 3, 2)]);
+        // Computed past origin 2's `y`, as if an earlier delta carried it.
+        let peer: VersionVector = [(NodeId::new(2), Hlc::from_u64(3))].into_iter().collect();
+        let delta = sender.delta_since(&peer, Budget::UNLIMITED);
+        assert_eq!(delta.covered().get(NodeId::new(1)), Hlc::from_u64(5));
+        let mut receiver = LwwMap::new();
+        let (report, held) = receiver.apply_or_defer(delta.clone());
+        assert_eq!(held, Some(delta), "handed back whole");
+        assert_eq!(report.unreached, 1);
+        assert!(receiver.version_vector().is_empty(), "claimed origin 1's x");
+        // Without the superseding entry, origin 1's own x still gets in.
+        let mut only_first = LwwMap::new();
+        only_first.put("x".to_owned(), "x5".to_owned(), stamp(5, 1));
+        receiver.apply(only_first.delta_since(&VersionVector::new(), Budget::UNLIMITED));
+        assert_eq!(receiver.get("x").map(String::as_str), Some("x5"));
+    }
+
     #[test]
     fn a_delta_ahead_of_the_receiver_is_left_out_until_it_catches_up() {
         let a = writes(&[("x", 1, 1), ("y", 2, 1), ("z", 3, 1)]);
@@ -437,7 +444,7 @@ mod tests {
         // Handed back, it applies once `first` has.
         let (_, deferred) = b.apply_or_defer(second.clone());
         let deferred = deferred.expect("left out");
-        assert_eq!((deferred.len(), deferred.since()), (1, first.covered()));
+        assert_eq!(deferred, second);
         let (_, again) = b.apply_or_defer(deferred.clone());
         assert!(again.is_some(), "still unreached");
         b.apply(first.clone());

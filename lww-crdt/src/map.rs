@@ -30,8 +30,8 @@ pub struct ApplyReport {
     pub replaced: usize,
     /// Entries already known, or older than what was present: no change.
     pub unchanged: usize,
-    /// Entries of a delta left out because their origin's part started
-    /// beyond this map's frontier: the delta overtook, or followed a lost,
+    /// Entries of a delta left out because it started beyond this map's
+    /// frontier for some origin: the delta overtook, or followed a lost,
     /// earlier one. A later delta brings them again.
     pub unreached: usize,
 }

@@ -147,6 +147,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         .exchange_timeout_ms(args.exchange_timeout_ms)
         .max_message_bytes(args.max_message_bytes)
         .pull_depth(args.pull_depth)
+        .join_before_writing(true)
         .gc_every_ticks(gc_every_ticks(args.interval_ms, args.exchange_timeout_ms))
         .seed(u64::from(incarnation) << 32 | args.id)
         .build()
@@ -403,6 +404,7 @@ impl Server {
             Status {
                 id: node.id(),
                 incarnation: node.incarnation(),
+                joined: node.is_joined(),
                 listen: String::new(),
                 uptime_ms: 0,
                 interval_ms: 0,
@@ -435,6 +437,7 @@ fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
             len: len as u64,
             max: max as u64,
         }),
+        Err(WriteError::NotJoined) => Response::Error(ProtoError::NotJoined),
     }
 }
 

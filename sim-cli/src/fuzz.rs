@@ -121,12 +121,7 @@ pub fn draw(seed: u64, run: u64) -> Scenario {
     let mut any = false;
     while !any {
         if rng.random_bool(0.4) {
-            // With seed peers, members meet only by gossip: a partition from
-            // the start leaves two clusters that have never met, and each
-            // collects deletes the other's writes predate (see
-            // docs/design.md, "Limits"). Start those once members have met.
-            let earliest = if s.seed_peers.is_some() { 20 } else { 0 };
-            let start = rng.random_range(earliest..=30);
+            let start = rng.random_range(0..=30);
             s.partition = Some((start, start + duration(&mut rng)));
             any = true;
         }

@@ -480,6 +480,7 @@ pub(crate) fn status_json(status: &crate::proto::Status) -> String {
     json(&serde_json::json!({
         "id": status.id.get(),
         "incarnation": status.incarnation,
+        "joined": status.joined,
         "listen": status.listen,
         "uptime_ms": status.uptime_ms,
         "interval_ms": status.interval_ms,
@@ -510,6 +511,12 @@ pub(crate) fn status_text(status: &crate::proto::Status) -> String {
         status.uptime_ms as f64 / 1e3,
         status.interval_ms
     );
+    if !status.joined {
+        let _ = writeln!(
+            out,
+            "not joined yet: no member has answered, so writes are refused"
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The client protocol version this build speaks. A frame starting with
 /// another byte is answered with [`ProtoError::UnsupportedVersion`].
-pub(crate) const PROTO_VERSION: u8 = 1;
+pub(crate) const PROTO_VERSION: u8 = 2;
 
 /// The largest frame either side decodes: the QUIC transport's default frame
 /// cap (4 MiB).
@@ -92,6 +92,9 @@ pub(crate) enum ProtoError {
         /// The largest accepted.
         max: u64,
     },
+    /// The node has not heard from any member yet, so it takes no writes.
+    #[error("the node has not joined the cluster yet: no member has answered it; retry")]
+    NotJoined,
 }
 
 /// What was wrong with a frame that could not be decoded.
@@ -222,6 +225,9 @@ pub(crate) struct Status {
     pub(crate) id: NodeId,
     /// The incarnation it writes in.
     pub(crate) incarnation: u32,
+    /// Whether it takes writes: it has heard from a member (or founded the
+    /// cluster).
+    pub(crate) joined: bool,
     /// The address it listens on.
     pub(crate) listen: String,
     /// Milliseconds since the daemon started.

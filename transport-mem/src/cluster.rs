@@ -503,6 +503,7 @@ impl Cluster {
             .exchange_timeout_ms(self.config.tick_interval_ms)
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
+            .join_before_writing(self.config.seed_peers.is_some())
             .seed(self.rng.random())
             .build()?;
         let Some(count) = self.config.seed_peers else {

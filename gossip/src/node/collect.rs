@@ -55,9 +55,12 @@ impl Node {
     }
 
     /// The oldest snapshot period every member has reached, or `None` while
-    /// some member has reached none. Down members count like any other:
+    /// some member has reached none or there is none. Down members count like any other:
     /// one that returns must find every delete it missed.
     fn stable_period(&self) -> Option<u64> {
+        // A node that knows no other member cannot tell who else holds what
+        // it deletes: a seed restarted empty, say, before anyone called.
+        self.members.ids().next()?;
         let mut stable = u64::MAX;
         for id in self.members.ids() {
             stable = stable.min(*self.reached.get(&id)?);

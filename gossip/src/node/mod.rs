@@ -130,6 +130,11 @@ pub enum WriteError {
         /// The largest accepted.
         max: usize,
     },
+    /// The node joins through seeds ([`ConfigBuilder::join_before_writing`](
+    /// crate::ConfigBuilder::join_before_writing)) and no member has answered
+    /// it yet: the rest of the cluster may not know it exists.
+    #[error("this node has not joined the cluster yet: no member has been heard from")]
+    NotJoined,
 }
 
 /// An exchange this node opened.
@@ -219,6 +224,9 @@ pub struct Node {
     stable_before: Option<u64>,
     /// The latest incarnation each peer has spoken as.
     incarnations: HashMap<NodeId, u32>,
+    /// Whether writes are taken: from the start, or once a member has been
+    /// heard from (see [`Config::join_before_writing`]).
+    joined: bool,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -251,6 +259,9 @@ impl Node {
         for seed in seeds {
             members.add(seed);
         }
+        // A node that knows no one founds the cluster: there is nobody to
+        // join.
+        let joined = !config.join_before_writing || members.ids().next().is_none();
         Self {
             rng: SmallRng::seed_from_u64(config.seed),
             config,
@@ -272,6 +283,7 @@ impl Node {
             reached: HashMap::new(),
             stable_before: None,
             incarnations: HashMap::new(),
+            joined,
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -345,9 +357,10 @@ impl Node {
     /// Writes `value` to `key` at time `now_ms`.
     ///
     /// # Errors
-    /// [`WriteError::TooLarge`] if the entry could not travel in one message.
+    /// [`WriteError::TooLarge`] if the entry could not travel in one message,
+    /// [`WriteError::NotJoined`] before the node has joined.
     pub fn put(&mut self, key: String, value: String, now_ms: u64) -> Result<Stamp, WriteError> {
-        self.check_size(key.encoded_len() + value.encoded_len())?;
+        self.check_writable(key.encoded_len() + value.encoded_len())?;
         self.time.set(now_ms);
         self.vector_hash = None;
         Ok(self.replica.put(key, value))
@@ -357,9 +370,9 @@ impl Node {
     ///
     /// # Errors
     /// [`WriteError::TooLarge`] if the tombstone could not travel in one
-    /// message.
+    /// message, [`WriteError::NotJoined`] before the node has joined.
     pub fn delete(&mut self, key: String, now_ms: u64) -> Result<Stamp, WriteError> {
-        self.check_size(key.encoded_len())?;
+        self.check_writable(key.encoded_len())?;
         self.time.set(now_ms);
         self.vector_hash = None;
         Ok(self.replica.delete(key))
@@ -430,6 +443,7 @@ impl Node {
         }
         self.metrics.received.record(message.kind(), payload.len());
         self.note_incarnation(from, message.incarnation());
+        self.joined = true;
         if self.members.add(Member {
             id: from,
             address: String::new(),
@@ -482,7 +496,15 @@ impl Node {
         self.config.incarnation
     }
 
-    fn check_size(&self, entry_len: usize) -> Result<(), WriteError> {
+    /// Whether writes are taken yet: see [`Config::join_before_writing`].
+    pub fn is_joined(&self) -> bool {
+        self.joined
+    }
+
+    fn check_writable(&self, entry_len: usize) -> Result<(), WriteError> {
+        if !self.joined {
+            return Err(WriteError::NotJoined);
+        }
         let max = self.config.max_message_bytes / 2;
         let len = entry_len + 2 * 9 + 1;
         if len > max {

@@ -135,8 +135,9 @@ impl Workload {
         }
     }
 
-    /// `count` writes on random running nodes; returns how many were made
-    /// (fewer only if no node is running).
+    /// `count` writes on random running nodes that take writes (see
+    /// `Config::join_before_writing`); returns how many were made (none if
+    /// no node takes them).
     pub(crate) fn write(
         &mut self,
         cluster: &mut Cluster,
@@ -144,7 +145,7 @@ impl Workload {
         count: usize,
     ) -> usize {
         let running: Vec<usize> = (0..cluster.len())
-            .filter(|&i| cluster.is_running(i))
+            .filter(|&i| cluster.is_running(i) && cluster.node(i).is_some_and(|n| n.is_joined()))
             .collect();
         if running.is_empty() {
             return 0;
