@@ -171,13 +171,15 @@ stop_node() {
     note "node $h exited with status $status after SIGTERM"
 }
 
+# Waits until each node answers and has joined (heard from a member), so it
+# takes writes.
 wait_serving() {
     for h in "$@"; do
         for _ in $(seq 100); do
-            client "$h" status >/dev/null 2>&1 && continue 2
+            client "$h" status --json 2>/dev/null | grep -q '"joined": true' && continue 2
             sleep 0.1
         done
-        die "node $h did not start; its log: $(tail -n 5 "$WORK/node-$h.log")"
+        die "node $h did not start and join; its log: $(tail -n 5 "$WORK/node-$h.log")"
     done
 }
 
