@@ -182,12 +182,30 @@ fn ask(args: &ClientArgs, request: &Request) -> anyhow::Result<Response> {
     }
 }
 
+/// How often a write refused as `NotJoined` is tried again.
+const RETRY_NOT_JOINED: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn unexpected(response: &Response) -> anyhow::Error {
     anyhow::anyhow!("the node sent an unexpected answer: {response:?}")
 }
 
+/// A write, retried every 100 ms while the node has not joined its cluster
+/// yet (a node just started takes writes once a peer answers it), until
+/// `--timeout-ms` has passed.
 fn write(args: &ClientArgs, op: &str, key: &str, request: &Request) -> anyhow::Result<ExitCode> {
-    match ask(args, request)? {
+    let deadline = std::time::Instant::now() + args.timeout();
+    let mut answer = client::call(args, request)?;
+    while matches!(answer, Response::Error(proto::ProtoError::NotJoined))
+        && std::time::Instant::now() + RETRY_NOT_JOINED < deadline
+    {
+        std::thread::sleep(RETRY_NOT_JOINED);
+        answer = client::call(args, request)?;
+    }
+    let answer = match answer {
+        Response::Error(err) => return Err(anyhow::anyhow!("the node refused the request: {err}")),
+        answer => answer,
+    };
+    match answer {
         Response::Written { stamp } => {
             output::emit(&output::written(op, key, &stamp, args.json));
             Ok(ExitCode::SUCCESS)

@@ -514,3 +514,55 @@ fn a_draining_node_stops_once_its_peers_stop_answering() {
         one.log()
     );
 }
+
+/// A node started with a peer that is not up takes no writes: `put` waits
+/// out `--timeout-ms` and exits 2 with the reason, `status` says the node
+/// has not joined, and nothing is written. Once the peer answers, the same
+/// `put` goes through. A node started with no peer founds the cluster and
+/// takes writes at once.
+#[test]
+fn a_node_takes_writes_only_once_a_peer_has_answered() {
+    let dir = TempDir::new("join");
+    let certs = certs(&dir, "c", "1,2,3");
+    let (addr1, addr2, addr3) = (free_addr(), free_addr(), free_addr());
+    let mut one = start(&dir, &certs, 1, &addr1, &[(2, &addr2)]);
+    one.listen_addr(LIMIT);
+    let status = json(&client("status", &["--json"], &addr1, &certs));
+    assert_eq!(status["joined"], serde_json::Value::Bool(false));
+    assert!(stdout(&client("status", &[], &addr1, &certs)).contains("not joined yet"));
+    let o = client(
+        "put",
+        &["colour", "blue", "--timeout-ms", "600"],
+        &addr1,
+        &certs,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("has not joined the cluster yet"),
+        "{}",
+        stderr(&o)
+    );
+    let status = json(&client("status", &["--json"], &addr1, &certs));
+    assert_eq!(status["keys"], 0);
+
+    let mut two = start(&dir, &certs, 2, &addr2, &[(1, &addr1)]);
+    two.listen_addr(LIMIT);
+    let o = client("put", &["colour", "blue"], &addr1, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let status = json(&client("status", &["--json"], &addr1, &certs));
+    assert_eq!(status["joined"], serde_json::Value::Bool(true));
+
+    let mut three = start(&dir, &certs, 3, &addr3, &[]);
+    three.listen_addr(LIMIT);
+    let o = client(
+        "put",
+        &["alone", "yes", "--timeout-ms", "600"],
+        &addr3,
+        &certs,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for node in [&mut one, &mut two, &mut three] {
+        let status = node.terminate(LIMIT).expect("exits after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{}", node.log());
+    }
+}
