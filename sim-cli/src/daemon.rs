@@ -565,8 +565,12 @@ mod tests {
             interval_ms: 100,
         };
         assert!(matches!(
-            server.answer(b"\x01garbage"),
+            server.answer(&[&[proto::PROTO_VERSION][..], b"garbage"].concat()),
             Response::Error(ProtoError::Malformed { .. })
+        ));
+        assert!(matches!(
+            server.answer(b"\x01garbage"),
+            Response::Error(ProtoError::UnsupportedVersion { got: 1, .. })
         ));
         assert!(matches!(
             server.answer(&[7, 0]),

@@ -268,47 +268,67 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+
+    /// Namespaces `tag`, certificates, and a node on each of `hosts` listing
+    /// the others, all joined; `None` (and why, on stderr) where network
+    /// namespaces cannot be made.
+    fn launch(tag: &str, hosts: &[u64]) -> Option<Cluster> {
+        if !is_root() {
+            eprintln!("skipped: the multi-host test needs root for network namespaces");
+            return None;
+        }
+        let net = match Net::new(tag) {
+            Ok(net) => net,
+            Err(why) => {
+                eprintln!("skipped: cannot build network namespaces: {why}");
+                return None;
+            }
+        };
+        let dir = TempDir::new(&format!("multi-host-{tag}"));
+        let certs = dir.str("certs");
+        let mut args = vec!["certs".to_owned(), "--out".to_owned(), certs.clone()];
+        for h in hosts {
+            args.push("--node".to_owned());
+            args.push(format!("{h}={SUBNET}.1{h}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut cluster = Cluster {
+            net,
+            dir,
+            certs,
+            nodes: (0..=HOSTS.len()).map(|_| None).collect(),
+        };
+        for &h in hosts {
+            cluster.start(h, hosts);
+        }
+        assert!(
+            cluster.all_joined(hosts),
+            "nodes did not start and join: {}",
+            cluster.logs()
+        );
+        Some(cluster)
+    }
+
+    /// Stops every node at once with SIGTERM; each must exit 0.
+    fn stop_all(&mut self) {
+        for node in self.nodes.iter().flatten() {
+            node.signal("-TERM");
+        }
+        for node in self.nodes.iter_mut().flatten() {
+            let status = node.wait(LIMIT).expect("a node exits after SIGTERM");
+            assert_eq!(status.code(), Some(0), "{}", node.log());
+        }
+    }
 }
 
 #[test]
 fn five_hosts_replicate_heal_partitions_and_catch_up_restarts() {
-    if !is_root() {
-        eprintln!("skipped: the multi-host test needs root for network namespaces");
-        return;
-    }
-    let net = match Net::new("a") {
-        Ok(net) => net,
-        Err(why) => {
-            eprintln!("skipped: cannot build network namespaces: {why}");
-            return;
-        }
-    };
     let started = Instant::now();
-    let dir = TempDir::new("multi-host");
-    let certs = dir.str("certs");
-    let mut args = vec!["certs".to_owned(), "--out".to_owned(), certs.clone()];
-    for h in HOSTS {
-        args.push("--node".to_owned());
-        args.push(format!("{h}={SUBNET}.1{h}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-
-    let mut cluster = Cluster {
-        net,
-        dir,
-        certs,
-        nodes: (0..=HOSTS.len()).map(|_| None).collect(),
+    let Some(mut cluster) = Cluster::launch("a", &HOSTS) else {
+        return;
     };
-    for h in HOSTS {
-        cluster.start(h, &HOSTS);
-    }
-    assert!(
-        cluster.all_joined(&HOSTS),
-        "nodes did not start and join: {}",
-        cluster.logs()
-    );
 
     // 1. A write on host 1 is read on every host.
     cluster.put(1, "greeting", "hello");
@@ -382,13 +402,7 @@ fn five_hosts_replicate_heal_partitions_and_catch_up_restarts() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
     // Every node stops cleanly, all at once.
-    for node in cluster.nodes.iter().flatten() {
-        node.signal("-TERM");
-    }
-    for node in cluster.nodes.iter_mut().flatten() {
-        let status = node.wait(LIMIT).expect("a node exits after SIGTERM");
-        assert_eq!(status.code(), Some(0), "{}", node.log());
-    }
+    cluster.stop_all();
     drop(three);
     eprintln!(
         "multi-host test took {:.1} s",
@@ -405,38 +419,10 @@ fn five_hosts_replicate_heal_partitions_and_catch_up_restarts() {
 #[test]
 fn three_hosts_heal_after_a_three_minute_partition() {
     const TRIO: [u64; 3] = [1, 2, 3];
-    if !is_root() {
-        eprintln!("skipped: the multi-host test needs root for network namespaces");
-        return;
-    }
-    let net = match Net::new("b") {
-        Ok(net) => net,
-        Err(why) => {
-            eprintln!("skipped: cannot build network namespaces: {why}");
-            return;
-        }
-    };
     let started = Instant::now();
-    let dir = TempDir::new("long-partition");
-    let certs = dir.str("certs");
-    let mut args = vec!["certs".to_owned(), "--out".to_owned(), certs.clone()];
-    for h in TRIO {
-        args.push("--node".to_owned());
-        args.push(format!("{h}={SUBNET}.1{h}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut cluster = Cluster {
-        net,
-        dir,
-        certs,
-        nodes: (0..=TRIO.len()).map(|_| None).collect(),
+    let Some(mut cluster) = Cluster::launch("b", &TRIO) else {
+        return;
     };
-    for h in TRIO {
-        cluster.start(h, &TRIO);
-    }
-    assert!(cluster.all_joined(&TRIO), "{}", cluster.logs());
     cluster.put(1, "shared", "before");
     cluster.put(3, "doomed", "before");
     assert!(
@@ -495,13 +481,7 @@ fn three_hosts_heal_after_a_three_minute_partition() {
             );
         }
     }
-    for node in cluster.nodes.iter().flatten() {
-        node.signal("-TERM");
-    }
-    for node in cluster.nodes.iter_mut().flatten() {
-        let status = node.wait(LIMIT).expect("a node exits after SIGTERM");
-        assert_eq!(status.code(), Some(0), "{}", node.log());
-    }
+    cluster.stop_all();
     eprintln!(
         "three-minute partition: {round} write rounds, identical {:.1} s after the heal, \
          test took {:.1} s",
