@@ -378,9 +378,10 @@ impl Shared {
                 "empty frames are not carried",
             )));
         }
-        if !lock(&self.peers).contains_key(&frame.to) {
-            return Err(TransportError::UnknownPeer(frame.to));
-        }
+        // A peer whose address this node does not know yet (it joined
+        // through someone else) is still answered on the stream it opened;
+        // only a new stream needs its address.
+        let known = lock(&self.peers).contains_key(&frame.to);
         let key = |initiated_here| StreamKey {
             peer: frame.to,
             exchange: frame.exchange,
@@ -401,6 +402,9 @@ impl Shared {
                     Err(mpsc::error::SendError(StreamCommand::End)) => return Ok(()),
                 }
             }
+        }
+        if !known {
+            return Err(TransportError::UnknownPeer(frame.to));
         }
         self.open_stream(&mut streams, key, payload);
         Ok(())

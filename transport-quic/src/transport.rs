@@ -458,8 +458,10 @@ impl QuicHandle {
         self.shared.add_peer(id, addr)
     }
 
-    /// Forgets `id`'s address and closes the pooled connection to it; sends
-    /// to it fail with [`TransportError::UnknownPeer`] from now on.
+    /// Forgets `id`'s address and closes the pooled connection to it; a
+    /// frame that would open a new stream to it fails with
+    /// [`TransportError::UnknownPeer`] from now on (answers on a stream it
+    /// opened still go).
     pub fn remove_peer(&self, id: NodeId) -> Option<SocketAddr> {
         self.shared.remove_peer(id)
     }

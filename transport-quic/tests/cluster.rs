@@ -906,3 +906,35 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
     }
     stop(nodes);
 }
+
+/// A node answers a peer whose address it does not know on the stream the
+/// peer opened: a member that joined through someone else, listed by nobody
+/// here yet, still gets its `SynAck`. Only a new stream needs the address.
+/// (The transport refused every frame to such a peer, so a node named by no
+/// one never heard back from its seed.)
+#[test]
+fn a_peer_without_an_address_is_answered_on_its_own_stream() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    t[1].handle().remove_peer(NodeId::new(0));
+    send(&mut t[0], 1, MessageKind::Syn, 7, b"syn");
+    let got = one(&mut t[1]);
+    assert_eq!(
+        (got.from, got.payload.as_slice()),
+        (NodeId::new(0), &b"syn"[..])
+    );
+    send(&mut t[1], 0, MessageKind::SynAck, 7, b"synack");
+    assert_eq!(one(&mut t[0]).payload, b"synack");
+    // Opening an exchange of its own still needs the address.
+    let opened = t[1].send(Transmit {
+        to: NodeId::new(0),
+        kind: MessageKind::Syn,
+        exchange: 1,
+        from_initiator: true,
+        payload: b"syn".to_vec(),
+    });
+    assert!(matches!(
+        opened,
+        Err(gossip::TransportError::UnknownPeer(_))
+    ));
+}
