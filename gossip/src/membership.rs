@@ -38,6 +38,8 @@ pub struct PeerState {
     pub failures: u32,
     /// When it was last heard from, in node time (ms).
     pub last_heard_ms: Option<u64>,
+    /// The latest incarnation it has spoken as, if it has spoken.
+    pub incarnation: Option<u32>,
 }
 
 /// A liveness change worth telling the caller about.
@@ -133,6 +135,7 @@ impl Membership {
             liveness: health.liveness,
             failures: health.failures,
             last_heard_ms: health.last_heard_ms,
+            incarnation: None,
         })
     }
 

@@ -40,6 +40,9 @@ pub(crate) enum Command {
     Delete(KeyArgs),
     /// Show a node's members, keys, version vector and counters.
     Status(StatusArgs),
+    /// List a node's members: id, address, state, incarnation, failures and
+    /// when each was last heard from.
+    Members(StatusArgs),
     /// Wait until every given node holds the same map (exit status 1 if
     /// they do not within --timeout-ms).
     Converged(ConvergedArgs),

@@ -391,6 +391,7 @@ impl Server {
                 liveness: None,
                 failures: 0,
                 last_heard_ms_ago: None,
+                incarnation: Some(node.incarnation()),
             }];
             let mut peers = node.peers();
             peers.sort_by_key(|p| p.member.id);
@@ -400,6 +401,7 @@ impl Server {
                 liveness: Some(p.liveness),
                 failures: p.failures,
                 last_heard_ms_ago: p.last_heard_ms.map(|t| now.saturating_sub(t)),
+                incarnation: p.incarnation,
             }));
             Status {
                 id: node.id(),

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         }
         Command::Get(args) => get(&args.client, &args.key),
         Command::Status(args) => status(&args.client),
+        Command::Members(args) => members(&args.client),
         Command::Converged(args) => bench::converged(&args).map(|report| {
             output::emit(&output::converged(&report, args.nodes.json));
             if report.converged {
@@ -231,6 +232,16 @@ fn get(args: &ClientArgs, key: &str) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn members(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    match ask(args, &Request::Status)? {
+        Response::Status(status) => {
+            output::emit(&output::members(&status, args.json));
+            Ok(ExitCode::SUCCESS)
         }
         other => Err(unexpected(&other)),
     }

@@ -449,21 +449,65 @@ fn liveness_text(liveness: Option<gossip::Liveness>) -> &'static str {
     }
 }
 
-/// `status` as JSON.
-pub(crate) fn status_json(status: &crate::proto::Status) -> String {
-    let members: Vec<serde_json::Value> = status
-        .members
+/// Members as JSON values: one object each.
+fn members_json_values(members: &[crate::proto::MemberStatus]) -> Vec<serde_json::Value> {
+    members
         .iter()
         .map(|m| {
             serde_json::json!({
                 "id": m.id.get(),
                 "address": m.address,
                 "liveness": liveness_text(m.liveness),
+                "incarnation": m.incarnation,
                 "failures": m.failures,
                 "last_heard_ms_ago": m.last_heard_ms_ago,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// The member table, its header line starting with `first` and each row
+/// with `rest`.
+fn members_table(members: &[crate::proto::MemberStatus], first: &str, rest: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{first}{:>6}  {:<24} {:<8} {:>11} {:>8} {:>12}",
+        "id", "address", "state", "incarnation", "failures", "last heard"
+    );
+    for m in members {
+        let _ = writeln!(
+            out,
+            "{rest}{:>6}  {:<24} {:<8} {:>11} {:>8} {:>12}",
+            m.id.to_string(),
+            if m.address.is_empty() {
+                "-"
+            } else {
+                &m.address
+            },
+            liveness_text(m.liveness),
+            m.incarnation
+                .map_or_else(|| "-".to_owned(), |i| i.to_string()),
+            m.failures,
+            m.last_heard_ms_ago
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms ago"))
+        );
+    }
+    out
+}
+
+/// `members`: one line per member, this node first, or a JSON array.
+pub(crate) fn members(status: &crate::proto::Status, json_out: bool) -> String {
+    if json_out {
+        json(&members_json_values(&status.members))
+    } else {
+        members_table(&status.members, "", "")
+    }
+}
+
+/// `status` as JSON.
+pub(crate) fn status_json(status: &crate::proto::Status) -> String {
+    let members = members_json_values(&status.members);
     let vector: Vec<serde_json::Value> = status
         .vector
         .iter()
@@ -518,27 +562,11 @@ pub(crate) fn status_text(status: &crate::proto::Status) -> String {
         );
     }
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "members     {:>6}  {:<24} {:<8} {:>8} {:>12}",
-        "id", "address", "liveness", "failures", "last heard"
-    );
-    for m in &status.members {
-        let _ = writeln!(
-            out,
-            "            {:>6}  {:<24} {:<8} {:>8} {:>12}",
-            m.id.to_string(),
-            if m.address.is_empty() {
-                "-"
-            } else {
-                &m.address
-            },
-            liveness_text(m.liveness),
-            m.failures,
-            m.last_heard_ms_ago
-                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms ago"))
-        );
-    }
+    out.push_str(&members_table(
+        &status.members,
+        "members     ",
+        "            ",
+    ));
     let _ = writeln!(out);
     let _ = writeln!(
         out,

@@ -156,6 +156,8 @@ pub(crate) struct MemberStatus {
     pub(crate) failures: u32,
     /// Milliseconds since it was last heard from, if ever.
     pub(crate) last_heard_ms_ago: Option<u64>,
+    /// The incarnation it last spoke as (its own, for the node itself).
+    pub(crate) incarnation: Option<u32>,
 }
 
 /// One origin of the version vector.

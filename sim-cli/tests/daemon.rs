@@ -600,17 +600,26 @@ fn nodes_that_name_one_seed_learn_each_other_and_converge() {
     let o = run(&args);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     for addr in &addrs {
-        let status = json(&client("status", &["--json"], addr, &certs));
-        let members = status["members"].as_array().unwrap();
+        let members = json(&client("members", &["--json"], addr, &certs));
+        let members = members.as_array().unwrap();
         assert_eq!(members.len(), NODES as usize, "{addr}: {members:?}");
         assert!(
             members
                 .iter()
-                .all(|m| !m["address"].as_str().unwrap().is_empty()),
-            "{addr}: a member without an address: {members:?}"
+                .all(|m| !m["address"].as_str().unwrap().is_empty()
+                    && m["incarnation"] == 1
+                    && ["self", "alive"].contains(&m["liveness"].as_str().unwrap())),
+            "{addr}: {members:?}"
         );
+        let status = json(&client("status", &["--json"], addr, &certs));
         assert_eq!(status["keys"], 3, "{addr}");
     }
+    let table = stdout(&client("members", &[], &addrs[5], &certs));
+    assert_eq!(table.lines().count(), NODES as usize + 1, "{table}");
+    assert!(
+        table.lines().next().unwrap().contains("incarnation"),
+        "{table}"
+    );
     for node in &nodes {
         node.signal("-TERM");
     }

@@ -360,7 +360,7 @@ impl Node {
     }
 
     /// Takes an `Ack`, answering it if it is the initiator's.
-    fn take_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) -> AckTaken {
+    fn take_ack(&mut self, from: NodeId, mut ack: Ack, now_ms: u64) -> AckTaken {
         // Whether or not it is still current, the peer sent it after taking,
         // holding back or dropping the delta this node sent it in that
         // exchange; a final one with a vector says it held some back.
@@ -374,6 +374,11 @@ impl Node {
             (None, true) => self.settle(from, |s| s == SettledBy::PeerExchange(ack.exchange)),
             (None, false) => self.settle(from, |s| s == SettledBy::FinalAck(ack.exchange)),
         }
+        // Members are learned from any `Ack`, current or not: after a
+        // `SynAck` with a matching hash the exchange is already over here,
+        // and the initiator's list (its own address among it) came only
+        // this way.
+        self.learn_members(ack.members.take());
         let answered = ack
             .from_initiator
             .then(|| self.answered.remove(&(from, ack.exchange)))
@@ -405,7 +410,6 @@ impl Node {
         let began_ms = deadline.saturating_sub(self.config.exchange_timeout_ms);
         taken.applied_cut = was_cut(&ack.delta).then(|| now_ms.saturating_sub(began_ms));
         let held = self.apply(from, ack.delta, deadline, now_ms);
-        self.learn_members(ack.members);
         if !ack.from_initiator {
             return taken;
         }

@@ -329,7 +329,11 @@ impl Node {
 
     /// Known peers and their liveness.
     pub fn peers(&self) -> Vec<PeerState> {
-        self.members.peers()
+        let mut peers = self.members.peers();
+        for peer in &mut peers {
+            peer.incarnation = self.incarnations.get(&peer.member.id).copied();
+        }
+        peers
     }
 
     /// The liveness of `peer`, if known.
