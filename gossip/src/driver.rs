@@ -83,6 +83,15 @@ impl NodeHandle {
         f(&self.lock())
     }
 
+    /// Stops the node taking writes ([`Node::start_draining`]) and returns
+    /// its counters at that moment: every write it took is in the map those
+    /// counters saw, so an exchange that completes later carries it.
+    pub fn start_draining(&self) -> Metrics {
+        let mut node = self.lock();
+        node.start_draining();
+        *node.metrics()
+    }
+
     /// Asks the driver thread to stop after its current step.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);

@@ -7,7 +7,8 @@
 //! - A frame claiming to come from the node itself is refused with
 //!   `MessageError::FromSelf`.
 //! - A write too large to travel in one message is refused with
-//!   `WriteError::TooLarge`, and nothing is written.
+//!   `WriteError::TooLarge`, and nothing is written; so is every write to a
+//!   node that started draining before it stops (`WriteError::Draining`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -189,4 +190,19 @@ fn a_write_too_large_for_a_message_is_refused_and_writes_nothing() {
     assert!(a.version_vector().is_empty());
     // Something that fits goes through and travels.
     a.put("k".into(), "x".repeat(400), NOW).unwrap();
+}
+
+#[test]
+fn a_draining_node_refuses_writes_and_changes_nothing() {
+    let mut node = node();
+    let before = node.map().clone();
+    node.start_draining();
+    assert!(node.is_draining());
+    assert_eq!(
+        node.put("k".into(), "v".into(), NOW),
+        Err(WriteError::Draining)
+    );
+    assert_eq!(node.delete("mine".into(), NOW), Err(WriteError::Draining));
+    assert_eq!(node.map(), &before);
+    assert_eq!(node.get("mine"), Some("0"));
 }

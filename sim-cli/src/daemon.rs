@@ -219,8 +219,8 @@ pub(crate) fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 
     u32::try_from(ticks.max(10)).unwrap_or(u32::MAX)
 }
 
-/// Keeps gossiping after the signal until the writes this node accepted
-/// have reached some peers, or `bound` passes: until `min(fanout, alive
+/// Stops taking writes, then keeps gossiping until the writes this node
+/// accepted have reached some peers, or `bound` passes: until `min(fanout, alive
 /// peers)` exchanges this node opened complete after the signal. Completing
 /// one means the peer's answer arrived after the signal, and the final
 /// `Ack` that answer calls for is computed from the map as it is then, so
@@ -231,13 +231,16 @@ pub(crate) fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 
 /// peers are gone or going, and it returns then.
 fn drain(handle: &NodeHandle, bound: Duration) {
     let deadline = Instant::now() + bound;
-    let (wanted, at_signal) = handle.with_node(|node| {
+    // Under the node's lock: every write taken is in the map as these
+    // counters saw it, so every exchange that completes later carries it.
+    let at_signal = handle.start_draining();
+    let wanted = handle.with_node(|node| {
         let alive = node
             .peers()
             .iter()
             .filter(|p| p.liveness == Liveness::Alive)
             .count();
-        (alive.min(node.config().fanout()) as u64, *node.metrics())
+        alive.min(node.config().fanout()) as u64
     });
     if wanted == 0 || bound.is_zero() {
         return;
@@ -440,6 +443,7 @@ fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
             max: max as u64,
         }),
         Err(WriteError::NotJoined) => Response::Error(ProtoError::NotJoined),
+        Err(WriteError::Draining) => Response::Error(ProtoError::ShuttingDown),
     }
 }
 
@@ -624,6 +628,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Draining before shutdown: writes are refused, reads still served.
+        handle.start_draining();
+        let late = Request::Put {
+            key: "late".into(),
+            value: "v".into(),
+        };
+        assert!(matches!(
+            ask(&proto::encode(&late)),
+            Response::Error(ProtoError::ShuttingDown)
+        ));
+        assert!(matches!(
+            ask(&proto::encode(&Request::Delete { key: "k".into() })),
+            Response::Error(ProtoError::ShuttingDown)
+        ));
+        assert!(matches!(
+            ask(&proto::encode(&get)),
+            Response::Entry { entry: Some(_) }
+        ));
+        assert_eq!(handle.get("late"), None, "a refused write changed the map");
         client.close();
         handle.shutdown();
         driver.join().unwrap();

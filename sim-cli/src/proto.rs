@@ -95,6 +95,9 @@ pub(crate) enum ProtoError {
     /// The node has not heard from any member yet, so it takes no writes.
     #[error("the node has not joined the cluster yet: no member has answered it; retry")]
     NotJoined,
+    /// The node is shutting down; the write was not taken.
+    #[error("the node is shutting down; the write was not taken: send it to another node")]
+    ShuttingDown,
 }
 
 /// What was wrong with a frame that could not be decoded.

@@ -628,3 +628,70 @@ fn nodes_that_name_one_seed_learn_each_other_and_converge() {
         assert_eq!(status.code(), Some(0), "{}", node.log());
     }
 }
+
+/// Writers keep putting on node 2 while it gets SIGTERM. Every put it
+/// acknowledged must be on node 1 once node 2 is gone; the rest were refused
+/// (`shutting down`, exit 2) or found the node gone. A write taken during the
+/// drain, after the last exchange that would carry it, was acknowledged and
+/// then lost with the node.
+#[test]
+fn puts_during_shutdown_are_refused_or_reach_a_surviving_peer() {
+    let dir = TempDir::new("drain-writes");
+    let certs = certs(&dir, "c", "1,2");
+    let (addr1, addr2) = (free_addr(), free_addr());
+    let mut one = start(&dir, &certs, 1, &addr1, &[]);
+    let mut two = start(&dir, &certs, 2, &addr2, &[(1, &addr1)]);
+    one.listen_addr(LIMIT);
+    two.listen_addr(LIMIT);
+    let o = client("put", &["warm", "up"], &addr2, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    let refused = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for writer in 0..4 {
+            let (acknowledged, refused, addr2, certs) = (&acknowledged, &refused, &addr2, &certs);
+            scope.spawn(move || {
+                for i in 0..40 {
+                    let key = format!("w{writer}-{i}");
+                    let o = client("put", &[&key, "v", "--timeout-ms", "1000"], addr2, certs);
+                    if o.status.code() == Some(0) {
+                        acknowledged.lock().unwrap().push(key);
+                    } else {
+                        // Refused, or the node is gone: this writer is done.
+                        refused.lock().unwrap().push(stderr(&o));
+                        return;
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        let status = two.terminate(LIMIT).expect("node 2 exits after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{}", two.log());
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    let refused = refused.into_inner().unwrap();
+    assert!(
+        !acknowledged.is_empty() && !refused.is_empty(),
+        "no write around the stop"
+    );
+    for key in &acknowledged {
+        let o = client("get", &[key], &addr1, &certs);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "acknowledged {key} lost: {}",
+            one.log()
+        );
+    }
+    eprintln!(
+        "{} puts acknowledged, {} writers stopped by a refusal or a gone node, {} by `shutting down`",
+        acknowledged.len(),
+        refused.len(),
+        refused
+            .iter()
+            .filter(|e| e.contains("shutting down"))
+            .count()
+    );
+    let status = one.terminate(LIMIT).expect("node 1 exits");
+    assert_eq!(status.code(), Some(0), "{}", one.log());
+}

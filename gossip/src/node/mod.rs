@@ -135,6 +135,10 @@ pub enum WriteError {
     /// it yet: the rest of the cluster may not know it exists.
     #[error("this node has not joined the cluster yet: no member has been heard from")]
     NotJoined,
+    /// The node is shutting down ([`Node::start_draining`]): a write taken
+    /// now might not reach any peer before it stops.
+    #[error("this node is shutting down and takes no more writes")]
+    Draining,
 }
 
 /// An exchange this node opened.
@@ -227,6 +231,8 @@ pub struct Node {
     /// Whether writes are taken: from the start, or once a member has been
     /// heard from (see [`Config::join_before_writing`]).
     joined: bool,
+    /// Refusing writes before shutting down (see [`Node::start_draining`]).
+    draining: bool,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -284,6 +290,7 @@ impl Node {
             stable_before: None,
             incarnations: HashMap::new(),
             joined,
+            draining: false,
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -505,7 +512,22 @@ impl Node {
         self.joined
     }
 
+    /// Refuses every write from now on ([`WriteError::Draining`]), while
+    /// gossip goes on: a node about to stop gossips what it holds to its
+    /// peers first, and a write it took meanwhile might be left out.
+    pub fn start_draining(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether [`start_draining`](Self::start_draining) was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
     fn check_writable(&self, entry_len: usize) -> Result<(), WriteError> {
+        if self.draining {
+            return Err(WriteError::Draining);
+        }
         if !self.joined {
             return Err(WriteError::NotJoined);
         }
