@@ -12,7 +12,7 @@ use crate::config::HARD_MAX_MESSAGE_BYTES;
 use crate::message::Message;
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 #[derive(Serialize)]
 struct EnvelopeRef<'a> {
@@ -148,7 +148,7 @@ mod tests {
         let syn = Message::Syn(Syn {
             exchange: u64::MAX,
             incarnation: u32::MAX,
-            returning: true,
+            leaving: true,
             digest: Digest::Hash(u64::MAX),
             members_hash: u64::MAX,
         });

@@ -92,6 +92,17 @@ impl NodeHandle {
         *node.metrics()
     }
 
+    /// Leaves the cluster ([`Node::leave`]) and returns the node's counters
+    /// at that moment, as [`start_draining`](Self::start_draining) does, and
+    /// how many exchanges it opened to say so. Keep the driver running until
+    /// they complete.
+    pub fn leave(&self) -> (Metrics, usize) {
+        let now = self.clock.now_ms();
+        let mut node = self.lock();
+        let opened = node.leave(now);
+        (*node.metrics(), opened)
+    }
+
     /// Asks the driver thread to stop after its current step.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);

@@ -25,6 +25,9 @@ pub enum Liveness {
     /// long as it stays down: a partition of any length heals once a probe
     /// gets through.
     Down,
+    /// It said it was leaving: no longer contacted and no longer holding
+    /// tombstone collection back, until it speaks in a newer incarnation.
+    Left,
 }
 
 /// A peer as this node sees it.
@@ -55,12 +58,15 @@ struct Health {
     liveness: Liveness,
     failures: u32,
     last_heard_ms: Option<u64>,
+    /// The incarnation it left in, while it is Left.
+    left_in: Option<u32>,
 }
 
 const HEALTHY: Health = Health {
     liveness: Liveness::Alive,
     failures: 0,
     last_heard_ms: None,
+    left_in: None,
 };
 
 /// The member list and each peer's liveness.
@@ -187,16 +193,38 @@ impl Membership {
         }
     }
 
-    /// Records that `id` answered; returns `Up` if it was not alive.
-    pub(crate) fn heard_from(&mut self, id: NodeId, now_ms: u64) -> Option<Transition> {
+    /// Records that `id` spoke, in `incarnation`; returns `Up` if it was not
+    /// alive. A member that left stays Left for what its leaving life still
+    /// sends, and comes back only in a newer incarnation.
+    pub(crate) fn heard_from(
+        &mut self,
+        id: NodeId,
+        incarnation: u32,
+        now_ms: u64,
+    ) -> Option<Transition> {
         if !self.contains(id) {
             return None;
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
-        health.failures = 0;
         health.last_heard_ms = Some(now_ms);
+        if health.left_in.is_some_and(|left| incarnation <= left) {
+            return None;
+        }
+        health.left_in = None;
+        health.failures = 0;
         let was = std::mem::replace(&mut health.liveness, Liveness::Alive);
         (was != Liveness::Alive).then_some(Transition::Up)
+    }
+
+    /// Marks `id` Left in `incarnation`; returns whether it was not already.
+    pub(crate) fn leave(&mut self, id: NodeId, incarnation: u32) -> bool {
+        if !self.contains(id) {
+            return false;
+        }
+        let health = self.health.entry(id).or_insert(HEALTHY);
+        health.left_in = Some(health.left_in.map_or(incarnation, |i| i.max(incarnation)));
+        health.failures = 0;
+        std::mem::replace(&mut health.liveness, Liveness::Left) != Liveness::Left
     }
 
     /// Records a failed exchange with `id`; returns the transition it
@@ -206,6 +234,10 @@ impl Membership {
             return None;
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
+        if health.liveness == Liveness::Left {
+            // Gone on purpose: nothing to count.
+            return None;
+        }
         health.failures = health.failures.saturating_add(1);
         let next = if health.failures >= self.down_after {
             Liveness::Down
@@ -411,7 +443,7 @@ mod tests {
             m.choose_unresponsive(&mut rng, |_| true),
             Some(NodeId::new(1))
         );
-        assert_eq!(m.heard_from(NodeId::new(1), 5), Some(Transition::Up));
+        assert_eq!(m.heard_from(NodeId::new(1), 0, 5), Some(Transition::Up));
         assert_eq!(m.choose_alive(&mut rng, 3, |_| true), vec![NodeId::new(1)]);
     }
 
@@ -428,7 +460,25 @@ mod tests {
             m.choose_unresponsive(&mut rng, |_| true),
             Some(NodeId::new(1))
         );
-        assert_eq!(m.heard_from(NodeId::new(1), 60), Some(Transition::Up));
+        assert_eq!(m.heard_from(NodeId::new(1), 0, 60), Some(Transition::Up));
+    }
+
+    #[test]
+    fn a_member_that_left_is_not_contacted_until_a_newer_life_speaks() {
+        let mut m = Membership::new(member(0), 2, 3);
+        m.add(member(1));
+        assert!(m.leave(NodeId::new(1), 4));
+        assert!(!m.leave(NodeId::new(1), 4));
+        assert_eq!(m.liveness(NodeId::new(1)), Liveness::Left);
+        assert_eq!(m.failed(NodeId::new(1)), None);
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert!(m.choose_alive(&mut rng, 3, |_| true).is_empty());
+        assert_eq!(m.choose_unresponsive(&mut rng, |_| true), None);
+        // What its leaving life still sends does not bring it back.
+        assert_eq!(m.heard_from(NodeId::new(1), 4, 10), None);
+        assert_eq!(m.liveness(NodeId::new(1)), Liveness::Left);
+        assert_eq!(m.heard_from(NodeId::new(1), 5, 20), Some(Transition::Up));
+        assert_eq!(m.liveness(NodeId::new(1)), Liveness::Alive);
     }
 
     #[test]

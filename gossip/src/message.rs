@@ -58,10 +58,10 @@ pub struct Syn {
     pub exchange: u64,
     /// The initiator's incarnation.
     pub incarnation: u32,
-    /// Always false from this version, and ignored: earlier versions set it
-    /// while they held back their data after a long silence. Kept so that
-    /// the wire format stays at version 2.
-    pub returning: bool,
+    /// The initiator is leaving the cluster (it stops once this exchange
+    /// is done): the responder marks it Left, and neither gossips to it nor
+    /// waits for it any more, until it speaks in a newer incarnation.
+    pub leaving: bool,
     /// The initiator's digest.
     pub digest: Digest,
     /// A hash of the initiator's member list.
@@ -75,15 +75,6 @@ pub struct SynAck {
     pub exchange: u64,
     /// The responder's incarnation.
     pub incarnation: u32,
-    /// Always false from this version, and ignored on receipt: earlier
-    /// versions told a member they had evicted to drop its state with it, so
-    /// any one peer could empty a node. No member is evicted now (see
-    /// docs/design.md, "Tombstone collection"). Kept so that the wire format
-    /// stays at version 2.
-    pub evicted: bool,
-    /// Always false from this version, and ignored (earlier versions
-    /// answered `Syn::returning` with it). Kept for the wire format.
-    pub vouch: bool,
     /// What the initiator lacks (empty if the responder could not tell).
     pub delta: StoreDelta,
     /// The responder's digest.

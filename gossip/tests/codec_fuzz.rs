@@ -85,29 +85,34 @@ fn members() -> impl Strategy<Value = Option<Vec<Member>>> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u64>(), any::<u32>(), digest(), any::<u64>()).prop_map(
-            |(exchange, incarnation, digest, members_hash)| Message::Syn(Syn {
-                exchange,
-                incarnation,
-                returning: false,
-                digest,
-                members_hash,
-            })
-        ),
         (
-            (any::<u64>(), any::<u32>(), any::<bool>(), delta()),
+            any::<u64>(),
+            any::<u32>(),
+            any::<bool>(),
+            digest(),
+            any::<u64>()
+        )
+            .prop_map(|(exchange, incarnation, leaving, digest, members_hash)| {
+                Message::Syn(Syn {
+                    exchange,
+                    incarnation,
+                    leaving,
+                    digest,
+                    members_hash,
+                })
+            }),
+        (
+            (any::<u64>(), any::<u32>(), delta()),
             (digest(), any::<bool>(), members(), any::<u64>())
         )
             .prop_map(
                 |(
-                    (exchange, incarnation, evicted, delta),
+                    (exchange, incarnation, delta),
                     (digest, wants_vector, members, members_hash),
                 )| {
                     Message::SynAck(SynAck {
                         exchange,
                         incarnation,
-                        evicted,
-                        vouch: false,
                         delta,
                         digest,
                         wants_vector,
@@ -296,7 +301,7 @@ fn every_prefix_and_every_flipped_byte_of_real_frames_is_handled() {
     let syn = Message::Syn(Syn {
         exchange,
         incarnation: 0,
-        returning: false,
+        leaving: false,
         digest: Digest::Full(a.version_vector().clone()),
         members_hash: 0,
     });

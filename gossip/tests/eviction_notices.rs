@@ -1,10 +1,12 @@
 //! No peer's word empties a node. A hostile member answers every `Syn` with
-//! an eviction notice (`SynAck::evicted`) and sends unsolicited notices for
-//! every exchange number it might guess, while one honest node is also cut
-//! off from the rest for many GC periods (so that, had notices ever been
-//! plausible, they would be now). Before, each notice made its receiver drop
-//! its whole state and rejoin under a new incarnation: three honest nodes
-//! went to zero keys within one round and stayed there.
+//! an eviction notice (`SynAck::evicted` of wire version 2, the last that
+//! had one) and sends unsolicited notices for every exchange number it might
+//! guess, while one honest node is also cut off from the rest for many GC
+//! periods (so that, had notices ever been plausible, they would be now).
+//! Before, each notice made its receiver drop its whole state and rejoin
+//! under a new incarnation: three honest nodes went to zero keys within one
+//! round and stayed there. Now no member is evicted, the wire has no such
+//! notice, and a frame of the old version is refused unread.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,20 +15,29 @@ mod common;
 use std::collections::VecDeque;
 
 use common::member;
-use gossip::{Config, Digest, Message, MessageKind, Node, StoreDelta, SynAck, codec};
+use gossip::codec::{self, DecodeError};
+use gossip::{Config, Digest, Message, Node, StoreDelta, SynAck};
 use lww_crdt::NodeId;
 
 const HOSTILE: u64 = 3;
 const INTERVAL: u64 = 100;
 const MAX: usize = 1 << 20;
 
+/// An eviction notice as wire version 2 encoded it: this version's `SynAck`
+/// with `evicted` (true) and `vouch` (false) after the incarnation.
 fn notice(exchange: u64) -> Vec<u8> {
-    codec::encode(
+    // bincode's variable-length integers: one byte below 251, else a marker
+    // byte and 2, 4 or 8 bytes.
+    let exchange_len = match exchange {
+        0..251 => 1,
+        251..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    };
+    let now = codec::encode(
         &Message::SynAck(SynAck {
             exchange,
             incarnation: 0,
-            evicted: true,
-            vouch: false,
             delta: StoreDelta::default(),
             digest: Digest::Hash(0),
             wants_vector: false,
@@ -35,7 +46,24 @@ fn notice(exchange: u64) -> Vec<u8> {
         }),
         MAX,
     )
-    .unwrap()
+    .unwrap();
+    // version, variant, exchange, incarnation (0: one byte), then the rest.
+    let rest = 2 + exchange_len + 1;
+    let mut old = vec![2];
+    old.extend_from_slice(&now[1..rest]);
+    old.extend_from_slice(&[1, 0]);
+    old.extend_from_slice(&now[rest..]);
+    old
+}
+
+#[test]
+fn an_old_eviction_notice_is_refused_unread() {
+    for exchange in [7, 300, 70_000, u64::MAX] {
+        assert!(matches!(
+            codec::decode(&notice(exchange), MAX),
+            Err(DecodeError::Version(2))
+        ));
+    }
 }
 
 fn honest(id: u64) -> Node {
@@ -64,7 +92,9 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
         // Node 2 is cut off from nodes 0 and 1 for rounds 20..300, long
         // past down detection and many GC periods; the hostile member
         // reaches everyone throughout.
-        let cut = |a: u64, b: u64| (20..300).contains(&round) && (a == 2) != (b == 2);
+        let cut = |a: u64, b: u64| {
+            (20..300).contains(&round) && a != HOSTILE && b != HOSTILE && (a == 2) != (b == 2)
+        };
         for node in &mut nodes {
             node.handle_tick(now);
         }
@@ -109,6 +139,7 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
             assert_eq!(node.get(&format!("key-{i}")), Some("kept"));
         }
         assert_eq!(node.map(), nodes[0].map());
-        assert!(node.metrics().received.messages[MessageKind::SynAck.index()] > 1_000);
+        // Every notice reached it, and was refused.
+        assert!(node.metrics().messages_rejected > 3_000);
     }
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Net, builder};
-use gossip::{Member, Node};
+use gossip::{Event, Liveness, Member, Node};
 use lww_crdt::NodeId;
 
 fn addressed(id: u64) -> Member {
@@ -63,4 +63,101 @@ fn newcomers_naming_one_seed_learn_every_address() {
     for node in &net.nodes {
         assert_eq!(node.members(), everyone, "node {}", node.id());
     }
+}
+
+/// Node 2 leaves: its last exchanges carry its last write to both others,
+/// which mark it Left. It then stops for good (down), yet nobody suspects
+/// it, probes it or waits for it: a delete made afterwards is collected
+/// everywhere. Restarted empty in a newer incarnation, it is alive again
+/// and catches up.
+#[test]
+fn a_member_that_leaves_is_neither_suspected_nor_waited_for() {
+    let config = |id: u64, incarnation: u32| {
+        builder(id)
+            .fanout(2)
+            .tick_interval_ms(100)
+            .exchange_timeout_ms(100)
+            .gc_every_ticks(2)
+            .incarnation(incarnation)
+            .build()
+            .unwrap()
+    };
+    let nodes = (0..3)
+        .map(|id| {
+            Node::new(
+                config(id, 0),
+                (0..3).filter(|&p| p != id).map(common::member),
+            )
+        })
+        .collect();
+    let mut net = Net::new(nodes);
+    let mut now = 1_000;
+    net.nodes[0].put("doomed".into(), "v".into(), now).unwrap();
+    for _ in 0..5 {
+        now += 100;
+        net.round(now);
+    }
+    net.nodes[2]
+        .put("last".into(), "words".into(), now)
+        .unwrap();
+    let syns_before_leaving =
+        net.count(0, 2, gossip::MessageKind::Syn) + net.count(1, 2, gossip::MessageKind::Syn);
+    assert_eq!(net.nodes[2].leave(now), 2);
+    assert_eq!(
+        net.nodes[2].put("late".into(), "x".into(), now),
+        Err(gossip::WriteError::Draining)
+    );
+    net.pump(now);
+    net.down[2] = true;
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].get("last"), Some("words"), "node {i}");
+        assert_eq!(net.nodes[i].liveness(NodeId::new(2)), Some(Liveness::Left));
+    }
+    net.nodes[0].delete("doomed".into(), now).unwrap();
+    for _ in 0..60 {
+        now += 100;
+        net.round(now);
+    }
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].liveness(NodeId::new(2)), Some(Liveness::Left));
+        assert_eq!(
+            net.nodes[i].map().tombstone_count(),
+            0,
+            "node {i} waits for node 2"
+        );
+    }
+    let about_2: Vec<&Event> = net
+        .events
+        .iter()
+        .filter(|(i, _)| *i < 2)
+        .map(|(_, e)| e)
+        .filter(|e| matches!(e, Event::PeerSuspect(id) | Event::PeerDown(id) | Event::PeerLeft(id) if id.get() == 2))
+        .collect();
+    assert_eq!(
+        about_2,
+        [
+            &Event::PeerLeft(NodeId::new(2)),
+            &Event::PeerLeft(NodeId::new(2))
+        ]
+    );
+    let syns_to_2 = |net: &Net| {
+        net.count(0, 2, gossip::MessageKind::Syn) + net.count(1, 2, gossip::MessageKind::Syn)
+    };
+    assert_eq!(
+        syns_to_2(&net),
+        syns_before_leaving,
+        "node 2 contacted after it left"
+    );
+
+    net.nodes[2] = Node::new(config(2, 1), [common::member(0)]);
+    net.down[2] = false;
+    for _ in 0..5 {
+        now += 100;
+        net.round(now);
+    }
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].liveness(NodeId::new(2)), Some(Liveness::Alive));
+    }
+    assert_eq!(net.nodes[2].get("last"), Some("words"));
+    assert_eq!(net.nodes[2].get("doomed"), None);
 }

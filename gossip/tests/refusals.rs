@@ -46,8 +46,6 @@ fn syn_ack(exchange: u64, delta: StoreDelta) -> Vec<u8> {
     let message = Message::SynAck(SynAck {
         exchange,
         incarnation: 0,
-        evicted: false,
-        vouch: false,
         delta,
         digest: Digest::Hash(0),
         wants_vector: false,
@@ -112,7 +110,7 @@ fn a_far_future_timestamp_in_an_ack_is_refused_and_changes_nothing() {
     let syn = Message::Syn(Syn {
         exchange: 7,
         incarnation: 0,
-        returning: false,
+        leaving: false,
         digest: Digest::Full(Default::default()),
         members_hash: 0,
     });

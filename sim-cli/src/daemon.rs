@@ -219,8 +219,9 @@ pub(crate) fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 
     u32::try_from(ticks.max(10)).unwrap_or(u32::MAX)
 }
 
-/// Stops taking writes, then keeps gossiping until the writes this node
-/// accepted have reached some peers, or `bound` passes: until `min(fanout, alive
+/// Stops taking writes and opens a last exchange with every member, saying
+/// it is leaving, then keeps gossiping until the writes this node accepted
+/// have reached some peers, or `bound` passes: until `min(fanout, alive
 /// peers)` exchanges this node opened complete after the signal. Completing
 /// one means the peer's answer arrived after the signal, and the final
 /// `Ack` that answer calls for is computed from the map as it is then, so
@@ -233,7 +234,8 @@ fn drain(handle: &NodeHandle, bound: Duration) {
     let deadline = Instant::now() + bound;
     // Under the node's lock: every write taken is in the map as these
     // counters saw it, so every exchange that completes later carries it.
-    let at_signal = handle.start_draining();
+    // The exchanges it opens with every member tell them it is leaving.
+    let (at_signal, _) = handle.leave();
     let wanted = handle.with_node(|node| {
         let alive = node
             .peers()
@@ -521,13 +523,13 @@ fn watch_members(handle: &NodeHandle, quic: &QuicHandle, stop: &AtomicBool, inte
             let now = (peer.member.address.clone(), peer.liveness);
             match seen.get(&id) {
                 None => info!(peer = %id, address = %now.0, liveness = ?now.1, "member known"),
-                Some((_, before)) if *before != now.1 => {
-                    if now.1 == Liveness::Alive {
-                        info!(peer = %id, was = ?before, "peer up");
-                    } else {
+                Some((_, before)) if *before != now.1 => match now.1 {
+                    Liveness::Alive => info!(peer = %id, was = ?before, "peer up"),
+                    Liveness::Left => info!(peer = %id, "peer left the cluster"),
+                    Liveness::Suspect | Liveness::Down => {
                         warn!(peer = %id, liveness = ?now.1, failures = peer.failures, "peer unresponsive");
                     }
-                }
+                },
                 Some((address, _)) if *address != now.0 && !now.0.is_empty() => {
                     info!(peer = %id, address = %now.0, "member address learned");
                 }

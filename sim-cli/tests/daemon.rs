@@ -57,9 +57,10 @@ fn start_with(
         certs.to_owned(),
         "--interval-ms".to_owned(),
         "50".to_owned(),
-        "--incarnation".to_owned(),
-        "1".to_owned(),
     ];
+    if !extra.contains(&"--incarnation") {
+        args.extend(["--incarnation".to_owned(), "1".to_owned()]);
+    }
     for (peer, addr) in peers {
         args.push("--peer".to_owned());
         args.push(format!("{peer}={addr}"));
@@ -694,4 +695,71 @@ fn puts_during_shutdown_are_refused_or_reach_a_surviving_peer() {
     );
     let status = one.terminate(LIMIT).expect("node 1 exits");
     assert_eq!(status.code(), Some(0), "{}", one.log());
+}
+
+/// SIGTERM on node 3: the others mark it Left within a few intervals and log
+/// that it left, never that it is unresponsive, though it stays gone longer
+/// than down detection takes. Restarted in a newer incarnation, it is alive
+/// again.
+#[test]
+fn a_node_stopped_with_sigterm_is_left_not_down_and_welcome_back() {
+    let dir = TempDir::new("leave");
+    let certs = certs(&dir, "c", "1,2,3");
+    let (addr1, addr2, addr3) = (free_addr(), free_addr(), free_addr());
+    let mut one = start(&dir, &certs, 1, &addr1, &[]);
+    let mut two = start(&dir, &certs, 2, &addr2, &[(1, &addr1)]);
+    let mut three = start(&dir, &certs, 3, &addr3, &[(1, &addr1)]);
+    for node in [&mut one, &mut two, &mut three] {
+        node.listen_addr(LIMIT);
+    }
+    let state_of_3 = |addr: &str| {
+        let members = json(&client("members", &["--json"], addr, &certs));
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == 3)
+            .map(|m| m["liveness"].as_str().unwrap().to_owned())
+    };
+    assert!(eventually(LIMIT, || [&addr1, &addr2]
+        .iter()
+        .all(|a| state_of_3(a).as_deref() == Some("alive"))));
+    let status = three.terminate(LIMIT).expect("node 3 exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", three.log());
+    assert!(
+        eventually(Duration::from_secs(2), || [&addr1, &addr2]
+            .iter()
+            .all(|a| state_of_3(a).as_deref() == Some("left"))),
+        "{}\n{}",
+        one.log(),
+        two.log()
+    );
+    // Past down detection (4 failed exchanges of 1 s, probes every 10
+    // intervals): still Left, and nothing logged as unresponsive.
+    std::thread::sleep(Duration::from_secs(3));
+    for (node, addr) in [(&one, &addr1), (&two, &addr2)] {
+        assert_eq!(state_of_3(addr).as_deref(), Some("left"));
+        let log = node.log();
+        assert!(log.contains("peer left the cluster peer=3"), "{log}");
+        assert!(!log.contains("peer unresponsive peer=3"), "{log}");
+    }
+    let mut back = start_with(
+        &dir,
+        &certs,
+        3,
+        &addr3,
+        &[(1, &addr1)],
+        &["--incarnation", "2"],
+    );
+    back.listen_addr(LIMIT);
+    assert!(eventually(LIMIT, || [&addr1, &addr2]
+        .iter()
+        .all(|a| state_of_3(a).as_deref() == Some("alive"))));
+    for node in [&one, &two, &back] {
+        node.signal("-TERM");
+    }
+    for node in [&mut one, &mut two, &mut back] {
+        let status = node.wait(LIMIT).expect("exits after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{}", node.log());
+    }
 }

@@ -801,11 +801,12 @@ fn incoming_connections_are_bounded() {
 }
 
 /// A member with a valid node certificate answers every `Syn` with an
-/// eviction notice (`SynAck::evicted`) and sends unsolicited ones for every
-/// exchange number it might guess, for four seconds (forty gossip
-/// intervals). Earlier versions made a node drop its whole state on such a
-/// notice: tried against three daemons, both others went from 3 keys to 0
-/// within 3 s. Now every honest node keeps its keys and its incarnation.
+/// eviction notice (`SynAck::evicted` of wire version 2) and sends
+/// unsolicited ones for every exchange number it might guess, for four
+/// seconds (forty gossip intervals). Earlier versions made a node drop its
+/// whole state on such a notice: tried against three daemons, both others
+/// went from 3 keys to 0 within 3 s. Now no member is evicted, the wire has
+/// no such notice, and every honest node keeps its keys and incarnation.
 #[test]
 fn eviction_notices_from_a_hostile_member_change_nothing() {
     let ca = ClusterCa::generate().unwrap();
@@ -838,13 +839,15 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
     let keys = [("key-0", "kept"), ("key-1", "kept"), ("key-2", "kept")];
     assert!(converge(&nodes, &keys));
 
+    // Eviction notices as wire version 2, the last that had them, encoded
+    // them: this version's `SynAck` with `evicted` (true) and `vouch`
+    // (false) after the incarnation (0, one byte). Exchange numbers stay
+    // below 251 here, so they take one byte too.
     let notice = |exchange: u64| {
-        gossip::codec::encode(
+        let now = gossip::codec::encode(
             &gossip::Message::SynAck(gossip::SynAck {
-                exchange,
+                exchange: exchange % 251,
                 incarnation: 0,
-                evicted: true,
-                vouch: false,
                 delta: gossip::StoreDelta::default(),
                 digest: gossip::Digest::Hash(0),
                 wants_vector: false,
@@ -853,7 +856,10 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
             }),
             1 << 20,
         )
-        .unwrap()
+        .unwrap();
+        let mut old = vec![2, now[1], now[2], now[3], 1, 0];
+        old.extend_from_slice(&now[4..]);
+        old
     };
     let started = std::time::Instant::now();
     let mut answered = 0;
@@ -890,8 +896,10 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
             answered += 1;
         }
     }
+    // Its answers are refused, so the others soon find it unresponsive and
+    // only probe it; the unsolicited notices go on regardless.
     assert!(
-        answered > 20,
+        answered >= 3,
         "the hostile member answered only {answered} Syns"
     );
     for (i, (handle, _)) in nodes.iter().enumerate() {

@@ -26,6 +26,7 @@
 use lww_crdt::{NodeId, VersionVector};
 
 use super::{GC_SNAPSHOTS, Node};
+use crate::membership::Liveness;
 
 impl Node {
     /// Takes a snapshot and purges below the newest snapshot that every
@@ -55,14 +56,19 @@ impl Node {
     }
 
     /// The oldest snapshot period every member has reached, or `None` while
-    /// some member has reached none or there is none. Down members count like any other:
-    /// one that returns must find every delete it missed.
+    /// some member has reached none or there is none. Down members count
+    /// like any other: one that returns must find every delete it missed.
+    /// Members that left do not: they are gone, and come back only in a new
+    /// incarnation that starts over.
     fn stable_period(&self) -> Option<u64> {
         // A node that knows no other member cannot tell who else holds what
         // it deletes: a seed restarted empty, say, before anyone called.
         self.members.ids().next()?;
         let mut stable = u64::MAX;
         for id in self.members.ids() {
+            if self.members.liveness(id) == Liveness::Left {
+                continue;
+            }
             stable = stable.min(*self.reached.get(&id)?);
         }
         Some(stable)

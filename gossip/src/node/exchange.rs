@@ -37,7 +37,7 @@ impl Node {
         let syn = Message::Syn(Syn {
             exchange,
             incarnation: self.config.incarnation,
-            returning: false,
+            leaving: self.leaving,
             digest,
             members_hash: self.members.hash(),
         });
@@ -174,8 +174,6 @@ impl Node {
         let syn_ack = Message::SynAck(SynAck {
             exchange: syn.exchange,
             incarnation: self.config.incarnation,
-            evicted: false,
-            vouch: false,
             delta,
             digest,
             wants_vector,
@@ -224,8 +222,6 @@ impl Node {
     /// closing `Ack`: bare if the responder lacks nothing, so that it knows
     /// the exchange is over.
     fn close_exchange(&mut self, from: NodeId, syn_ack: SynAck, open: Outstanding, now_ms: u64) {
-        // `evicted` and `vouch` are not acted on (see `SynAck`): no peer's
-        // word makes this node drop what it holds.
         let received_all = syn_ack.delta.is_complete();
         // Whether this node's vector is still the one its `Syn` carried, and
         // then moves only by what the responder sent: not by parts held from

@@ -86,6 +86,9 @@ pub enum Event {
     PeerDown(NodeId),
     /// A member was learned through gossip.
     MemberJoined(Member),
+    /// A peer said it was leaving: it is no longer contacted or waited for,
+    /// until it speaks in a newer incarnation.
+    PeerLeft(NodeId),
     /// A delta from `from` changed the map.
     Updated {
         /// The sender.
@@ -190,6 +193,9 @@ const MESSAGE_OVERHEAD: usize = 64;
 ///   transport, then [`poll_exchange_end`](Node::poll_exchange_end) into
 ///   [`Transport::end_exchange`](crate::Transport::end_exchange), and
 ///   [`poll_event`](Node::poll_event) for whoever cares.
+/// - Before stopping: [`leave`](Node::leave) (or just
+///   [`start_draining`](Node::start_draining)), then keep driving it until
+///   its last exchanges complete.
 #[derive(Debug)]
 pub struct Node {
     config: Config,
@@ -233,6 +239,8 @@ pub struct Node {
     joined: bool,
     /// Refusing writes before shutting down (see [`Node::start_draining`]).
     draining: bool,
+    /// Leaving: every `Syn` says so (see [`Node::leave`]).
+    leaving: bool,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -291,6 +299,7 @@ impl Node {
             incarnations: HashMap::new(),
             joined,
             draining: false,
+            leaving: false,
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -453,7 +462,8 @@ impl Node {
             return Err(MessageError::Clock { from, source });
         }
         self.metrics.received.record(message.kind(), payload.len());
-        self.note_incarnation(from, message.incarnation());
+        let incarnation = message.incarnation();
+        self.note_incarnation(from, incarnation);
         self.joined = true;
         if self.members.add(Member {
             id: from,
@@ -464,13 +474,19 @@ impl Node {
                 address: String::new(),
             }));
         }
-        if let Some(Transition::Up) = self.members.heard_from(from, now_ms) {
+        if let Some(Transition::Up) = self.members.heard_from(from, incarnation, now_ms) {
             self.events.push_back(Event::PeerUp(from));
         }
+        let leaving = matches!(&message, Message::Syn(syn) if syn.leaving);
         match message {
             Message::Syn(syn) => self.on_syn(from, syn, now_ms),
             Message::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack, now_ms),
             Message::Ack(ack) => self.on_ack(from, ack, now_ms),
+        }
+        // Answered as any `Syn`: its exchange carries what the leaver holds.
+        if leaving && self.members.leave(from, incarnation) {
+            self.reached.remove(&from);
+            self.events.push_back(Event::PeerLeft(from));
         }
         Ok(())
     }
@@ -522,6 +538,28 @@ impl Node {
     /// Whether [`start_draining`](Self::start_draining) was called.
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+
+    /// Leaves the cluster at `now_ms`: refuses writes from now on (as
+    /// [`start_draining`](Self::start_draining)) and opens an exchange with
+    /// every member that has not left, each `Syn` saying this node is
+    /// leaving. Each exchange carries what this node holds that the peer
+    /// lacks, and tells the peer to stop contacting it and waiting for it.
+    /// Returns how many exchanges it opened. Keep driving the node until
+    /// they complete (or time out), then stop it.
+    pub fn leave(&mut self, now_ms: u64) -> usize {
+        self.time.set(now_ms);
+        self.draining = true;
+        self.leaving = true;
+        let peers: Vec<NodeId> = self
+            .members
+            .ids()
+            .filter(|&id| self.members.liveness(id) != Liveness::Left)
+            .collect();
+        peers
+            .into_iter()
+            .filter(|&peer| self.open_exchange(peer, now_ms, false))
+            .count()
     }
 
     fn check_writable(&self, entry_len: usize) -> Result<(), WriteError> {
