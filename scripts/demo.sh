@@ -266,6 +266,8 @@ show_reads colour "${HOSTS[@]}"
 say "4. Stop node 3 (SIGTERM), write elsewhere, restart it empty"
 before=$(client 3 status --json | sed -n 's/^  "incarnation": \([0-9]*\),$/\1/p')
 stop_node 3
+note "node 3 said it was leaving; host 1 lists it as left, not down:"
+client 1 members | awk 'NR == 1 || $1 == 3' | sed 's/^/    /'
 client 1 put while-3-was-down yes | sed 's/^/    host 1: /'
 client 2 delete greeting | sed 's/^/    host 2: /'
 start_node 3
