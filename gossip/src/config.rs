@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) probe_every_ticks: u32,
     pub(crate) gc_every_ticks: u32,
     pub(crate) join_before_writing: bool,
+    pub(crate) founder: bool,
     pub(crate) seed: u64,
 }
 
@@ -54,6 +55,7 @@ impl Config {
                 probe_every_ticks: 10,
                 gc_every_ticks: 10,
                 join_before_writing: false,
+                founder: false,
                 seed: id.get(),
             },
         }
@@ -103,6 +105,11 @@ impl Config {
     /// Whether writes wait until a member has been heard from.
     pub fn join_before_writing(&self) -> bool {
         self.join_before_writing
+    }
+
+    /// Whether this node founds the cluster (see [`ConfigBuilder::founder`]).
+    pub fn founder(&self) -> bool {
+        self.founder
     }
 
     /// The address this node advertises to peers (opaque to the protocol).
@@ -208,8 +215,20 @@ impl ConfigBuilder {
     /// answered, or this node answered it), the member waits for it, and
     /// tells the others. With one member list given to every node, each
     /// knows all the others from the start, and there is nothing to wait for.
+    /// The first node, which has nobody to join, is the
+    /// [`founder`](Self::founder).
     pub fn join_before_writing(mut self, on: bool) -> Self {
         self.config.join_before_writing = on;
+        self
+    }
+
+    /// This node founds the cluster: with
+    /// [`join_before_writing`](Self::join_before_writing), it takes writes
+    /// at once, since there is nobody to join (default off). Give it to the
+    /// first node only, the one started with no seed; the others join
+    /// through it.
+    pub fn founder(mut self, on: bool) -> Self {
+        self.config.founder = on;
         self
     }
 

@@ -103,6 +103,11 @@ impl NodeHandle {
         (*node.metrics(), opened)
     }
 
+    /// See [`Node::add_member`].
+    pub fn add_member(&self, member: crate::message::Member) -> bool {
+        self.lock().add_member(member)
+    }
+
     /// Asks the driver thread to stop after its current step.
     pub fn shutdown(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);

@@ -115,9 +115,11 @@ pub(crate) struct NodeArgs {
     /// gossip (default: --listen, unless it is a wildcard).
     #[arg(long, value_name = "ADDR")]
     pub(crate) advertise: Option<SocketAddr>,
-    /// A peer to start from: its id and HOST:PORT. Repeatable; more
-    /// members are learned through gossip.
-    #[arg(long = "peer", value_name = "ID=ADDR", value_parser = parse_peer)]
+    /// A peer to start from: HOST:PORT, or ID=HOST:PORT. Repeatable; one is
+    /// enough, and more members are learned through gossip. Without its id,
+    /// the peer is authenticated by the IP address its certificate names,
+    /// and its id is read from the certificate.
+    #[arg(long = "peer", value_name = "[ID=]ADDR", value_parser = parse_peer)]
     pub(crate) peers: Vec<PeerArg>,
     /// Directory holding ca.pem, node-ID.pem and node-ID.key.
     #[arg(long, value_name = "DIR")]
@@ -184,21 +186,25 @@ fn parse_pull_depth(text: &str) -> Result<usize, String> {
     Ok(depth)
 }
 
-/// `--peer ID=ADDR` of `node`.
+/// `--peer [ID=]ADDR` of `node`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PeerArg {
-    pub(crate) id: NodeId,
+    /// `None` when only the address was given.
+    pub(crate) id: Option<NodeId>,
     pub(crate) address: String,
 }
 
 fn parse_peer(text: &str) -> Result<PeerArg, String> {
-    let (id, address) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected ID=HOST:PORT, got {text:?}"))?;
-    let id = id
-        .trim()
-        .parse::<u32>()
-        .map_err(|_| format!("{id:?} is not a node id"))?;
+    let (id, address) = match text.split_once('=') {
+        Some((id, address)) => {
+            let id = id
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{id:?} is not a node id"))?;
+            (Some(NodeId::new(u64::from(id))), address)
+        }
+        None => (None, text),
+    };
     let address = address.trim();
     if address
         .rsplit_once(':')
@@ -207,7 +213,7 @@ fn parse_peer(text: &str) -> Result<PeerArg, String> {
         return Err(format!("{address:?} is not HOST:PORT"));
     }
     Ok(PeerArg {
-        id: NodeId::new(u64::from(id)),
+        id,
         address: address.to_owned(),
     })
 }

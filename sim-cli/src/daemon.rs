@@ -11,7 +11,7 @@
 //! - the main thread, which waits for SIGINT or SIGTERM and then stops the
 //!   driver, shuts the transport down gracefully and returns.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,17 +126,29 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
     let advertise = advertised(args.advertise, local);
 
     let mut seeds = Vec::new();
+    // Seeds given by address alone, found once they answer.
+    let mut unnamed = Vec::new();
     for peer in &args.peers {
-        if peer.id == id {
-            anyhow::bail!("--peer {}={} names this node itself", peer.id, peer.address);
+        let Some(peer_id) = peer.id else {
+            let probe = Member {
+                id,
+                address: peer.address.clone(),
+            };
+            let addr = transport_quic::resolve_member(&probe)
+                .with_context(|| format!("--peer {}", peer.address))?;
+            unnamed.push(addr);
+            continue;
+        };
+        if peer_id == id {
+            anyhow::bail!("--peer {}={} names this node itself", peer_id, peer.address);
         }
         let member = Member {
-            id: peer.id,
+            id: peer_id,
             address: peer.address.clone(),
         };
         transport
             .add_member(&member)
-            .with_context(|| format!("--peer {}={}", peer.id, peer.address))?;
+            .with_context(|| format!("--peer {}={}", peer_id, peer.address))?;
         seeds.push(member);
     }
     let config = Config::builder(id)
@@ -148,6 +160,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         .max_message_bytes(args.max_message_bytes)
         .pull_depth(args.pull_depth)
         .join_before_writing(true)
+        .founder(args.peers.is_empty())
         .gc_every_ticks(gc_every_ticks(args.interval_ms, args.exchange_timeout_ms))
         .seed(u64::from(incarnation) << 32 | args.id)
         .build()
@@ -179,6 +192,10 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         interval_ms: args.interval_ms,
     };
     let client_thread = spawn_thread("client", move || serve_clients(&server, &requests))?;
+    let seeds_thread = {
+        let (handle, quic, stop) = (handle.clone(), quic.clone(), Arc::clone(&stop));
+        spawn_thread("seeds", move || find_seeds(&handle, &quic, &stop, unnamed))?
+    };
     let members_thread = {
         let (handle, quic, stop) = (handle.clone(), quic.clone(), Arc::clone(&stop));
         let interval = Duration::from_millis(args.interval_ms);
@@ -201,7 +218,7 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
         warn!(node = %id, "the driver thread panicked");
     }
     quic.shutdown();
-    for thread in [client_thread, members_thread] {
+    for thread in [client_thread, members_thread, seeds_thread] {
         if thread.join().is_err() {
             warn!(node = %id, "a helper thread panicked");
         }
@@ -275,6 +292,45 @@ fn drain(handle: &NodeHandle, bound: Duration) {
             return;
         }
         thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Finds the id of every seed given by address alone, retrying once a
+/// second while it does not answer, and hands each found seed to the node
+/// and the transport, as if it had been given with its id.
+fn find_seeds(
+    handle: &NodeHandle,
+    quic: &QuicHandle,
+    stop: &AtomicBool,
+    mut pending: Vec<SocketAddr>,
+) {
+    let mut told = HashSet::new();
+    while !pending.is_empty() && !stop.load(Ordering::Relaxed) {
+        pending.retain(|&addr| match quic.discover(addr) {
+            Ok(peer) => {
+                info!(%peer, %addr, "seed found");
+                quic.add_peer(peer, addr);
+                handle.add_member(Member {
+                    id: peer,
+                    address: addr.to_string(),
+                });
+                false
+            }
+            Err(transport_quic::DiscoverError::Itself) => {
+                warn!(%addr, "--peer names this node itself; ignored");
+                false
+            }
+            Err(err) => {
+                if told.insert(addr) {
+                    warn!(%addr, error = %err, "seed not found yet; trying again every second");
+                }
+                true
+            }
+        });
+        let until = Instant::now() + Duration::from_secs(1);
+        while !pending.is_empty() && Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            thread::sleep(POLL);
+        }
     }
 }
 

@@ -247,7 +247,9 @@ fn two_nodes_serve_put_get_delete_status_and_stop_cleanly() {
     assert_eq!(doc["members"].as_array().unwrap().len(), 3);
     assert_eq!(doc["members"][0]["liveness"], "self");
     assert_eq!(doc["keys"], 0);
-    assert_eq!(doc["tombstones"], 1);
+    // The delete's tombstone, unless every member has it already and it was
+    // collected (a GC period is about a second here).
+    assert!(doc["tombstones"] == 1 || doc["tombstones"] == 0, "{doc}");
     assert_eq!(doc["vector"]["origins"].as_array().unwrap().len(), 2);
     assert!(doc["vector"]["max_hlc"].as_u64().unwrap() > 0);
     assert!(doc["metrics"]["exchanges_completed"].as_u64().unwrap() > 0);
@@ -256,7 +258,7 @@ fn two_nodes_serve_put_get_delete_status_and_stop_cleanly() {
     for needle in [
         "node 2 (incarnation 1)",
         "members",
-        "keys        0 live, 1 tombstones",
+        "keys        0 live, ",
         "vector      2 origins",
         "exchanges",
     ] {
@@ -395,7 +397,7 @@ fn bad_flags_and_bad_setups_exit_two() {
                 "--peer",
                 "nonsense",
             ],
-            "ID=HOST:PORT",
+            "HOST:PORT",
         ),
         (vec!["node", "--id", "1", "--certs", &certs], "--listen"),
         (
@@ -759,6 +761,56 @@ fn a_node_stopped_with_sigterm_is_left_not_down_and_welcome_back() {
         node.signal("-TERM");
     }
     for node in [&mut one, &mut two, &mut back] {
+        let status = node.wait(LIMIT).expect("exits after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{}", node.log());
+    }
+}
+
+/// Seeds given by address alone (`--peer 127.0.0.1:PORT`): the node reads
+/// the seed's id from its certificate, which names that address, and joins
+/// through it as with `--peer ID=ADDR`. Node 2 starts before its seed: the
+/// dial waits for it (and would be tried again every second).
+#[test]
+fn a_seed_given_by_address_alone_is_found_and_joined_through() {
+    let dir = TempDir::new("seed-by-address");
+    let certs = certs(&dir, "c", "1,2,3");
+    let (addr1, addr2, addr3) = (free_addr(), free_addr(), free_addr());
+    // Node 2 starts first: its seed is not up yet.
+    let mut two = start_with(&dir, &certs, 2, &addr2, &[], &["--peer", &addr1]);
+    two.listen_addr(LIMIT);
+    let mut one = start(&dir, &certs, 1, &addr1, &[]);
+    one.listen_addr(LIMIT);
+    let mut three = start_with(&dir, &certs, 3, &addr3, &[], &["--peer", &addr1]);
+    three.listen_addr(LIMIT);
+    let o = client("put", &["from-3", "v"], &addr3, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = client("put", &["from-2", "v"], &addr2, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&[
+        "converged",
+        "--node",
+        &addr1,
+        "--node",
+        &addr2,
+        "--node",
+        &addr3,
+        "--certs",
+        &certs,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    for addr in [&addr1, &addr2, &addr3] {
+        let members = json(&client("members", &["--json"], addr, &certs));
+        assert_eq!(members.as_array().unwrap().len(), 3, "{addr}: {members}");
+        assert_eq!(
+            client("get", &["from-3"], addr, &certs).status.code(),
+            Some(0)
+        );
+    }
+    assert!(two.log().contains("seed found"), "{}", two.log());
+    for node in [&one, &two, &three] {
+        node.signal("-TERM");
+    }
+    for node in [&mut one, &mut two, &mut three] {
         let status = node.wait(LIMIT).expect("exits after SIGTERM");
         assert_eq!(status.code(), Some(0), "{}", node.log());
     }

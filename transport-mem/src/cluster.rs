@@ -496,6 +496,16 @@ impl Cluster {
     fn build_node(&mut self, index: usize) -> Result<Node, ClusterError> {
         let id = NodeId::new(index as u64);
         let incarnation = self.slots[index].incarnation;
+        // A shared seed list, as deployments have: the first `count` nodes.
+        // Random seeds per node could leave the cluster split in components
+        // that never meet.
+        let seeds: Vec<Member> = (0..self.config.seed_peers.unwrap_or(0).min(self.slots.len()))
+            .filter(|&i| i != index)
+            .map(|i| Member {
+                id: NodeId::new(i as u64),
+                address: String::new(),
+            })
+            .collect();
         let config = Config::builder(id)
             .incarnation(incarnation)
             .fanout(self.config.fanout)
@@ -504,20 +514,13 @@ impl Cluster {
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
             .join_before_writing(self.config.seed_peers.is_some())
+            // A node with no seed to join founds the cluster.
+            .founder(seeds.is_empty())
             .seed(self.rng.random())
             .build()?;
-        let Some(count) = self.config.seed_peers else {
+        if self.config.seed_peers.is_none() {
             return Ok(Node::with_shared_peers(config, &self.everyone));
-        };
-        // A shared seed list, as deployments have: the first `count` nodes.
-        // Random seeds per node could leave the cluster split in components
-        // that never meet.
-        let seeds = (0..count.min(self.slots.len()))
-            .filter(|&i| i != index)
-            .map(|i| Member {
-                id: NodeId::new(i as u64),
-                address: String::new(),
-            });
+        }
         Ok(Node::new(config, seeds))
     }
 

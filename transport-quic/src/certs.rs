@@ -65,6 +65,25 @@ pub fn node_name(id: NodeId) -> String {
     format!("node-{id}.{DOMAIN}")
 }
 
+/// The node a certificate proves: the `node-<id>.gossip-kv` name among its
+/// DNS names, if it is valid for it. `None` for a client or CA certificate,
+/// or bytes that are not a certificate. The chain is not checked here: take
+/// the leaf of a chain the TLS handshake verified.
+pub fn node_in_certificate(leaf: &CertificateDer<'_>) -> Option<NodeId> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let names = cert.subject_alternative_name().ok()??;
+    names
+        .value
+        .general_names
+        .iter()
+        .find_map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => {
+                parse_node_name(dns).filter(|&id| crate::tls::proves_node(leaf, id))
+            }
+            _ => None,
+        })
+}
+
 /// The node id a DNS name stands for, if it is a node name
 /// (`node-<id>.gossip-kv`, the id in canonical decimal).
 pub fn parse_node_name(name: &str) -> Option<NodeId> {

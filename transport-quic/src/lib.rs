@@ -104,6 +104,7 @@ pub use client::{
     Responder,
 };
 pub use config::{DEFAULT_MAX_FRAME_BYTES, QuicConfig, QuicConfigBuilder, QuicConfigError};
+pub use net::DiscoverError;
 pub use stats::QuicStats;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};
 pub use transport::{

@@ -80,6 +80,23 @@ struct Slot {
     failed: Option<(Instant, SocketAddr)>,
 }
 
+/// Why [`QuicHandle::discover`](crate::QuicHandle::discover) found no node
+/// at an address. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// No authenticated connection could be made: nobody listens there, the
+    /// handshake failed (a certificate of another cluster, or one that does
+    /// not name this IP address), or it timed out.
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The certificate presented names no node.
+    #[error("its certificate names no node")]
+    NotANode,
+    /// The address is this node's own.
+    #[error("the address is this node's own")]
+    Itself,
+}
+
 /// Why a stream could not be opened or written. Internal: the node sees
 /// lost frames, the log and the counters see the reason.
 #[derive(Debug, thiserror::Error)]
@@ -563,6 +580,40 @@ impl Shared {
                     slot.conn = None;
                 }
             }
+        }
+    }
+
+    /// Dials `addr` authenticating it by the address itself (its node
+    /// certificate must name that IP), and returns the node its certificate
+    /// proves; the connection is closed again.
+    pub(crate) async fn discover(&self, addr: SocketAddr) -> Result<NodeId, DiscoverError> {
+        let failed = |err: LinkError| DiscoverError::Connect(err.to_string());
+        let connecting = self
+            .endpoint
+            .connect_with(self.peer_client.clone(), addr, &addr.ip().to_string())
+            .map_err(|err| failed(err.into()))?;
+        let hello = wire::encode_hello(self.id);
+        let dialed = async {
+            let conn = connecting.await?;
+            let mut uni = conn.open_uni().await?;
+            uni.write_all(&hello).await?;
+            uni.finish()?;
+            Ok::<_, LinkError>(conn)
+        };
+        let conn = timeout(self.config.connect_timeout(), dialed)
+            .await
+            .map_err(|_| failed(LinkError::Timeout))?
+            .map_err(failed)?;
+        let (_, chain) = tls::handshake_facts(&conn);
+        let found = chain
+            .as_ref()
+            .and_then(|chain| chain.first())
+            .and_then(certs::node_in_certificate);
+        conn.close(code(wire::CONN_DONE), b"discovered");
+        match found {
+            Some(id) if id == self.id => Err(DiscoverError::Itself),
+            Some(id) => Ok(id),
+            None => Err(DiscoverError::NotANode),
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::certs::{CaCert, Identity};
 use crate::client::RequestReceiver;
 use crate::config::QuicConfig;
-use crate::net::{Shared, SharedParts, transport_config};
+use crate::net::{DiscoverError, Shared, SharedParts, transport_config};
 use crate::stats::QuicStats;
 use crate::tls::{self, TlsError};
 
@@ -456,6 +456,19 @@ impl QuicHandle {
     /// See [`QuicTransport::add_peer`].
     pub fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Option<SocketAddr> {
         self.shared.add_peer(id, addr)
+    }
+
+    /// Connects to `addr`, authenticating it by that IP address (the peer's
+    /// node certificate must name it, as `sim-cli certs --node ID=IP`
+    /// makes it), and returns the id its certificate proves. For a seed
+    /// given by address alone. The connection is closed again; nothing is
+    /// added to the peer table. Blocks for up to the connect timeout: call it
+    /// from outside the transport's runtime.
+    ///
+    /// # Errors
+    /// [`DiscoverError`] if no node could be authenticated there.
+    pub fn discover(&self, addr: SocketAddr) -> Result<NodeId, DiscoverError> {
+        self.shared.runtime.block_on(self.shared.discover(addr))
     }
 
     /// Forgets `id`'s address and closes the pooled connection to it; a

@@ -946,3 +946,37 @@ fn a_peer_without_an_address_is_answered_on_its_own_stream() {
         Err(gossip::TransportError::UnknownPeer(_))
     ));
 }
+
+/// A seed given by address alone: dialing it authenticates the node by the
+/// IP address its certificate names, and the certificate tells its id. Its
+/// own address, or a node whose certificate does not name the address, is
+/// refused with a typed error, and nothing is added to the peer table.
+#[test]
+fn a_node_is_discovered_by_its_address() {
+    let ca = ClusterCa::generate().unwrap();
+    let t = quic_cluster(&ca, 2, &test_config());
+    let handle = t[1].handle();
+    handle.remove_peer(NodeId::new(0));
+    assert_eq!(handle.discover(t[0].local_addr()).unwrap(), NodeId::new(0));
+    assert_eq!(
+        handle.peer_addr(NodeId::new(0)),
+        None,
+        "discovery added a peer"
+    );
+    assert!(matches!(
+        handle.discover(t[1].local_addr()),
+        Err(transport_quic::DiscoverError::Itself)
+    ));
+    // A node whose certificate names only its node name, no address.
+    let unnamed = QuicTransport::builder(
+        ca.issue_node(NodeId::new(5), &[]).unwrap(),
+        ca.cert().clone(),
+    )
+    .config(test_config())
+    .build()
+    .unwrap();
+    assert!(matches!(
+        handle.discover(unnamed.local_addr()),
+        Err(transport_quic::DiscoverError::Connect(_))
+    ));
+}

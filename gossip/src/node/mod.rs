@@ -273,9 +273,7 @@ impl Node {
         for seed in seeds {
             members.add(seed);
         }
-        // A node that knows no one founds the cluster: there is nobody to
-        // join.
-        let joined = !config.join_before_writing || members.ids().next().is_none();
+        let joined = !config.join_before_writing || config.founder;
         Self {
             rng: SmallRng::seed_from_u64(config.seed),
             config,
@@ -521,6 +519,17 @@ impl Node {
     /// The incarnation this node writes in.
     pub fn incarnation(&self) -> u32 {
         self.config.incarnation
+    }
+
+    /// Learns `member` from outside the protocol, as a seed found after the
+    /// start; returns whether it was new. A known member's address is filled
+    /// in if it had none.
+    pub fn add_member(&mut self, member: Member) -> bool {
+        let new = self.members.add(member.clone());
+        if new {
+            self.events.push_back(Event::MemberJoined(member));
+        }
+        new
     }
 
     /// Whether writes are taken yet: see [`Config::join_before_writing`].
