@@ -83,6 +83,17 @@ fn json(output: &std::process::Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
 }
 
+/// Stops every node at once with SIGTERM; each must exit 0.
+fn stop_all(nodes: &mut [&mut NodeProc]) {
+    for node in nodes.iter() {
+        node.signal("-TERM");
+    }
+    for node in nodes.iter_mut() {
+        let status = node.wait(LIMIT).expect("exits after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{}", node.log());
+    }
+}
+
 #[test]
 fn certs_writes_every_file_and_never_overwrites() {
     let dir = TempDir::new("certs");
@@ -564,10 +575,7 @@ fn a_node_takes_writes_only_once_a_peer_has_answered() {
         &certs,
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    for node in [&mut one, &mut two, &mut three] {
-        let status = node.terminate(LIMIT).expect("exits after SIGTERM");
-        assert_eq!(status.code(), Some(0), "{}", node.log());
-    }
+    stop_all(&mut [&mut one, &mut two, &mut three]);
 }
 
 /// Twenty nodes, each started naming node 0 only (node 0 names no one):
@@ -623,13 +631,7 @@ fn nodes_that_name_one_seed_learn_each_other_and_converge() {
         table.lines().next().unwrap().contains("incarnation"),
         "{table}"
     );
-    for node in &nodes {
-        node.signal("-TERM");
-    }
-    for node in &mut nodes {
-        let status = node.wait(LIMIT).expect("exits after SIGTERM");
-        assert_eq!(status.code(), Some(0), "{}", node.log());
-    }
+    stop_all(&mut nodes.iter_mut().collect::<Vec<_>>());
 }
 
 /// Writers keep putting on node 2 while it gets SIGTERM. Every put it
@@ -757,13 +759,7 @@ fn a_node_stopped_with_sigterm_is_left_not_down_and_welcome_back() {
     assert!(eventually(LIMIT, || [&addr1, &addr2]
         .iter()
         .all(|a| state_of_3(a).as_deref() == Some("alive"))));
-    for node in [&one, &two, &back] {
-        node.signal("-TERM");
-    }
-    for node in [&mut one, &mut two, &mut back] {
-        let status = node.wait(LIMIT).expect("exits after SIGTERM");
-        assert_eq!(status.code(), Some(0), "{}", node.log());
-    }
+    stop_all(&mut [&mut one, &mut two, &mut back]);
 }
 
 /// Seeds given by address alone (`--peer 127.0.0.1:PORT`): the node reads
@@ -807,11 +803,5 @@ fn a_seed_given_by_address_alone_is_found_and_joined_through() {
         );
     }
     assert!(two.log().contains("seed found"), "{}", two.log());
-    for node in [&one, &two, &three] {
-        node.signal("-TERM");
-    }
-    for node in [&mut one, &mut two, &mut three] {
-        let status = node.wait(LIMIT).expect("exits after SIGTERM");
-        assert_eq!(status.code(), Some(0), "{}", node.log());
-    }
+    stop_all(&mut [&mut one, &mut two, &mut three]);
 }

@@ -587,23 +587,10 @@ impl Shared {
     /// certificate must name that IP), and returns the node its certificate
     /// proves; the connection is closed again.
     pub(crate) async fn discover(&self, addr: SocketAddr) -> Result<NodeId, DiscoverError> {
-        let failed = |err: LinkError| DiscoverError::Connect(err.to_string());
-        let connecting = self
-            .endpoint
-            .connect_with(self.peer_client.clone(), addr, &addr.ip().to_string())
-            .map_err(|err| failed(err.into()))?;
-        let hello = wire::encode_hello(self.id);
-        let dialed = async {
-            let conn = connecting.await?;
-            let mut uni = conn.open_uni().await?;
-            uni.write_all(&hello).await?;
-            uni.finish()?;
-            Ok::<_, LinkError>(conn)
-        };
-        let conn = timeout(self.config.connect_timeout(), dialed)
+        let conn = self
+            .dial_as(addr, &addr.ip().to_string())
             .await
-            .map_err(|_| failed(LinkError::Timeout))?
-            .map_err(failed)?;
+            .map_err(|err| DiscoverError::Connect(err.to_string()))?;
         let (_, chain) = tls::handshake_facts(&conn);
         let found = chain
             .as_ref()
@@ -618,9 +605,15 @@ impl Shared {
     }
 
     async fn dial(&self, peer: NodeId, addr: SocketAddr) -> Result<Connection, LinkError> {
-        let connecting =
-            self.endpoint
-                .connect_with(self.peer_client.clone(), addr, &node_name(peer))?;
+        self.dial_as(addr, &node_name(peer)).await
+    }
+
+    /// Connects to `addr`, authenticating it as `server_name`, and says
+    /// hello: which node this is.
+    async fn dial_as(&self, addr: SocketAddr, server_name: &str) -> Result<Connection, LinkError> {
+        let connecting = self
+            .endpoint
+            .connect_with(self.peer_client.clone(), addr, server_name)?;
         let hello = wire::encode_hello(self.id);
         let dialed = async {
             let conn = connecting.await?;
