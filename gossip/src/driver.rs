@@ -38,7 +38,8 @@ impl NodeHandle {
     /// Writes `value` to `key` on this node.
     ///
     /// # Errors
-    /// [`WriteError`] if the entry could not travel in one message.
+    /// [`WriteError`] if the entry could not travel in one message, or the
+    /// node has not joined or is stopping.
     pub fn put(
         &self,
         key: impl Into<String>,
@@ -51,7 +52,8 @@ impl NodeHandle {
     /// Deletes `key` on this node.
     ///
     /// # Errors
-    /// [`WriteError`] if the tombstone could not travel in one message.
+    /// [`WriteError`] if the tombstone could not travel in one message, or
+    /// the node has not joined or is stopping.
     pub fn delete(&self, key: impl Into<String>) -> Result<Stamp, WriteError> {
         let now = self.clock.now_ms();
         self.lock().delete(key.into(), now)

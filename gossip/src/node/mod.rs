@@ -376,7 +376,8 @@ impl Node {
     ///
     /// # Errors
     /// [`WriteError::TooLarge`] if the entry could not travel in one message,
-    /// [`WriteError::NotJoined`] before the node has joined.
+    /// [`WriteError::NotJoined`] before the node has joined,
+    /// [`WriteError::Draining`] once it is stopping.
     pub fn put(&mut self, key: String, value: String, now_ms: u64) -> Result<Stamp, WriteError> {
         self.check_writable(key.encoded_len() + value.encoded_len())?;
         self.time.set(now_ms);
@@ -388,7 +389,8 @@ impl Node {
     ///
     /// # Errors
     /// [`WriteError::TooLarge`] if the tombstone could not travel in one
-    /// message, [`WriteError::NotJoined`] before the node has joined.
+    /// message, [`WriteError::NotJoined`] before the node has joined,
+    /// [`WriteError::Draining`] once it is stopping.
     pub fn delete(&mut self, key: String, now_ms: u64) -> Result<Stamp, WriteError> {
         self.check_writable(key.encoded_len())?;
         self.time.set(now_ms);
