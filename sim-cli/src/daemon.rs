@@ -12,7 +12,7 @@
 //!   driver, shuts the transport down gracefully and returns.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -130,12 +130,12 @@ pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<()> {
     let mut unnamed = Vec::new();
     for peer in &args.peers {
         let Some(peer_id) = peer.id else {
-            let probe = Member {
-                id,
-                address: peer.address.clone(),
-            };
-            let addr = transport_quic::resolve_member(&probe)
-                .with_context(|| format!("--peer {}", peer.address))?;
+            let addr = peer
+                .address
+                .to_socket_addrs()
+                .with_context(|| format!("--peer {}: cannot resolve the address", peer.address))?
+                .next()
+                .with_context(|| format!("--peer {}: the name has no address", peer.address))?;
             unnamed.push(addr);
             continue;
         };

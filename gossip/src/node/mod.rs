@@ -485,7 +485,6 @@ impl Node {
         }
         // Answered as any `Syn`: its exchange carries what the leaver holds.
         if leaving && self.members.leave(from, incarnation) {
-            self.reached.remove(&from);
             self.events.push_back(Event::PeerLeft(from));
         }
         Ok(())
@@ -637,9 +636,7 @@ impl Node {
 
     fn learn_members(&mut self, members: Option<Vec<Member>>) {
         for member in members.into_iter().flatten() {
-            if self.members.add(member.clone()) {
-                self.events.push_back(Event::MemberJoined(member));
-            }
+            self.add_member(member);
         }
     }
 
