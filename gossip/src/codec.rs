@@ -12,7 +12,7 @@ use crate::config::HARD_MAX_MESSAGE_BYTES;
 use crate::message::Message;
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 
 #[derive(Serialize)]
 struct EnvelopeRef<'a> {
@@ -151,9 +151,10 @@ mod tests {
             leaving: true,
             digest: Digest::Hash(u64::MAX),
             members_hash: u64::MAX,
+            max_message_bytes: u32::MAX,
         });
         // Worst case: every varint at its widest.
-        assert!(encode(&syn, 1 << 20).unwrap().len() <= 40);
+        assert!(encode(&syn, 1 << 20).unwrap().len() <= 45);
     }
 
     #[test]

@@ -86,10 +86,10 @@ pub use config::{
 };
 pub use driver::{NodeHandle, spawn};
 pub use membership::{Liveness, PeerState, SharedPeers};
-pub use message::{Ack, Digest, Member, Message, MessageKind, StoreDelta, Syn, SynAck};
+pub use message::{Ack, Digest, Member, Message, MessageKind, Refusal, StoreDelta, Syn, SynAck};
 pub use metrics::{Metrics, Traffic};
 pub use node::{
-    Event, ExchangeEnd, MessageError, Node, StoreMap, Transmit, WriteError, origin_member,
-    vector_hash, writer_origin,
+    ClockStatus, Event, ExchangeEnd, MessageError, MessageLimits, Node, StoreMap, Transmit,
+    WriteError, origin_member, vector_hash, writer_origin,
 };
 pub use transport::{Incoming, Transport, TransportError};

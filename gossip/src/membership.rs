@@ -43,6 +43,9 @@ pub struct PeerState {
     pub last_heard_ms: Option<u64>,
     /// The latest incarnation it has spoken as, if it has spoken.
     pub incarnation: Option<u32>,
+    /// Its clock minus this node's (ms), as last measured in an exchange
+    /// this node opened.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// A liveness change worth telling the caller about.
@@ -142,6 +145,7 @@ impl Membership {
             failures: health.failures,
             last_heard_ms: health.last_heard_ms,
             incarnation: None,
+            clock_offset_ms: None,
         })
     }
 

@@ -66,6 +66,19 @@ pub struct Syn {
     pub digest: Digest,
     /// A hash of the initiator's member list.
     pub members_hash: u64,
+    /// The largest message the initiator sends and takes: members whose
+    /// limits differ would send each other entries the other refuses, so
+    /// the responder answers a different limit with a [`Refusal`] instead.
+    pub max_message_bytes: u32,
+}
+
+/// Why a responder would not exchange with the initiator: the settings that
+/// must agree across a cluster do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The responder's own `max_message_bytes` differs from the one the
+    /// `Syn` carried.
+    MaxMessageBytes(u32),
 }
 
 /// Answers a [`Syn`].
@@ -86,6 +99,13 @@ pub struct SynAck {
     pub members: Option<Vec<Member>>,
     /// A hash of the responder's member list.
     pub members_hash: u64,
+    /// The responder's physical clock (ms) when it answered: with the times
+    /// the `Syn` went and this arrived, the initiator estimates the offset
+    /// between the two clocks.
+    pub time_ms: u64,
+    /// Set when the responder refused the exchange; the delta is then empty
+    /// and the exchange over.
+    pub refusal: Option<Refusal>,
 }
 
 /// Closes an exchange, or asks for one more delta.

@@ -16,7 +16,7 @@ mod common;
 use common::member;
 use gossip::codec::{self, DecodeError};
 use gossip::{
-    Ack, Config, Digest, Member, Message, MessageError, Node, StoreDelta, Syn, SynAck,
+    Ack, Config, Digest, Member, Message, MessageError, Node, Refusal, StoreDelta, Syn, SynAck,
     writer_origin,
 };
 use lww_crdt::{Budget, Hlc, LwwMap, NodeId, Stamp, VersionVector};
@@ -90,25 +90,31 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u32>(),
             any::<bool>(),
             digest(),
-            any::<u64>()
+            any::<u64>(),
+            any::<u32>()
         )
-            .prop_map(|(exchange, incarnation, leaving, digest, members_hash)| {
-                Message::Syn(Syn {
-                    exchange,
-                    incarnation,
-                    leaving,
-                    digest,
-                    members_hash,
-                })
-            }),
+            .prop_map(
+                |(exchange, incarnation, leaving, digest, members_hash, max_message_bytes)| {
+                    Message::Syn(Syn {
+                        exchange,
+                        incarnation,
+                        leaving,
+                        digest,
+                        members_hash,
+                        max_message_bytes,
+                    })
+                }
+            ),
         (
             (any::<u64>(), any::<u32>(), delta()),
-            (digest(), any::<bool>(), members(), any::<u64>())
+            (digest(), any::<bool>(), members(), any::<u64>()),
+            (any::<u64>(), prop::option::of(any::<u32>()))
         )
             .prop_map(
                 |(
                     (exchange, incarnation, delta),
                     (digest, wants_vector, members, members_hash),
+                    (time_ms, refusal),
                 )| {
                     Message::SynAck(SynAck {
                         exchange,
@@ -118,6 +124,8 @@ fn message() -> impl Strategy<Value = Message> {
                         wants_vector,
                         members,
                         members_hash,
+                        time_ms,
+                        refusal: refusal.map(Refusal::MaxMessageBytes),
                     })
                 }
             ),
@@ -304,6 +312,7 @@ fn every_prefix_and_every_flipped_byte_of_real_frames_is_handled() {
         leaving: false,
         digest: Digest::Full(a.version_vector().clone()),
         members_hash: 0,
+        max_message_bytes: MAX as u32,
     });
     b.handle_message(NodeId::new(0), &codec::encode(&syn, MAX).unwrap(), NOW + 5)
         .unwrap();

@@ -43,6 +43,8 @@ fn notice(exchange: u64) -> Vec<u8> {
             wants_vector: false,
             members: None,
             members_hash: 0,
+            time_ms: 0,
+            refusal: None,
         }),
         MAX,
     )
@@ -52,7 +54,8 @@ fn notice(exchange: u64) -> Vec<u8> {
     let mut old = vec![2];
     old.extend_from_slice(&now[1..rest]);
     old.extend_from_slice(&[1, 0]);
-    old.extend_from_slice(&now[rest..]);
+    // Without the two one-byte fields wire version 4 added at the end.
+    old.extend_from_slice(&now[rest..now.len() - 2]);
     old
 }
 

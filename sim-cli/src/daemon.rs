@@ -502,6 +502,17 @@ fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
         }),
         Err(WriteError::NotJoined) => Response::Error(ProtoError::NotJoined),
         Err(WriteError::Draining) => Response::Error(ProtoError::ShuttingDown),
+        Err(WriteError::ClockOutOfRange {
+            peers_beyond,
+            peers_measured,
+            median_offset_ms,
+            max_offset_ms,
+        }) => Response::Error(ProtoError::ClockOutOfRange {
+            peers_beyond: peers_beyond as u64,
+            peers_measured: peers_measured as u64,
+            median_offset_ms,
+            max_offset_ms,
+        }),
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The client protocol version this build speaks. A frame starting with
 /// another byte is answered with [`ProtoError::UnsupportedVersion`].
-pub(crate) const PROTO_VERSION: u8 = 2;
+pub(crate) const PROTO_VERSION: u8 = 3;
 
 /// The largest frame either side decodes: the QUIC transport's default frame
 /// cap (4 MiB).
@@ -98,6 +98,23 @@ pub(crate) enum ProtoError {
     /// The node is shutting down; the write was not taken.
     #[error("the node is shutting down; the write was not taken: send it to another node")]
     ShuttingDown,
+    /// The node's clock is beyond the cluster's maximum offset from most of
+    /// its peers; the write was not taken.
+    #[error(
+        "the node's clock is more than {max_offset_ms} ms off from {peers_beyond} of the \
+         {peers_measured} peers it measured (median offset {median_offset_ms} ms); the write \
+         was not taken: fix its clock, or send the write to another node"
+    )]
+    ClockOutOfRange {
+        /// Peers measured beyond the maximum offset.
+        peers_beyond: u64,
+        /// Peers measured.
+        peers_measured: u64,
+        /// The median offset, peer minus node (ms).
+        median_offset_ms: i64,
+        /// The cluster's maximum offset (ms).
+        max_offset_ms: u64,
+    },
 }
 
 /// What was wrong with a frame that could not be decoded.

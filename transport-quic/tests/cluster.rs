@@ -853,12 +853,14 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
                 wants_vector: false,
                 members: None,
                 members_hash: 0,
+                time_ms: 0,
+                refusal: None,
             }),
             1 << 20,
         )
         .unwrap();
         let mut old = vec![2, now[1], now[2], now[3], 1, 0];
-        old.extend_from_slice(&now[4..]);
+        old.extend_from_slice(&now[4..now.len() - 2]);
         old
     };
     let started = std::time::Instant::now();

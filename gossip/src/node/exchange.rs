@@ -16,7 +16,7 @@ use super::{
     Node, Outstanding, digest_len_bound, members_len_bound, vector_hash, vector_len_bound,
 };
 use crate::config::MAX_PULL_DEPTH;
-use crate::message::{Ack, Digest, Message, StoreDelta, Syn, SynAck};
+use crate::message::{Ack, Digest, Message, Refusal, StoreDelta, Syn, SynAck};
 
 impl Node {
     /// Opens an exchange with `peer`, at a tick or `pulled` by
@@ -40,6 +40,7 @@ impl Node {
             leaving: self.leaving,
             digest,
             members_hash: self.members.hash(),
+            max_message_bytes: self.message_limit(),
         });
         if !self.send(peer, &syn) {
             return false;
@@ -122,6 +123,12 @@ impl Node {
             // stay in flight until its deadline.
             return;
         }
+        let ours = self.message_limit();
+        if syn.max_message_bytes != ours {
+            self.refuse(from, syn, Refusal::MaxMessageBytes(ours), now_ms);
+            return;
+        }
+        self.checks.limits_agree(from);
         // The peer has finished any earlier exchange it opened with us; a
         // delta it holds back until an earlier one lands stays in flight,
         // which its vector tells.
@@ -179,6 +186,8 @@ impl Node {
             wants_vector,
             members,
             members_hash: self.members.hash(),
+            time_ms: now_ms,
+            refusal: None,
         });
         if self.send(from, &syn_ack) && !equal {
             let deadline = now_ms + self.config.exchange_timeout_ms;
@@ -189,6 +198,28 @@ impl Node {
             // Equal vectors: the initiator's answer, if any, needs none.
             self.end_exchange(from, syn.exchange, false);
         }
+    }
+
+    /// Answers a `Syn` from a member whose settings differ from this node's
+    /// where they must agree, with which of them and nothing else: entries
+    /// sent under one message limit may not fit the other.
+    fn refuse(&mut self, from: NodeId, syn: Syn, refusal: Refusal, now_ms: u64) {
+        let Refusal::MaxMessageBytes(ours) = refusal;
+        self.checks
+            .limits_differ(from, ours, syn.max_message_bytes, &mut self.events);
+        let syn_ack = Message::SynAck(SynAck {
+            exchange: syn.exchange,
+            incarnation: self.config.incarnation,
+            delta: StoreDelta::default(),
+            digest: Digest::Hash(self.vector_hash()),
+            wants_vector: false,
+            members: None,
+            members_hash: self.members.hash(),
+            time_ms: now_ms,
+            refusal: Some(refusal),
+        });
+        self.send(from, &syn_ack);
+        self.end_exchange(from, syn.exchange, false);
     }
 
     /// Takes the answer to an exchange this node opened, and closes it with
@@ -208,12 +239,21 @@ impl Node {
         self.outstanding.remove(&syn_ack.exchange);
         self.metrics.exchanges_completed += 1;
         let exchange = syn_ack.exchange;
+        let opened_ms = open.deadline_ms - self.config.exchange_timeout_ms;
+        self.checks
+            .measure(from, opened_ms, syn_ack.time_ms, now_ms, &mut self.events);
+        if let Some(Refusal::MaxMessageBytes(theirs)) = syn_ack.refusal {
+            let ours = self.message_limit();
+            self.checks
+                .limits_differ(from, ours, theirs, &mut self.events);
+            self.end_exchange(from, exchange, true);
+            return;
+        }
         let cut = was_cut(&syn_ack.delta);
         self.close_exchange(from, syn_ack, open, now_ms);
         // The `Ack`, if one went, was this node's last word in it.
         self.end_exchange(from, exchange, true);
         if cut {
-            let opened_ms = open.deadline_ms - self.config.exchange_timeout_ms;
             self.pull_rest(from, now_ms.saturating_sub(opened_ms), now_ms);
         }
     }

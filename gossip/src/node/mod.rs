@@ -2,9 +2,12 @@
 //! The exchange itself lives in `exchange`, tombstone collection and
 //! incarnations in `collect`.
 
+mod checks;
 mod collect;
 mod exchange;
 mod in_flight;
+
+pub use checks::{ClockStatus, MessageLimits};
 
 use std::collections::{HashMap, VecDeque};
 
@@ -89,6 +92,27 @@ pub enum Event {
     /// A peer said it was leaving: it is no longer contacted or waited for,
     /// until it speaks in a newer incarnation.
     PeerLeft(NodeId),
+    /// A peer's clock was measured more than half the maximum offset from
+    /// this node's (`skewed`), or back within a quarter of it after that.
+    ClockOffset {
+        /// The peer.
+        peer: NodeId,
+        /// Its clock minus this node's (ms).
+        offset_ms: i64,
+        /// Whether it is now beyond half the maximum offset.
+        skewed: bool,
+    },
+    /// This node's clock went beyond the maximum offset from most measured
+    /// peers (client writes are refused from now on), or came back in range.
+    OwnClock(ClockStatus),
+    /// A peer's settings differ from this node's where they must agree: the
+    /// two refuse to exchange (reported once per peer and value).
+    SettingsDiffer {
+        /// The peer.
+        peer: NodeId,
+        /// The two message limits.
+        max_message_bytes: MessageLimits,
+    },
     /// A delta from `from` changed the map.
     Updated {
         /// The sender.
@@ -142,6 +166,24 @@ pub enum WriteError {
     /// now might not reach any peer before it stops.
     #[error("this node is shutting down and takes no more writes")]
     Draining,
+    /// This node's clock is beyond the maximum offset from most of the peers
+    /// it measured ([`Node::clock_status`]): its stamps would be refused by
+    /// its peers, or lose to writes made long before.
+    #[error(
+        "this node's clock is more than {max_offset_ms} ms off from {peers_beyond} of the \
+         {peers_measured} peers it measured (median offset {median_offset_ms} ms); writes \
+         are refused until it is back in range"
+    )]
+    ClockOutOfRange {
+        /// Peers measured beyond the maximum offset.
+        peers_beyond: usize,
+        /// Peers measured.
+        peers_measured: usize,
+        /// The median offset (peer minus this node, ms).
+        median_offset_ms: i64,
+        /// The maximum offset.
+        max_offset_ms: u64,
+    },
 }
 
 /// An exchange this node opened.
@@ -241,6 +283,8 @@ pub struct Node {
     draining: bool,
     /// Leaving: every `Syn` says so (see [`Node::leave`]).
     leaving: bool,
+    /// Peers' clock offsets and settings (see `checks`).
+    checks: checks::PeerChecks,
     vector_hash: Option<u64>,
     metrics: Metrics,
 }
@@ -274,6 +318,7 @@ impl Node {
             members.add(seed);
         }
         let joined = !config.join_before_writing || config.founder;
+        let checks = checks::PeerChecks::new(config.max_clock_offset_ms);
         Self {
             rng: SmallRng::seed_from_u64(config.seed),
             config,
@@ -298,6 +343,7 @@ impl Node {
             joined,
             draining: false,
             leaving: false,
+            checks,
             vector_hash: None,
             metrics: Metrics::default(),
         }
@@ -346,8 +392,14 @@ impl Node {
         let mut peers = self.members.peers();
         for peer in &mut peers {
             peer.incarnation = self.incarnations.get(&peer.member.id).copied();
+            peer.clock_offset_ms = self.checks.offset(peer.member.id);
         }
         peers
+    }
+
+    /// This node's clock as measured against its peers'.
+    pub fn clock_status(&self) -> ClockStatus {
+        self.checks.status()
     }
 
     /// The liveness of `peer`, if known.
@@ -377,7 +429,8 @@ impl Node {
     /// # Errors
     /// [`WriteError::TooLarge`] if the entry could not travel in one message,
     /// [`WriteError::NotJoined`] before the node has joined,
-    /// [`WriteError::Draining`] once it is stopping.
+    /// [`WriteError::Draining`] once it is stopping,
+    /// [`WriteError::ClockOutOfRange`] while its clock is.
     pub fn put(&mut self, key: String, value: String, now_ms: u64) -> Result<Stamp, WriteError> {
         self.check_writable(key.encoded_len() + value.encoded_len())?;
         self.time.set(now_ms);
@@ -390,7 +443,8 @@ impl Node {
     /// # Errors
     /// [`WriteError::TooLarge`] if the tombstone could not travel in one
     /// message, [`WriteError::NotJoined`] before the node has joined,
-    /// [`WriteError::Draining`] once it is stopping.
+    /// [`WriteError::Draining`] once it is stopping,
+    /// [`WriteError::ClockOutOfRange`] while its clock is.
     pub fn delete(&mut self, key: String, now_ms: u64) -> Result<Stamp, WriteError> {
         self.check_writable(key.encoded_len())?;
         self.time.set(now_ms);
@@ -486,6 +540,7 @@ impl Node {
         // Answered as any `Syn`: its exchange carries what the leaver holds.
         if leaving && self.members.leave(from, incarnation) {
             self.events.push_back(Event::PeerLeft(from));
+            self.checks.forget(from, &mut self.events);
         }
         Ok(())
     }
@@ -579,6 +634,15 @@ impl Node {
         if !self.joined {
             return Err(WriteError::NotJoined);
         }
+        if self.checks.out_of_range() {
+            let status = self.checks.status();
+            return Err(WriteError::ClockOutOfRange {
+                peers_beyond: status.peers_beyond,
+                peers_measured: status.peers_measured,
+                median_offset_ms: status.median_offset_ms.unwrap_or_default(),
+                max_offset_ms: self.config.max_clock_offset_ms,
+            });
+        }
         let max = self.config.max_message_bytes / 2;
         let len = entry_len + 2 * 9 + 1;
         if len > max {
@@ -648,6 +712,11 @@ impl Node {
                 .max_message_bytes
                 .saturating_sub(MESSAGE_OVERHEAD + reserve),
         )
+    }
+
+    /// This node's `max_message_bytes`, as `Syn`s carry it.
+    fn message_limit(&self) -> u32 {
+        u32::try_from(self.config.max_message_bytes).unwrap_or(u32::MAX)
     }
 
     fn vector_hash(&mut self) -> u64 {
