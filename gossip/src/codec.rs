@@ -123,7 +123,7 @@ mod tests {
     use lww_crdt::{Delta, Entry, Hlc, NodeId, Stamp, VersionVector};
 
     use super::*;
-    use crate::message::{Ack, Digest, Syn};
+    use crate::message::{Ack, Digest, Syn, SynFlags};
 
     fn sample() -> Message {
         let stamp = Stamp::new(Hlc::from_u64(7), NodeId::new(3));
@@ -148,10 +148,10 @@ mod tests {
         let syn = Message::Syn(Syn {
             exchange: u64::MAX,
             incarnation: u32::MAX,
-            leaving: true,
+            flags: SynFlags::LEAVING.with(SynFlags::WANTS_CLOCK, true),
             digest: Digest::Hash(u64::MAX),
             members_hash: u64::MAX,
-            max_message_bytes: u32::MAX,
+            max_message_bytes: Some(u32::MAX),
         });
         // Worst case: every varint at its widest.
         assert!(encode(&syn, 1 << 20).unwrap().len() <= 45);

@@ -86,7 +86,9 @@ pub use config::{
 };
 pub use driver::{NodeHandle, spawn};
 pub use membership::{Liveness, PeerState, SharedPeers};
-pub use message::{Ack, Digest, Member, Message, MessageKind, Refusal, StoreDelta, Syn, SynAck};
+pub use message::{
+    Ack, Digest, Member, Message, MessageKind, Refusal, StoreDelta, Syn, SynAck, SynFlags,
+};
 pub use metrics::{Metrics, Traffic};
 pub use node::{
     ClockStatus, Event, ExchangeEnd, MessageError, MessageLimits, Node, StoreMap, Transmit,

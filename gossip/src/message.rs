@@ -58,27 +58,62 @@ pub struct Syn {
     pub exchange: u64,
     /// The initiator's incarnation.
     pub incarnation: u32,
-    /// The initiator is leaving the cluster (it stops once this exchange
-    /// is done): the responder marks it Left, and neither gossips to it nor
-    /// waits for it any more, until it speaks in a newer incarnation.
-    pub leaving: bool,
+    /// Whether the initiator is leaving, and whether it asks for the
+    /// responder's clock.
+    pub flags: SynFlags,
     /// The initiator's digest.
     pub digest: Digest,
     /// A hash of the initiator's member list.
     pub members_hash: u64,
-    /// The largest message the initiator sends and takes: members whose
+    /// The largest message the initiator sends and takes. Members whose
     /// limits differ would send each other entries the other refuses, so
-    /// the responder answers a different limit with a [`Refusal`] instead.
-    pub max_message_bytes: u32,
+    /// the responder answers a different limit with a [`Refusal`]. Sent
+    /// until the two members have found their limits equal in their current
+    /// lives; after that, `None`.
+    pub max_message_bytes: Option<u32>,
 }
 
-/// Why a responder would not exchange with the initiator: the settings that
-/// must agree across a cluster do not.
+/// The flags of a [`Syn`], one byte on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SynFlags(u8);
+
+impl SynFlags {
+    /// The initiator is leaving the cluster (it stops once this exchange is
+    /// done): the responder marks it Left, and neither gossips to it nor
+    /// waits for it any more, until it speaks in a newer incarnation.
+    pub const LEAVING: SynFlags = SynFlags(1);
+    /// The initiator asks for the responder's clock
+    /// ([`SynAck::time_ms`]), to estimate the offset between the two.
+    pub const WANTS_CLOCK: SynFlags = SynFlags(2);
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: SynFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// These flags with those of `other` set or cleared.
+    #[must_use]
+    pub fn with(self, other: SynFlags, on: bool) -> SynFlags {
+        if on {
+            SynFlags(self.0 | other.0)
+        } else {
+            SynFlags(self.0 & !other.0)
+        }
+    }
+}
+
+/// Why a responder would not exchange with the initiator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
-    /// The responder's own `max_message_bytes` differs from the one the
-    /// `Syn` carried.
+    /// The settings that must agree across a cluster do not: the
+    /// responder's own `max_message_bytes` differs from the one the `Syn`
+    /// carried.
     MaxMessageBytes(u32),
+    /// The `Syn` left out the initiator's `max_message_bytes`, and the
+    /// responder has not found it equal to its own in the initiator's
+    /// current life (it restarted since, say): the initiator sends it again.
+    LimitUnknown,
 }
 
 /// Answers a [`Syn`].
@@ -99,10 +134,10 @@ pub struct SynAck {
     pub members: Option<Vec<Member>>,
     /// A hash of the responder's member list.
     pub members_hash: u64,
-    /// The responder's physical clock (ms) when it answered: with the times
-    /// the `Syn` went and this arrived, the initiator estimates the offset
-    /// between the two clocks.
-    pub time_ms: u64,
+    /// The responder's physical clock (ms) when it answered, if the `Syn`
+    /// asked for it: with the times the `Syn` went and this arrived, the
+    /// initiator estimates the offset between the two clocks.
+    pub time_ms: Option<u64>,
     /// Set when the responder refused the exchange; the delta is then empty
     /// and the exchange over.
     pub refusal: Option<Refusal>,

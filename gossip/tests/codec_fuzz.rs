@@ -17,7 +17,7 @@ use common::member;
 use gossip::codec::{self, DecodeError};
 use gossip::{
     Ack, Config, Digest, Member, Message, MessageError, Node, Refusal, StoreDelta, Syn, SynAck,
-    writer_origin,
+    SynFlags, writer_origin,
 };
 use lww_crdt::{Budget, Hlc, LwwMap, NodeId, Stamp, VersionVector};
 use proptest::prelude::*;
@@ -88,17 +88,26 @@ fn message() -> impl Strategy<Value = Message> {
         (
             any::<u64>(),
             any::<u32>(),
-            any::<bool>(),
+            (any::<bool>(), any::<bool>()),
             digest(),
             any::<u64>(),
-            any::<u32>()
+            prop::option::of(any::<u32>())
         )
             .prop_map(
-                |(exchange, incarnation, leaving, digest, members_hash, max_message_bytes)| {
+                |(
+                    exchange,
+                    incarnation,
+                    (leaving, wants_clock),
+                    digest,
+                    members_hash,
+                    max_message_bytes,
+                )| {
                     Message::Syn(Syn {
                         exchange,
                         incarnation,
-                        leaving,
+                        flags: SynFlags::default()
+                            .with(SynFlags::LEAVING, leaving)
+                            .with(SynFlags::WANTS_CLOCK, wants_clock),
                         digest,
                         members_hash,
                         max_message_bytes,
@@ -108,7 +117,10 @@ fn message() -> impl Strategy<Value = Message> {
         (
             (any::<u64>(), any::<u32>(), delta()),
             (digest(), any::<bool>(), members(), any::<u64>()),
-            (any::<u64>(), prop::option::of(any::<u32>()))
+            (
+                prop::option::of(any::<u64>()),
+                prop::option::of(any::<u32>())
+            )
         )
             .prop_map(
                 |(
@@ -125,7 +137,10 @@ fn message() -> impl Strategy<Value = Message> {
                         members,
                         members_hash,
                         time_ms,
-                        refusal: refusal.map(Refusal::MaxMessageBytes),
+                        refusal: refusal.map(|limit| match limit {
+                            0 => Refusal::LimitUnknown,
+                            limit => Refusal::MaxMessageBytes(limit),
+                        }),
                     })
                 }
             ),
@@ -309,10 +324,10 @@ fn every_prefix_and_every_flipped_byte_of_real_frames_is_handled() {
     let syn = Message::Syn(Syn {
         exchange,
         incarnation: 0,
-        leaving: false,
+        flags: Default::default(),
         digest: Digest::Full(a.version_vector().clone()),
         members_hash: 0,
-        max_message_bytes: MAX as u32,
+        max_message_bytes: Some(MAX as u32),
     });
     b.handle_message(NodeId::new(0), &codec::encode(&syn, MAX).unwrap(), NOW + 5)
         .unwrap();

@@ -43,7 +43,7 @@ fn notice(exchange: u64) -> Vec<u8> {
             wants_vector: false,
             members: None,
             members_hash: 0,
-            time_ms: 0,
+            time_ms: None,
             refusal: None,
         }),
         MAX,

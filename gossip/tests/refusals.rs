@@ -51,7 +51,7 @@ fn syn_ack(exchange: u64, delta: StoreDelta) -> Vec<u8> {
         wants_vector: false,
         members: None,
         members_hash: 0,
-        time_ms: 0,
+        time_ms: None,
         refusal: None,
     });
     codec::encode(&message, MAX).unwrap()
@@ -112,10 +112,10 @@ fn a_far_future_timestamp_in_an_ack_is_refused_and_changes_nothing() {
     let syn = Message::Syn(Syn {
         exchange: 7,
         incarnation: 0,
-        leaving: false,
+        flags: Default::default(),
         digest: Digest::Full(Default::default()),
         members_hash: 0,
-        max_message_bytes: MAX as u32,
+        max_message_bytes: Some(MAX as u32),
     });
     a.handle_message(NodeId::new(1), &codec::encode(&syn, MAX).unwrap(), NOW)
         .unwrap();

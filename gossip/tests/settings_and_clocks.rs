@@ -15,7 +15,8 @@
 mod common;
 
 use common::{Net, builder, member};
-use gossip::{Event, MessageLimits, Node, WriteError};
+use gossip::codec;
+use gossip::{Event, Message, MessageKind, MessageLimits, Node, Syn, SynFlags, WriteError};
 use lww_crdt::NodeId;
 
 const T: u64 = 1_000_000;
@@ -191,5 +192,79 @@ fn clocks_within_the_maximum_offset_are_in_range_everywhere() {
         !net.events
             .iter()
             .any(|(_, event)| matches!(event, Event::OwnClock(_)))
+    );
+}
+
+/// The `Syn`s node 0 sends node 1 among the queued frames, decoded, in order.
+fn syns_to_one(net: &mut Net) -> Vec<Syn> {
+    let mut held = Vec::new();
+    while let Some(frame) = net.hold() {
+        held.push(frame);
+    }
+    let syns = held
+        .iter()
+        .filter(|(from, t)| *from == 0 && t.to == NodeId::new(1) && t.kind == MessageKind::Syn)
+        .map(|(_, t)| match codec::decode(&t.payload, 1 << 20).unwrap() {
+            Message::Syn(syn) => syn,
+            other => panic!("not a Syn: {other:?}"),
+        })
+        .collect();
+    for frame in held {
+        net.release(frame);
+    }
+    syns
+}
+
+#[test]
+fn limits_travel_until_found_equal_and_again_in_a_new_life() {
+    let config = |id: u64, incarnation: u32| {
+        builder(id)
+            .fanout(1)
+            .incarnation(incarnation)
+            .build()
+            .unwrap()
+    };
+    let mut net = Net::new(vec![
+        Node::new(config(0, 0), [member(1)]),
+        Node::new(config(1, 0), [member(0)]),
+    ]);
+    let mut now = T;
+    let limit = Some(1u32 << 20);
+    net.tick(0, now);
+    assert_eq!(syns_to_one(&mut net)[0].max_message_bytes, limit);
+    net.pump(now);
+    // Found equal: left out from now on, and the clock is asked for only
+    // every ten ticks.
+    let mut asked = 0;
+    for _ in 0..20 {
+        now += ROUND;
+        net.tick(0, now);
+        let syns = syns_to_one(&mut net);
+        assert!(syns.iter().all(|syn| syn.max_message_bytes.is_none()));
+        asked += syns
+            .iter()
+            .filter(|syn| syn.flags.contains(SynFlags::WANTS_CLOCK))
+            .count();
+        net.pump(now);
+    }
+    assert_eq!(asked, 2);
+
+    // Node 1 restarts empty, in a new life, and writes. Node 0's next Syn
+    // still leaves the limit out; node 1 asks for it, gets it in the Syn
+    // after, and its write reaches node 0.
+    net.nodes[1] = Node::new(config(1, 1), [member(0)]);
+    net.nodes[1].put("k".into(), "v".into(), now).unwrap();
+    let refused_before = net.nodes[0].metrics().messages_rejected;
+    for _ in 0..3 {
+        now += ROUND;
+        net.tick(0, now);
+        net.pump(now);
+    }
+    assert_eq!(net.nodes[0].get("k"), Some("v"));
+    assert_eq!(net.nodes[0].metrics().messages_rejected, refused_before);
+    assert!(
+        !net.events
+            .iter()
+            .any(|(_, event)| matches!(event, Event::SettingsDiffer { .. }))
     );
 }

@@ -853,7 +853,7 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
                 wants_vector: false,
                 members: None,
                 members_hash: 0,
-                time_ms: 0,
+                time_ms: None,
                 refusal: None,
             }),
             1 << 20,

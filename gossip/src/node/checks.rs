@@ -1,10 +1,13 @@
 //! What a node checks about its peers besides liveness: how far each peer's
 //! clock is from its own, and whether the settings that must agree across a
-//! cluster do.
+//! cluster do. Two members compare their `max_message_bytes` once per life:
+//! `Syn`s carry it until the two have found it equal in their current
+//! incarnations.
 //!
-//! Clock offsets are estimated the way NTP does, from each exchange this
-//! node opens: the `Syn` went at `sent`, the responder's clock read `peer`
-//! when it answered, and the answer came at `received`. Half the round trip
+//! Clock offsets are estimated the way NTP does, from exchanges this node
+//! opens (at most one per peer every `sample_every_ms`: the `Syn` asks for
+//! the responder's clock): the `Syn` went at `sent`, the responder's clock
+//! read `peer` when it answered, and the answer came at `received`. Half the round trip
 //! bounds the error, so a peer counts as beyond a limit only when it is
 //! beyond it by more than that: unequal latencies never make a clock in
 //! range look out of it.
@@ -30,6 +33,24 @@ struct PeerClock {
     /// Certainly beyond half the maximum offset, and not back within a
     /// quarter of it since: warned about once until then.
     skewed: bool,
+    /// When it was measured, in this node's time.
+    at_ms: u64,
+}
+
+/// What this node knows of one peer besides its liveness.
+#[derive(Clone, Copy, Debug, Default)]
+struct PeerCheck {
+    clock: Option<PeerClock>,
+    /// The peer's incarnation in which it found this node's limit equal to
+    /// its own (it answered a `Syn` carrying it): this node's `Syn`s to it
+    /// leave the limit out while that life lasts.
+    knows_ours_in: Option<u32>,
+    /// The peer's incarnation in which this node found the peer's limit
+    /// equal to its own: its `Syn`s may leave the limit out.
+    knows_theirs_in: Option<u32>,
+    /// The limit the peer declared where it differs from this node's:
+    /// reported once per value.
+    differing_limit: Option<u32>,
 }
 
 /// This node's own clock as its peers' clocks show it.
@@ -47,28 +68,39 @@ pub struct ClockStatus {
     pub out_of_range: bool,
 }
 
-/// Clock estimates and settings mismatches, per peer.
+/// Clock estimates and settings agreement, per peer.
 #[derive(Debug)]
 pub(super) struct PeerChecks {
     max_offset_ms: u64,
-    clocks: HashMap<NodeId, PeerClock>,
-    /// How many of `clocks` are `beyond`.
+    /// How often a peer's clock is measured again (ms).
+    sample_every_ms: u64,
+    peers: HashMap<NodeId, PeerCheck>,
+    /// Peers with a clock measured.
+    measured: usize,
+    /// Of those, how many are `beyond`.
     beyond: usize,
     out_of_range: bool,
-    /// Peers whose `max_message_bytes` differs from this node's, with the
-    /// value each declared: reported once per peer and value.
-    message_limits: HashMap<NodeId, u32>,
 }
 
 impl PeerChecks {
-    pub(super) fn new(max_offset_ms: u64) -> Self {
+    pub(super) fn new(max_offset_ms: u64, sample_every_ms: u64) -> Self {
         Self {
             max_offset_ms,
-            clocks: HashMap::new(),
+            sample_every_ms,
+            peers: HashMap::new(),
+            measured: 0,
             beyond: 0,
             out_of_range: false,
-            message_limits: HashMap::new(),
         }
+    }
+
+    /// Whether an exchange opened with `peer` at `now_ms` should ask for its
+    /// clock: never measured, or not for a while.
+    pub(super) fn wants_clock(&self, peer: NodeId, now_ms: u64) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|check| check.clock)
+            .is_none_or(|clock| now_ms.saturating_sub(clock.at_ms) >= self.sample_every_ms)
     }
 
     /// Takes one measurement of `peer`'s clock and says what changed.
@@ -88,13 +120,20 @@ impl PeerChecks {
         let beyond = offset2.abs() > max2 + error2;
         let offset_ms =
             i64::try_from(offset2 / 2).unwrap_or(if offset2 < 0 { i64::MIN } else { i64::MAX });
-        let before = self.clocks.get(&peer).copied();
+        let check = self.peers.entry(peer).or_default();
+        let before = check.clock;
         let was_skewed = before.is_some_and(|c| c.skewed);
         let skewed = if was_skewed {
             offset2.abs() * 4 > max2
         } else {
             offset2.abs() > max2 / 2 + error2
         };
+        check.clock = Some(PeerClock {
+            offset_ms,
+            beyond,
+            skewed,
+            at_ms: received_ms,
+        });
         if skewed != was_skewed {
             events.extend([Event::ClockOffset {
                 peer,
@@ -102,36 +141,33 @@ impl PeerChecks {
                 skewed,
             }]);
         }
-        if before.is_some_and(|c| c.beyond) {
-            self.beyond -= 1;
+        match before {
+            None => self.measured += 1,
+            Some(clock) if clock.beyond => self.beyond -= 1,
+            Some(_) => {}
         }
         if beyond {
             self.beyond += 1;
         }
-        self.clocks.insert(
-            peer,
-            PeerClock {
-                offset_ms,
-                beyond,
-                skewed,
-            },
-        );
         self.judge_own(events);
     }
 
-    /// Forgets `peer`'s clock: it left.
+    /// Forgets `peer`: it left.
     pub(super) fn forget(&mut self, peer: NodeId, events: &mut impl Extend<Event>) {
-        if let Some(clock) = self.clocks.remove(&peer) {
+        let Some(check) = self.peers.remove(&peer) else {
+            return;
+        };
+        if let Some(clock) = check.clock {
+            self.measured -= 1;
             if clock.beyond {
                 self.beyond -= 1;
             }
             self.judge_own(events);
         }
-        self.message_limits.remove(&peer);
     }
 
     fn judge_own(&mut self, events: &mut impl Extend<Event>) {
-        let out_of_range = self.beyond * 2 > self.clocks.len();
+        let out_of_range = self.beyond * 2 > self.measured;
         if out_of_range != self.out_of_range {
             self.out_of_range = out_of_range;
             events.extend([Event::OwnClock(self.status())]);
@@ -140,7 +176,10 @@ impl PeerChecks {
 
     /// `peer`'s clock minus this node's (ms), as last measured.
     pub(super) fn offset(&self, peer: NodeId) -> Option<i64> {
-        self.clocks.get(&peer).map(|c| c.offset_ms)
+        self.peers
+            .get(&peer)
+            .and_then(|check| check.clock)
+            .map(|clock| clock.offset_ms)
     }
 
     pub(super) fn out_of_range(&self) -> bool {
@@ -148,13 +187,60 @@ impl PeerChecks {
     }
 
     pub(super) fn status(&self) -> ClockStatus {
-        let mut offsets: Vec<i64> = self.clocks.values().map(|c| c.offset_ms).collect();
+        let mut offsets: Vec<i64> = self
+            .peers
+            .values()
+            .filter_map(|check| check.clock.map(|clock| clock.offset_ms))
+            .collect();
         offsets.sort_unstable();
         ClockStatus {
             peers_measured: offsets.len(),
             peers_beyond: self.beyond,
             median_offset_ms: offsets.get(offsets.len() / 2).copied(),
             out_of_range: self.out_of_range,
+        }
+    }
+
+    /// Whether `peer`, in `incarnation`, has found this node's limit equal
+    /// to its own.
+    pub(super) fn peer_knows_our_limit(&self, peer: NodeId, incarnation: Option<u32>) -> bool {
+        incarnation.is_some_and(|incarnation| {
+            self.peers
+                .get(&peer)
+                .is_some_and(|check| check.knows_ours_in == Some(incarnation))
+        })
+    }
+
+    /// Whether this node has found `peer`'s limit, in `incarnation`, equal
+    /// to its own.
+    pub(super) fn knows_their_limit(&self, peer: NodeId, incarnation: u32) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|check| check.knows_theirs_in == Some(incarnation))
+    }
+
+    /// Notes that `peer`'s limit, declared in `incarnation`, equals this
+    /// node's.
+    pub(super) fn their_limit_matches(&mut self, peer: NodeId, incarnation: u32) {
+        let check = self.peers.entry(peer).or_default();
+        check.knows_theirs_in = Some(incarnation);
+        check.differing_limit = None;
+    }
+
+    /// Notes that `peer`, in `incarnation`, answered a `Syn` without
+    /// refusing it: it holds this node's limit equal to its own, and so this
+    /// node holds the peer's equal too.
+    pub(super) fn our_limit_taken(&mut self, peer: NodeId, incarnation: u32) {
+        let check = self.peers.entry(peer).or_default();
+        check.knows_ours_in = Some(incarnation);
+        check.knows_theirs_in = Some(incarnation);
+        check.differing_limit = None;
+    }
+
+    /// `peer` asked for this node's limit again: the next `Syn` carries it.
+    pub(super) fn limit_unknown_to(&mut self, peer: NodeId) {
+        if let Some(check) = self.peers.get_mut(&peer) {
+            check.knows_ours_in = None;
         }
     }
 
@@ -167,19 +253,14 @@ impl PeerChecks {
         theirs: u32,
         events: &mut impl Extend<Event>,
     ) {
-        if self.message_limits.insert(peer, theirs) != Some(theirs) {
+        let check = self.peers.entry(peer).or_default();
+        check.knows_ours_in = None;
+        check.knows_theirs_in = None;
+        if check.differing_limit.replace(theirs) != Some(theirs) {
             events.extend([Event::SettingsDiffer {
                 peer,
                 max_message_bytes: MessageLimits { ours, theirs },
             }]);
-        }
-    }
-
-    /// Notes that `peer`'s message limit matches: a later mismatch is
-    /// reported again.
-    pub(super) fn limits_agree(&mut self, peer: NodeId) {
-        if !self.message_limits.is_empty() {
-            self.message_limits.remove(&peer);
         }
     }
 }
@@ -203,7 +284,7 @@ mod tests {
 
     #[test]
     fn an_exact_offset_at_the_limit_is_in_range_and_one_past_it_is_not() {
-        let mut checks = PeerChecks::new(500);
+        let mut checks = PeerChecks::new(500, 1_000);
         let mut events = Vec::new();
         // Sent at 1,000, answered at peer time 1,510, back at 1,020: the
         // peer is 500 ms ahead, give or take 10.
@@ -220,7 +301,7 @@ mod tests {
 
     #[test]
     fn out_of_range_needs_most_measured_peers_and_recovers() {
-        let mut checks = PeerChecks::new(500);
+        let mut checks = PeerChecks::new(500, 1_000);
         let mut events = Vec::new();
         for peer in 1..=4 {
             checks.measure(id(peer), 0, 0, 0, &mut events);
@@ -250,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_skewed_peer_is_warned_about_once_until_it_is_well_back() {
-        let mut checks = PeerChecks::new(500);
+        let mut checks = PeerChecks::new(500, 1_000);
         let mut events = Vec::new();
         for offset in [100, 300, 400, 260, 200, 120, 300] {
             checks.measure(id(1), 0, offset, 0, &mut events);
@@ -268,14 +349,28 @@ mod tests {
     }
 
     #[test]
-    fn a_limit_mismatch_is_reported_once_per_value() {
-        let mut checks = PeerChecks::new(500);
+    fn a_limit_mismatch_is_reported_once_per_value_and_agreement_lasts_one_life() {
+        let mut checks = PeerChecks::new(500, 1_000);
         let mut events = Vec::new();
         checks.limits_differ(id(1), 1_000, 2_000, &mut events);
         checks.limits_differ(id(1), 1_000, 2_000, &mut events);
         checks.limits_differ(id(1), 1_000, 3_000, &mut events);
-        checks.limits_agree(id(1));
+        assert!(!checks.peer_knows_our_limit(id(1), Some(0)));
+        checks.their_limit_matches(id(1), 7);
+        assert!(checks.knows_their_limit(id(1), 7));
+        assert!(
+            !checks.peer_knows_our_limit(id(1), Some(7)),
+            "knowing the peer's is not the peer knowing ours"
+        );
+        checks.our_limit_taken(id(1), 7);
+        assert!(checks.peer_knows_our_limit(id(1), Some(7)));
+        assert!(
+            !checks.peer_knows_our_limit(id(1), Some(8)),
+            "a new life checks again"
+        );
         checks.limits_differ(id(1), 1_000, 3_000, &mut events);
+        assert!(!checks.peer_knows_our_limit(id(1), Some(7)));
+        assert!(!checks.knows_their_limit(id(1), 7));
         assert_eq!(events.len(), 3);
     }
 }

@@ -16,7 +16,7 @@ use super::{
     Node, Outstanding, digest_len_bound, members_len_bound, vector_hash, vector_len_bound,
 };
 use crate::config::MAX_PULL_DEPTH;
-use crate::message::{Ack, Digest, Message, Refusal, StoreDelta, Syn, SynAck};
+use crate::message::{Ack, Digest, Message, Refusal, StoreDelta, Syn, SynAck, SynFlags};
 
 impl Node {
     /// Opens an exchange with `peer`, at a tick or `pulled` by
@@ -34,13 +34,19 @@ impl Node {
         } else {
             Digest::Full(self.version_vector().clone())
         };
+        let flags = SynFlags::default()
+            .with(SynFlags::LEAVING, self.leaving)
+            .with(SynFlags::WANTS_CLOCK, self.checks.wants_clock(peer, now_ms));
+        let known = self
+            .checks
+            .peer_knows_our_limit(peer, self.incarnations.get(&peer).copied());
         let syn = Message::Syn(Syn {
             exchange,
             incarnation: self.config.incarnation,
-            leaving: self.leaving,
+            flags,
             digest,
             members_hash: self.members.hash(),
-            max_message_bytes: self.message_limit(),
+            max_message_bytes: (!known).then(|| self.message_limit()),
         });
         if !self.send(peer, &syn) {
             return false;
@@ -124,11 +130,21 @@ impl Node {
             return;
         }
         let ours = self.message_limit();
-        if syn.max_message_bytes != ours {
-            self.refuse(from, syn, Refusal::MaxMessageBytes(ours), now_ms);
-            return;
+        match syn.max_message_bytes {
+            Some(theirs) if theirs != ours => {
+                self.checks
+                    .limits_differ(from, ours, theirs, &mut self.events);
+                self.refuse(from, &syn, Refusal::MaxMessageBytes(ours), now_ms);
+                return;
+            }
+            Some(_) => self.checks.their_limit_matches(from, syn.incarnation),
+            None if self.checks.knows_their_limit(from, syn.incarnation) => {}
+            None => {
+                self.refuse(from, &syn, Refusal::LimitUnknown, now_ms);
+                return;
+            }
         }
-        self.checks.limits_agree(from);
+        let time_ms = syn.flags.contains(SynFlags::WANTS_CLOCK).then_some(now_ms);
         // The peer has finished any earlier exchange it opened with us; a
         // delta it holds back until an earlier one lands stays in flight,
         // which its vector tells.
@@ -186,7 +202,7 @@ impl Node {
             wants_vector,
             members,
             members_hash: self.members.hash(),
-            time_ms: now_ms,
+            time_ms,
             refusal: None,
         });
         if self.send(from, &syn_ack) && !equal {
@@ -200,13 +216,9 @@ impl Node {
         }
     }
 
-    /// Answers a `Syn` from a member whose settings differ from this node's
-    /// where they must agree, with which of them and nothing else: entries
-    /// sent under one message limit may not fit the other.
-    fn refuse(&mut self, from: NodeId, syn: Syn, refusal: Refusal, now_ms: u64) {
-        let Refusal::MaxMessageBytes(ours) = refusal;
-        self.checks
-            .limits_differ(from, ours, syn.max_message_bytes, &mut self.events);
+    /// Answers a `Syn` with `refusal` and nothing else: entries sent under
+    /// one message limit may not fit another.
+    fn refuse(&mut self, from: NodeId, syn: &Syn, refusal: Refusal, now_ms: u64) {
         let syn_ack = Message::SynAck(SynAck {
             exchange: syn.exchange,
             incarnation: self.config.incarnation,
@@ -215,7 +227,7 @@ impl Node {
             wants_vector: false,
             members: None,
             members_hash: self.members.hash(),
-            time_ms: now_ms,
+            time_ms: syn.flags.contains(SynFlags::WANTS_CLOCK).then_some(now_ms),
             refusal: Some(refusal),
         });
         self.send(from, &syn_ack);
@@ -240,14 +252,25 @@ impl Node {
         self.metrics.exchanges_completed += 1;
         let exchange = syn_ack.exchange;
         let opened_ms = open.deadline_ms - self.config.exchange_timeout_ms;
-        self.checks
-            .measure(from, opened_ms, syn_ack.time_ms, now_ms, &mut self.events);
-        if let Some(Refusal::MaxMessageBytes(theirs)) = syn_ack.refusal {
-            let ours = self.message_limit();
+        if let Some(peer_ms) = syn_ack.time_ms {
             self.checks
-                .limits_differ(from, ours, theirs, &mut self.events);
-            self.end_exchange(from, exchange, true);
-            return;
+                .measure(from, opened_ms, peer_ms, now_ms, &mut self.events);
+        }
+        match syn_ack.refusal {
+            // The responder took this node's limit, sent now or before.
+            None => self.checks.our_limit_taken(from, syn_ack.incarnation),
+            Some(refusal) => {
+                match refusal {
+                    Refusal::MaxMessageBytes(theirs) => {
+                        let ours = self.message_limit();
+                        self.checks
+                            .limits_differ(from, ours, theirs, &mut self.events);
+                    }
+                    Refusal::LimitUnknown => self.checks.limit_unknown_to(from),
+                }
+                self.end_exchange(from, exchange, true);
+                return;
+            }
         }
         let cut = was_cut(&syn_ack.delta);
         self.close_exchange(from, syn_ack, open, now_ms);

@@ -21,7 +21,7 @@ use rand::rngs::SmallRng;
 use crate::codec::{self, DecodeError};
 use crate::config::Config;
 use crate::membership::{Liveness, Membership, PeerState, SharedPeers, Transition, mix};
-use crate::message::{Digest, Member, Message, MessageKind, StoreDelta};
+use crate::message::{Digest, Member, Message, MessageKind, StoreDelta, SynFlags};
 use crate::metrics::Metrics;
 
 /// The map type a node replicates.
@@ -211,6 +211,9 @@ struct Applied {
 /// Snapshots of its own vector a node keeps for tombstone collection.
 const GC_SNAPSHOTS: usize = 4;
 
+/// A peer's clock is measured again at most once in this many ticks.
+const CLOCK_SAMPLE_TICKS: u64 = 10;
+
 /// Room left in every message for its envelope, ids, flags and hashes.
 const MESSAGE_OVERHEAD: usize = 64;
 
@@ -318,7 +321,10 @@ impl Node {
             members.add(seed);
         }
         let joined = !config.join_before_writing || config.founder;
-        let checks = checks::PeerChecks::new(config.max_clock_offset_ms);
+        let checks = checks::PeerChecks::new(
+            config.max_clock_offset_ms,
+            CLOCK_SAMPLE_TICKS * config.tick_interval_ms,
+        );
         Self {
             rng: SmallRng::seed_from_u64(config.seed),
             config,
@@ -531,7 +537,8 @@ impl Node {
         if let Some(Transition::Up) = self.members.heard_from(from, incarnation, now_ms) {
             self.events.push_back(Event::PeerUp(from));
         }
-        let leaving = matches!(&message, Message::Syn(syn) if syn.leaving);
+        let leaving =
+            matches!(&message, Message::Syn(syn) if syn.flags.contains(SynFlags::LEAVING));
         match message {
             Message::Syn(syn) => self.on_syn(from, syn, now_ms),
             Message::SynAck(syn_ack) => self.on_syn_ack(from, syn_ack, now_ms),
