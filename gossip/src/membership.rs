@@ -115,6 +115,11 @@ impl Membership {
         self.ids.iter().copied().filter(move |&id| id != me)
     }
 
+    /// How many peers, this node excluded.
+    pub(crate) fn peer_count(&self) -> usize {
+        self.ids.len() - usize::from(self.ids.binary_search(&self.me.id).is_ok())
+    }
+
     pub(crate) fn contains(&self, id: NodeId) -> bool {
         id != self.me.id && self.ids.binary_search(&id).is_ok()
     }

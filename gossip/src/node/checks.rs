@@ -68,6 +68,9 @@ pub struct ClockStatus {
     pub out_of_range: bool,
 }
 
+/// Peers measured before a node judges its own clock (or all it knows).
+const MIN_MEASURED: usize = 3;
+
 /// Clock estimates and settings agreement, per peer.
 #[derive(Debug)]
 pub(super) struct PeerChecks {
@@ -95,7 +98,9 @@ impl PeerChecks {
     }
 
     /// Whether an exchange opened with `peer` at `now_ms` should ask for its
-    /// clock: never measured, or not for a while.
+    /// clock: never measured, or not for a while. The caller asks only on
+    /// one tick in ten, so that the clock costs bytes in a tenth of the
+    /// exchanges at most.
     pub(super) fn wants_clock(&self, peer: NodeId, now_ms: u64) -> bool {
         self.peers
             .get(&peer)
@@ -110,6 +115,7 @@ impl PeerChecks {
         sent_ms: u64,
         peer_ms: u64,
         received_ms: u64,
+        peers: usize,
         events: &mut impl Extend<Event>,
     ) {
         let signed = |ms: u64| i128::from(ms);
@@ -149,11 +155,11 @@ impl PeerChecks {
         if beyond {
             self.beyond += 1;
         }
-        self.judge_own(events);
+        self.judge_own(peers, events);
     }
 
-    /// Forgets `peer`: it left.
-    pub(super) fn forget(&mut self, peer: NodeId, events: &mut impl Extend<Event>) {
+    /// Forgets `peer`: it left. `peers` is how many this node knows.
+    pub(super) fn forget(&mut self, peer: NodeId, peers: usize, events: &mut impl Extend<Event>) {
         let Some(check) = self.peers.remove(&peer) else {
             return;
         };
@@ -162,12 +168,17 @@ impl PeerChecks {
             if clock.beyond {
                 self.beyond -= 1;
             }
-            self.judge_own(events);
+            self.judge_own(peers, events);
         }
     }
 
-    fn judge_own(&mut self, events: &mut impl Extend<Event>) {
-        let out_of_range = self.beyond * 2 > self.measured;
+    /// Judges this node's clock: out of range when beyond the maximum offset
+    /// from most measured peers, once at least three are measured (or all
+    /// of `peers`, if fewer): the first peer measured could be the one whose
+    /// clock is wrong.
+    fn judge_own(&mut self, peers: usize, events: &mut impl Extend<Event>) {
+        let enough = self.measured >= peers.min(MIN_MEASURED);
+        let out_of_range = enough && self.beyond * 2 > self.measured;
         if out_of_range != self.out_of_range {
             self.out_of_range = out_of_range;
             events.extend([Event::OwnClock(self.status())]);
@@ -288,15 +299,26 @@ mod tests {
         let mut events = Vec::new();
         // Sent at 1,000, answered at peer time 1,510, back at 1,020: the
         // peer is 500 ms ahead, give or take 10.
-        checks.measure(id(1), 1_000, 1_510, 1_020, &mut events);
+        checks.measure(id(1), 1_000, 1_510, 1_020, 1, &mut events);
         assert_eq!(checks.offset(id(1)), Some(500));
         assert!(!checks.out_of_range());
         // 510 ms ahead with 10 ms of error: maybe in range.
-        checks.measure(id(1), 1_000, 1_520, 1_020, &mut events);
+        checks.measure(id(1), 1_000, 1_520, 1_020, 1, &mut events);
         assert!(!checks.out_of_range());
-        checks.measure(id(1), 1_000, 1_521, 1_020, &mut events);
-        assert!(checks.out_of_range(), "one peer measured, beyond: most");
+        checks.measure(id(1), 1_000, 1_521, 1_020, 1, &mut events);
+        assert!(checks.out_of_range(), "the one peer known, beyond: most");
         assert!(events.contains(&Event::OwnClock(checks.status())));
+    }
+
+    #[test]
+    fn the_first_peers_measured_are_not_enough_to_judge() {
+        let mut checks = PeerChecks::new(500, 1_000);
+        let mut events = Vec::new();
+        checks.measure(id(1), 0, 2_000, 0, 10, &mut events);
+        checks.measure(id(2), 0, 2_000, 0, 10, &mut events);
+        assert!(!checks.out_of_range(), "two of ten peers measured");
+        checks.measure(id(3), 0, 0, 0, 10, &mut events);
+        assert!(checks.out_of_range(), "two of the three measured");
     }
 
     #[test]
@@ -304,20 +326,20 @@ mod tests {
         let mut checks = PeerChecks::new(500, 1_000);
         let mut events = Vec::new();
         for peer in 1..=4 {
-            checks.measure(id(peer), 0, 0, 0, &mut events);
+            checks.measure(id(peer), 0, 0, 0, 4, &mut events);
         }
-        checks.measure(id(1), 0, 2_000, 0, &mut events);
-        checks.measure(id(2), 0, 2_000, 0, &mut events);
+        checks.measure(id(1), 0, 2_000, 0, 4, &mut events);
+        checks.measure(id(2), 0, 2_000, 0, 4, &mut events);
         assert!(!checks.out_of_range(), "two of four is not most");
-        checks.measure(id(3), 0, 2_000, 0, &mut events);
+        checks.measure(id(3), 0, 2_000, 0, 4, &mut events);
         assert!(checks.out_of_range());
         assert_eq!(checks.status().peers_beyond, 3);
         assert_eq!(checks.status().median_offset_ms, Some(2_000));
-        checks.forget(id(3), &mut events);
+        checks.forget(id(3), 4, &mut events);
         let status = checks.status();
         assert_eq!((status.peers_beyond, status.peers_measured), (2, 3));
         assert!(checks.out_of_range(), "two of the three left is most");
-        checks.measure(id(1), 0, 10, 0, &mut events);
+        checks.measure(id(1), 0, 10, 0, 4, &mut events);
         assert!(!checks.out_of_range());
         let own: Vec<bool> = events
             .iter()
@@ -334,7 +356,7 @@ mod tests {
         let mut checks = PeerChecks::new(500, 1_000);
         let mut events = Vec::new();
         for offset in [100, 300, 400, 260, 200, 120, 300] {
-            checks.measure(id(1), 0, offset, 0, &mut events);
+            checks.measure(id(1), 0, offset, 0, 4, &mut events);
         }
         let warnings: Vec<(i64, bool)> = events
             .iter()

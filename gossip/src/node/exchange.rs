@@ -13,7 +13,8 @@ use lww_crdt::{Hlc, NodeId, VersionVector};
 
 use super::in_flight::{MAX_IN_FLIGHT, SettledBy};
 use super::{
-    Node, Outstanding, digest_len_bound, members_len_bound, vector_hash, vector_len_bound,
+    CLOCK_SAMPLE_TICKS, Node, Outstanding, digest_len_bound, members_len_bound, vector_hash,
+    vector_len_bound,
 };
 use crate::config::MAX_PULL_DEPTH;
 use crate::message::{Ack, Digest, Message, Refusal, StoreDelta, Syn, SynAck, SynFlags};
@@ -36,7 +37,10 @@ impl Node {
         };
         let flags = SynFlags::default()
             .with(SynFlags::LEAVING, self.leaving)
-            .with(SynFlags::WANTS_CLOCK, self.checks.wants_clock(peer, now_ms));
+            .with(
+                SynFlags::WANTS_CLOCK,
+                self.ticks % CLOCK_SAMPLE_TICKS == 0 && self.checks.wants_clock(peer, now_ms),
+            );
         let known = self
             .checks
             .peer_knows_our_limit(peer, self.incarnations.get(&peer).copied());
@@ -253,8 +257,9 @@ impl Node {
         let exchange = syn_ack.exchange;
         let opened_ms = open.deadline_ms - self.config.exchange_timeout_ms;
         if let Some(peer_ms) = syn_ack.time_ms {
+            let peers = self.members.peer_count();
             self.checks
-                .measure(from, opened_ms, peer_ms, now_ms, &mut self.events);
+                .measure(from, opened_ms, peer_ms, now_ms, peers, &mut self.events);
         }
         match syn_ack.refusal {
             // The responder took this node's limit, sent now or before.

@@ -211,7 +211,8 @@ struct Applied {
 /// Snapshots of its own vector a node keeps for tombstone collection.
 const GC_SNAPSHOTS: usize = 4;
 
-/// A peer's clock is measured again at most once in this many ticks.
+/// A node asks for its peers' clocks on one tick in this many, and a peer's
+/// again only once this many ticks have passed since it was measured.
 const CLOCK_SAMPLE_TICKS: u64 = 10;
 
 /// Room left in every message for its envelope, ids, flags and hashes.
@@ -547,7 +548,8 @@ impl Node {
         // Answered as any `Syn`: its exchange carries what the leaver holds.
         if leaving && self.members.leave(from, incarnation) {
             self.events.push_back(Event::PeerLeft(from));
-            self.checks.forget(from, &mut self.events);
+            let peers = self.members.peer_count();
+            self.checks.forget(from, peers, &mut self.events);
         }
         Ok(())
     }
