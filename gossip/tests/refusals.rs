@@ -16,8 +16,8 @@ mod common;
 
 use common::member;
 use gossip::{
-    Ack, Config, Digest, Message, MessageError, Node, StoreDelta, Syn, SynAck, WriteError, codec,
-    writer_origin,
+    Ack, Config, Digest, Event, Message, MessageError, Node, StoreDelta, Syn, SynAck, WriteError,
+    codec, writer_origin,
 };
 use lww_crdt::{ClockError, Entry, Hlc, NodeId, Stamp};
 
@@ -95,6 +95,17 @@ fn a_far_future_timestamp_in_a_syn_ack_is_refused_and_changes_nothing() {
     assert_eq!(a.metrics().messages_rejected, rejected + 1);
     assert_eq!(a.metrics().exchanges_completed, 0);
     assert!(a.poll_transmit().is_none());
+    // The caller is told, to log it.
+    let refused: Vec<Event> = std::iter::from_fn(|| a.poll_event())
+        .filter(|event| matches!(event, Event::ClockRefused { .. }))
+        .collect();
+    assert_eq!(
+        refused,
+        [Event::ClockRefused {
+            from: NodeId::new(1),
+            ahead_ms: 501
+        }]
+    );
 
     // The exchange is still open, and a timestamp right at the limit is
     // taken.

@@ -105,6 +105,16 @@ pub enum Event {
     /// This node's clock went beyond the maximum offset from most measured
     /// peers (client writes are refused from now on), or came back in range.
     OwnClock(ClockStatus),
+    /// A message from `from` was refused whole: it carried a stamp more than
+    /// the maximum offset ahead of this node's clock
+    /// ([`MessageError::Clock`]). Raised for every such message; a caller
+    /// that logs it should limit the rate.
+    ClockRefused {
+        /// The sender.
+        from: NodeId,
+        /// How far ahead of this node's physical clock its stamp was (ms).
+        ahead_ms: u64,
+    },
     /// A peer's settings differ from this node's where they must agree: the
     /// two refuse to exchange (reported once per peer and value).
     SettingsDiffer {
@@ -520,6 +530,9 @@ impl Node {
         self.time.set(now_ms);
         if let Err(source) = self.check_timestamps(&message) {
             self.metrics.messages_rejected += 1;
+            let ClockError::TooFarAhead { ahead_ms, .. } = source;
+            self.events
+                .push_back(Event::ClockRefused { from, ahead_ms });
             return Err(MessageError::Clock { from, source });
         }
         self.metrics.received.record(message.kind(), payload.len());
