@@ -158,6 +158,33 @@ mod tests {
     }
 
     #[test]
+    fn a_power_of_two_limit_takes_one_byte_and_any_limit_round_trips() {
+        let syn = |limit| {
+            Message::Syn(Syn {
+                exchange: 1,
+                incarnation: 1,
+                flags: SynFlags::default(),
+                digest: Digest::Hash(1),
+                members_hash: 1,
+                max_message_bytes: limit,
+            })
+        };
+        let len = |limit| encode(&syn(limit), 1 << 20).unwrap().len();
+        assert_eq!(len(Some(1 << 20)), len(None) + 1);
+        for limit in [
+            None,
+            Some(512),
+            Some(1_000),
+            Some(1 << 20),
+            Some(16 << 20),
+            Some(u32::MAX),
+        ] {
+            let bytes = encode(&syn(limit), 1 << 20).unwrap();
+            assert_eq!(decode(&bytes, 1 << 20).unwrap(), syn(limit));
+        }
+    }
+
+    #[test]
     fn refuses_oversize_trailing_and_other_versions() {
         let mut bytes = encode(&sample(), 1 << 20).unwrap();
         assert!(matches!(

@@ -69,8 +69,42 @@ pub struct Syn {
     /// limits differ would send each other entries the other refuses, so
     /// the responder answers a different limit with a [`Refusal`]. Sent
     /// until the two members have found their limits equal in their current
-    /// lives; after that, `None`.
+    /// lives; after that, `None`. A power of two travels as its exponent
+    /// (one byte for the default 1 MiB), any other limit as itself: limits
+    /// are at least 512, so the two never meet.
+    #[serde(with = "limit_code")]
     pub max_message_bytes: Option<u32>,
+}
+
+/// The wire form of [`Syn::max_message_bytes`].
+mod limit_code {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Codes below this are exponents of two.
+    const EXPONENTS: u32 = 32;
+
+    #[allow(clippy::ref_option)]
+    pub(super) fn serialize<S: Serializer>(
+        limit: &Option<u32>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        limit
+            .map(|limit| {
+                if limit.is_power_of_two() {
+                    limit.trailing_zeros()
+                } else {
+                    limit
+                }
+            })
+            .serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u32>, D::Error> {
+        Ok(Option::<u32>::deserialize(deserializer)?
+            .map(|code| if code < EXPONENTS { 1 << code } else { code }))
+    }
 }
 
 /// The flags of a [`Syn`], one byte on the wire.

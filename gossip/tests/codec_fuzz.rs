@@ -91,7 +91,8 @@ fn message() -> impl Strategy<Value = Message> {
             (any::<bool>(), any::<bool>()),
             digest(),
             any::<u64>(),
-            prop::option::of(any::<u32>())
+            // Every limit a node can hold (at least 512) and every power of two.
+            prop::option::of(prop_oneof![(0u32..32).prop_map(|e| 1 << e), 32u32..])
         )
             .prop_map(
                 |(
