@@ -1,6 +1,7 @@
-//! Node events reach the caller through `gossip::spawn_with_events` on
-//! driver threads; a caller that does not read them costs the nodes nothing
-//! but a count of what was dropped.
+//! Node events reach the caller: through `Cluster::poll_event` on virtual
+//! time, and through `gossip::spawn_with_events` on driver threads; a caller
+//! that does not read them costs the nodes nothing but a count of what was
+//! dropped.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,10 +9,99 @@ use std::time::{Duration, Instant};
 
 use gossip::{Config, Event, Member, Node};
 use lww_crdt::{NodeId, SystemClock};
-use transport_mem::{Faults, MemNetwork};
+use transport_mem::{Cluster, ClusterConfig, Faults, MemNetwork};
 
 fn id(i: u64) -> NodeId {
     NodeId::new(i)
+}
+
+fn drain(cluster: &mut Cluster) -> Vec<(NodeId, Event)> {
+    std::iter::from_fn(|| cluster.poll_event()).collect()
+}
+
+#[test]
+fn a_cluster_reports_members_joining_going_away_and_coming_back() {
+    let mut cluster = Cluster::new(ClusterConfig {
+        nodes: 3,
+        seed: 5,
+        seed_peers: Some(1),
+        ..ClusterConfig::default()
+    })
+    .unwrap();
+    cluster.keep_events(10_000);
+    // Node 0, with no seed, founds the cluster and takes writes at once.
+    cluster.put(0, "k", "v").unwrap();
+    cluster.run_rounds(5);
+    let events = drain(&mut cluster);
+    // Nodes 1 and 2 start knowing node 0 only, and learn each other.
+    assert!(events.contains(&(id(1), Event::MemberJoined(member_of(&cluster, 1, 2)))));
+    assert!(events.contains(&(id(2), Event::MemberJoined(member_of(&cluster, 2, 1)))));
+    assert!(
+        events
+            .iter()
+            .any(|(at, e)| *at == id(2) && matches!(e, Event::Updated { .. })),
+        "{events:?}"
+    );
+
+    cluster.set_available(2, false).unwrap();
+    // Suspected peers are contacted rarely: going down takes a while.
+    cluster.run_rounds(100);
+    let events = drain(&mut cluster);
+    for watcher in [0, 1] {
+        assert!(events.contains(&(id(watcher), Event::PeerSuspect(id(2)))));
+        assert!(events.contains(&(id(watcher), Event::PeerDown(id(2)))));
+    }
+    cluster.set_available(2, true).unwrap();
+    cluster.run_rounds(20);
+    let events = drain(&mut cluster);
+    assert!(
+        events
+            .iter()
+            .any(|e| *e == (id(0), Event::PeerUp(id(2))) || *e == (id(1), Event::PeerUp(id(2)))),
+        "{events:?}"
+    );
+    assert_eq!(cluster.events_dropped(), 0);
+}
+
+fn member_of(cluster: &Cluster, at: usize, of: u64) -> Member {
+    let node = cluster.node(at).unwrap();
+    node.members().into_iter().find(|m| m.id == id(of)).unwrap()
+}
+
+#[test]
+fn keeping_events_changes_nothing_and_stays_within_its_capacity() {
+    let config = ClusterConfig {
+        nodes: 30,
+        seed: 9,
+        seed_peers: Some(2),
+        faults: Faults {
+            loss: 0.1,
+            duplicate: 0.05,
+            reorder: 0.05,
+        },
+        ..ClusterConfig::default()
+    };
+    let run = |capacity: Option<usize>| {
+        let mut cluster = Cluster::new(config.clone()).unwrap();
+        if let Some(capacity) = capacity {
+            cluster.keep_events(capacity);
+        }
+        cluster.run_rounds(3);
+        for i in 0..30 {
+            // A node no member has answered yet refuses the write.
+            let _ = cluster.put(i, &format!("k{i}"), "v");
+        }
+        cluster.run_rounds(15);
+        cluster
+    };
+    let plain = run(None);
+    let mut kept = run(Some(4));
+    assert_eq!(plain.trace_hash(), kept.trace_hash());
+    assert!(plain.converged() && kept.converged());
+    assert!(kept.events_dropped() > 0);
+    assert_eq!(drain(&mut kept).len(), 4);
+    let mut none = run(None);
+    assert_eq!((none.poll_event(), none.events_dropped()), (None, 0));
 }
 
 fn config(i: u64) -> Config {
