@@ -19,37 +19,18 @@
 //!
 //! # Layout
 //!
-//! - `scenario`: [`Scenario`], what to run, and its validation.
-//! - `reference`: [`Reference`], the log of accepted writes and the state
-//!   they imply.
-//! - `engine`: [`simulate`], the run itself: faults, workload, rounds,
-//!   verification.
-//! - `threaded`: the same runs with a driver thread per node and concurrent
-//!   client threads, on wall-clock time.
-//! - `report`: [`SimReport`], what a run found.
-//! - `fuzz`: [`fuzz`], random small clusters under random fault mixes, each
-//!   of which must converge and verify.
-//! - `sweep`: [`sweep`], rounds to spread one update over sizes, fan-outs
-//!   and seeds, beside [`theory_rounds`].
-//! - [`plot`]: line charts as standalone SVG.
+//! - `sim`: the simulator: [`Scenario`], [`simulate`] and its two engines,
+//!   [`SimReport`], [`fuzz`], [`sweep`] and [`plot`]. Its items are
+//!   re-exported here.
 
 #![forbid(unsafe_code)]
 
-mod engine;
-mod fuzz;
-pub mod plot;
-mod reference;
-mod report;
-mod scenario;
-mod sweep;
-mod threaded;
+mod sim;
 
-pub use engine::{SimError, simulate};
-pub use fuzz::{FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET, draw, fuzz};
-pub use reference::{LoggedWrite, Reference};
-pub use report::{
-    ExchangeCounts, FaultStats, KindCounts, Mismatch, Outcome, SimReport, TrafficStats,
-    Verification, WriteStats,
+pub use sim::plot;
+pub use sim::{
+    CrashMode, ExchangeCounts, FaultStats, FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET,
+    KindCounts, LoggedWrite, Mismatch, Outcome, Reference, Scenario, ScenarioError, SimError,
+    SimReport, Summary, SweepPoint, SweepReport, SweepSpec, TrafficStats, Verification,
+    WritePattern, WriteStats, draw, fuzz, simulate, sweep, theory_rounds,
 };
-pub use scenario::{CrashMode, Scenario, ScenarioError, WritePattern};
-pub use sweep::{Summary, SweepPoint, SweepReport, SweepSpec, sweep, theory_rounds};
