@@ -21,8 +21,7 @@ use transport_quic::certs::{ClusterCa, Identity, node_name};
 use transport_quic::{QuicConfig, QuicHandle, QuicTransport, tls};
 
 use crate::cli::{CatchUpArgs, ConvergedArgs, NodesArgs, SpreadArgs};
-use crate::client::{Connection, Credentials, target};
-use crate::proto::{Request, Response};
+use sim::client::{Client, Credentials, Request, Response, Target};
 
 /// What `bench catch-up` measured.
 #[derive(Clone, Debug, Serialize)]
@@ -331,12 +330,17 @@ pub(crate) struct SpreadReport {
     pub(crate) max_ms: f64,
 }
 
-fn connect_all(args: &NodesArgs, timeout: Duration) -> anyhow::Result<Vec<Connection>> {
+fn connect_all(args: &NodesArgs, timeout: Duration) -> anyhow::Result<Vec<Client>> {
     let credentials = Credentials::load(&args.certs)?;
-    args.nodes
-        .iter()
-        .map(|node| Connection::open(target(node, None, None)?, &credentials, timeout))
-        .collect()
+    let mut clients = Vec::with_capacity(args.nodes.len());
+    for node in &args.nodes {
+        clients.push(Client::connect(
+            Target::resolve(node, None, None)?,
+            &credentials,
+            timeout,
+        )?);
+    }
+    Ok(clients)
 }
 
 /// Runs `bench spread`.
@@ -457,7 +461,7 @@ pub(crate) fn converged(args: &ConvergedArgs) -> anyhow::Result<ConvergedReport>
     let timeout = Duration::from_millis(args.timeout_ms);
     let deadline = start + timeout;
     let credentials = Arc::new(Credentials::load(&args.nodes.certs)?);
-    let mut connections: Vec<Option<Connection>> = args.nodes.nodes.iter().map(|_| None).collect();
+    let mut connections: Vec<Option<Client>> = args.nodes.nodes.iter().map(|_| None).collect();
     let mut views: Vec<NodeView> = args
         .nodes
         .nodes
@@ -477,11 +481,11 @@ pub(crate) fn converged(args: &ConvergedArgs) -> anyhow::Result<ConvergedReport>
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(100));
             if connections[i].is_none() {
-                match target(node, None, None)
-                    .and_then(|t| Connection::open(t, &credentials, left.min(timeout)))
+                match Target::resolve(node, None, None)
+                    .and_then(|t| Client::connect(t, &credentials, left.min(timeout)))
                 {
                     Ok(conn) => connections[i] = Some(conn),
-                    Err(err) => views[i].error = Some(format!("{err:#}")),
+                    Err(err) => views[i].error = Some(format!("{:#}", anyhow::Error::from(err))),
                 }
             }
             let Some(conn) = &connections[i] else {
@@ -497,7 +501,7 @@ pub(crate) fn converged(args: &ConvergedArgs) -> anyhow::Result<ConvergedReport>
                 }
                 Ok(other) => views[i].error = Some(format!("unexpected answer {other:?}")),
                 Err(err) => {
-                    views[i].error = Some(format!("{err:#}"));
+                    views[i].error = Some(format!("{:#}", anyhow::Error::from(err)));
                     connections[i] = None;
                 }
             }
@@ -517,7 +521,7 @@ fn finish(
     converged: bool,
     start: Instant,
     nodes: Vec<NodeView>,
-    connections: Vec<Option<Connection>>,
+    connections: Vec<Option<Client>>,
 ) -> ConvergedReport {
     let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
     for conn in connections.into_iter().flatten() {

@@ -26,7 +26,7 @@ use transport_quic::certs::CertDir;
 use transport_quic::{QuicConfig, QuicHandle, QuicTransport, RecvRequestError, RequestReceiver};
 
 use crate::cli::NodeArgs;
-use crate::proto::{
+use sim::client::proto::{
     self, MemberStatus, OriginStatus, ProtoError, Request, Response, Status, TransportStatus,
 };
 

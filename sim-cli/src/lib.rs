@@ -22,9 +22,12 @@
 //! - `sim`: the simulator: [`Scenario`], [`simulate`] and its two engines,
 //!   [`SimReport`], [`fuzz`], [`sweep`] and [`plot`]. Its items are
 //!   re-exported here.
+//! - [`client`]: the client protocol ([`client::proto`]) and
+//!   [`client::Client`], which speaks it to a node.
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 mod sim;
 
 pub use sim::plot;

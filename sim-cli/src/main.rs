@@ -13,10 +13,8 @@
 mod bench;
 mod certs;
 mod cli;
-mod client;
 mod daemon;
 mod output;
-mod proto;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -25,7 +23,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{BenchCommand, Cli, ClientArgs, Command, FuzzArgs, SimulateArgs, SweepArgs};
-use crate::proto::{Request, Response};
+use sim::client::proto::{self, Request, Response};
+use sim::client::{Client, Credentials, Target};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -175,9 +174,19 @@ fn init_logs() {
         .try_init();
 }
 
+/// One request to the node named by `args`, on a connection of its own.
+fn call(args: &ClientArgs, request: &Request) -> anyhow::Result<Response> {
+    let target = Target::resolve(&args.node, args.node_id, args.server_name.as_deref())?;
+    let credentials = Credentials::load(&args.certs)?;
+    let client = Client::connect(target, &credentials, args.timeout())?;
+    let response = client.call(request);
+    client.close();
+    Ok(response?)
+}
+
 /// A node's answer to a request, or the error it sent back.
 fn ask(args: &ClientArgs, request: &Request) -> anyhow::Result<Response> {
-    match client::call(args, request)? {
+    match call(args, request)? {
         Response::Error(err) => Err(anyhow::anyhow!("the node refused the request: {err}")),
         response => Ok(response),
     }
@@ -195,12 +204,12 @@ fn unexpected(response: &Response) -> anyhow::Error {
 /// `--timeout-ms` has passed.
 fn write(args: &ClientArgs, op: &str, key: &str, request: &Request) -> anyhow::Result<ExitCode> {
     let deadline = std::time::Instant::now() + args.timeout();
-    let mut answer = client::call(args, request)?;
+    let mut answer = call(args, request)?;
     while matches!(answer, Response::Error(proto::ProtoError::NotJoined))
         && std::time::Instant::now() + RETRY_NOT_JOINED < deadline
     {
         std::thread::sleep(RETRY_NOT_JOINED);
-        answer = client::call(args, request)?;
+        answer = call(args, request)?;
     }
     let answer = match answer {
         Response::Error(err) => return Err(anyhow::anyhow!("the node refused the request: {err}")),

@@ -451,7 +451,7 @@ fn liveness_text(liveness: Option<gossip::Liveness>) -> &'static str {
 }
 
 /// Members as JSON values: one object each.
-fn members_json_values(members: &[crate::proto::MemberStatus]) -> Vec<serde_json::Value> {
+fn members_json_values(members: &[sim::client::proto::MemberStatus]) -> Vec<serde_json::Value> {
     members
         .iter()
         .map(|m| {
@@ -469,7 +469,7 @@ fn members_json_values(members: &[crate::proto::MemberStatus]) -> Vec<serde_json
 
 /// The member table, its header line starting with `first` and each row
 /// with `rest`.
-fn members_table(members: &[crate::proto::MemberStatus], first: &str, rest: &str) -> String {
+fn members_table(members: &[sim::client::proto::MemberStatus], first: &str, rest: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -498,7 +498,7 @@ fn members_table(members: &[crate::proto::MemberStatus], first: &str, rest: &str
 }
 
 /// `members`: one line per member, this node first, or a JSON array.
-pub(crate) fn members(status: &crate::proto::Status, json_out: bool) -> String {
+pub(crate) fn members(status: &sim::client::proto::Status, json_out: bool) -> String {
     if json_out {
         json(&members_json_values(&status.members))
     } else {
@@ -507,7 +507,7 @@ pub(crate) fn members(status: &crate::proto::Status, json_out: bool) -> String {
 }
 
 /// `status` as JSON.
-pub(crate) fn status_json(status: &crate::proto::Status) -> String {
+pub(crate) fn status_json(status: &sim::client::proto::Status) -> String {
     let members = members_json_values(&status.members);
     let vector: Vec<serde_json::Value> = status
         .vector
@@ -545,7 +545,7 @@ pub(crate) fn status_json(status: &crate::proto::Status) -> String {
 }
 
 /// `status` for people.
-pub(crate) fn status_text(status: &crate::proto::Status) -> String {
+pub(crate) fn status_text(status: &sim::client::proto::Status) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
