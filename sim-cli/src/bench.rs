@@ -97,7 +97,7 @@ fn gossip_config(args: &CatchUpArgs, id: u64) -> anyhow::Result<Config> {
     Ok(Config::builder(NodeId::new(id))
         .tick_interval_ms(args.interval_ms)
         .exchange_timeout_ms(10_000)
-        .gc_every_ticks(crate::daemon::gc_every_ticks(args.interval_ms, 10_000))
+        .gc_every_ticks(sim::node::gc_every_ticks(args.interval_ms, 10_000))
         .max_message_bytes(args.max_message_bytes)
         .build()?)
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lww_crdt::NodeId;
+use sim::node::{NodeConfig, Peer};
 use sim::{CrashMode, FuzzSpec, Scenario, SweepSpec, WritePattern};
 use transport_mem::Timing;
 
@@ -120,7 +121,7 @@ pub(crate) struct NodeArgs {
     /// the peer is authenticated by the IP address its certificate names,
     /// and its id is read from the certificate.
     #[arg(long = "peer", value_name = "[ID=]ADDR", value_parser = parse_peer)]
-    pub(crate) peers: Vec<PeerArg>,
+    pub(crate) peers: Vec<Peer>,
     /// Directory holding ca.pem, node-ID.pem and node-ID.key.
     #[arg(long, value_name = "DIR")]
     pub(crate) certs: PathBuf,
@@ -156,9 +157,22 @@ pub(crate) struct NodeArgs {
 }
 
 impl NodeArgs {
-    /// `--fanout` as a count.
-    pub(crate) fn fanout(&self) -> usize {
-        usize::try_from(self.fanout).unwrap_or(usize::MAX)
+    /// The node these flags describe.
+    pub(crate) fn config(&self) -> NodeConfig {
+        NodeConfig {
+            id: NodeId::new(self.id),
+            listen: self.listen,
+            advertise: self.advertise,
+            peers: self.peers.clone(),
+            certs: self.certs.clone(),
+            interval_ms: self.interval_ms,
+            fanout: usize::try_from(self.fanout).unwrap_or(usize::MAX),
+            exchange_timeout_ms: self.exchange_timeout_ms,
+            max_message_bytes: self.max_message_bytes,
+            pull_depth: self.pull_depth,
+            incarnation: self.incarnation,
+            drain_ms: self.drain_ms,
+        }
     }
 }
 
@@ -186,15 +200,8 @@ fn parse_pull_depth(text: &str) -> Result<usize, String> {
     Ok(depth)
 }
 
-/// `--peer [ID=]ADDR` of `node`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PeerArg {
-    /// `None` when only the address was given.
-    pub(crate) id: Option<NodeId>,
-    pub(crate) address: String,
-}
-
-fn parse_peer(text: &str) -> Result<PeerArg, String> {
+/// Parses `--peer [ID=]ADDR` of `node`.
+fn parse_peer(text: &str) -> Result<Peer, String> {
     let (id, address) = match text.split_once('=') {
         Some((id, address)) => {
             let id = id
@@ -212,7 +219,7 @@ fn parse_peer(text: &str) -> Result<PeerArg, String> {
     {
         return Err(format!("{address:?} is not HOST:PORT"));
     }
-    Ok(PeerArg {
+    Ok(Peer {
         id,
         address: address.to_owned(),
     })

@@ -22,12 +22,15 @@
 //! - `sim`: the simulator: [`Scenario`], [`simulate`] and its two engines,
 //!   [`SimReport`], [`fuzz`], [`sweep`] and [`plot`]. Its items are
 //!   re-exported here.
+//! - [`node`]: one member of a real cluster over QUIC, run until a shutdown
+//!   future completes: what `sim-cli node` runs.
 //! - [`client`]: the client protocol ([`client::proto`]) and
 //!   [`client::Client`], which speaks it to a node.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod node;
 mod sim;
 
 pub use sim::plot;

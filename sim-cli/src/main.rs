@@ -13,7 +13,6 @@
 mod bench;
 mod certs;
 mod cli;
-mod daemon;
 mod output;
 
 use std::io::IsTerminal;
@@ -42,7 +41,9 @@ fn main() -> ExitCode {
         }),
         Command::Node(args) => {
             init_logs();
-            daemon::run(&args).map(|()| ExitCode::SUCCESS)
+            sim::node::run(args.config(), signals())
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::from)
         }
         Command::Put(args) => {
             let request = Request::Put {
@@ -161,6 +162,30 @@ fn progress_bar(len: u64, json: bool) -> ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// Completes on SIGINT or SIGTERM, naming which. Polled on the node's
+/// runtime, which the signal handlers need.
+async fn signals() -> &'static str {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let terminate = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => "SIGINT",
+        () = terminate => "SIGTERM",
+    }
 }
 
 /// Structured logs to stderr; `RUST_LOG` filters them (default `info`).
