@@ -8,9 +8,10 @@
 //!
 //! - `serve`: the client thread, answering requests from the transport's
 //!   client channel, and the status it reports;
-//! - `members`: the seeds thread, finding the seeds given by address alone,
-//!   and the membership thread, feeding the members the node knows into the
-//!   transport's peer table and logging what changes;
+//! - `seeds`: the seeds thread, finding the seeds given by address alone;
+//! - `members`: the membership thread, logging the membership changes the
+//!   node's events report and feeding the members the node knows into the
+//!   transport's peer table;
 //! - the calling thread waits for the shutdown future, then `drain`s (stops
 //!   taking writes, tells every member it is leaving, waits until recent
 //!   writes have reached some peers), stops the driver, shuts the transport
@@ -47,6 +48,7 @@ mod config;
 mod drain;
 mod error;
 mod members;
+mod seeds;
 mod serve;
 
 use std::future::Future;
@@ -74,6 +76,10 @@ pub(crate) const LOG_TARGET: &str = "sim_cli::daemon";
 
 /// The bound on the transport's graceful shutdown.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
+/// Node events held for the membership thread; past that, the driver drops
+/// them (and the thread says so).
+const EVENT_CAPACITY: usize = 4096;
 
 /// How long the helper threads wait before checking whether to stop.
 pub(crate) const POLL: Duration = Duration::from_millis(200);
@@ -190,11 +196,12 @@ where
         .seed(u64::from(incarnation) << 32 | id.get())
         .build()
         .map_err(NodeError::GossipConfig)?;
-    let node = Node::new(gossip_config, seeds);
+    let node = Node::new(gossip_config, seeds.clone());
 
     let quic = transport.handle();
     let requests = transport.requests().ok_or(NodeError::NoClientChannel)?;
-    let (handle, driver) = gossip::spawn(node, transport, SystemClock);
+    let (handle, driver, events) =
+        gossip::spawn_with_events(node, transport, SystemClock, EVENT_CAPACITY);
     info!(
         target: LOG_TARGET,
         node = %id,
@@ -215,7 +222,13 @@ where
         helpers: Vec::new(),
         runtime,
     };
-    if let Err(err) = running.start_helpers(&config, local, requests, unnamed) {
+    let helpers = Helpers {
+        requests,
+        unnamed,
+        events,
+        seeds,
+    };
+    if let Err(err) = running.start_helpers(&config, local, helpers) {
         running.stop();
         return Err(err);
     }
@@ -232,6 +245,18 @@ where
     Ok(())
 }
 
+/// What the helper threads take with them.
+struct Helpers {
+    /// The transport's client channel.
+    requests: transport_quic::RequestReceiver,
+    /// Seeds given by address alone.
+    unnamed: Vec<SocketAddr>,
+    /// The node's events.
+    events: gossip::EventReceiver,
+    /// The members the node started with.
+    seeds: Vec<Member>,
+}
+
 /// A started node: its driver, transport, helper threads and runtime.
 struct Running {
     handle: NodeHandle,
@@ -239,7 +264,7 @@ struct Running {
     quic: QuicHandle,
     /// Tells the helper threads to end.
     stop: Arc<AtomicBool>,
-    /// In the order they are joined: client, members, seeds.
+    /// The helper threads, in the order they are joined.
     helpers: Vec<JoinHandle<()>>,
     runtime: tokio::runtime::Runtime,
 }
@@ -250,9 +275,14 @@ impl Running {
         &mut self,
         config: &NodeConfig,
         listen: SocketAddr,
-        requests: transport_quic::RequestReceiver,
-        unnamed: Vec<SocketAddr>,
+        helpers: Helpers,
     ) -> Result<(), NodeError> {
+        let Helpers {
+            requests,
+            unnamed,
+            events,
+            seeds: starting,
+        } = helpers;
         let server = serve::Server {
             node: self.handle.clone(),
             quic: self.quic.clone(),
@@ -262,14 +292,14 @@ impl Running {
         };
         let client = spawn_thread("client", move || serve::serve_clients(&server, &requests))?;
         self.helpers.push(client);
-        let seeds = {
+        let finder = {
             let (handle, quic, stop) = (
                 self.handle.clone(),
                 self.quic.clone(),
                 Arc::clone(&self.stop),
             );
             spawn_thread("seeds", move || {
-                members::find_seeds(&handle, &quic, &stop, unnamed);
+                seeds::find_seeds(&handle, &quic, &stop, unnamed);
             })?
         };
         let watcher = {
@@ -280,18 +310,13 @@ impl Running {
             );
             let interval = Duration::from_millis(config.interval_ms);
             spawn_thread("members", move || {
-                members::watch_members(&handle, &quic, &stop, interval);
+                members::watch_members(&handle, &quic, &events, &starting, &stop, interval);
             })
         };
-        match watcher {
-            Ok(watcher) => self.helpers.push(watcher),
-            Err(err) => {
-                self.helpers.push(seeds);
-                return Err(err);
-            }
-        }
-        self.helpers.push(seeds);
-        Ok(())
+        // Joined in this order: client, members, seeds.
+        let watched = watcher.map(|watcher| self.helpers.push(watcher));
+        self.helpers.push(finder);
+        watched
     }
 
     /// Stops the driver, the transport, then the helper threads and the
