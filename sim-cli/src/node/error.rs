@@ -9,8 +9,9 @@ use transport_quic::certs::CertError;
 use transport_quic::{AddressError, QuicConfigError, SetupError};
 
 /// Why [`run`](crate::node::run) could not start a node. In every case the
-/// node never started: nothing was sent, and whatever had been set up is
-/// torn down. The messages name the `sim-cli node` flags to check.
+/// node serves no client, and whatever had been set up is torn down before
+/// `run` returns; only [`NodeError::Thread`] comes after the node began
+/// gossiping. The messages name the `sim-cli node` flags to check.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// The node's certificate or key is missing or unusable.
