@@ -1,6 +1,9 @@
-//! A generic driver: one [`Node`] over any [`Transport`], on its own thread.
+//! A generic driver: one [`Node`] over any [`Transport`], on its own thread,
+//! handing the node's [`Event`]s to the caller when asked to
+//! ([`spawn_with_events`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -8,7 +11,7 @@ use std::time::Duration;
 use lww_crdt::{Entry, PhysicalClock, Stamp};
 
 use crate::metrics::Metrics;
-use crate::node::{Node, StoreMap, WriteError};
+use crate::node::{Event, Node, StoreMap, WriteError};
 use crate::transport::{Transport, TransportError};
 
 /// The longest the driver waits on the transport before checking whether it
@@ -125,10 +128,117 @@ impl NodeHandle {
     }
 }
 
+/// The receiving end of a driven node's [`Event`]s, from
+/// [`spawn_with_events`]: the events in the order the node raised them.
+///
+/// The queue is bounded. The driver never waits for the reader: an event
+/// that finds the queue full is dropped and counted in
+/// [`dropped`](Self::dropped), so a reader that falls behind (or never
+/// reads) costs the driver nothing. Once the driver thread has ended and
+/// the queue is empty, the receiver reports it closed.
+#[derive(Debug)]
+pub struct EventReceiver {
+    rx: mpsc::Receiver<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventReceiver {
+    /// Waits up to `timeout` for the next event.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`] if none came in time,
+    /// [`RecvTimeoutError::Disconnected`] once the driver has ended and
+    /// every event it sent was read.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout)
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Every event waiting now, without blocking.
+    pub fn try_iter(&self) -> impl Iterator<Item = Event> + '_ {
+        self.rx.try_iter()
+    }
+
+    /// Events dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The driver's end of an [`EventReceiver`].
+struct EventSender {
+    tx: SyncSender<Event>,
+    dropped: Arc<AtomicU64>,
+    /// False once the receiver is gone: nobody to tell any more.
+    open: bool,
+}
+
+impl EventSender {
+    fn deliver(&mut self, event: Event) {
+        if !self.open {
+            return;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => self.open = false,
+        }
+    }
+}
+
 /// Runs `node` over `transport` on a new thread, reading time from `clock`.
 /// Returns the client handle and the thread, which ends after
 /// [`NodeHandle::shutdown`] or when the transport closes.
-pub fn spawn<T, C>(node: Node, mut transport: T, clock: C) -> (NodeHandle, JoinHandle<()>)
+///
+/// The node's [`Event`]s are discarded; [`spawn_with_events`] hands them
+/// over.
+pub fn spawn<T, C>(node: Node, transport: T, clock: C) -> (NodeHandle, JoinHandle<()>)
+where
+    T: Transport,
+    C: PhysicalClock + Send + Sync + 'static,
+{
+    start(node, transport, clock, None)
+}
+
+/// As [`spawn`], and hands every [`Event`] the node raises to the returned
+/// [`EventReceiver`], which holds up to `capacity` unread events (at least
+/// one); beyond that the driver drops them and counts them rather than
+/// wait. Events raised through the [`NodeHandle`] (for instance by
+/// [`add_member`](NodeHandle::add_member)) are delivered on the driver's
+/// next step.
+pub fn spawn_with_events<T, C>(
+    node: Node,
+    transport: T,
+    clock: C,
+    capacity: usize,
+) -> (NodeHandle, JoinHandle<()>, EventReceiver)
+where
+    T: Transport,
+    C: PhysicalClock + Send + Sync + 'static,
+{
+    let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let sender = EventSender {
+        tx,
+        dropped: Arc::clone(&dropped),
+        open: true,
+    };
+    let (handle, thread) = start(node, transport, clock, Some(sender));
+    (handle, thread, EventReceiver { rx, dropped })
+}
+
+fn start<T, C>(
+    node: Node,
+    mut transport: T,
+    clock: C,
+    mut events: Option<EventSender>,
+) -> (NodeHandle, JoinHandle<()>)
 where
     T: Transport,
     C: PhysicalClock + Send + Sync + 'static,
@@ -144,14 +254,15 @@ where
     let name = format!("gossip-node-{}", driver.lock().id());
     let thread = thread::Builder::new()
         .name(name)
-        .spawn(move || run(&driver, &mut transport))
+        .spawn(move || run(&driver, &mut transport, events.as_mut()))
         .expect("spawning a driver thread");
     (handle, thread)
 }
 
-fn run<T: Transport>(handle: &NodeHandle, transport: &mut T) {
+fn run<T: Transport>(handle: &NodeHandle, transport: &mut T, mut events: Option<&mut EventSender>) {
     let mut outgoing = Vec::new();
     let mut ended = Vec::new();
+    let mut raised = Vec::new();
     while !handle.shared.stop.load(Ordering::Relaxed) {
         let now = handle.clock.now_ms();
         let due = handle.lock().poll_timeout();
@@ -180,7 +291,17 @@ fn run<T: Transport>(handle: &NodeHandle, transport: &mut T) {
             while let Some(end) = node.poll_exchange_end() {
                 ended.push(end);
             }
-            while node.poll_event().is_some() {}
+            while let Some(event) = node.poll_event() {
+                if events.is_some() {
+                    raised.push(event);
+                }
+            }
+        }
+        if let Some(events) = events.as_deref_mut() {
+            // Outside the node's lock: a full queue drops, never waits.
+            for event in raised.drain(..) {
+                events.deliver(event);
+            }
         }
         for transmit in outgoing.drain(..) {
             // Delivery is best effort; an unreachable peer shows up as a

@@ -67,7 +67,8 @@
 //! - `node`: the [`Node`] state machine.
 //! - `metrics`: per-node counters.
 //! - `transport`: the [`Transport`] trait.
-//! - `driver`: runs a node over a transport on its own thread.
+//! - `driver`: runs a node over a transport on its own thread, and hands
+//!   its events to the caller.
 
 #![forbid(unsafe_code)]
 
@@ -84,7 +85,7 @@ pub use config::{
     Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MAX_PULL_DEPTH,
     MIN_MAX_MESSAGE_BYTES,
 };
-pub use driver::{NodeHandle, spawn};
+pub use driver::{EventReceiver, NodeHandle, spawn, spawn_with_events};
 pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{
     Ack, Digest, Member, Message, MessageKind, Refusal, StoreDelta, Syn, SynAck, SynFlags,

@@ -1,9 +1,17 @@
-//! The simulator behind `sim-cli`: runs the gossip protocol on a
-//! deterministic in-memory cluster under a workload and faults, and checks
-//! every replica against a sequential last-write-wins reference.
+//! The library behind `sim-cli`: the simulator, one node of a real
+//! cluster, and the client that talks to a node.
 //!
-//! It is a library so the same runs can be scripted or tested; the `sim-cli`
-//! binary adds the command line, human and JSON output, and plots.
+//! - The simulator runs the gossip protocol on a deterministic in-memory
+//!   cluster under a workload and faults, and checks every replica against a
+//!   sequential last-write-wins reference ([`simulate`]; its items are at
+//!   the crate root).
+//! - [`node::run`] runs a member of a real cluster over QUIC until a
+//!   shutdown future completes, so tests can start nodes in-process.
+//! - [`client::Client`] sends a node requests in the client protocol.
+//!
+//! It is a library so the same runs can be scripted or tested; the
+//! `sim-cli` binary adds the command line, human and JSON output, plots,
+//! and signals as the node's shutdown.
 //!
 //! # Example
 //!
@@ -19,37 +27,42 @@
 //!
 //! # Layout
 //!
-//! - `scenario`: [`Scenario`], what to run, and its validation.
-//! - `reference`: [`Reference`], the log of accepted writes and the state
-//!   they imply.
-//! - `engine`: [`simulate`], the run itself: faults, workload, rounds,
-//!   verification.
-//! - `threaded`: the same runs with a driver thread per node and concurrent
-//!   client threads, on wall-clock time.
-//! - `report`: [`SimReport`], what a run found.
-//! - `fuzz`: [`fuzz`], random small clusters under random fault mixes, each
-//!   of which must converge and verify.
-//! - `sweep`: [`sweep`], rounds to spread one update over sizes, fan-outs
-//!   and seeds, beside [`theory_rounds`].
-//! - [`plot`]: line charts as standalone SVG.
+//! - `sim/`, the simulator, re-exported here:
+//!   - `scenario`: [`Scenario`], what to run, and its validation;
+//!   - `reference`: [`Reference`], the log of accepted writes and the
+//!     state they imply;
+//!   - `run`: [`simulate`], which hands a scenario to one of two engines:
+//!     `engine`, deterministic on virtual time, or `threaded`, a driver
+//!     thread per node and concurrent clients on wall-clock time;
+//!   - `report`: [`SimReport`], what a run found; `error`: [`SimError`];
+//!   - `fuzz`: [`fuzz`], random small clusters under random fault mixes;
+//!   - `sweep`: [`sweep`], rounds to spread one update, beside
+//!     [`theory_rounds`];
+//!   - [`plot`]: line charts as standalone SVG.
+//! - [`node`]: [`node::run`] and [`node::NodeConfig`] (`mod.rs`,
+//!   `config.rs`), serving clients (`serve.rs`), the membership log fed by
+//!   the node's events (`members.rs`), seeds given by address
+//!   (`seeds.rs`), draining on shutdown (`drain.rs`), [`node::NodeError`]
+//!   (`error.rs`).
+//! - [`client`]: [`client::Client`], [`client::Target`] and
+//!   [`client::Credentials`] (`mod.rs`), [`client::ClientError`]
+//!   (`error.rs`), and the protocol they speak ([`client::proto`]).
+//!
+//! The binary's own code is in `main.rs`, which parses the command line
+//! and dispatches, and `cli/`: one file per subcommand (its flags and
+//! `run`), `cli/bench/` for the measurements, and `cli/output/`, through
+//! which every line it prints goes.
 
 #![forbid(unsafe_code)]
 
-mod engine;
-mod fuzz;
-pub mod plot;
-mod reference;
-mod report;
-mod scenario;
-mod sweep;
-mod threaded;
+pub mod client;
+pub mod node;
+mod sim;
 
-pub use engine::{SimError, simulate};
-pub use fuzz::{FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET, draw, fuzz};
-pub use reference::{LoggedWrite, Reference};
-pub use report::{
-    ExchangeCounts, FaultStats, KindCounts, Mismatch, Outcome, SimReport, TrafficStats,
-    Verification, WriteStats,
+pub use sim::plot;
+pub use sim::{
+    CrashMode, ExchangeCounts, FaultStats, FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET,
+    KindCounts, LoggedWrite, Mismatch, Outcome, Reference, Scenario, ScenarioError, SimError,
+    SimReport, Summary, SweepPoint, SweepReport, SweepSpec, TrafficStats, Verification,
+    WritePattern, WriteStats, draw, fuzz, simulate, sweep, theory_rounds,
 };
-pub use scenario::{CrashMode, Scenario, ScenarioError, WritePattern};
-pub use sweep::{Summary, SweepPoint, SweepReport, SweepSpec, sweep, theory_rounds};

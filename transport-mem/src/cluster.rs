@@ -2,9 +2,11 @@
 //! message and every fault in one thread, decided by one seed.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
-use gossip::{Config, ConfigError, Member, MessageKind, Metrics, Node, SharedPeers, WriteError};
+use gossip::{
+    Config, ConfigError, Event, Member, MessageKind, Metrics, Node, SharedPeers, WriteError,
+};
 use lww_crdt::{Entry, NodeId, Stamp, VersionVector};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -163,6 +165,12 @@ pub struct Cluster {
     trace_hash: u64,
     /// Every node's id, shared by all nodes that start knowing everyone.
     everyone: SharedPeers,
+    /// Events raised and not yet polled, with the node that raised them.
+    events: VecDeque<(NodeId, Event)>,
+    /// How many unread events to keep; 0 keeps none.
+    event_capacity: usize,
+    /// Events not kept because `event_capacity` were unread.
+    events_dropped: u64,
 }
 
 impl Cluster {
@@ -212,6 +220,9 @@ impl Cluster {
             partitioned: false,
             trace_hash: 0,
             everyone: SharedPeers::default(),
+            events: VecDeque::new(),
+            event_capacity: 0,
+            events_dropped: 0,
         };
         if cluster.config.seed_peers.is_none() {
             cluster.everyone =
@@ -493,6 +504,32 @@ impl Cluster {
         self.trace_hash
     }
 
+    /// Keeps the [`Event`]s nodes raise from now on, up to `capacity`
+    /// unread ones, for [`poll_event`](Self::poll_event); an event that
+    /// finds `capacity` waiting is dropped and counted in
+    /// [`events_dropped`](Self::events_dropped). A cluster starts with
+    /// capacity 0: events are discarded uncounted. Keeping events changes
+    /// nothing else about the run.
+    pub fn keep_events(&mut self, capacity: usize) {
+        self.event_capacity = capacity;
+        while self.events.len() > capacity {
+            self.events.pop_back();
+            self.events_dropped += 1;
+        }
+    }
+
+    /// The oldest event kept and not yet polled, with the member that
+    /// raised it.
+    pub fn poll_event(&mut self) -> Option<(NodeId, Event)> {
+        self.events.pop_front()
+    }
+
+    /// Events dropped since [`keep_events`](Self::keep_events) because its
+    /// capacity was full.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
     fn build_node(&mut self, index: usize) -> Result<Node, ClusterError> {
         let id = NodeId::new(index as u64);
         let incarnation = self.slots[index].incarnation;
@@ -597,7 +634,13 @@ impl Cluster {
         }
         // Frames here travel one by one, with no stream to close.
         while node.poll_exchange_end().is_some() {}
-        while node.poll_event().is_some() {}
+        while let Some(event) = node.poll_event() {
+            if self.events.len() < self.event_capacity {
+                self.events.push_back((node.id(), event));
+            } else if self.event_capacity > 0 {
+                self.events_dropped += 1;
+            }
+        }
         for transmit in outgoing {
             let to = transmit.to.get() as usize;
             let phase = u8::from(transmit.kind != MessageKind::Syn);

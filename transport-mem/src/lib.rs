@@ -10,6 +10,10 @@
 //! - [`MemNetwork`] and [`MemTransport`]: threaded. Each node runs in its own
 //!   gossip driver thread over a crossbeam inbox, with real concurrency.
 //!
+//! The nodes' [`gossip::Event`]s reach the caller in both modes, when asked
+//! for: [`Cluster::keep_events`] and [`Cluster::poll_event`], or
+//! `gossip::spawn_with_events` for a driver thread.
+//!
 //! Every message is encoded by the node and decoded by its receiver, so byte
 //! counts are honest and codec bugs surface in simulation. It is not a model
 //! of a real network's timing beyond fixed latency and random extra delay.

@@ -14,8 +14,9 @@ use quinn::{Connection, Endpoint};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use crate::certs::{CaCert, Identity};
-use crate::config::QuicConfig;
-use crate::net::{self, FrameError, lock};
+use crate::config::{QuicConfig, transport_config};
+use crate::frame::{self, FrameError};
+use crate::lock;
 use crate::tls::{self, TlsError};
 
 /// One client request, handed to the application by a
@@ -241,7 +242,7 @@ impl QuicClient {
         config: QuicConfig,
     ) -> Result<QuicClient, ClientError> {
         let mut client_config = tls::quinn_client(tls::client_config(identity, ca)?)?;
-        client_config.transport_config(Arc::new(net::transport_config(&config, 0, 0)));
+        client_config.transport_config(Arc::new(transport_config(&config, 0, 0)));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("gossip-kv-client")
@@ -329,19 +330,19 @@ impl QuicClient {
         let conn = self.connection()?;
         let exchange = async {
             let (mut send, mut recv) = conn.open_bi().await?;
-            net::write_frame(&mut send, body)
+            frame::write_frame(&mut send, body)
                 .await
                 .map_err(|err| match err {
-                    net::WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
+                    frame::WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
                         ClientError::Refused(code.into_inner())
                     }
-                    net::WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
+                    frame::WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
                         ClientError::Connection(err)
                     }
                     _ => ClientError::MalformedResponse,
                 })?;
             let _ = send.finish();
-            match net::read_frame(&mut recv, max, timeout, timeout).await {
+            match frame::read_frame(&mut recv, max, timeout, timeout).await {
                 Ok(Some(response)) => Ok(response),
                 Ok(None) => Err(ClientError::MalformedResponse),
                 Err(FrameError::Reset(code)) => Err(ClientError::Refused(code.into_inner())),

@@ -250,6 +250,22 @@ impl QuicConfigBuilder {
     }
 }
 
+/// The transport parameters of one side of a connection.
+pub(crate) fn transport_config(
+    config: &QuicConfig,
+    bidi_streams: u32,
+    uni_streams: u32,
+) -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(bidi_streams));
+    transport.max_concurrent_uni_streams(quinn::VarInt::from_u32(uni_streams));
+    transport.keep_alive_interval(Some(config.keep_alive()));
+    let idle = quinn::IdleTimeout::try_from(config.idle_timeout())
+        .unwrap_or_else(|_| quinn::IdleTimeout::from(quinn::VarInt::from_u32(u32::MAX)));
+    transport.max_idle_timeout(Some(idle));
+    transport
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

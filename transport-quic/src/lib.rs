@@ -80,7 +80,10 @@
 //! - `tls`: rustls configurations (ring, TLS 1.3, CA-pinned, ALPN) and the
 //!   checks tying a certificate to a node id or the client role.
 //! - `wire`: the hello, stream headers, frames and error codes.
-//! - `config`: [`QuicConfig`], limits and timeouts.
+//! - `config`: [`QuicConfig`], limits and timeouts, and the quinn
+//!   transport parameters they make.
+//! - `frame`: length-prefixed frames on a stream, read and written the same
+//!   way by the node and the client.
 //! - `net`: the async core: accept loop, connection pool, stream tasks,
 //!   client request serving, shutdown.
 //! - `transport`: [`QuicTransport`], the blocking `gossip::Transport`, its
@@ -93,6 +96,7 @@
 pub mod certs;
 mod client;
 mod config;
+mod frame;
 mod net;
 mod stats;
 pub mod tls;
@@ -110,3 +114,12 @@ pub use tls::{CLIENT_ALPN, PEER_ALPN};
 pub use transport::{
     AddressError, QuicHandle, QuicTransport, QuicTransportBuilder, SetupError, resolve_member,
 };
+
+/// Locks `mutex`, whether or not another thread panicked holding it.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section leaves the maps consistent; keep serving after
+    // a panic elsewhere.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

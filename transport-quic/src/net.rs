@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gossip::{ExchangeEnd, MessageKind, Transmit, TransportError};
@@ -27,17 +27,11 @@ use tracing::{debug, info, warn};
 use crate::certs::{self, node_name};
 use crate::client::{ClientRequest, Responder};
 use crate::config::QuicConfig;
+use crate::frame::{FrameError, WriteFrameError, read_frame, write_frame};
+use crate::lock;
 use crate::stats::Counters;
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::wire::{self, StreamHeader};
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section leaves the maps consistent; keep serving after
-    // a panic elsewhere.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn code(value: u32) -> VarInt {
     VarInt::from_u32(value)
@@ -124,106 +118,6 @@ impl LinkError {
             LinkError::Connection(_) | LinkError::Write(quinn::WriteError::ConnectionLost(_))
         )
     }
-}
-
-/// Why a frame could not be read.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum FrameError {
-    #[error("frame of {len} bytes exceeds the {max}-byte cap")]
-    TooLarge { len: usize, max: usize },
-    #[error("empty frame")]
-    Empty,
-    #[error("stream ended inside a frame")]
-    Truncated,
-    #[error("frame did not arrive in time")]
-    Timeout,
-    #[error("stream reset by the peer with code {0}")]
-    Reset(VarInt),
-    #[error("stream or connection closed: {0}")]
-    Lost(quinn::ReadError),
-}
-
-impl FrameError {
-    fn from_read(err: quinn::ReadError) -> FrameError {
-        match err {
-            quinn::ReadError::Reset(code) => FrameError::Reset(code),
-            other => FrameError::Lost(other),
-        }
-    }
-
-    /// The code to reset a stream with, for errors that are the peer's
-    /// fault.
-    pub(crate) fn reset_code(&self) -> Option<u32> {
-        match self {
-            FrameError::TooLarge { .. } => Some(wire::STREAM_FRAME_TOO_LARGE),
-            FrameError::Empty | FrameError::Truncated => Some(wire::STREAM_MALFORMED),
-            FrameError::Timeout => Some(wire::STREAM_TIMEOUT),
-            FrameError::Reset(_) | FrameError::Lost(_) => None,
-        }
-    }
-}
-
-/// Reads one frame: waits up to `wait` for it to start and `read_timeout`
-/// for the rest. `Ok(None)` when the stream finished cleanly between
-/// frames. Never allocates more than the announced length, which is at
-/// most `max`.
-pub(crate) async fn read_frame(
-    recv: &mut RecvStream,
-    max: usize,
-    wait: Duration,
-    read_timeout: Duration,
-) -> Result<Option<Vec<u8>>, FrameError> {
-    let mut prefix = [0u8; wire::PREFIX_LEN];
-    match timeout(wait, recv.read_exact(&mut prefix)).await {
-        Err(_) => return Err(FrameError::Timeout),
-        Ok(Ok(())) => {}
-        Ok(Err(ReadExactError::FinishedEarly(0))) => return Ok(None),
-        Ok(Err(ReadExactError::FinishedEarly(_))) => return Err(FrameError::Truncated),
-        Ok(Err(ReadExactError::ReadError(err))) => return Err(FrameError::from_read(err)),
-    }
-    let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
-    if len == 0 {
-        return Err(FrameError::Empty);
-    }
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
-    }
-    let mut payload = Vec::with_capacity(len.min(64 * 1024));
-    let body = async {
-        while payload.len() < len {
-            match recv.read_chunk(len - payload.len(), true).await {
-                Ok(Some(chunk)) => payload.extend_from_slice(&chunk.bytes),
-                Ok(None) => return Err(FrameError::Truncated),
-                Err(err) => return Err(FrameError::from_read(err)),
-            }
-        }
-        Ok(())
-    };
-    match timeout(read_timeout, body).await {
-        Err(_) => Err(FrameError::Timeout),
-        Ok(Err(err)) => Err(err),
-        Ok(Ok(())) => Ok(Some(payload)),
-    }
-}
-
-/// Writes one frame.
-pub(crate) async fn write_frame(
-    send: &mut SendStream,
-    payload: &[u8],
-) -> Result<(), WriteFrameError> {
-    let prefix = wire::frame_prefix(payload.len()).ok_or(WriteFrameError::TooLong)?;
-    send.write_all(&prefix).await?;
-    send.write_all(payload).await?;
-    Ok(())
-}
-
-/// The error of [`write_frame`], shared with the client.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WriteFrameError {
-    #[error("frame longer than a u32 length prefix")]
-    TooLong,
-    #[error(transparent)]
-    Write(#[from] quinn::WriteError),
 }
 
 /// How a stream's reader ended.
@@ -1113,20 +1007,4 @@ impl Shared {
         self.finished.store(true, Ordering::Release);
         info!(node = %self.id, "QUIC transport shut down");
     }
-}
-
-/// The transport parameters of one side of a connection.
-pub(crate) fn transport_config(
-    config: &QuicConfig,
-    bidi_streams: u32,
-    uni_streams: u32,
-) -> quinn::TransportConfig {
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_concurrent_bidi_streams(VarInt::from_u32(bidi_streams));
-    transport.max_concurrent_uni_streams(VarInt::from_u32(uni_streams));
-    transport.keep_alive_interval(Some(config.keep_alive()));
-    let idle = quinn::IdleTimeout::try_from(config.idle_timeout())
-        .unwrap_or_else(|_| quinn::IdleTimeout::from(VarInt::from_u32(u32::MAX)));
-    transport.max_idle_timeout(Some(idle));
-    transport
 }

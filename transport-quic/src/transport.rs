@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::certs::{CaCert, Identity};
 use crate::client::RequestReceiver;
-use crate::config::QuicConfig;
-use crate::net::{DiscoverError, Shared, SharedParts, transport_config};
+use crate::config::{QuicConfig, transport_config};
+use crate::net::{DiscoverError, Shared, SharedParts};
 use crate::stats::QuicStats;
 use crate::tls::{self, TlsError};
 

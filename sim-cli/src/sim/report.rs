@@ -1,8 +1,10 @@
 //! What a simulation found, as data: printed for humans or as JSON.
 
+use gossip::Metrics;
 use serde::Serialize;
+use transport_mem::NetworkStats;
 
-use crate::scenario::Scenario;
+use crate::sim::scenario::Scenario;
 
 /// The result of one simulation run. Its JSON form is documented in
 /// `docs/simulation.md`.
@@ -158,4 +160,74 @@ pub struct Mismatch {
     pub expected: Option<String>,
     /// What the node reads.
     pub found: Option<String>,
+}
+
+/// Builds the report both engines print.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assemble(
+    s: &Scenario,
+    curve: Vec<f64>,
+    converged_round: Option<u64>,
+    rounds_run: u64,
+    writes: WriteStats,
+    metrics: &Metrics,
+    net: &NetworkStats,
+    faults: FaultStats,
+    verification: Verification,
+) -> SimReport {
+    let useful = metrics.entries_received - metrics.entries_redundant;
+    let kinds = |counts: [u64; 3]| KindCounts {
+        syn: counts[0],
+        syn_ack: counts[1],
+        ack: counts[2],
+        total: counts.iter().sum(),
+    };
+    let traffic = TrafficStats {
+        messages: kinds(metrics.sent.messages),
+        bytes: kinds(metrics.sent.bytes),
+        entries_sent: metrics.entries_sent,
+        entries_received: metrics.entries_received,
+        entries_useful: useful,
+        redundancy: if useful == 0 {
+            0.0
+        } else {
+            metrics.entries_received as f64 / useful as f64
+        },
+        exchanges: ExchangeCounts {
+            started: metrics.exchanges_started,
+            completed: metrics.exchanges_completed,
+            timed_out: metrics.exchanges_timed_out,
+        },
+    };
+    let faults = FaultStats {
+        messages_lost: net.lost,
+        messages_duplicated: net.duplicated,
+        messages_reordered: net.reordered,
+        messages_partitioned: net.partitioned,
+        messages_to_unavailable: net.unavailable,
+        messages_rejected: metrics.messages_rejected,
+        ..faults
+    };
+    let faults_end = s.faults_end();
+    let outcome = Outcome {
+        converged: converged_round.is_some(),
+        rounds_run,
+        converged_round,
+        rounds_after_last_write: converged_round.map(|r| r.saturating_sub(s.writes_end())),
+        rounds_after_faults: converged_round
+            .filter(|_| faults_end > 0)
+            .map(|r| r.saturating_sub(faults_end)),
+        intervals: converged_round,
+        virtual_seconds: converged_round.map(|r| (r * s.interval_ms) as f64 / 1000.0),
+    };
+    SimReport {
+        command: s.command(),
+        scenario: s.clone(),
+        outcome,
+        curve,
+        writes,
+        traffic,
+        faults,
+        verification,
+    }
 }

@@ -3,13 +3,79 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
+use clap::Args;
 use lww_crdt::NodeId;
 use serde::Serialize;
 use transport_quic::certs::{CertDir, ClusterCa, Identity, node_name};
 
-use crate::cli::CertsArgs;
+use crate::cli::output;
+
+/// `sim-cli certs`.
+#[derive(Debug, Args)]
+pub(crate) struct CertsArgs {
+    /// Directory to write into (created if missing). Existing files are
+    /// never replaced: if any would be, nothing is written.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Node ids to issue certificates for, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub(crate) nodes: Vec<u64>,
+    /// A node and the IP addresses or DNS names its certificate carries
+    /// besides node-ID.gossip-kv, e.g. --node 1=10.0.0.1,host-a.
+    /// Repeatable.
+    #[arg(long = "node", alias = "node-names", value_name = "ID=NAME,...", value_parser = parse_node_names)]
+    pub(crate) node: Vec<NodeNames>,
+    /// An IP address or DNS name every node certificate carries (e.g.
+    /// 127.0.0.1 for a cluster on one machine). Repeatable.
+    #[arg(long = "name", visible_alias = "ip", value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+    /// Issue the node certificates with the CA already in --out (ca.pem
+    /// and ca.key) instead of making a new cluster; no client certificate.
+    #[arg(long)]
+    pub(crate) add: bool,
+    /// Print one JSON document instead of the list of files.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `--node ID=NAME,...` of `certs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NodeNames {
+    pub(crate) id: u64,
+    pub(crate) names: Vec<String>,
+}
+
+fn parse_node_names(text: &str) -> Result<NodeNames, String> {
+    let (id, names) = text.split_once('=').unwrap_or((text, ""));
+    let id = id
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("expected ID=NAME,..., got {text:?}"))?;
+    let names = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(NodeNames { id, names })
+}
+
+/// Runs `sim-cli certs`.
+///
+/// # Errors
+/// As [`issue`].
+pub(crate) fn run(args: &CertsArgs) -> anyhow::Result<ExitCode> {
+    let report = issue(args)?;
+    output::emit(&if args.json {
+        output::json(&report)
+    } else {
+        output::cluster::certs_report(&report)
+    });
+    Ok(ExitCode::SUCCESS)
+}
 
 /// One file written.
 #[derive(Clone, Debug, Serialize)]
@@ -66,7 +132,7 @@ fn plan(args: &CertsArgs) -> anyhow::Result<BTreeMap<u64, Vec<String>>> {
 ///
 /// # Errors
 /// Bad ids or names, existing files (nothing is written then), I/O.
-pub(crate) fn run(args: &CertsArgs) -> anyhow::Result<CertsReport> {
+fn issue(args: &CertsArgs) -> anyhow::Result<CertsReport> {
     let nodes = plan(args)?;
     let dir = CertDir::new(&args.out);
 

@@ -15,10 +15,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use transport_mem::{Faults, MemNetwork};
 
-use crate::engine::{SimError, assemble};
-use crate::reference::Reference;
-use crate::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats};
-use crate::scenario::{Scenario, WritePattern};
+use crate::sim::error::SimError;
+use crate::sim::reference::Reference;
+use crate::sim::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats, assemble};
+use crate::sim::scenario::{Scenario, WritePattern};
 
 /// A node's physical clock: the system clock shifted by its skew.
 #[derive(Clone, Copy, Debug)]

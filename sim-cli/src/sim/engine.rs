@@ -1,29 +1,15 @@
 //! Runs a [`Scenario`] on a deterministic in-memory cluster and checks the
 //! result against the sequential reference.
 
-use gossip::Metrics;
 use lww_crdt::{Entry, Stamp, VersionVector};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use transport_mem::{Cluster, ClusterConfig, ClusterError, Faults, NetworkStats};
+use transport_mem::{Cluster, ClusterConfig, Faults};
 
-use crate::reference::Reference;
-use crate::report::{
-    ExchangeCounts, FaultStats, KindCounts, Mismatch, Outcome, SimReport, TrafficStats,
-    Verification, WriteStats,
-};
-use crate::scenario::{CrashMode, Scenario, ScenarioError, WritePattern};
-
-/// Why a simulation could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    /// The scenario is invalid.
-    #[error(transparent)]
-    Scenario(#[from] ScenarioError),
-    /// The cluster refused the configuration or a command.
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-}
+use crate::sim::error::SimError;
+use crate::sim::reference::Reference;
+use crate::sim::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats, assemble};
+use crate::sim::scenario::{CrashMode, Scenario, WritePattern};
 
 /// Separates the workload's random stream from the cluster's.
 const WORKLOAD_STREAM: u64 = 0x776f_726b_6c6f_6164;
@@ -51,18 +37,15 @@ struct Run<'a> {
     issued: usize,
 }
 
-/// Runs `scenario`, calling `on_round(done, budget)` after every round.
+/// Runs a validated `scenario` on a deterministic [`Cluster`], calling
+/// `on_round(done, budget)` after every round.
 ///
 /// # Errors
-/// [`SimError`] if the scenario is invalid.
-pub fn simulate(
+/// [`SimError`] if the cluster refuses the scenario's settings.
+pub(crate) fn simulate_deterministic(
     scenario: &Scenario,
     mut on_round: impl FnMut(u64, u64),
 ) -> Result<SimReport, SimError> {
-    scenario.validate()?;
-    if scenario.threads {
-        return crate::threaded::simulate_threaded(scenario, on_round);
-    }
     let cluster = Cluster::new(ClusterConfig {
         nodes: scenario.nodes,
         fanout: scenario.fanout,
@@ -380,75 +363,5 @@ impl Run<'_> {
             self.faults,
             verification,
         )
-    }
-}
-
-/// Builds the report both engines print.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn assemble(
-    s: &Scenario,
-    curve: Vec<f64>,
-    converged_round: Option<u64>,
-    rounds_run: u64,
-    writes: WriteStats,
-    metrics: &Metrics,
-    net: &NetworkStats,
-    faults: FaultStats,
-    verification: Verification,
-) -> SimReport {
-    let useful = metrics.entries_received - metrics.entries_redundant;
-    let kinds = |counts: [u64; 3]| KindCounts {
-        syn: counts[0],
-        syn_ack: counts[1],
-        ack: counts[2],
-        total: counts.iter().sum(),
-    };
-    let traffic = TrafficStats {
-        messages: kinds(metrics.sent.messages),
-        bytes: kinds(metrics.sent.bytes),
-        entries_sent: metrics.entries_sent,
-        entries_received: metrics.entries_received,
-        entries_useful: useful,
-        redundancy: if useful == 0 {
-            0.0
-        } else {
-            metrics.entries_received as f64 / useful as f64
-        },
-        exchanges: ExchangeCounts {
-            started: metrics.exchanges_started,
-            completed: metrics.exchanges_completed,
-            timed_out: metrics.exchanges_timed_out,
-        },
-    };
-    let faults = FaultStats {
-        messages_lost: net.lost,
-        messages_duplicated: net.duplicated,
-        messages_reordered: net.reordered,
-        messages_partitioned: net.partitioned,
-        messages_to_unavailable: net.unavailable,
-        messages_rejected: metrics.messages_rejected,
-        ..faults
-    };
-    let faults_end = s.faults_end();
-    let outcome = Outcome {
-        converged: converged_round.is_some(),
-        rounds_run,
-        converged_round,
-        rounds_after_last_write: converged_round.map(|r| r.saturating_sub(s.writes_end())),
-        rounds_after_faults: converged_round
-            .filter(|_| faults_end > 0)
-            .map(|r| r.saturating_sub(faults_end)),
-        intervals: converged_round,
-        virtual_seconds: converged_round.map(|r| (r * s.interval_ms) as f64 / 1000.0),
-    };
-    SimReport {
-        command: s.command(),
-        scenario: s.clone(),
-        outcome,
-        curve,
-        writes,
-        traffic,
-        faults,
-        verification,
     }
 }

@@ -16,15 +16,15 @@ use serde::{Deserialize, Serialize};
 
 /// The client protocol version this build speaks. A frame starting with
 /// another byte is answered with [`ProtoError::UnsupportedVersion`].
-pub(crate) const PROTO_VERSION: u8 = 3;
+pub const PROTO_VERSION: u8 = 3;
 
 /// The largest frame either side decodes: the QUIC transport's default frame
 /// cap (4 MiB).
-pub(crate) const MAX_FRAME_BYTES: usize = transport_quic::DEFAULT_MAX_FRAME_BYTES;
+pub const MAX_FRAME_BYTES: usize = transport_quic::DEFAULT_MAX_FRAME_BYTES;
 
 /// What a client asks a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Request {
+pub enum Request {
     /// Write `value` to `key`; answered with [`Response::Written`].
     Put {
         /// The key.
@@ -49,7 +49,7 @@ pub(crate) enum Request {
 
 /// What a node answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Response {
+pub enum Response {
     /// The write was applied locally with this stamp; gossip spreads it.
     Written {
         /// The write's stamp.
@@ -69,7 +69,7 @@ pub(crate) enum Response {
 
 /// Why a node refused a request. In every case nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub(crate) enum ProtoError {
+pub enum ProtoError {
     /// The frame speaks another protocol version.
     #[error("the node speaks client protocol version {supported}, the request {got}")]
     UnsupportedVersion {
@@ -119,7 +119,7 @@ pub(crate) enum ProtoError {
 
 /// What was wrong with a frame that could not be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub(crate) enum DecodeFailure {
+pub enum DecodeFailure {
     /// The frame is empty.
     #[error("empty frame")]
     Empty,
@@ -141,7 +141,7 @@ pub(crate) enum DecodeFailure {
 
 /// Why a frame could not be decoded. Nothing was changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum DecodeError {
+pub enum DecodeError {
     /// The frame starts with another protocol version.
     #[error("client protocol version {0} is not supported (this build speaks {PROTO_VERSION})")]
     Version(u8),
@@ -152,7 +152,7 @@ pub(crate) enum DecodeError {
 
 impl DecodeError {
     /// The error response a node sends for this failure.
-    pub(crate) fn to_response(self) -> Response {
+    pub fn to_response(self) -> Response {
         Response::Error(match self {
             DecodeError::Version(got) => ProtoError::UnsupportedVersion {
                 got,
@@ -165,59 +165,59 @@ impl DecodeError {
 
 /// One member as the node sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct MemberStatus {
+pub struct MemberStatus {
     /// The member id.
-    pub(crate) id: NodeId,
+    pub id: NodeId,
     /// Its advertised address (empty if unknown).
-    pub(crate) address: String,
+    pub address: String,
     /// `None` for the node itself.
-    pub(crate) liveness: Option<Liveness>,
+    pub liveness: Option<Liveness>,
     /// Failed exchanges in a row.
-    pub(crate) failures: u32,
+    pub failures: u32,
     /// Milliseconds since it was last heard from, if ever.
-    pub(crate) last_heard_ms_ago: Option<u64>,
+    pub last_heard_ms_ago: Option<u64>,
     /// The incarnation it last spoke as (its own, for the node itself).
-    pub(crate) incarnation: Option<u32>,
+    pub incarnation: Option<u32>,
 }
 
 /// One origin of the version vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct OriginStatus {
+pub struct OriginStatus {
     /// The origin id (incarnation in the high 32 bits, member in the low).
-    pub(crate) origin: NodeId,
+    pub origin: NodeId,
     /// How far this node holds that origin's writes.
-    pub(crate) hlc: Hlc,
+    pub hlc: Hlc,
 }
 
 /// Transport counters (a subset of `transport_quic::QuicStats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct TransportStatus {
+pub struct TransportStatus {
     /// Connections to peers dialed.
-    pub(crate) connections_dialed: u64,
+    pub connections_dialed: u64,
     /// Failed dials.
-    pub(crate) connect_failures: u64,
+    pub connect_failures: u64,
     /// Incoming connections accepted.
-    pub(crate) connections_accepted: u64,
+    pub connections_accepted: u64,
     /// Incoming handshakes refused (no or foreign certificate).
-    pub(crate) handshakes_refused: u64,
+    pub handshakes_refused: u64,
     /// Connections refused for a false identity claim or wrong ALPN.
-    pub(crate) identities_refused: u64,
+    pub identities_refused: u64,
     /// Streams reset for bad frames or timeouts.
-    pub(crate) streams_rejected: u64,
+    pub streams_rejected: u64,
     /// Frames sent to peers.
-    pub(crate) frames_sent: u64,
+    pub frames_sent: u64,
     /// Payload bytes sent to peers.
-    pub(crate) bytes_sent: u64,
+    pub bytes_sent: u64,
     /// Frames received from peers.
-    pub(crate) frames_received: u64,
+    pub frames_received: u64,
     /// Payload bytes received from peers.
-    pub(crate) bytes_received: u64,
+    pub bytes_received: u64,
     /// Frames that could not be delivered.
-    pub(crate) frames_dropped: u64,
+    pub frames_dropped: u64,
     /// Client requests answered.
-    pub(crate) requests_answered: u64,
+    pub requests_answered: u64,
     /// Client requests refused.
-    pub(crate) requests_refused: u64,
+    pub requests_refused: u64,
 }
 
 impl From<transport_quic::QuicStats> for TransportStatus {
@@ -242,40 +242,40 @@ impl From<transport_quic::QuicStats> for TransportStatus {
 
 /// What `status` reports about a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Status {
+pub struct Status {
     /// The member id.
-    pub(crate) id: NodeId,
+    pub id: NodeId,
     /// The incarnation it writes in.
-    pub(crate) incarnation: u32,
+    pub incarnation: u32,
     /// Whether it takes writes: it has heard from a member (or founded the
     /// cluster).
-    pub(crate) joined: bool,
+    pub joined: bool,
     /// The address it listens on.
-    pub(crate) listen: String,
+    pub listen: String,
     /// Milliseconds since the daemon started.
-    pub(crate) uptime_ms: u64,
+    pub uptime_ms: u64,
     /// Gossip interval in ms.
-    pub(crate) interval_ms: u64,
+    pub interval_ms: u64,
     /// Every member, this node first.
-    pub(crate) members: Vec<MemberStatus>,
+    pub members: Vec<MemberStatus>,
     /// Live keys.
-    pub(crate) keys: u64,
+    pub keys: u64,
     /// Tombstones held.
-    pub(crate) tombstones: u64,
+    pub tombstones: u64,
     /// The version vector, by origin.
-    pub(crate) vector: Vec<OriginStatus>,
+    pub vector: Vec<OriginStatus>,
     /// Its largest hlc.
-    pub(crate) max_hlc: Hlc,
+    pub max_hlc: Hlc,
     /// `gossip::vector_hash` of the version vector.
-    pub(crate) vector_hash: u64,
+    pub vector_hash: u64,
     /// A hash of every entry (key, stamp, value), tombstones included:
     /// equal on two nodes exactly when they hold the same map (up to hash
     /// collisions).
-    pub(crate) content_hash: u64,
+    pub content_hash: u64,
     /// The node's gossip counters.
-    pub(crate) metrics: Metrics,
+    pub metrics: Metrics,
     /// The transport's counters.
-    pub(crate) transport: TransportStatus,
+    pub transport: TransportStatus,
 }
 
 #[derive(Serialize)]
@@ -296,7 +296,7 @@ fn config() -> impl bincode::config::Config {
 }
 
 /// Encodes a request or response into a frame.
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let envelope = EnvelopeRef {
         version: PROTO_VERSION,
         body: value,
@@ -313,7 +313,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// # Errors
 /// [`DecodeError`] for another version, oversize, malformed or trailing
 /// bytes.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let Some(&version) = bytes.first() else {
         return Err(DecodeFailure::Empty.into());
     };

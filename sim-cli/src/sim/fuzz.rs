@@ -16,9 +16,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use transport_mem::Timing;
 
-use crate::engine::SimError;
-use crate::scenario::{CrashMode, Scenario, WritePattern};
-use crate::sweep::simulate_all;
+use crate::sim::error::SimError;
+use crate::sim::scenario::{CrashMode, Scenario, WritePattern};
+use crate::sim::sweep::simulate_all;
 
 /// Fault durations in rounds: around and beyond every timeout.
 const DURATIONS: [u64; 20] = [

@@ -6,9 +6,10 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-use crate::engine::{SimError, simulate};
-use crate::report::SimReport;
-use crate::scenario::{Scenario, WritePattern};
+use crate::sim::error::SimError;
+use crate::sim::report::SimReport;
+use crate::sim::run::simulate;
+use crate::sim::scenario::{Scenario, WritePattern};
 
 /// What to sweep.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1,28 +1,59 @@
-//! `sim-cli bench`: measurements of the real transport, not tests.
-//!
-//! - `catch-up`: a fresh node catching up a large map from one peer over
-//!   loopback QUIC, beside raw quinn moving the same number of bytes on one
-//!   stream between the same certificates, in the same run.
-//! - `spread`: how long a write takes to be readable on every node of a
-//!   running cluster.
-//! - [`converged`] backs `sim-cli converged`: how long until every node
-//!   holds the same map.
+//! `sim-cli bench catch-up`: a fresh node catching up a large map from one
+//! peer over loopback QUIC, beside raw quinn moving the same number of
+//! bytes on one stream between the same certificates, in the same run.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use clap::Args;
 use gossip::{Config, Member, Node, NodeHandle};
 use lww_crdt::{NodeId, PhysicalClock, SystemClock};
 use serde::Serialize;
 use transport_quic::certs::{ClusterCa, Identity, node_name};
 use transport_quic::{QuicConfig, QuicHandle, QuicTransport, tls};
 
-use crate::cli::{CatchUpArgs, ConvergedArgs, NodesArgs, SpreadArgs};
-use crate::client::{Connection, Credentials, target};
-use crate::proto::{Request, Response};
+use crate::cli::bench::median_of;
+use crate::cli::node::parse_message_bytes;
+use crate::cli::output;
+
+/// `sim-cli bench catch-up`.
+#[derive(Debug, Args)]
+pub(crate) struct CatchUpArgs {
+    /// Keys the seeded node holds.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) keys: u64,
+    /// Bytes per key (at least 8).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(8..=4096))]
+    pub(crate) key_bytes: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=65_536))]
+    pub(crate) value_bytes: u64,
+    /// Gossip interval of both nodes in ms.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) interval_ms: u64,
+    /// The largest gossip message in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
+    pub(crate) max_message_bytes: usize,
+    /// Runs of each measurement (medians count).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub(crate) runs: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Runs `sim-cli bench catch-up`.
+///
+/// # Errors
+/// As [`measure`].
+pub(crate) fn run(args: &CatchUpArgs) -> anyhow::Result<ExitCode> {
+    let report = measure(args)?;
+    output::emit(&output::bench::catch_up(&report, args.json));
+    Ok(ExitCode::SUCCESS)
+}
 
 /// What `bench catch-up` measured.
 #[derive(Clone, Debug, Serialize)]
@@ -98,7 +129,7 @@ fn gossip_config(args: &CatchUpArgs, id: u64) -> anyhow::Result<Config> {
     Ok(Config::builder(NodeId::new(id))
         .tick_interval_ms(args.interval_ms)
         .exchange_timeout_ms(10_000)
-        .gc_every_ticks(crate::daemon::gc_every_ticks(args.interval_ms, 10_000))
+        .gc_every_ticks(sim::node::gc_every_ticks(args.interval_ms, 10_000))
         .max_message_bytes(args.max_message_bytes)
         .build()?)
 }
@@ -170,18 +201,12 @@ fn quic_run(ca: &ClusterCa, args: &CatchUpArgs) -> anyhow::Result<(f64, u64, u64
     Ok((secs, stats.bytes_received, stats.frames_received))
 }
 
-fn median_of(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    median(&sorted)
-}
-
-/// Runs `bench catch-up`.
+/// Measures `bench catch-up`.
 ///
 /// # Errors
 /// Setup failures (certificates, sockets), or a catch-up that does not
 /// finish within ten minutes.
-pub(crate) fn catch_up(args: &CatchUpArgs) -> anyhow::Result<CatchUpReport> {
+fn measure(args: &CatchUpArgs) -> anyhow::Result<CatchUpReport> {
     let ca = ClusterCa::generate()?;
     let mut runs = Vec::new();
     for _ in 0..args.runs {
@@ -317,219 +342,6 @@ fn raw_quinn(ca: &ClusterCa, bytes: u64) -> anyhow::Result<f64> {
     })
 }
 
-/// What `bench spread` measured.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct SpreadReport {
-    /// The nodes.
-    pub(crate) nodes: Vec<String>,
-    /// Milliseconds from each write's acknowledgement until every node
-    /// read it, in write order.
-    pub(crate) visible_ms: Vec<f64>,
-    /// Their median.
-    pub(crate) median_ms: f64,
-    /// The slowest.
-    pub(crate) max_ms: f64,
-}
-
-fn connect_all(args: &NodesArgs, timeout: Duration) -> anyhow::Result<Vec<Connection>> {
-    let credentials = Credentials::load(&args.certs)?;
-    args.nodes
-        .iter()
-        .map(|node| Connection::open(target(node, None, None)?, &credentials, timeout))
-        .collect()
-}
-
-/// Runs `bench spread`.
-///
-/// # Errors
-/// Unreachable nodes, refused writes, a write not visible everywhere in
-/// time.
-pub(crate) fn spread(args: &SpreadArgs) -> anyhow::Result<SpreadReport> {
-    let timeout = Duration::from_millis(args.timeout_ms);
-    let connections = connect_all(&args.nodes, timeout)?;
-    let run = SystemClock.now_ms();
-    let mut visible_ms = Vec::new();
-    for w in 0..args.writes {
-        let key = format!("spread-{run}-{w}");
-        let value = format!("{w}");
-        let writer = &connections[(w as usize) % connections.len()];
-        match writer.call(&Request::Put {
-            key: key.clone(),
-            value: value.clone(),
-        })? {
-            Response::Written { .. } => {}
-            other => anyhow::bail!("write refused: {other:?}"),
-        }
-        let written = Instant::now();
-        let seen: Vec<anyhow::Result<Duration>> = thread::scope(|scope| {
-            let polls: Vec<_> = connections
-                .iter()
-                .map(|conn| {
-                    let (key, value) = (&key, &value);
-                    scope.spawn(move || {
-                        let request = Request::Get { key: key.clone() };
-                        loop {
-                            if let Response::Entry { entry: Some(entry) } = conn.call(&request)? {
-                                if entry.value.as_deref() == Some(value.as_str()) {
-                                    return Ok(written.elapsed());
-                                }
-                            }
-                            if written.elapsed() > timeout {
-                                anyhow::bail!("write {w} not visible within {timeout:?}");
-                            }
-                            thread::sleep(Duration::from_millis(2));
-                        }
-                    })
-                })
-                .collect();
-            polls
-                .into_iter()
-                .map(|p| {
-                    p.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a poller panicked")))
-                })
-                .collect()
-        });
-        let mut slowest = Duration::ZERO;
-        for s in seen {
-            slowest = slowest.max(s?);
-        }
-        visible_ms.push(slowest.as_secs_f64() * 1e3);
-        // Start the next write at another phase of the gossip interval.
-        thread::sleep(Duration::from_millis(37 + 13 * (w % 7)));
-    }
-    for conn in connections {
-        conn.close();
-    }
-    let mut sorted = visible_ms.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median_ms = median(&sorted);
-    Ok(SpreadReport {
-        nodes: args.nodes.nodes.clone(),
-        max_ms: sorted.last().copied().unwrap_or_default(),
-        visible_ms,
-        median_ms,
-    })
-}
-
-fn median(sorted: &[f64]) -> f64 {
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// One node's state as `converged` saw it last.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct NodeView {
-    /// The address asked.
-    pub(crate) node: String,
-    /// Its member id, once it answered.
-    pub(crate) id: Option<u64>,
-    /// Its live keys.
-    pub(crate) keys: u64,
-    /// Its content hash.
-    pub(crate) content_hash: Option<u64>,
-    /// Why it could not be asked, if it could not.
-    pub(crate) error: Option<String>,
-}
-
-/// What `converged` found.
-#[derive(Clone, Debug, Serialize)]
-pub(crate) struct ConvergedReport {
-    /// Whether every node held the same map.
-    pub(crate) converged: bool,
-    /// Milliseconds from the start until they did, or until giving up.
-    pub(crate) elapsed_ms: f64,
-    /// The nodes, as last seen.
-    pub(crate) nodes: Vec<NodeView>,
-}
-
-/// Polls every node's status until all hold the same map (same content
-/// hash and version vector) or the timeout passes. Unreachable nodes are
-/// retried until then.
-///
-/// # Errors
-/// Only unusable credentials; unreachable nodes are reported, not errors.
-pub(crate) fn converged(args: &ConvergedArgs) -> anyhow::Result<ConvergedReport> {
-    let start = Instant::now();
-    let timeout = Duration::from_millis(args.timeout_ms);
-    let deadline = start + timeout;
-    let credentials = Arc::new(Credentials::load(&args.nodes.certs)?);
-    let mut connections: Vec<Option<Connection>> = args.nodes.nodes.iter().map(|_| None).collect();
-    let mut views: Vec<NodeView> = args
-        .nodes
-        .nodes
-        .iter()
-        .map(|node| NodeView {
-            node: node.clone(),
-            id: None,
-            keys: 0,
-            content_hash: None,
-            error: None,
-        })
-        .collect();
-    loop {
-        let mut digests = Vec::new();
-        for (i, node) in args.nodes.nodes.iter().enumerate() {
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(100));
-            if connections[i].is_none() {
-                match target(node, None, None)
-                    .and_then(|t| Connection::open(t, &credentials, left.min(timeout)))
-                {
-                    Ok(conn) => connections[i] = Some(conn),
-                    Err(err) => views[i].error = Some(format!("{err:#}")),
-                }
-            }
-            let Some(conn) = &connections[i] else {
-                continue;
-            };
-            match conn.call(&Request::Status) {
-                Ok(Response::Status(status)) => {
-                    views[i].id = Some(status.id.get());
-                    views[i].keys = status.keys;
-                    views[i].content_hash = Some(status.content_hash);
-                    views[i].error = None;
-                    digests.push((status.content_hash, status.vector_hash));
-                }
-                Ok(other) => views[i].error = Some(format!("unexpected answer {other:?}")),
-                Err(err) => {
-                    views[i].error = Some(format!("{err:#}"));
-                    connections[i] = None;
-                }
-            }
-        }
-        let all = digests.len() == args.nodes.nodes.len();
-        if all && digests.windows(2).all(|w| w[0] == w[1]) {
-            return Ok(finish(true, start, views, connections));
-        }
-        if Instant::now() >= deadline {
-            return Ok(finish(false, start, views, connections));
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn finish(
-    converged: bool,
-    start: Instant,
-    nodes: Vec<NodeView>,
-    connections: Vec<Option<Connection>>,
-) -> ConvergedReport {
-    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
-    for conn in connections.into_iter().flatten() {
-        conn.close();
-    }
-    ConvergedReport {
-        converged,
-        elapsed_ms,
-        nodes,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,7 +352,5 @@ mod tests {
         assert_eq!(key_of(999_999, 16).len(), 16);
         assert_ne!(key_of(1, 16), key_of(16, 16));
         assert_eq!(value_of(12, 100).len(), 100);
-        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
-        assert_eq!(median(&[1.0, 3.0]), 2.0);
     }
 }

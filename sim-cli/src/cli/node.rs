@@ -1,0 +1,238 @@
+//! `sim-cli node`: one node of a real cluster over QUIC (`sim::node`), with
+//! structured logs on stderr, until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use lww_crdt::NodeId;
+use sim::node::{NodeConfig, Peer};
+
+/// `sim-cli node`.
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// This node's id (its certificate node-ID.pem must be in --certs).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=u64::from(u32::MAX)))]
+    pub(crate) id: u64,
+    /// UDP address to listen on, e.g. 10.0.0.1:7000 (0.0.0.0:7000 for
+    /// every interface, then give --advertise).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: SocketAddr,
+    /// The address peers should reach this node at, told to them through
+    /// gossip (default: --listen, unless it is a wildcard).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) advertise: Option<SocketAddr>,
+    /// A peer to start from: HOST:PORT, or ID=HOST:PORT. Repeatable; one is
+    /// enough, and more members are learned through gossip. Without its id,
+    /// the peer is authenticated by the IP address its certificate names,
+    /// and its id is read from the certificate.
+    #[arg(long = "peer", value_name = "[ID=]ADDR", value_parser = parse_peer)]
+    pub(crate) peers: Vec<Peer>,
+    /// Directory holding ca.pem, node-ID.pem and node-ID.key.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) certs: PathBuf,
+    /// Gossip interval in ms.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) interval_ms: u64,
+    /// Peers contacted per interval.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) fanout: u64,
+    /// An exchange unanswered this long counts against the peer (ms).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) exchange_timeout_ms: u64,
+    /// The largest gossip message in bytes (at most the transport's 4 MiB
+    /// frame cap).
+    #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
+    pub(crate) max_message_bytes: usize,
+    /// Exchanges kept open, without waiting for the interval, with a peer
+    /// whose last message was cut to --max-message-bytes: how fast a
+    /// node far behind catches up (0 to 3; 0 keeps catch-up at one message
+    /// per interval and peer).
+    #[arg(long, default_value_t = gossip::MAX_PULL_DEPTH, value_parser = parse_pull_depth)]
+    pub(crate) pull_depth: usize,
+    /// Which life of this member this is; must exceed every incarnation
+    /// it used before. Default: seconds since 2020-01-01 UTC on the wall
+    /// clock (the node then waits for that second to end before serving).
+    #[arg(long)]
+    pub(crate) incarnation: Option<u32>,
+    /// On SIGINT or SIGTERM, keep gossiping up to this long (ms) until the
+    /// writes this node accepted have reached min(fanout, alive peers)
+    /// peers; 0 stops at once.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) drain_ms: u64,
+}
+
+impl NodeArgs {
+    /// The node these flags describe.
+    pub(crate) fn config(&self) -> NodeConfig {
+        NodeConfig {
+            id: NodeId::new(self.id),
+            listen: self.listen,
+            advertise: self.advertise,
+            peers: self.peers.clone(),
+            certs: self.certs.clone(),
+            interval_ms: self.interval_ms,
+            fanout: usize::try_from(self.fanout).unwrap_or(usize::MAX),
+            exchange_timeout_ms: self.exchange_timeout_ms,
+            max_message_bytes: self.max_message_bytes,
+            pull_depth: self.pull_depth,
+            incarnation: self.incarnation,
+            drain_ms: self.drain_ms,
+        }
+    }
+}
+
+/// Runs `sim-cli node` until SIGINT or SIGTERM: exit status 0 after a
+/// clean shutdown.
+///
+/// # Errors
+/// Setup failures: [`sim::node::NodeError`].
+pub(crate) fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
+    init_logs();
+    sim::node::run(args.config(), signals())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM, naming which. Polled on the node's
+/// runtime, which the signal handlers need.
+async fn signals() -> &'static str {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let terminate = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => "SIGINT",
+        () = terminate => "SIGTERM",
+    }
+}
+
+/// Structured logs to stderr; `RUST_LOG` filters them (default `info`).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Parses `--max-message-bytes`: a byte count the gossip protocol and the
+/// transport both take.
+pub(crate) fn parse_message_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count"))?;
+    let (min, max) = (
+        gossip::MIN_MAX_MESSAGE_BYTES,
+        transport_quic::DEFAULT_MAX_FRAME_BYTES,
+    );
+    if !(min..=max).contains(&bytes) {
+        return Err(format!("must lie between {min} and {max}"));
+    }
+    Ok(bytes)
+}
+
+fn parse_pull_depth(text: &str) -> Result<usize, String> {
+    let depth: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a count"))?;
+    if depth > gossip::MAX_PULL_DEPTH {
+        return Err(format!("must lie between 0 and {}", gossip::MAX_PULL_DEPTH));
+    }
+    Ok(depth)
+}
+
+/// Parses `--peer [ID=]ADDR` of `node`.
+fn parse_peer(text: &str) -> Result<Peer, String> {
+    let (id, address) = match text.split_once('=') {
+        Some((id, address)) => {
+            let id = id
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{id:?} is not a node id"))?;
+            (Some(NodeId::new(u64::from(id))), address)
+        }
+        None => (None, text),
+    };
+    let address = address.trim();
+    if address
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!("{address:?} is not HOST:PORT"));
+    }
+    Ok(Peer {
+        id,
+        address: address.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    fn parse(args: &[&str]) -> NodeConfig {
+        let base = [
+            "sim-cli",
+            "--id",
+            "3",
+            "--listen",
+            "127.0.0.1:7000",
+            "--certs",
+            "c",
+        ];
+        Flags::try_parse_from(base.iter().chain(args))
+            .unwrap()
+            .node
+            .config()
+    }
+
+    #[test]
+    fn the_flags_default_to_the_librarys_defaults() {
+        let listen = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(parse(&[]), NodeConfig::new(NodeId::new(3), listen, "c"));
+    }
+
+    #[test]
+    fn peers_come_with_or_without_their_id() {
+        let config = parse(&["--peer", "1=10.0.0.1:7000", "--peer", "host-b:7001"]);
+        assert_eq!(
+            config.peers,
+            [
+                Peer {
+                    id: Some(NodeId::new(1)),
+                    address: "10.0.0.1:7000".into()
+                },
+                Peer {
+                    id: None,
+                    address: "host-b:7001".into()
+                }
+            ]
+        );
+        assert!(parse_peer("1=no-port").is_err());
+        assert!(parse_peer("x=h:1").is_err());
+    }
+}

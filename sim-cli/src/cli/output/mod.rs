@@ -1,0 +1,54 @@
+//! Every line the binary prints goes through here: reports for humans, JSON
+//! for machines, errors as one line on stderr.
+//!
+//! - `sim`: the simulator's reports and plots;
+//! - `cluster`: certificates written, and what nodes answer (writes,
+//!   entries, members, status, convergence);
+//! - `bench`: the measurements.
+
+pub(crate) mod bench;
+pub(crate) mod cluster;
+pub(crate) mod sim;
+
+use std::io::{self, Write};
+
+/// Prints `text` to stdout; a closed pipe ends the program quietly.
+pub(crate) fn emit(text: &str) {
+    let mut out = io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
+
+/// Prints a one-line error to stderr.
+pub(crate) fn error(message: &str) {
+    let _ = writeln!(io::stderr(), "error: {message}");
+}
+
+/// The report as one JSON document.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
+    let mut text = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| format!("{{\"error\": \"report could not be serialized: {e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// A byte count with a binary unit.
+pub(crate) fn bytes(count: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

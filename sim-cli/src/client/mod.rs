@@ -1,0 +1,336 @@
+//! The client: connect to a node with the client certificate, send
+//! [`Request`]s, read [`Response`]s. `sim-cli put|get|delete|status|members`
+//! and `converged` are built on it, and so can tests and tools be.
+//!
+//! - [`Target`]: where a node is and the name its certificate must carry.
+//! - [`Credentials`]: the client certificate and the cluster CA.
+//! - [`Client`]: one connection, one stream per request; [`Client::call`]
+//!   sends any request, [`Client::put`], [`Client::get`],
+//!   [`Client::delete`] and [`Client::status`] unwrap the answer.
+//! - [`ClientError`] (`error.rs`): why a request did not go through.
+//! - [`proto`]: the requests, responses and their encoding.
+//!
+//! # Example
+//!
+//! Against a node started with `sim-cli node --listen 127.0.0.1:7000` and
+//! certificates made by `sim-cli certs --out certs --name 127.0.0.1`:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::time::Duration;
+//!
+//! use sim::client::{Client, Credentials, Target};
+//!
+//! let target = Target::resolve("127.0.0.1:7000", None, None)?;
+//! let credentials = Credentials::load(Path::new("certs"))?;
+//! let client = Client::connect(target, &credentials, Duration::from_secs(5))?;
+//! let stamp = client.put("colour", "blue")?;
+//! let entry = client.get("colour")?.expect("just written");
+//! assert_eq!((entry.value.as_deref(), entry.stamp), (Some("blue"), stamp));
+//! let status = client.status()?;
+//! println!("node {} holds {} keys", status.id, status.keys);
+//! client.close();
+//! # Ok::<(), sim::client::ClientError>(())
+//! ```
+
+mod error;
+pub mod proto;
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use lww_crdt::{Entry, NodeId, Stamp};
+use transport_quic::certs::{CaCert, CertDir, Identity, node_name};
+use transport_quic::{QuicClient, QuicConfig};
+
+pub use error::ClientError;
+pub use proto::{ProtoError, Request, Response, Status};
+
+/// Where a node is and what name its certificate must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The node's UDP address.
+    pub addr: SocketAddr,
+    /// The name checked against its certificate.
+    pub server_name: String,
+}
+
+impl Target {
+    /// Resolves `node` (`host:port`) and picks the server name:
+    /// `server_name` if given, else `node-<id>.gossip-kv` for `node_id`,
+    /// else the host part of `node` (an IP address or DNS name the node's
+    /// certificate must carry).
+    ///
+    /// # Errors
+    /// [`ClientError::Resolve`] or [`ClientError::NoAddress`] for an
+    /// address that is not `host:port` or does not resolve.
+    pub fn resolve(
+        node: &str,
+        node_id: Option<u64>,
+        server_name: Option<&str>,
+    ) -> Result<Target, ClientError> {
+        let addr = resolve(node)?;
+        let server_name = match (server_name, node_id) {
+            (Some(name), _) => name.to_owned(),
+            (None, Some(id)) => node_name(NodeId::new(id)),
+            (None, None) => host_part(node).map_or_else(|| addr.ip().to_string(), str::to_owned),
+        };
+        Ok(Target { addr, server_name })
+    }
+}
+
+fn resolve(node: &str) -> Result<SocketAddr, ClientError> {
+    if let Ok(addr) = node.parse() {
+        return Ok(addr);
+    }
+    node.to_socket_addrs()
+        .map_err(|source| ClientError::Resolve {
+            node: node.to_owned(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| ClientError::NoAddress {
+            node: node.to_owned(),
+        })
+}
+
+/// The host of `host:port` when it is a DNS name (IP literals, bracketed or
+/// not, return `None`: the resolved IP is used).
+fn host_part(node: &str) -> Option<&str> {
+    let (host, _) = node.rsplit_once(':')?;
+    if host.starts_with('[') || host.parse::<IpAddr>().is_ok() {
+        return None;
+    }
+    Some(host)
+}
+
+/// The client identity and the cluster CA, as `sim-cli certs` wrote them.
+pub struct Credentials {
+    identity: Identity,
+    ca: CaCert,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Loads `client.pem`, `client.key` and `ca.pem` from `dir`.
+    ///
+    /// # Errors
+    /// [`ClientError::ClientCertificate`] or
+    /// [`ClientError::CaCertificate`]: missing or unusable files, with
+    /// their paths.
+    pub fn load(dir: &Path) -> Result<Credentials, ClientError> {
+        let dir = CertDir::new(dir);
+        let identity = dir
+            .load_client()
+            .map_err(|source| ClientError::ClientCertificate {
+                dir: dir.root().to_path_buf(),
+                source,
+            })?;
+        let ca = dir.load_ca_cert().map_err(ClientError::CaCertificate)?;
+        Ok(Credentials { identity, ca })
+    }
+}
+
+/// A connection to one node. Each request travels on a stream of its own;
+/// the connection is reopened if it was lost. Blocking: not for use inside
+/// an async runtime.
+pub struct Client {
+    client: QuicClient,
+    target: Target,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to `target`, giving up after `timeout`; each request then
+    /// waits up to `timeout` for its answer.
+    ///
+    /// # Errors
+    /// [`ClientError`]: the node unreachable, or the TLS handshake refused
+    /// either way.
+    pub fn connect(
+        target: Target,
+        credentials: &Credentials,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let config = QuicConfig::builder()
+            .connect_timeout(timeout)
+            .request_timeout(timeout)
+            .build()
+            .map_err(ClientError::Config)?;
+        let client = QuicClient::connect(
+            target.addr,
+            &target.server_name,
+            &credentials.identity,
+            &credentials.ca,
+            config,
+        )
+        .map_err(|err| explain(&target, err))?;
+        Ok(Client { client, target })
+    }
+
+    /// The node this client talks to.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Sends `request` and decodes the response, whatever it is (an error
+    /// response included).
+    ///
+    /// # Errors
+    /// [`ClientError`]: transport failures, or a response that cannot be
+    /// decoded.
+    pub fn call(&self, request: &Request) -> Result<Response, ClientError> {
+        let bytes = self
+            .client
+            .request(&proto::encode(request))
+            .map_err(|err| explain(&self.target, err))?;
+        proto::decode(&bytes).map_err(|source| ClientError::UnreadableResponse {
+            addr: self.target.addr,
+            source,
+        })
+    }
+
+    /// Writes `value` to `key`; returns the write's stamp.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), and [`ClientError::Refused`] if the node
+    /// did not take the write (too large, not joined yet, shutting down).
+    pub fn put(&self, key: &str, value: &str) -> Result<Stamp, ClientError> {
+        let request = Request::Put {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
+        match self.ask(&request)? {
+            Response::Written { stamp } => Ok(stamp),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Deletes `key` (writes a tombstone); returns the delete's stamp.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub fn delete(&self, key: &str) -> Result<Stamp, ClientError> {
+        let request = Request::Delete {
+            key: key.to_owned(),
+        };
+        match self.ask(&request)? {
+            Response::Written { stamp } => Ok(stamp),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// The node's entry for `key`: `None` if it never saw the key (or
+    /// collected its tombstone), a tombstone if it was deleted.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn get(&self, key: &str) -> Result<Option<Entry<String>>, ClientError> {
+        let request = Request::Get {
+            key: key.to_owned(),
+        };
+        match self.ask(&request)? {
+            Response::Entry { entry } => Ok(entry),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// The node's state: members, keys, version vector, counters.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn status(&self) -> Result<Status, ClientError> {
+        match self.ask(&Request::Status)? {
+            Response::Status(status) => Ok(*status),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// [`call`](Self::call), with an error response as
+    /// [`ClientError::Refused`].
+    fn ask(&self, request: &Request) -> Result<Response, ClientError> {
+        match self.call(request)? {
+            Response::Error(err) => Err(ClientError::Refused(err)),
+            response => Ok(response),
+        }
+    }
+
+    /// Closes the connection politely.
+    pub fn close(self) {
+        self.client.close();
+    }
+}
+
+/// A client failure, with what to check.
+fn explain(target: &Target, err: transport_quic::ClientError) -> ClientError {
+    let (addr, server_name) = (target.addr, target.server_name.clone());
+    match err {
+        transport_quic::ClientError::Timeout => ClientError::NoAnswer { addr, server_name },
+        transport_quic::ClientError::Connection(
+            error @ quinn::ConnectionError::TransportError(_),
+        ) => ClientError::Handshake {
+            addr,
+            server_name,
+            error,
+        },
+        transport_quic::ClientError::Connection(quinn::ConnectionError::ConnectionClosed(
+            close,
+        )) => ClientError::ConnectionRefused {
+            addr,
+            server_name,
+            close,
+        },
+        transport_quic::ClientError::Connection(quinn::ConnectionError::ApplicationClosed(
+            close,
+        )) => ClientError::Closed {
+            addr,
+            server_name,
+            close,
+        },
+        transport_quic::ClientError::Connect(error) => ClientError::Connect {
+            addr,
+            server_name,
+            error,
+        },
+        error => ClientError::Transport {
+            addr,
+            server_name,
+            error,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn server_names_follow_the_flags() {
+        let t = Target::resolve("127.0.0.1:7000", None, None).unwrap();
+        assert_eq!(t.server_name, "127.0.0.1");
+        let t = Target::resolve("127.0.0.1:7000", Some(4), None).unwrap();
+        assert_eq!(t.server_name, "node-4.gossip-kv");
+        let t = Target::resolve("127.0.0.1:7000", Some(4), Some("db.example")).unwrap();
+        assert_eq!(t.server_name, "db.example");
+        let t = Target::resolve("[::1]:7000", None, None).unwrap();
+        assert_eq!(t.server_name, "::1");
+        let t = Target::resolve("localhost:7000", None, None).unwrap();
+        assert_eq!(t.server_name, "localhost");
+        assert!(Target::resolve("no-port", None, None).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! [`NodeConfig`], what a node runs with (the flags of `sim-cli node`), and
+//! the settings derived from it: the incarnation read from the wall clock
+//! and the tombstone collection period.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lww_crdt::NodeId;
+
+use crate::node::NodeError;
+
+/// How to run one node. [`NodeConfig::new`] gives the defaults of
+/// `sim-cli node`; `docs/multi-host.md` explains each setting by its flag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// This node's member id (`--id`); its certificate `node-ID.pem` must
+    /// be in [`certs`](Self::certs). Must fit in 32 bits.
+    pub id: NodeId,
+    /// The UDP address to listen on (`--listen`); port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The address peers should reach this node at (`--advertise`);
+    /// `None` for [`listen`](Self::listen), unless it is a wildcard.
+    pub advertise: Option<SocketAddr>,
+    /// Peers to start from (`--peer`); none founds a cluster.
+    pub peers: Vec<Peer>,
+    /// The directory holding `ca.pem`, `node-ID.pem` and `node-ID.key`
+    /// (`--certs`).
+    pub certs: PathBuf,
+    /// The gossip interval in ms (`--interval-ms`).
+    pub interval_ms: u64,
+    /// Peers contacted per interval (`--fanout`).
+    pub fanout: usize,
+    /// How long an exchange may stay unanswered before it counts against
+    /// the peer, in ms (`--exchange-timeout-ms`).
+    pub exchange_timeout_ms: u64,
+    /// The largest gossip message in bytes (`--max-message-bytes`).
+    pub max_message_bytes: usize,
+    /// Exchanges kept open with a peer whose last message was cut to size
+    /// (`--pull-depth`).
+    pub pull_depth: usize,
+    /// Which life of this member this is (`--incarnation`); `None` reads it
+    /// from the wall clock ([`wall_clock_incarnation`]).
+    pub incarnation: Option<u32>,
+    /// How long to keep gossiping after the shutdown signal until recent
+    /// writes have reached some peers, in ms (`--drain-ms`); 0 stops at
+    /// once.
+    pub drain_ms: u64,
+}
+
+impl NodeConfig {
+    /// A node `id` listening on `listen` with the certificates in `certs`,
+    /// no peers, and every other setting at the default of `sim-cli node`.
+    pub fn new(id: NodeId, listen: SocketAddr, certs: impl Into<PathBuf>) -> NodeConfig {
+        NodeConfig {
+            id,
+            listen,
+            advertise: None,
+            peers: Vec::new(),
+            certs: certs.into(),
+            interval_ms: 100,
+            fanout: 3,
+            exchange_timeout_ms: 1_000,
+            max_message_bytes: 1 << 20,
+            pull_depth: gossip::MAX_PULL_DEPTH,
+            incarnation: None,
+            drain_ms: 1_000,
+        }
+    }
+}
+
+/// A peer to start from: `ID=HOST:PORT`, or `HOST:PORT` alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// `None` when only the address was given: the node dials it,
+    /// authenticates it by the IP address its certificate names, and reads
+    /// its id from the certificate.
+    pub id: Option<NodeId>,
+    /// `HOST:PORT`.
+    pub address: String,
+}
+
+/// Unix time of 2020-01-01T00:00:00Z: wall-clock incarnations count seconds
+/// from here, which fits a `u32` until 2156.
+pub const INCARNATION_EPOCH_SECS: u64 = 1_577_836_800;
+
+/// The incarnation a node started without one takes: seconds since
+/// 2020-01-01 UTC on the wall clock.
+///
+/// A member restarted without its state must write under an origin it
+/// never used, or its new writes could carry stamps its earlier life
+/// already issued and be taken for old ones. The node keeps no state on
+/// disk, so it cannot remember its last incarnation; the wall clock can.
+/// The node then waits for the second to end, so that no later start of
+/// this member can read the same second.
+///
+/// # Errors
+/// [`NodeError::WallClock`] when the clock reads before 2020 or past 2156:
+/// give the incarnation.
+pub fn wall_clock_incarnation(now: SystemTime) -> Result<u32, NodeError> {
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    secs.checked_sub(INCARNATION_EPOCH_SECS)
+        .and_then(|s| u32::try_from(s).ok())
+        .filter(|&s| s > 0)
+        .ok_or(NodeError::WallClock { secs })
+}
+
+/// Sleeps until the wall-clock second `incarnation` was read in is over.
+pub(crate) fn hold_incarnation(incarnation: u32) {
+    let end = UNIX_EPOCH
+        + Duration::from_secs(INCARNATION_EPOCH_SECS + u64::from(incarnation) + 1)
+        + Duration::from_millis(1);
+    if let Ok(left) = end.duration_since(SystemTime::now()) {
+        thread::sleep(left.min(Duration::from_secs(1)));
+    }
+}
+
+/// Ticks between tombstone collections: ten, or enough that the collection
+/// period outlasts the exchange timeout (an exchange still open could carry
+/// an older write).
+pub fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 {
+    let ticks = (exchange_timeout_ms / interval_ms.max(1)).saturating_add(1);
+    u32::try_from(ticks.max(10)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn wall_clock_incarnations_grow_with_time_and_refuse_odd_clocks() {
+        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        let a = wall_clock_incarnation(at(INCARNATION_EPOCH_SECS + 100)).unwrap();
+        let b = wall_clock_incarnation(at(INCARNATION_EPOCH_SECS + 101)).unwrap();
+        assert_eq!((a, b), (100, 101));
+        assert!(wall_clock_incarnation(at(1_000)).is_err());
+        assert!(wall_clock_incarnation(at(INCARNATION_EPOCH_SECS + (1 << 32))).is_err());
+        assert!(wall_clock_incarnation(SystemTime::now()).is_ok());
+    }
+
+    #[test]
+    fn collections_outlast_the_exchange_timeout() {
+        assert_eq!(gc_every_ticks(100, 1_000), 11);
+        assert_eq!(gc_every_ticks(1_000, 1_000), 10);
+        assert_eq!(gc_every_ticks(0, 1_000), 1_001);
+    }
+}

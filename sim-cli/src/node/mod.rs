@@ -1,0 +1,403 @@
+//! One long-running member of a real cluster, as a library: [`run`] starts
+//! a node with a [`NodeConfig`] and serves until a shutdown future
+//! completes. `sim-cli node` passes SIGINT and SIGTERM as that future;
+//! tests start nodes in-process and stop them by completing theirs.
+//!
+//! A `gossip::Node` driven by `gossip::spawn_with_events` over a
+//! `QuicTransport`, on the system clock, plus three helper threads:
+//!
+//! - `serve`: the client thread, answering requests from the transport's
+//!   client channel, and the status it reports;
+//! - `seeds`: the seeds thread, finding the seeds given by address alone;
+//! - `members`: the membership thread, logging the membership changes the
+//!   node's events report (and, through `checks_log`, settings that differ,
+//!   clocks that drift and messages refused for far-future stamps) and
+//!   feeding the members the node knows into the transport's peer table;
+//! - the calling thread waits for the shutdown future, then `drain`s (stops
+//!   taking writes, tells every member it is leaving, waits until recent
+//!   writes have reached some peers), stops the driver, shuts the transport
+//!   down gracefully and returns.
+//!
+//! `config` holds [`NodeConfig`] and the settings derived from it; `error`
+//! holds [`NodeError`].
+//!
+//! # Example
+//!
+//! A node founding a cluster on a free loopback port, stopped at once:
+//!
+//! ```no_run
+//! use lww_crdt::NodeId;
+//! use sim::node::{self, NodeConfig};
+//!
+//! // `sim-cli certs --out certs --nodes 1 --name 127.0.0.1` made these.
+//! let mut config = NodeConfig::new(NodeId::new(1), "127.0.0.1:0".parse()?, "certs");
+//! config.incarnation = Some(1);
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let node = std::thread::spawn(move || {
+//!     node::run(config, async {
+//!         let _ = stopped.await;
+//!         "asked to stop"
+//!     })
+//! });
+//! // ... talk to it with sim::client::Client ...
+//! let _ = stop.send(());
+//! node.join().expect("the node thread")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod checks_log;
+mod config;
+mod drain;
+mod error;
+mod members;
+mod seeds;
+mod serve;
+
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use gossip::{Config, Member, Node, NodeHandle};
+use lww_crdt::SystemClock;
+use tracing::{info, warn};
+use transport_quic::certs::CertDir;
+use transport_quic::{QuicConfig, QuicHandle, QuicTransport};
+
+pub use config::{
+    INCARNATION_EPOCH_SECS, NodeConfig, Peer, gc_every_ticks, wall_clock_incarnation,
+};
+pub use error::NodeError;
+
+/// The target of the node's log lines. It names the module they came from
+/// before the daemon became a library, so that the lines, and `RUST_LOG`
+/// filters naming it, stay as they were.
+pub(crate) const LOG_TARGET: &str = "sim_cli::daemon";
+
+/// The bound on the transport's graceful shutdown.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
+/// Node events held for the membership thread; past that, the driver drops
+/// them (and the thread says so).
+const EVENT_CAPACITY: usize = 4096;
+
+/// How long the helper threads wait before checking whether to stop.
+pub(crate) const POLL: Duration = Duration::from_millis(200);
+
+/// Runs a node until `shutdown` completes, with the reason it completes
+/// with (logged as `reason`), or until the driver stops; then drains and
+/// stops it, and returns once every thread it started has ended. Blocks
+/// the calling thread, and runs `shutdown` on the node's own I/O runtime,
+/// so it must not be called from inside an async runtime.
+///
+/// Without [`NodeConfig::incarnation`], it first waits for the current
+/// wall-clock second to end (see [`wall_clock_incarnation`]).
+///
+/// # Errors
+/// [`NodeError`]: setup failures (bad certificates, an address that cannot
+/// be bound, bad settings). Once the node has started, it returns `Ok`.
+pub fn run<F>(config: NodeConfig, shutdown: F) -> Result<(), NodeError>
+where
+    F: Future<Output = &'static str>,
+{
+    let id = config.id;
+    let dir = CertDir::new(&config.certs);
+    let identity = dir
+        .load_node(id)
+        .map_err(|source| NodeError::NodeCertificate {
+            id,
+            dir: dir.root().to_path_buf(),
+            source,
+        })?;
+    let ca = dir
+        .load_ca_cert()
+        .map_err(|source| NodeError::CaCertificate {
+            path: dir.ca_cert_path(),
+            source,
+        })?;
+
+    let incarnation = match config.incarnation {
+        Some(n) => n,
+        None => {
+            let n = wall_clock_incarnation(SystemTime::now())?;
+            config::hold_incarnation(n);
+            n
+        }
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(format!("node-{id}-io"))
+        .enable_all()
+        .build()
+        .map_err(NodeError::Runtime)?;
+    let quic_config = QuicConfig::builder()
+        .exchange_idle(Duration::from_millis(config.exchange_timeout_ms))
+        // The drain has already waited for the peers; what is left to
+        // flush is the final frames of exchanges, which a live peer takes
+        // in a round trip.
+        .shutdown_timeout(SHUTDOWN_BOUND)
+        .build()
+        .map_err(NodeError::TransportConfig)?;
+    let transport = QuicTransport::builder(identity, ca)
+        .bind(config.listen)
+        .config(quic_config)
+        .runtime(runtime.handle().clone())
+        .serve_clients(true)
+        .build()
+        .map_err(|source| NodeError::Listen {
+            listen: config.listen,
+            source,
+        })?;
+    let local = transport.local_addr();
+    let advertise = advertised(config.advertise, local);
+
+    let mut seeds = Vec::new();
+    // Seeds given by address alone, found once they answer.
+    let mut unnamed = Vec::new();
+    for peer in &config.peers {
+        let Some(peer_id) = peer.id else {
+            unnamed.push(resolve_seed(&peer.address)?);
+            continue;
+        };
+        if peer_id == id {
+            return Err(NodeError::PeerIsSelf {
+                id: peer_id,
+                address: peer.address.clone(),
+            });
+        }
+        let member = Member {
+            id: peer_id,
+            address: peer.address.clone(),
+        };
+        transport
+            .add_member(&member)
+            .map_err(|source| NodeError::PeerAddress {
+                id: peer_id,
+                address: peer.address.clone(),
+                source,
+            })?;
+        seeds.push(member);
+    }
+    let gossip_config = Config::builder(id)
+        .incarnation(incarnation)
+        .address(advertise.clone())
+        .fanout(config.fanout)
+        .tick_interval_ms(config.interval_ms)
+        .exchange_timeout_ms(config.exchange_timeout_ms)
+        .max_message_bytes(config.max_message_bytes)
+        .pull_depth(config.pull_depth)
+        .join_before_writing(true)
+        .founder(config.peers.is_empty())
+        .gc_every_ticks(gc_every_ticks(
+            config.interval_ms,
+            config.exchange_timeout_ms,
+        ))
+        .seed(u64::from(incarnation) << 32 | id.get())
+        .build()
+        .map_err(NodeError::GossipConfig)?;
+    let node = Node::new(gossip_config, seeds.clone());
+
+    let quic = transport.handle();
+    let requests = transport.requests().ok_or(NodeError::NoClientChannel)?;
+    let (handle, driver, events) =
+        gossip::spawn_with_events(node, transport, SystemClock, EVENT_CAPACITY);
+    info!(
+        target: LOG_TARGET,
+        node = %id,
+        incarnation,
+        listen = %local,
+        advertise = %advertise,
+        peers = config.peers.len(),
+        interval_ms = config.interval_ms,
+        fanout = config.fanout,
+        "node started"
+    );
+
+    let mut running = Running {
+        handle: handle.clone(),
+        driver,
+        quic: quic.clone(),
+        stop: Arc::new(AtomicBool::new(false)),
+        helpers: Vec::new(),
+        runtime,
+    };
+    let helpers = Helpers {
+        requests,
+        unnamed,
+        events,
+        seeds,
+    };
+    if let Err(err) = running.start_helpers(&config, local, helpers) {
+        running.stop();
+        return Err(err);
+    }
+
+    let reason = running
+        .runtime
+        .block_on(wait_for_stop(&running.driver, shutdown));
+    info!(target: LOG_TARGET, node = %id, reason, "shutting down");
+    if !running.driver.is_finished() {
+        drain::drain(&handle, Duration::from_millis(config.drain_ms));
+    }
+    running.stop();
+    info!(target: LOG_TARGET, node = %id, "stopped");
+    Ok(())
+}
+
+/// What the helper threads take with them.
+struct Helpers {
+    /// The transport's client channel.
+    requests: transport_quic::RequestReceiver,
+    /// Seeds given by address alone.
+    unnamed: Vec<SocketAddr>,
+    /// The node's events.
+    events: gossip::EventReceiver,
+    /// The members the node started with.
+    seeds: Vec<Member>,
+}
+
+/// A started node: its driver, transport, helper threads and runtime.
+struct Running {
+    handle: NodeHandle,
+    driver: JoinHandle<()>,
+    quic: QuicHandle,
+    /// Tells the helper threads to end.
+    stop: Arc<AtomicBool>,
+    /// The helper threads, in the order they are joined.
+    helpers: Vec<JoinHandle<()>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Running {
+    /// Starts the client, seeds and members threads.
+    fn start_helpers(
+        &mut self,
+        config: &NodeConfig,
+        listen: SocketAddr,
+        helpers: Helpers,
+    ) -> Result<(), NodeError> {
+        let Helpers {
+            requests,
+            unnamed,
+            events,
+            seeds: starting,
+        } = helpers;
+        let server = serve::Server {
+            node: self.handle.clone(),
+            quic: self.quic.clone(),
+            started: Instant::now(),
+            listen,
+            interval_ms: config.interval_ms,
+        };
+        let client = spawn_thread("client", move || serve::serve_clients(&server, &requests))?;
+        self.helpers.push(client);
+        let finder = {
+            let (handle, quic, stop) = (
+                self.handle.clone(),
+                self.quic.clone(),
+                Arc::clone(&self.stop),
+            );
+            spawn_thread("seeds", move || {
+                seeds::find_seeds(&handle, &quic, &stop, unnamed);
+            })?
+        };
+        let watcher = {
+            let (handle, quic, stop) = (
+                self.handle.clone(),
+                self.quic.clone(),
+                Arc::clone(&self.stop),
+            );
+            let interval = Duration::from_millis(config.interval_ms);
+            spawn_thread("members", move || {
+                members::watch_members(&handle, &quic, &events, &starting, &stop, interval);
+            })
+        };
+        // Joined in this order: client, members, seeds.
+        let watched = watcher.map(|watcher| self.helpers.push(watcher));
+        self.helpers.push(finder);
+        watched
+    }
+
+    /// Stops the driver, the transport, then the helper threads and the
+    /// runtime.
+    fn stop(self) {
+        let id = self.handle.with_node(Node::id);
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.shutdown();
+        // The driver owns the transport: when it returns, dropping the
+        // transport shuts it down gracefully (open streams flushed and
+        // finished, peers told), within the transport's shutdown bound.
+        if self.driver.join().is_err() {
+            warn!(target: LOG_TARGET, node = %id, "the driver thread panicked");
+        }
+        self.quic.shutdown();
+        for thread in self.helpers {
+            if thread.join().is_err() {
+                warn!(target: LOG_TARGET, node = %id, "a helper thread panicked");
+            }
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// The address of a seed given without its id.
+fn resolve_seed(address: &str) -> Result<SocketAddr, NodeError> {
+    address
+        .to_socket_addrs()
+        .map_err(|source| NodeError::PeerResolve {
+            address: address.to_owned(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| NodeError::PeerNoAddress {
+            address: address.to_owned(),
+        })
+}
+
+fn advertised(flag: Option<SocketAddr>, local: SocketAddr) -> String {
+    match flag {
+        Some(addr) => addr.to_string(),
+        None if local.ip().is_unspecified() => {
+            warn!(
+                target: LOG_TARGET,
+                listen = %local,
+                "listening on a wildcard address without --advertise: peers learn this node's \
+                 address only from their own --peer flags"
+            );
+            String::new()
+        }
+        None => local.to_string(),
+    }
+}
+
+fn spawn_thread(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, NodeError> {
+    thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(|source| NodeError::Thread {
+            name: name.to_owned(),
+            source,
+        })
+}
+
+/// Waits for `shutdown` or the driver's end; names which.
+async fn wait_for_stop(
+    driver: &JoinHandle<()>,
+    shutdown: impl Future<Output = &'static str>,
+) -> &'static str {
+    let driver_ended = async {
+        while !driver.is_finished() {
+            tokio::time::sleep(POLL).await;
+        }
+    };
+    tokio::select! {
+        reason = shutdown => reason,
+        () = driver_ended => "the driver stopped",
+    }
+}

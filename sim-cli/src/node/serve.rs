@@ -1,0 +1,332 @@
+//! Serving clients: the thread that answers requests from the transport's
+//! client channel ([`Server::answer`]), and the status it reports.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use gossip::{NodeHandle, WriteError};
+use lww_crdt::{PhysicalClock, SystemClock};
+use tracing::debug;
+use transport_quic::{QuicHandle, RecvRequestError, RequestReceiver};
+
+use crate::client::proto::{
+    self, MemberStatus, OriginStatus, ProtoError, Request, Response, Status, TransportStatus,
+};
+use crate::node::{LOG_TARGET, POLL};
+
+/// What the client thread needs to answer requests.
+pub(crate) struct Server {
+    pub(crate) node: NodeHandle,
+    pub(crate) quic: QuicHandle,
+    pub(crate) started: Instant,
+    pub(crate) listen: SocketAddr,
+    pub(crate) interval_ms: u64,
+}
+
+/// Answers requests until the transport shuts down.
+pub(crate) fn serve_clients(server: &Server, requests: &RequestReceiver) {
+    loop {
+        match requests.recv_timeout(POLL) {
+            Ok(request) => {
+                let response = server.answer(&request.body);
+                debug!(target: LOG_TARGET, client = %request.remote, response = response_kind(&response), "request");
+                let bytes = proto::encode(&response);
+                if let Err(err) = request.responder.respond(bytes) {
+                    debug!(target: LOG_TARGET, client = %request.remote, error = %err, "response not sent");
+                }
+            }
+            Err(RecvRequestError::Timeout) => {}
+            Err(RecvRequestError::Closed) => return,
+        }
+    }
+}
+
+fn response_kind(response: &Response) -> &'static str {
+    match response {
+        Response::Written { .. } => "written",
+        Response::Entry { .. } => "entry",
+        Response::Status(_) => "status",
+        Response::Error(_) => "error",
+    }
+}
+
+impl Server {
+    /// The response to one request frame; a frame that is not a request
+    /// gets an error response.
+    pub(crate) fn answer(&self, body: &[u8]) -> Response {
+        let request = match proto::decode::<Request>(body) {
+            Ok(request) => request,
+            Err(err) => return err.to_response(),
+        };
+        match request {
+            Request::Put { key, value } => written(self.node.put(key, value)),
+            Request::Delete { key } => written(self.node.delete(key)),
+            Request::Get { key } => Response::Entry {
+                entry: self.node.get_entry(&key),
+            },
+            Request::Status => Response::Status(Box::new(self.status())),
+        }
+    }
+
+    fn status(&self) -> Status {
+        let now = SystemClock.now_ms();
+        let mut status = self.node.with_node(|node| {
+            let map = node.map();
+            let vector = node.version_vector();
+            let mut members = vec![MemberStatus {
+                id: node.id(),
+                address: node.config().address().to_owned(),
+                liveness: None,
+                failures: 0,
+                last_heard_ms_ago: None,
+                incarnation: Some(node.incarnation()),
+            }];
+            let mut peers = node.peers();
+            peers.sort_by_key(|p| p.member.id);
+            members.extend(peers.into_iter().map(|p| MemberStatus {
+                id: p.member.id,
+                address: p.member.address,
+                liveness: Some(p.liveness),
+                failures: p.failures,
+                last_heard_ms_ago: p.last_heard_ms.map(|t| now.saturating_sub(t)),
+                incarnation: p.incarnation,
+            }));
+            Status {
+                id: node.id(),
+                incarnation: node.incarnation(),
+                joined: node.is_joined(),
+                listen: String::new(),
+                uptime_ms: 0,
+                interval_ms: 0,
+                members,
+                keys: map.len() as u64,
+                tombstones: map.tombstone_count() as u64,
+                vector: vector
+                    .iter()
+                    .map(|(origin, hlc)| OriginStatus { origin, hlc })
+                    .collect(),
+                max_hlc: vector.iter().map(|(_, hlc)| hlc).max().unwrap_or_default(),
+                vector_hash: gossip::vector_hash(vector),
+                content_hash: content_hash(map),
+                metrics: *node.metrics(),
+                transport: TransportStatus::default(),
+            }
+        });
+        status.listen = self.listen.to_string();
+        status.uptime_ms = self.started.elapsed().as_millis() as u64;
+        status.interval_ms = self.interval_ms;
+        status.transport = self.quic.stats().into();
+        status
+    }
+}
+
+fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
+    match result {
+        Ok(stamp) => Response::Written { stamp },
+        Err(WriteError::TooLarge { len, max }) => Response::Error(ProtoError::TooLarge {
+            len: len as u64,
+            max: max as u64,
+        }),
+        Err(WriteError::NotJoined) => Response::Error(ProtoError::NotJoined),
+        Err(WriteError::Draining) => Response::Error(ProtoError::ShuttingDown),
+        Err(WriteError::ClockOutOfRange {
+            peers_beyond,
+            peers_measured,
+            median_offset_ms,
+            max_offset_ms,
+        }) => Response::Error(ProtoError::ClockOutOfRange {
+            peers_beyond: peers_beyond as u64,
+            peers_measured: peers_measured as u64,
+            median_offset_ms,
+            max_offset_ms,
+        }),
+    }
+}
+
+/// An order-independent hash of every entry (key, stamp, value or
+/// tombstone): the wrapping sum of one hash per entry, so it needs no
+/// sorting and is the same on every node holding the same map.
+pub(crate) fn content_hash(map: &gossip::StoreMap) -> u64 {
+    map.entries().fold(0u64, |sum, (key, entry)| {
+        let mut h = Fnv::default();
+        h.write(key.as_bytes());
+        h.write(&[0xff]);
+        h.write(&entry.stamp.hlc.as_u64().to_le_bytes());
+        h.write(&entry.stamp.origin.get().to_le_bytes());
+        match &entry.value {
+            Some(value) => {
+                h.write(&[1]);
+                h.write(value.as_bytes());
+            }
+            None => h.write(&[0]),
+        }
+        sum.wrapping_add(finish(h.0))
+    })
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// A final avalanche (splitmix64), so that summed hashes do not cancel in
+/// structured ways.
+fn finish(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::thread;
+
+    use gossip::{Config, Node};
+    use lww_crdt::NodeId;
+    use transport_quic::{QuicConfig, QuicTransport};
+
+    use super::*;
+
+    #[test]
+    fn bad_requests_get_typed_errors_and_the_node_keeps_serving() {
+        use transport_quic::QuicClient;
+        use transport_quic::certs::ClusterCa;
+
+        let ca = ClusterCa::generate().unwrap();
+        let id = NodeId::new(1);
+        let identity = ca.issue_node(id, &["127.0.0.1".to_owned()]).unwrap();
+        let transport = QuicTransport::builder(identity, ca.cert().clone())
+            .serve_clients(true)
+            .build()
+            .unwrap();
+        let (quic, requests, listen) = (
+            transport.handle(),
+            transport.requests().unwrap(),
+            transport.local_addr(),
+        );
+        let node = Node::new(Config::builder(id).build().unwrap(), []);
+        let (handle, driver) = gossip::spawn(node, transport, SystemClock);
+        let server = Server {
+            node: handle.clone(),
+            quic: quic.clone(),
+            started: Instant::now(),
+            listen,
+            interval_ms: 100,
+        };
+        assert!(matches!(
+            server.answer(&[&[proto::PROTO_VERSION][..], b"garbage"].concat()),
+            Response::Error(ProtoError::Malformed { .. })
+        ));
+        assert!(matches!(
+            server.answer(b"\x01garbage"),
+            Response::Error(ProtoError::UnsupportedVersion { got: 1, .. })
+        ));
+        assert!(matches!(
+            server.answer(&[7, 0]),
+            Response::Error(ProtoError::UnsupportedVersion { got: 7, .. })
+        ));
+        let huge = Request::Put {
+            key: "k".into(),
+            value: "x".repeat(600_000),
+        };
+        assert!(matches!(
+            server.answer(&proto::encode(&huge)),
+            Response::Error(ProtoError::TooLarge { .. })
+        ));
+        assert_eq!(handle.get("k"), None, "a refused write changed the map");
+
+        // The same over the wire, through the client channel.
+        let serving = thread::spawn(move || serve_clients(&server, &requests));
+        let client = QuicClient::connect(
+            listen,
+            "127.0.0.1",
+            &ca.issue_client().unwrap(),
+            ca.cert(),
+            QuicConfig::default(),
+        )
+        .unwrap();
+        let ask =
+            |bytes: &[u8]| proto::decode::<Response>(&client.request(bytes).unwrap()).unwrap();
+        assert!(matches!(
+            ask(&[proto::PROTO_VERSION, 0xff, 0xff, 0xff]),
+            Response::Error(ProtoError::Malformed { .. })
+        ));
+        let put = Request::Put {
+            key: "k".into(),
+            value: "v".into(),
+        };
+        assert!(matches!(
+            ask(&proto::encode(&put)),
+            Response::Written { .. }
+        ));
+        let get = Request::Get { key: "k".into() };
+        match ask(&proto::encode(&get)) {
+            Response::Entry { entry: Some(entry) } => assert_eq!(entry.value.as_deref(), Some("v")),
+            other => panic!("{other:?}"),
+        }
+        match ask(&proto::encode(&Request::Status)) {
+            Response::Status(status) => {
+                assert_eq!((status.id, status.keys), (id, 1));
+                assert_eq!(status.transport.requests_answered, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Draining before shutdown: writes are refused, reads still served.
+        handle.start_draining();
+        let late = Request::Put {
+            key: "late".into(),
+            value: "v".into(),
+        };
+        assert!(matches!(
+            ask(&proto::encode(&late)),
+            Response::Error(ProtoError::ShuttingDown)
+        ));
+        assert!(matches!(
+            ask(&proto::encode(&Request::Delete { key: "k".into() })),
+            Response::Error(ProtoError::ShuttingDown)
+        ));
+        assert!(matches!(
+            ask(&proto::encode(&get)),
+            Response::Entry { entry: Some(_) }
+        ));
+        assert_eq!(handle.get("late"), None, "a refused write changed the map");
+        client.close();
+        handle.shutdown();
+        driver.join().unwrap();
+        quic.shutdown();
+        serving.join().unwrap();
+    }
+
+    #[test]
+    fn content_hash_depends_on_entries_not_their_order() {
+        use lww_crdt::{Entry, Hlc, Stamp};
+        let stamp = |t| Stamp::new(Hlc::new(t, 0), NodeId::new(1));
+        let mut a = gossip::StoreMap::new();
+        let mut b = gossip::StoreMap::new();
+        a.insert("x".into(), Entry::value(stamp(1), "1".into()));
+        a.insert("y".into(), Entry::tombstone(stamp(2)));
+        b.insert("y".into(), Entry::tombstone(stamp(2)));
+        b.insert("x".into(), Entry::value(stamp(1), "1".into()));
+        assert_eq!(content_hash(&a), content_hash(&b));
+        b.insert("x".into(), Entry::value(stamp(3), "1".into()));
+        assert_ne!(content_hash(&a), content_hash(&b));
+        assert_ne!(content_hash(&a), content_hash(&gossip::StoreMap::new()));
+    }
+}
