@@ -38,6 +38,11 @@ impl std::fmt::Debug for NodeHandle {
 }
 
 impl NodeHandle {
+    /// The driver's clock, in ms: the time every input to the node carries.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
     /// Writes `value` to `key` on this node.
     ///
     /// # Errors

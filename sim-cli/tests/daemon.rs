@@ -805,3 +805,63 @@ fn a_seed_given_by_address_alone_is_found_and_joined_through() {
     assert!(two.log().contains("seed found"), "{}", two.log());
     stop_all(&mut [&mut one, &mut two, &mut three]);
 }
+
+/// Node 2 runs with a smaller `--max-message-bytes` than nodes 0 and 1.
+/// Before, node 0 sent node 2 entries node 2 refused unread, and every
+/// exchange between them failed silently from the first large entry on.
+/// Now both sides log the mismatch, naming the setting and both values,
+/// and refuse to exchange; nodes 0 and 1, which agree, carry the large
+/// entry and every write after it.
+#[test]
+fn nodes_with_different_message_limits_say_so_and_hold_no_write_back() {
+    let dir = TempDir::new("limits");
+    let certs = certs(&dir, "c", "0,1,2");
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
+    let mut zero = start(&dir, &certs, 0, &addrs[0], &[]);
+    zero.listen_addr(LIMIT);
+    let mut one = start(&dir, &certs, 1, &addrs[1], &[(0, &addrs[0])]);
+    let mut two = start_with(
+        &dir,
+        &certs,
+        2,
+        &addrs[2],
+        &[(0, &addrs[0])],
+        &["--max-message-bytes", "65536"],
+    );
+    one.listen_addr(LIMIT);
+    two.listen_addr(LIMIT);
+    let big = "x".repeat(100_000);
+    let o = client("put", &["big", &big], &addrs[0], &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for i in 0..3 {
+        let o = client("put", &[&format!("after-{i}"), "v"], &addrs[0], &certs);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert!(eventually(LIMIT, || {
+        let o = client("get", &["after-2"], &addrs[1], &certs);
+        o.status.success()
+    }));
+    let o = client("get", &["big"], &addrs[1], &certs);
+    assert_eq!(stdout(&o).lines().next().unwrap().len(), 100_000);
+    let said = |node: &NodeProc, ours: &str, theirs: &str| {
+        node.log().lines().any(|line| {
+            line.contains("a setting that must agree differs")
+                && line.contains("setting=\"max_message_bytes\"")
+                && line.contains(&format!("ours={ours}"))
+                && line.contains(&format!("theirs={theirs}"))
+        })
+    };
+    assert!(eventually(LIMIT, || said(&zero, "1048576", "65536")
+        && said(&two, "65536", "1048576")));
+    let o = client("get", &["after-2"], &addrs[2], &certs);
+    assert_eq!(o.status.code(), Some(1), "node 2 exchanges with nobody");
+    stop_all(&mut [&mut zero, &mut one, &mut two]);
+    let warnings = two
+        .log()
+        .lines()
+        .filter(|line| {
+            line.contains("a setting that must agree differs") && line.contains("peer=0")
+        })
+        .count();
+    assert_eq!(warnings, 1, "once per peer and value: {}", two.log());
+}

@@ -152,3 +152,85 @@ fn a_node_without_its_certificate_does_not_start() {
             .starts_with("cannot load node 9's certificate")
     );
 }
+
+/// Five nodes in-process, node 4 with a clock the test moves: 2 s ahead,
+/// past the 500 ms maximum offset, then back. Its peers report the offset;
+/// it refuses client writes with an error that says why; it takes them
+/// again once its clock is back in range.
+#[test]
+fn a_node_whose_clock_runs_past_the_max_offset_refuses_writes_until_it_is_back() {
+    let dir = TempDir::new("in-process-clock");
+    certs(&dir, 5);
+    let addrs: Vec<_> = (0..5).map(|_| free_addr()).collect();
+    let skew = node::ClockSkew::default();
+    let nodes: Vec<Running> = (0..5)
+        .map(|id| {
+            let peers = if id == 0 {
+                vec![]
+            } else {
+                vec![Peer {
+                    id: None,
+                    address: addrs[0].to_string(),
+                }]
+            };
+            let mut config = config(&dir, id, addrs[id as usize], peers);
+            if id == 4 {
+                config.clock_skew = skew.clone();
+            }
+            Running::start(config)
+        })
+        .collect();
+    let skewed = client(&dir, addrs[4]);
+    let on_zero = client(&dir, addrs[0]);
+    assert!(eventually(LIMIT, || skewed.put("before", "1").is_ok()));
+
+    skew.set_ms(2_000);
+    // Peers measure it about 2 s ahead (clocks are asked for on one tick in
+    // ten, at a 20 ms interval here).
+    assert!(eventually(LIMIT, || {
+        on_zero.status().unwrap().members.iter().any(|m| {
+            m.id == NodeId::new(4)
+                && m.clock_offset_ms
+                    .is_some_and(|ms| (1_900..2_100).contains(&ms))
+        })
+    }));
+    let mut refusal = None;
+    assert!(eventually(LIMIT, || match skewed.put("during", "1") {
+        Err(ClientError::Refused(err @ ProtoError::ClockOutOfRange { .. })) => {
+            refusal = Some(err);
+            true
+        }
+        _ => false,
+    }));
+    let refusal = refusal.unwrap();
+    let ProtoError::ClockOutOfRange {
+        median_offset_ms,
+        max_offset_ms,
+        peers_beyond,
+        peers_measured,
+    } = refusal
+    else {
+        unreachable!()
+    };
+    assert!((-2_100..-1_900).contains(&median_offset_ms), "{refusal}");
+    assert_eq!(max_offset_ms, 500);
+    assert!(peers_beyond * 2 > peers_measured, "{refusal}");
+    assert!(refusal.to_string().contains("clock"), "{refusal}");
+    let status = skewed.status().unwrap();
+    assert!(status.clock.out_of_range);
+    // The others still take writes.
+    on_zero.put("elsewhere", "1").unwrap();
+
+    skew.set_ms(0);
+    assert!(eventually(LIMIT, || skewed.put("after", "1").is_ok()));
+    assert!(eventually(LIMIT, || on_zero
+        .get("after")
+        .unwrap()
+        .is_some()));
+    assert!(!skewed.status().unwrap().clock.out_of_range);
+    skewed.close();
+    on_zero.close();
+    for node in nodes {
+        node.stop().unwrap();
+    }
+}

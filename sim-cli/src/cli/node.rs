@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use lww_crdt::NodeId;
-use sim::node::{NodeConfig, Peer};
+use sim::node::{ClockSkew, NodeConfig, Peer};
 
 /// `sim-cli node`.
 #[derive(Debug, Args)]
@@ -79,6 +79,7 @@ impl NodeArgs {
             pull_depth: self.pull_depth,
             incarnation: self.incarnation,
             drain_ms: self.drain_ms,
+            clock_skew: ClockSkew::default(),
         }
     }
 }

@@ -178,6 +178,9 @@ pub struct MemberStatus {
     pub last_heard_ms_ago: Option<u64>,
     /// The incarnation it last spoke as (its own, for the node itself).
     pub incarnation: Option<u32>,
+    /// Its clock minus the node's (ms), as last measured; `None` for the
+    /// node itself and for peers not measured yet.
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// One origin of the version vector.
@@ -250,6 +253,11 @@ pub struct Status {
     /// Whether it takes writes: it has heard from a member (or founded the
     /// cluster).
     pub joined: bool,
+    /// The node's clock as measured against its peers': beyond the maximum
+    /// offset from most of them, it refuses writes.
+    pub clock: gossip::ClockStatus,
+    /// The cluster's maximum clock offset (ms).
+    pub max_clock_offset_ms: u64,
     /// The address it listens on.
     pub listen: String,
     /// Milliseconds since the daemon started.

@@ -4,10 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lww_crdt::NodeId;
+use lww_crdt::{NodeId, PhysicalClock, SystemClock};
 
 use crate::node::NodeError;
 
@@ -47,7 +49,43 @@ pub struct NodeConfig {
     /// writes have reached some peers, in ms (`--drain-ms`); 0 stops at
     /// once.
     pub drain_ms: u64,
+    /// Added to the system clock to make the node's clock: zero unless a
+    /// test moves it (to run a node whose clock is off, in-process).
+    pub clock_skew: ClockSkew,
 }
+
+/// An offset in ms, shared with whoever holds a clone, that a node adds to
+/// the system clock. Tests move it to skew a running node's clock; a real
+/// node leaves it at zero (use libfaketime to skew a real one).
+#[derive(Clone, Debug, Default)]
+pub struct ClockSkew(Arc<AtomicI64>);
+
+impl ClockSkew {
+    /// Sets the offset.
+    pub fn set_ms(&self, ms: i64) {
+        self.0.store(ms, Ordering::Relaxed);
+    }
+
+    /// The offset.
+    pub fn ms(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The system clock moved by this offset.
+    pub(crate) fn clock(&self) -> impl PhysicalClock + Clone + Send + Sync + 'static {
+        let skew = self.clone();
+        move || SystemClock.now_ms().saturating_add_signed(skew.ms())
+    }
+}
+
+/// Equal when shared: two configs skew alike only through one offset.
+impl PartialEq for ClockSkew {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ClockSkew {}
 
 impl NodeConfig {
     /// A node `id` listening on `listen` with the certificates in `certs`,
@@ -66,6 +104,7 @@ impl NodeConfig {
             pull_depth: gossip::MAX_PULL_DEPTH,
             incarnation: None,
             drain_ms: 1_000,
+            clock_skew: ClockSkew::default(),
         }
     }
 }

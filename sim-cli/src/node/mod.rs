@@ -61,13 +61,12 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use gossip::{Config, Member, Node, NodeHandle};
-use lww_crdt::SystemClock;
 use tracing::{info, warn};
 use transport_quic::certs::CertDir;
 use transport_quic::{QuicConfig, QuicHandle, QuicTransport};
 
 pub use config::{
-    INCARNATION_EPOCH_SECS, NodeConfig, Peer, gc_every_ticks, wall_clock_incarnation,
+    ClockSkew, INCARNATION_EPOCH_SECS, NodeConfig, Peer, gc_every_ticks, wall_clock_incarnation,
 };
 pub use error::NodeError;
 
@@ -203,7 +202,7 @@ where
     let quic = transport.handle();
     let requests = transport.requests().ok_or(NodeError::NoClientChannel)?;
     let (handle, driver, events) =
-        gossip::spawn_with_events(node, transport, SystemClock, EVENT_CAPACITY);
+        gossip::spawn_with_events(node, transport, config.clock_skew.clock(), EVENT_CAPACITY);
     info!(
         target: LOG_TARGET,
         node = %id,

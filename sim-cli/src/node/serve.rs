@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use gossip::{NodeHandle, WriteError};
-use lww_crdt::{PhysicalClock, SystemClock};
 use tracing::debug;
 use transport_quic::{QuicHandle, RecvRequestError, RequestReceiver};
 
@@ -69,7 +68,7 @@ impl Server {
     }
 
     fn status(&self) -> Status {
-        let now = SystemClock.now_ms();
+        let now = self.node.now_ms();
         let mut status = self.node.with_node(|node| {
             let map = node.map();
             let vector = node.version_vector();
@@ -80,6 +79,7 @@ impl Server {
                 failures: 0,
                 last_heard_ms_ago: None,
                 incarnation: Some(node.incarnation()),
+                clock_offset_ms: None,
             }];
             let mut peers = node.peers();
             peers.sort_by_key(|p| p.member.id);
@@ -90,11 +90,14 @@ impl Server {
                 failures: p.failures,
                 last_heard_ms_ago: p.last_heard_ms.map(|t| now.saturating_sub(t)),
                 incarnation: p.incarnation,
+                clock_offset_ms: p.clock_offset_ms,
             }));
             Status {
                 id: node.id(),
                 incarnation: node.incarnation(),
                 joined: node.is_joined(),
+                clock: node.clock_status(),
+                max_clock_offset_ms: node.config().max_clock_offset_ms(),
                 listen: String::new(),
                 uptime_ms: 0,
                 interval_ms: 0,
@@ -222,7 +225,7 @@ mod tests {
             transport.local_addr(),
         );
         let node = Node::new(Config::builder(id).build().unwrap(), []);
-        let (handle, driver) = gossip::spawn(node, transport, SystemClock);
+        let (handle, driver) = gossip::spawn(node, transport, lww_crdt::SystemClock);
         let server = Server {
             node: handle.clone(),
             quic: quic.clone(),

@@ -120,6 +120,7 @@ fn members_json_values(members: &[MemberStatus]) -> Vec<serde_json::Value> {
                 "incarnation": m.incarnation,
                 "failures": m.failures,
                 "last_heard_ms_ago": m.last_heard_ms_ago,
+                "clock_offset_ms": m.clock_offset_ms,
             })
         })
         .collect()
@@ -131,13 +132,13 @@ fn members_table(members: &[MemberStatus], first: &str, rest: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{first}{:>6}  {:<24} {:<8} {:>11} {:>8} {:>12}",
-        "id", "address", "state", "incarnation", "failures", "last heard"
+        "{first}{:>6}  {:<24} {:<8} {:>11} {:>8} {:>12} {:>12}",
+        "id", "address", "state", "incarnation", "failures", "last heard", "clock offset"
     );
     for m in members {
         let _ = writeln!(
             out,
-            "{rest}{:>6}  {:<24} {:<8} {:>11} {:>8} {:>12}",
+            "{rest}{:>6}  {:<24} {:<8} {:>11} {:>8} {:>12} {:>12}",
             m.id.to_string(),
             if m.address.is_empty() {
                 "-"
@@ -149,7 +150,9 @@ fn members_table(members: &[MemberStatus], first: &str, rest: &str) -> String {
                 .map_or_else(|| "-".to_owned(), |i| i.to_string()),
             m.failures,
             m.last_heard_ms_ago
-                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms ago"))
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms ago")),
+            m.clock_offset_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:+} ms"))
         );
     }
     out
@@ -184,6 +187,13 @@ pub(crate) fn status_json(status: &Status) -> String {
         "id": status.id.get(),
         "incarnation": status.incarnation,
         "joined": status.joined,
+        "clock": {
+            "peers_measured": status.clock.peers_measured,
+            "peers_beyond": status.clock.peers_beyond,
+            "median_offset_ms": status.clock.median_offset_ms,
+            "out_of_range": status.clock.out_of_range,
+            "max_offset_ms": status.max_clock_offset_ms,
+        },
         "listen": status.listen,
         "uptime_ms": status.uptime_ms,
         "interval_ms": status.interval_ms,
@@ -220,6 +230,22 @@ pub(crate) fn status_text(status: &Status) -> String {
             "not joined yet: no member has answered, so writes are refused"
         );
     }
+    let clock = &status.clock;
+    let _ = writeln!(
+        out,
+        "clock       {}: median peer offset {} over {} peers measured, {} beyond the {} ms maximum",
+        if clock.out_of_range {
+            "OUT OF RANGE, writes refused"
+        } else {
+            "in range"
+        },
+        clock
+            .median_offset_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:+} ms")),
+        clock.peers_measured,
+        clock.peers_beyond,
+        status.max_clock_offset_ms
+    );
     let _ = writeln!(out);
     out.push_str(&members_table(
         &status.members,
