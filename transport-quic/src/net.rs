@@ -33,6 +33,10 @@ use crate::stats::Counters;
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::wire::{self, StreamHeader};
 
+/// How long shutdown waits, after closing the endpoint, for the close frames
+/// to go out.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
+
 fn code(value: u32) -> VarInt {
     VarInt::from_u32(value)
 }
@@ -999,8 +1003,12 @@ impl Shared {
         }
         self.endpoint
             .close(code(wire::CONN_SHUTDOWN), b"shutting down");
+        // The close frames go out at once; waiting for idle past that only
+        // waits out each connection's draining period (three probe
+        // timeouts), some three seconds for a client caught mid-handshake,
+        // whose round trip is still the 333 ms initial guess.
         let _ = timeout_at(
-            deadline.max(Instant::now() + Duration::from_millis(100)),
+            deadline.min(Instant::now() + CLOSE_GRACE),
             self.endpoint.wait_idle(),
         )
         .await;
