@@ -5,8 +5,11 @@
 //!   stream between the same certificates, in the same run.
 //! - `spread`: how long a write takes to be readable on every node of a
 //!   running cluster.
+//! - `members`: how long until every node of a starting cluster lists
+//!   every member.
 
 pub(crate) mod catch_up;
+pub(crate) mod members;
 pub(crate) mod spread;
 
 use std::process::ExitCode;
@@ -14,6 +17,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use self::catch_up::CatchUpArgs;
+use self::members::MembersArgs;
 use self::spread::SpreadArgs;
 
 /// `sim-cli bench ...`.
@@ -25,6 +29,9 @@ pub(crate) enum BenchCommand {
     /// How long writes take to be visible on every given node (run where
     /// every node is reachable).
     Spread(SpreadArgs),
+    /// How long until every given node lists as many members as nodes are
+    /// given (exit status 1 if some node does not within --timeout-ms).
+    Members(MembersArgs),
 }
 
 /// Runs `sim-cli bench ...`.
@@ -35,6 +42,7 @@ pub(crate) fn run(command: &BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::CatchUp(args) => catch_up::run(args),
         BenchCommand::Spread(args) => spread::run(args),
+        BenchCommand::Members(args) => members::run(args),
     }
 }
 

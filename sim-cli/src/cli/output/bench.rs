@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::cli::bench::catch_up::CatchUpReport;
+use crate::cli::bench::members::MembersReport;
 use crate::cli::bench::spread::SpreadReport;
 use crate::cli::output::{bytes, json};
 
@@ -79,6 +80,25 @@ pub(crate) fn catch_up(report: &CatchUpReport, as_json: bool) -> String {
         "goodput ratio      {:.1} % of raw quinn's time to move the data set once",
         report.data_ratio * 100.0
     );
+    out
+}
+
+/// What `bench members` measured.
+pub(crate) fn members(report: &MembersReport, as_json: bool) -> String {
+    if as_json {
+        return json(report);
+    }
+    let missing = report.known_ms.iter().filter(|ms| ms.is_none()).count();
+    let mut out = format!(
+        "{} nodes: each listed all {} members after median {:.0} ms, max {:.0} ms\n",
+        report.known_ms.len(),
+        report.expected,
+        report.median_ms,
+        report.max_ms
+    );
+    if missing > 0 {
+        out.push_str(&format!("{missing} nodes did not list them all in time\n"));
+    }
     out
 }
 
