@@ -3,21 +3,28 @@
 # gossip-kv node in each, talking QUIC with mutual TLS.
 #
 #   sudo scripts/demo.sh            narrated demo: replicate, partition and
-#                                   heal (the later write wins), restart a node
-#                                   empty and watch it catch up
+#                                   heal (the later write wins), stop a node
+#                                   (it leaves), restart it empty and watch it
+#                                   catch up
 #   sudo scripts/demo.sh --measure  measurements: write visibility on every
 #                                   host (median of 20 writes) and time to
-#                                   identical hosts after a partition heals
+#                                   identical hosts over 20 heals
+#
+# Host 1 founds the cluster; every other host names one earlier host, by
+# address only, as its seed, and learns the rest through gossip.
 #
 # Needs root and iproute2 (ip netns). Every address lives in a private /24
 # (DEMO_SUBNET, default 10.213.77) that exists only inside the namespaces
 # made here: the hosts' links meet on a bridge inside a namespace of its own,
 # so the root namespace gets no interface and no route, and no packet leaves
-# the machine. Everything is torn down on exit, failure or Ctrl-C included.
+# the machine. A second network (DEMO_MGMT_SUBNET, default 10.213.78), never
+# cut, carries the clients that time a heal, so that their own connections
+# never wait on the partition. Everything is torn down on exit, failure or Ctrl-C included.
 #
 # Environment: SIM_CLI (binary, default $CARGO_TARGET_DIR or target, then
 # release/sim-cli, built if missing), DEMO_SUBNET, DEMO_PREFIX (namespace name prefix, default gkvdemo),
-# DEMO_KEEP=1 (keep the working directory with logs and certificates).
+# DEMO_KEEP=1 (keep the working directory with logs and certificates); with --measure,
+# MEASURE_ROUNDS (heals, default 20) and MEASURE_CUTS (cut lengths in s, used in turn).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,6 +46,7 @@ for arg in "$@"; do
 done
 
 SUBNET=${DEMO_SUBNET:-10.213.77}
+MGMT=${DEMO_MGMT_SUBNET:-10.213.78}
 PREFIX=${DEMO_PREFIX:-gkvdemo}
 HUB=${PREFIX}-hub
 PORT=7000
@@ -72,6 +80,9 @@ declare -A PIDS=()
 
 ns() { echo "${PREFIX}-h$1"; }
 addr() { echo "$SUBNET.1$1:$PORT"; }
+# Host $1's address on the management network, which is never cut: clients
+# that time a heal reach every node through it from the first instant.
+maddr() { echo "$MGMT.1$1:$PORT"; }
 
 teardown() {
     local status=$?
@@ -146,17 +157,20 @@ converged() {
     local from=$1
     shift
     local nodes=()
-    for h in "$@"; do nodes+=(--node "$(addr "$h")"); done
+    for h in "$@"; do nodes+=(--node "$(maddr "$h")"); done
     on "$from" converged "${nodes[@]}" --certs "$CERTS" --timeout-ms "${CONVERGE_TIMEOUT_MS:-15000}" |
         sed 's/^/    /'
 }
 
+# Starts host $1's node the way an operator would: host 1 founds the
+# cluster, every other host names one earlier host (by address only) as its
+# seed and learns the rest through gossip.
 start_node() {
     local h=$1 peers=()
-    for p in "${HOSTS[@]}"; do
-        [ "$p" = "$h" ] || peers+=(--peer "$p=$(addr "$p")")
-    done
-    ip netns exec "$(ns "$h")" "$SIM_CLI" node --id "$h" --listen "$(addr "$h")" \
+    if [ "$h" != 1 ]; then
+        peers+=(--peer "$(addr $(((h - 2) / 2 + 1)))")
+    fi
+    ip netns exec "$(ns "$h")" "$SIM_CLI" node --id "$h" --listen "0.0.0.0:$PORT" --advertise "$(addr "$h")" \
         "${peers[@]}" --certs "$CERTS" --interval-ms "$INTERVAL_MS" \
         2>>"$WORK/node-$h.log" &
     PIDS[$h]=$!
@@ -189,7 +203,7 @@ attach() { ip -n "$HUB" link set "h$1" master "$2"; }
 say "Five hosts: network namespaces $(ns 1) .. $(ns 5) on a bridge in namespace $HUB"
 ip netns add "$HUB"
 ip -n "$HUB" link set lo up
-for br in br0 br1; do
+for br in br0 br1 br2; do
     ip -n "$HUB" link add "$br" type bridge
     ip -n "$HUB" link set "$br" up
 done
@@ -201,12 +215,17 @@ for h in "${HOSTS[@]}"; do
     ip -n "$(ns "$h")" link set eth0 up
     ip -n "$HUB" link set "h$h" master br0
     ip -n "$HUB" link set "h$h" up
-    note "host $h: namespace $(ns "$h"), address $SUBNET.1$h, node $h on UDP port $PORT"
+    ip -n "$HUB" link add "m$h" type veth peer name eth1 netns "$(ns "$h")"
+    ip -n "$(ns "$h")" addr add "$MGMT.1$h/24" dev eth1
+    ip -n "$(ns "$h")" link set eth1 up
+    ip -n "$HUB" link set "m$h" master br2
+    ip -n "$HUB" link set "m$h" up
+    note "host $h: namespace $(ns "$h"), address $SUBNET.1$h (management $MGMT.1$h), node $h on UDP port $PORT"
 done
 
 say "Certificates: a cluster CA, one certificate per node naming its address, a client certificate"
 cert_args=()
-for h in "${HOSTS[@]}"; do cert_args+=(--node "$h=$SUBNET.1$h"); done
+for h in "${HOSTS[@]}"; do cert_args+=(--node "$h=$SUBNET.1$h,$MGMT.1$h"); done
 "$SIM_CLI" certs --out "$CERTS" "${cert_args[@]}" | sed 's/^/    /'
 
 say "Starting a node in each namespace (gossip every $INTERVAL_MS ms)"
@@ -220,21 +239,49 @@ if [ "$MEASURE" = 1 ]; then
     for h in "${HOSTS[@]}"; do nodes+=(--node "$(addr "$h")"); done
     on 1 bench spread "${nodes[@]}" --certs "$CERTS" --writes 20 | sed 's/^/    /'
 
-    ROUNDS=${MEASURE_ROUNDS:-5}
-    CUT_SECS=${MEASURE_CUT_SECS:-5}
-    say "Measure: $ROUNDS partitions of hosts 4 and 5 for $CUT_SECS s each, with conflicting writes; time from heal to identical hosts"
+    ROUNDS=${MEASURE_ROUNDS:-20}
+    say "Measure: $ROUNDS heals. Each time hosts 4 and 5 are cut off and node 3 is paused (SIGSTOP) while"
+    note "writes go on on both sides, for 0.5 to 12 s (around and beyond the exchange timeout, down"
+    note "detection and the probe interval); then everything heals at once and host 1 times how long"
+    note "until all five hold the same map."
+    read -r -a cuts <<<"${MEASURE_CUTS:-0.5 1 2 3 5 8 12 1.5 4 6}"
+    heals=()
     for round in $(seq "$ROUNDS"); do
+        cut=${cuts[$(((round - 1) % ${#cuts[@]}))]}
         attach 4 br1
         attach 5 br1
-        client 1 put "conflict-$round" "majority" >/dev/null
-        client 5 put "conflict-$round" "minority" >/dev/null
-        client 2 put "only-majority-$round" "x" >/dev/null
-        client 4 put "only-minority-$round" "y" >/dev/null
-        sleep "$CUT_SECS"
+        kill -STOP "${PIDS[3]}"
+        (
+            i=0
+            while :; do
+                i=$((i + 1))
+                client 1 put "r$round-majority-$i" "a$i" >/dev/null 2>&1 || true
+                client 5 put "r$round-minority-$i" "b$i" >/dev/null 2>&1 || true
+                client 2 put "r$round-conflict" "majority-$i" >/dev/null 2>&1 || true
+                client 4 put "r$round-conflict" "minority-$i" >/dev/null 2>&1 || true
+            done
+        ) &
+        writer=$!
+        sleep "$cut"
+        kill "$writer" 2>/dev/null || true
+        wait "$writer" 2>/dev/null || true
         attach 4 br0
         attach 5 br0
-        converged 1 "${HOSTS[@]}" | head -n 1
+        kill -CONT "${PIDS[3]}"
+        ms=$(converged 1 "${HOSTS[@]}" | sed -n 's/^ *converged: .* after \([0-9]*\) ms$/\1/p' | head -n 1)
+        [ -n "$ms" ] || die "round $round: the hosts did not converge within ${CONVERGE_TIMEOUT_MS:-15000} ms"
+        note "heal $round (cut $cut s): identical after $ms ms"
+        heals+=("$ms")
     done
+    printf '%s\n' "${heals[@]}" | sort -g | awk '
+        function rank(p, n,   r) { r = int(p * n); if (r < p * n) r++; return r < 1 ? 1 : r }
+        { v[NR] = $1; sum += $1 }
+        END {
+            n = NR
+            # Nearest rank: the smallest value at or above that share of the heals.
+            i50 = rank(0.50, n); i90 = rank(0.90, n); i99 = rank(0.99, n)
+            printf "    heal to identical over %d heals: min %.0f ms, p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms, mean %.0f ms\n", n, v[1], v[i50], v[i90], v[i99], v[n], sum / n
+        }'
     say "Done"
     exit 0
 fi
