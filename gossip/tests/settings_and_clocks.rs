@@ -269,3 +269,27 @@ fn limits_travel_until_found_equal_and_again_in_a_new_life() {
             .any(|(_, event)| matches!(event, Event::SettingsDiffer { .. }))
     );
 }
+
+#[test]
+fn a_member_heard_only_from_members_whose_limit_differs_has_not_joined() {
+    let config = |id: u64, limit: usize, founder: bool| {
+        builder(id)
+            .max_message_bytes(limit)
+            .join_before_writing(true)
+            .founder(founder)
+            .build()
+            .unwrap()
+    };
+    let mut net = Net::new(vec![
+        Node::new(config(0, 1 << 20, true), [member(1)]),
+        Node::new(config(1, 1 << 16, false), [member(0)]),
+    ]);
+    let mut now = T;
+    run(&mut net, &mut now, 10);
+    assert!(net.nodes[0].is_joined(), "it founded the cluster");
+    assert!(!net.nodes[1].is_joined());
+    assert_eq!(
+        net.nodes[1].put("k".into(), "v".into(), now),
+        Err(WriteError::NotJoined)
+    );
+}
