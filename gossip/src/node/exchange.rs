@@ -133,20 +133,9 @@ impl Node {
             // stay in flight until its deadline.
             return;
         }
-        let ours = self.message_limit();
-        match syn.max_message_bytes {
-            Some(theirs) if theirs != ours => {
-                self.checks
-                    .limits_differ(from, ours, theirs, &mut self.events);
-                self.refuse(from, &syn, Refusal::MaxMessageBytes(ours), now_ms);
-                return;
-            }
-            Some(_) => self.checks.their_limit_matches(from, syn.incarnation),
-            None if self.checks.knows_their_limit(from, syn.incarnation) => {}
-            None => {
-                self.refuse(from, &syn, Refusal::LimitUnknown, now_ms);
-                return;
-            }
+        if let Some(refusal) = self.limit_refusal(from, &syn) {
+            self.refuse(from, &syn, refusal, now_ms);
+            return;
         }
         let time_ms = syn.flags.contains(SynFlags::WANTS_CLOCK).then_some(now_ms);
         // The peer has finished any earlier exchange it opened with us; a
@@ -220,6 +209,26 @@ impl Node {
         }
     }
 
+    /// Why `syn` is refused, if its sender's message limit differs from
+    /// this node's, or this node has not checked it in the sender's
+    /// current life and the `Syn` leaves it out.
+    fn limit_refusal(&mut self, from: NodeId, syn: &Syn) -> Option<Refusal> {
+        let ours = self.message_limit();
+        match syn.max_message_bytes {
+            Some(theirs) if theirs != ours => {
+                self.checks
+                    .limits_differ(from, ours, theirs, &mut self.events);
+                Some(Refusal::MaxMessageBytes(ours))
+            }
+            Some(_) => {
+                self.checks.their_limit_matches(from, syn.incarnation);
+                None
+            }
+            None if self.checks.knows_their_limit(from, syn.incarnation) => None,
+            None => Some(Refusal::LimitUnknown),
+        }
+    }
+
     /// Answers a `Syn` with `refusal` and nothing else: entries sent under
     /// one message limit may not fit another.
     fn refuse(&mut self, from: NodeId, syn: &Syn, refusal: Refusal, now_ms: u64) {
@@ -261,21 +270,9 @@ impl Node {
             self.checks
                 .measure(from, opened_ms, peer_ms, now_ms, peers, &mut self.events);
         }
-        match syn_ack.refusal {
-            // The responder took this node's limit, sent now or before.
-            None => self.checks.our_limit_taken(from, syn_ack.incarnation),
-            Some(refusal) => {
-                match refusal {
-                    Refusal::MaxMessageBytes(theirs) => {
-                        let ours = self.message_limit();
-                        self.checks
-                            .limits_differ(from, ours, theirs, &mut self.events);
-                    }
-                    Refusal::LimitUnknown => self.checks.limit_unknown_to(from),
-                }
-                self.end_exchange(from, exchange, true);
-                return;
-            }
+        if self.was_refused(from, &syn_ack) {
+            self.end_exchange(from, exchange, true);
+            return;
         }
         let cut = was_cut(&syn_ack.delta);
         self.close_exchange(from, syn_ack, open, now_ms);
@@ -284,6 +281,25 @@ impl Node {
         if cut {
             self.pull_rest(from, now_ms.saturating_sub(opened_ms), now_ms);
         }
+    }
+
+    /// Notes what a `SynAck` says of the two message limits; returns whether
+    /// it refused the exchange.
+    fn was_refused(&mut self, from: NodeId, syn_ack: &SynAck) -> bool {
+        match syn_ack.refusal {
+            // The responder took this node's limit, sent now or before.
+            None => {
+                self.checks.our_limit_taken(from, syn_ack.incarnation);
+                return false;
+            }
+            Some(Refusal::MaxMessageBytes(theirs)) => {
+                let ours = self.message_limit();
+                self.checks
+                    .limits_differ(from, ours, theirs, &mut self.events);
+            }
+            Some(Refusal::LimitUnknown) => self.checks.limit_unknown_to(from),
+        }
+        true
     }
 
     /// Applies the answer to an exchange this node opened and sends the
