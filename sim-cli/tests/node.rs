@@ -234,3 +234,44 @@ fn a_node_whose_clock_runs_past_the_max_offset_refuses_writes_until_it_is_back()
         node.stop().unwrap();
     }
 }
+
+/// A running cluster of three with data; a fourth node, named by nobody,
+/// starts with one member as its seed (by address), catches up on what the
+/// cluster holds, and its own write reaches every member.
+#[test]
+fn a_node_named_by_nobody_joins_a_running_cluster_through_one_seed() {
+    let dir = TempDir::new("in-process-join");
+    certs(&dir, 4);
+    let addrs: Vec<_> = (0..4).map(|_| free_addr()).collect();
+    let seed = |of: usize| {
+        vec![Peer {
+            id: None,
+            address: addrs[of].to_string(),
+        }]
+    };
+    let mut nodes = vec![Running::start(config(&dir, 0, addrs[0], vec![]))];
+    nodes.push(Running::start(config(&dir, 1, addrs[1], seed(0))));
+    nodes.push(Running::start(config(&dir, 2, addrs[2], seed(1))));
+    let clients: Vec<Client> = addrs[..3].iter().map(|&a| client(&dir, a)).collect();
+    for (i, c) in clients.iter().enumerate() {
+        assert!(eventually(LIMIT, || c.put(&format!("old-{i}"), "v").is_ok()));
+    }
+
+    nodes.push(Running::start(config(&dir, 3, addrs[3], seed(2))));
+    let newcomer = client(&dir, addrs[3]);
+    assert!(eventually(LIMIT, || {
+        (0..3).all(|i| newcomer.get(&format!("old-{i}")).unwrap().is_some())
+    }));
+    assert!(eventually(LIMIT, || newcomer.put("new", "v").is_ok()));
+    for c in &clients {
+        assert!(eventually(LIMIT, || c.get("new").unwrap().is_some()));
+        assert!(eventually(LIMIT, || c.status().unwrap().members.len() == 4));
+    }
+    newcomer.close();
+    for c in clients {
+        c.close();
+    }
+    for node in nodes {
+        node.stop().unwrap();
+    }
+}
