@@ -254,7 +254,9 @@ fn a_node_named_by_nobody_joins_a_running_cluster_through_one_seed() {
     nodes.push(Running::start(config(&dir, 2, addrs[2], seed(1))));
     let clients: Vec<Client> = addrs[..3].iter().map(|&a| client(&dir, a)).collect();
     for (i, c) in clients.iter().enumerate() {
-        assert!(eventually(LIMIT, || c.put(&format!("old-{i}"), "v").is_ok()));
+        assert!(eventually(LIMIT, || c
+            .put(&format!("old-{i}"), "v")
+            .is_ok()));
     }
 
     nodes.push(Running::start(config(&dir, 3, addrs[3], seed(2))));
