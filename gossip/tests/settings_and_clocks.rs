@@ -293,3 +293,44 @@ fn a_member_heard_only_from_members_whose_limit_differs_has_not_joined() {
         Err(WriteError::NotJoined)
     );
 }
+
+/// A node joining with a clock 2 s ahead takes no write at any point: it
+/// has not joined until it has measured enough peers to judge its clock,
+/// and by then it knows its clock is out of range. Before, it took writes
+/// from the first answer on, and its stamps beat writes made elsewhere up
+/// to 2 s later.
+#[test]
+fn a_node_joining_with_a_skewed_clock_never_takes_a_write() {
+    let config = |id: u64| {
+        builder(id)
+            .fanout(2)
+            .join_before_writing(true)
+            .founder(id == 0)
+            .max_clock_offset_ms(500)
+            .build()
+            .unwrap()
+    };
+    let nodes = (0..5u64)
+        .map(|id| Node::new(config(id), (0..id).map(member)))
+        .collect();
+    let mut net = Net::new(nodes);
+    net.skew[4] = 2_000;
+    let mut now = T;
+    let mut refusals = Vec::new();
+    for _ in 0..50 {
+        now += ROUND;
+        net.round(now);
+        let local = net.local(4, now);
+        match net.nodes[4].put("k".into(), "v".into(), local) {
+            Err(err) => refusals.push(err),
+            Ok(stamp) => panic!("took a write stamped {stamp:?} after {refusals:?}"),
+        }
+    }
+    assert_eq!(refusals[0], WriteError::NotJoined);
+    assert!(matches!(
+        refusals.last(),
+        Some(WriteError::ClockOutOfRange { .. })
+    ));
+    assert!(net.nodes[1].is_joined() && net.nodes[3].is_joined());
+    net.nodes[1].put("k".into(), "v".into(), now).unwrap();
+}

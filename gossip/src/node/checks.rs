@@ -83,6 +83,9 @@ pub(super) struct PeerChecks {
     /// Of those, how many are `beyond`.
     beyond: usize,
     out_of_range: bool,
+    /// Enough peers were measured, at some point, to judge this node's
+    /// clock.
+    judged_once: bool,
 }
 
 impl PeerChecks {
@@ -94,6 +97,7 @@ impl PeerChecks {
             measured: 0,
             beyond: 0,
             out_of_range: false,
+            judged_once: false,
         }
     }
 
@@ -177,8 +181,9 @@ impl PeerChecks {
     /// of `peers`, if fewer): the first peer measured could be the one whose
     /// clock is wrong.
     fn judge_own(&mut self, peers: usize, events: &mut impl Extend<Event>) {
-        let enough = self.measured >= peers.min(MIN_MEASURED);
-        let out_of_range = enough && self.beyond * 2 > self.measured;
+        let can_judge = self.measured >= peers.min(MIN_MEASURED);
+        self.judged_once |= can_judge;
+        let out_of_range = can_judge && self.beyond * 2 > self.measured;
         if out_of_range != self.out_of_range {
             self.out_of_range = out_of_range;
             events.extend([Event::OwnClock(self.status())]);
@@ -195,6 +200,12 @@ impl PeerChecks {
 
     pub(super) fn out_of_range(&self) -> bool {
         self.out_of_range
+    }
+
+    /// Whether enough peers were ever measured at once to judge this
+    /// node's clock.
+    pub(super) fn judged_once(&self) -> bool {
+        self.judged_once
     }
 
     pub(super) fn status(&self) -> ClockStatus {

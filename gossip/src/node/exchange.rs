@@ -39,7 +39,10 @@ impl Node {
             .with(SynFlags::LEAVING, self.leaving)
             .with(
                 SynFlags::WANTS_CLOCK,
-                self.ticks % CLOCK_SAMPLE_TICKS == 0 && self.checks.wants_clock(peer, now_ms),
+                // A joining node asks at every tick until it can judge
+                // its clock: it takes no writes before.
+                (self.ticks % CLOCK_SAMPLE_TICKS == 0 || !self.clock_judged())
+                    && self.checks.wants_clock(peer, now_ms),
             );
         let known = self
             .checks

@@ -169,8 +169,12 @@ pub enum WriteError {
     },
     /// The node joins through seeds ([`ConfigBuilder::join_before_writing`](
     /// crate::ConfigBuilder::join_before_writing)) and no member has answered
-    /// it yet: the rest of the cluster may not know it exists.
-    #[error("this node has not joined the cluster yet: no member has been heard from")]
+    /// it yet (the rest of the cluster may not know it exists), or it has
+    /// not yet measured its clock against enough peers to judge it.
+    #[error(
+        "this node has not joined the cluster yet: no member has been heard from, or its clock \
+         is not yet measured against theirs"
+    )]
     NotJoined,
     /// The node is shutting down ([`Node::start_draining`]): a write taken
     /// now might not reach any peer before it stops.
@@ -624,8 +628,16 @@ impl Node {
     }
 
     /// Whether writes are taken yet: see [`Config::join_before_writing`].
+    /// A node that joins through seeds has joined once a member has been
+    /// heard from and its own clock has been measured against enough peers
+    /// to judge it (three, or all it knows): a node whose clock is wrong
+    /// learns it before it takes a write.
     pub fn is_joined(&self) -> bool {
-        self.joined
+        self.joined && self.clock_judged()
+    }
+
+    fn clock_judged(&self) -> bool {
+        !self.config.join_before_writing || self.config.founder || self.checks.judged_once()
     }
 
     /// Refuses every write from now on ([`WriteError::Draining`]), while
@@ -666,7 +678,7 @@ impl Node {
         if self.draining {
             return Err(WriteError::Draining);
         }
-        if !self.joined {
+        if !self.is_joined() {
             return Err(WriteError::NotJoined);
         }
         if self.checks.out_of_range() {

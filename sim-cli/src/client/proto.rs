@@ -92,8 +92,12 @@ pub enum ProtoError {
         /// The largest accepted.
         max: u64,
     },
-    /// The node has not heard from any member yet, so it takes no writes.
-    #[error("the node has not joined the cluster yet: no member has answered it; retry")]
+    /// The node has not heard from any member yet, or not measured its
+    /// clock against theirs, so it takes no writes.
+    #[error(
+        "the node has not joined the cluster yet: no member has answered it, or its clock is not \
+         yet measured against theirs; retry"
+    )]
     NotJoined,
     /// The node is shutting down; the write was not taken.
     #[error("the node is shutting down; the write was not taken: send it to another node")]
