@@ -589,16 +589,13 @@ fn nodes_that_name_one_seed_learn_each_other_and_converge() {
     let dir = TempDir::new("one-seed");
     let ids: Vec<String> = (0..NODES).map(|id| id.to_string()).collect();
     let certs = certs(&dir, "c", &ids.join(","));
-    let addrs: Vec<String> = (0..NODES).map(|_| free_addr()).collect();
-    let mut nodes: Vec<NodeProc> = (0..NODES)
-        .map(|id| {
-            let seed: &[(u64, &str)] = if id == 0 { &[] } else { &[(0, &addrs[0])] };
-            start(&dir, &certs, id, &addrs[id as usize], seed)
-        })
-        .collect();
-    for node in &mut nodes {
-        node.listen_addr(LIMIT);
-    }
+    // Each node binds a port of its own choosing and logs it: twenty ports
+    // picked free beforehand could be taken by another test meanwhile.
+    let zero = start(&dir, &certs, 0, "127.0.0.1:0", &[]);
+    let seed = zero.listen_addr(LIMIT);
+    let mut nodes = vec![zero];
+    nodes.extend((1..NODES).map(|id| start(&dir, &certs, id, "127.0.0.1:0", &[(0, &seed)])));
+    let addrs: Vec<String> = nodes.iter().map(|node| node.listen_addr(LIMIT)).collect();
     for (writer, key) in [(3, "from-3"), (11, "from-11"), (17, "from-17")] {
         let o = client("put", &[key, "v"], &addrs[writer], &certs);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
