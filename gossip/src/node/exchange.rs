@@ -212,6 +212,21 @@ impl Node {
         }
     }
 
+    /// Whether `message` shows that its sender's message limit differs from
+    /// this node's: a `Syn` declaring another, or a `SynAck` refusing this
+    /// node's.
+    pub(super) fn limits_differ(&self, message: &Message) -> bool {
+        match message {
+            Message::Syn(syn) => syn
+                .max_message_bytes
+                .is_some_and(|theirs| theirs != self.message_limit()),
+            Message::SynAck(syn_ack) => {
+                matches!(syn_ack.refusal, Some(Refusal::MaxMessageBytes(_)))
+            }
+            Message::Ack(_) => false,
+        }
+    }
+
     /// Why `syn` is refused, if its sender's message limit differs from
     /// this node's, or this node has not checked it in the sender's
     /// current life and the `Syn` leaves it out.

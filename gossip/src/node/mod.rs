@@ -21,7 +21,7 @@ use rand::rngs::SmallRng;
 use crate::codec::{self, DecodeError};
 use crate::config::Config;
 use crate::membership::{Liveness, Membership, PeerState, SharedPeers, Transition, mix};
-use crate::message::{Digest, Member, Message, MessageKind, Refusal, StoreDelta, SynFlags};
+use crate::message::{Digest, Member, Message, MessageKind, StoreDelta, SynFlags};
 use crate::metrics::Metrics;
 
 /// The map type a node replicates.
@@ -544,16 +544,7 @@ impl Node {
         self.note_incarnation(from, incarnation);
         // A member that refuses to exchange with this node, or that this
         // node refuses, would never carry its writes.
-        let limits_differ = match &message {
-            Message::Syn(syn) => syn
-                .max_message_bytes
-                .is_some_and(|theirs| theirs != self.message_limit()),
-            Message::SynAck(syn_ack) => {
-                matches!(syn_ack.refusal, Some(Refusal::MaxMessageBytes(_)))
-            }
-            Message::Ack(_) => false,
-        };
-        if !limits_differ {
+        if !self.limits_differ(&message) {
             self.joined = true;
         }
         if self.members.add(Member {
