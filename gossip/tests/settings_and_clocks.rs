@@ -66,7 +66,7 @@ fn members_with_different_message_limits_refuse_each_other_and_both_say_so_once(
     assert!(net.refused.is_empty(), "{:?}", net.refused);
     assert_eq!(net.nodes[2].get("after-0"), None);
     assert_eq!(net.nodes[0].get("small"), None);
-    let reports = |at: usize, peer: u64| {
+    let reports = |net: &Net, at: usize, peer: u64| {
         net.events
             .iter()
             .filter(|(node, event)| {
@@ -80,10 +80,21 @@ fn members_with_different_message_limits_refuse_each_other_and_both_say_so_once(
         peer: NodeId::new(peer),
         max_message_bytes: MessageLimits { ours, theirs },
     };
-    assert_eq!(reports(0, 2), [differ(2, 65_536, 16_384)]);
-    assert_eq!(reports(2, 0), [differ(0, 16_384, 65_536)]);
-    assert_eq!(reports(2, 1), [differ(1, 16_384, 65_536)]);
-    assert!(reports(0, 1).is_empty() && reports(1, 0).is_empty());
+    assert_eq!(reports(&net, 0, 2), [differ(2, 65_536, 16_384)]);
+    assert_eq!(reports(&net, 2, 0), [differ(0, 16_384, 65_536)]);
+    assert_eq!(reports(&net, 2, 1), [differ(1, 16_384, 65_536)]);
+    assert!(reports(&net, 0, 1).is_empty() && reports(&net, 1, 0).is_empty());
+
+    // Node 0 leaves, and goes on gossiping while it drains: node 2, which
+    // marks it Left, says nothing more about a member that has gone.
+    net.nodes[0].leave(now);
+    run(&mut net, &mut now, 10);
+    assert!(
+        net.events
+            .iter()
+            .any(|(at, event)| *at == 2 && *event == Event::PeerLeft(NodeId::new(0)))
+    );
+    assert_eq!(reports(&net, 2, 0), [differ(0, 16_384, 65_536)]);
 }
 
 fn five() -> Net {

@@ -17,6 +17,7 @@ use super::{
     vector_len_bound,
 };
 use crate::config::MAX_PULL_DEPTH;
+use crate::membership::Liveness;
 use crate::message::{Ack, Digest, Message, Refusal, StoreDelta, Syn, SynAck, SynFlags};
 
 impl Node {
@@ -227,6 +228,17 @@ impl Node {
         }
     }
 
+    /// Notes that `peer`'s message limit differs from this node's, unless
+    /// the peer has left: a leaver goes on gossiping while it drains, and
+    /// what it declares then is nothing to report, again, about a member
+    /// that has gone.
+    fn note_limits_differ(&mut self, peer: NodeId, ours: u32, theirs: u32) {
+        if self.members.liveness(peer) != Liveness::Left {
+            self.checks
+                .limits_differ(peer, ours, theirs, &mut self.events);
+        }
+    }
+
     /// Why `syn` is refused, if its sender's message limit differs from
     /// this node's, or this node has not checked it in the sender's
     /// current life and the `Syn` leaves it out.
@@ -234,8 +246,7 @@ impl Node {
         let ours = self.message_limit();
         match syn.max_message_bytes {
             Some(theirs) if theirs != ours => {
-                self.checks
-                    .limits_differ(from, ours, theirs, &mut self.events);
+                self.note_limits_differ(from, ours, theirs);
                 Some(Refusal::MaxMessageBytes(ours))
             }
             Some(_) => {
@@ -312,8 +323,7 @@ impl Node {
             }
             Some(Refusal::MaxMessageBytes(theirs)) => {
                 let ours = self.message_limit();
-                self.checks
-                    .limits_differ(from, ours, theirs, &mut self.events);
+                self.note_limits_differ(from, ours, theirs);
             }
             Some(Refusal::LimitUnknown) => self.checks.limit_unknown_to(from),
         }
