@@ -18,18 +18,27 @@
 //!   always that authenticated id. No certificate, another CA's, or a hello
 //!   claiming someone else's id: refused, logged with the peer's address,
 //!   counted in [`QuicStats`].
-//! - **One stream per exchange.** A `Syn` opens a bidirectional stream; the
-//!   `SynAck` and `Ack`s of that exchange follow on it, both ways. Each side
-//!   finishes its half when its node ends the exchange
+//! - **Small frames as datagrams, the rest on a stream per exchange.** A
+//!   frame that fits in one QUIC datagram, and whose exchange has no stream
+//!   open, goes as a datagram ([`QuicConfig::datagrams`]): an idle exchange
+//!   (a `Syn` and a `SynAck` that match) is then two packets, with no
+//!   stream to open, finish and acknowledge. Gossip is built for loss, so a
+//!   lost datagram costs what a lost stream would. A larger frame opens a
+//!   bidirectional stream for its exchange, and the exchange's later frames
+//!   follow on it, both ways. Each side finishes its half when its node
+//!   ends the exchange
 //!   ([`Transport::end_exchange`](gossip::Transport::end_exchange)), and the
 //!   stream closes once both have; one that goes quiet for
 //!   [`QuicConfig::exchange_idle`] first is finished anyway. Frames are
 //!   length-prefixed with a hard cap; a bad frame resets its stream only.
-//! - **Connection reuse.** One pooled connection per peer for the exchanges
-//!   this node starts, one dial at a time, reconnect after loss, connect and
-//!   read timeouts. A peer's own exchanges arrive on the connection it
-//!   dialed, so two nodes hold one connection each way: no race over whose
-//!   connection wins, and each side authenticates the other the same way.
+//! - **One link per peer, whichever side dialed.** A connection, once
+//!   authenticated, carries streams and datagrams both ways, so two nodes
+//!   usually share one: half the handshakes of a connection each way. The
+//!   newest link to a peer is the one used, so a peer that restarted is
+//!   reached on the connection its new life opened, and a peer whose
+//!   address is not known yet (it joined through someone else) on the one
+//!   it dialed. Dials are one at a time per peer, with connect and read
+//!   timeouts and a backoff after a failure.
 //! - **Bounded work.** At most [`QuicConfig::max_concurrent_exchanges`]
 //!   peer streams and [`QuicConfig::max_concurrent_requests`] client
 //!   requests are served at once; beyond that streams are refused with
@@ -84,8 +93,9 @@
 //!   transport parameters they make.
 //! - `frame`: length-prefixed frames on a stream, read and written the same
 //!   way by the node and the client.
-//! - `net`: the async core: accept loop, connection pool, stream tasks,
-//!   client request serving, shutdown.
+//! - `net`: the async core: accept loop, dialing, stream tasks, client
+//!   request serving, shutdown; `net::link`, the links to peers and the
+//!   datagrams on them.
 //! - `transport`: [`QuicTransport`], the blocking `gossip::Transport`, its
 //!   builder and [`QuicHandle`].
 //! - `client`: [`QuicClient`] and the node side of client requests.

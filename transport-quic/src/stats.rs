@@ -60,6 +60,12 @@ stats! {
     frames_received,
     /// Payload bytes received from peers.
     bytes_received,
+    /// Frames sent as datagrams (counted in `frames_sent` too).
+    datagrams_sent,
+    /// Frames received as datagrams (counted in `frames_received` too).
+    datagrams_received,
+    /// Datagrams dropped for being empty or over the frame cap.
+    datagrams_rejected,
     /// Frames given to `send` that could not be delivered to the network
     /// (connect failure, stream refused or reset, shutdown bound reached).
     frames_dropped,

@@ -169,7 +169,12 @@ impl QuicTransportBuilder {
         )));
         let mut peer_client =
             tls::quinn_client(tls::peer_client_config(&self.identity, &self.ca)?)?;
-        peer_client.transport_config(Arc::new(transport_config(&config, 0, 0)));
+        // A link carries exchange streams both ways, whichever side dialed.
+        peer_client.transport_config(Arc::new(transport_config(
+            &config,
+            served.saturating_add(16),
+            0,
+        )));
 
         let (runtime, handle) = match self.runtime {
             Some(handle) => (None, handle),
@@ -225,12 +230,13 @@ impl QuicTransportBuilder {
 }
 
 /// A gossip [`Transport`] over QUIC: one node's endpoint, with mutual TLS,
-/// a connection pool and one stream per exchange.
+/// one link per peer, small frames as datagrams and a stream per exchange
+/// for the rest.
 ///
-/// Blocking: `send` never waits (it queues the frame on its exchange's
-/// stream task), `recv_timeout` waits on the inbox. Both must be called
-/// from outside any async runtime, as the gossip driver does. Dropping the
-/// transport shuts it down gracefully (bounded by
+/// Blocking: `send` never waits (it sends a datagram or queues the frame on
+/// its exchange's stream task), `recv_timeout` waits on the inbox. Both
+/// must be called from outside any async runtime, as the gossip driver
+/// does. Dropping the transport shuts it down gracefully (bounded by
 /// [`QuicConfig::shutdown_timeout`]).
 ///
 /// Methods, in the order a daemon uses them:

@@ -592,10 +592,24 @@ fn one(t: &mut QuicTransport) -> gossip::Incoming {
     got.remove(0)
 }
 
+/// The test configuration with every frame on a stream, for the tests of
+/// how exchanges map onto streams.
+fn streams_only() -> QuicConfig {
+    QuicConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(3))
+        .exchange_idle(Duration::from_millis(500))
+        .reconnect_backoff(Duration::from_millis(100))
+        .shutdown_timeout(Duration::from_secs(3))
+        .datagrams(false)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn an_exchange_stays_on_one_stream() {
     let ca = ClusterCa::generate().unwrap();
-    let mut t = quic_cluster(&ca, 2, &test_config());
+    let mut t = quic_cluster(&ca, 2, &streams_only());
     send(&mut t[0], 1, MessageKind::Syn, 42, b"syn");
     assert_eq!(one(&mut t[1]).payload, b"syn");
     send(&mut t[1], 0, MessageKind::SynAck, 42, b"synack");
@@ -624,7 +638,7 @@ fn encoded_ack(exchange: u64, from_initiator: bool) -> Vec<u8> {
 #[test]
 fn both_sides_may_number_an_exchange_alike() {
     let ca = ClusterCa::generate().unwrap();
-    let mut t = quic_cluster(&ca, 2, &test_config());
+    let mut t = quic_cluster(&ca, 2, &streams_only());
     // Each node opens its own exchange 5 with the other.
     send(&mut t[0], 1, MessageKind::Syn, 5, b"syn from 0");
     send(&mut t[1], 0, MessageKind::Syn, 5, b"syn from 1");
@@ -650,7 +664,7 @@ fn both_sides_may_number_an_exchange_alike() {
 #[test]
 fn a_late_reply_opens_a_stream_of_its_own() {
     let ca = ClusterCa::generate().unwrap();
-    let config = test_config();
+    let config = streams_only();
     let mut t = quic_cluster(&ca, 2, &config);
     send(&mut t[0], 1, MessageKind::Syn, 9, b"syn");
     assert_eq!(one(&mut t[1]).payload, b"syn");
@@ -685,6 +699,7 @@ fn an_ended_exchange_frees_its_served_slot_at_once() {
     let config = QuicConfig::builder()
         .max_concurrent_exchanges(2)
         .exchange_idle(Duration::from_secs(60))
+        .datagrams(false)
         .build()
         .unwrap();
     let mut t = quic_cluster(&ca, 2, &config);
@@ -703,7 +718,7 @@ fn an_ended_exchange_frees_its_served_slot_at_once() {
 #[test]
 fn a_peer_that_ended_its_side_still_gets_the_answer_on_the_same_stream() {
     let ca = ClusterCa::generate().unwrap();
-    let mut t = quic_cluster(&ca, 2, &test_config());
+    let mut t = quic_cluster(&ca, 2, &streams_only());
     send(&mut t[0], 1, MessageKind::Syn, 3, b"syn");
     assert_eq!(one(&mut t[1]).payload, b"syn");
     send(&mut t[1], 0, MessageKind::SynAck, 3, b"synack");
@@ -922,8 +937,12 @@ fn eviction_notices_from_a_hostile_member_change_nothing() {
 /// here yet, still gets its `SynAck`. Only a new stream needs the address.
 /// (The transport refused every frame to such a peer, so a node named by no
 /// one never heard back from its seed.)
+/// A peer whose address this node does not know is reached on the link
+/// the peer opened: answers, exchanges of this node's own, and frames too
+/// large for a datagram, which open a stream on that link. Nothing is
+/// dialed.
 #[test]
-fn a_peer_without_an_address_is_answered_on_its_own_stream() {
+fn a_peer_without_an_address_is_reached_on_the_link_it_opened() {
     let ca = ClusterCa::generate().unwrap();
     let mut t = quic_cluster(&ca, 2, &test_config());
     t[1].handle().remove_peer(NodeId::new(0));
@@ -935,18 +954,84 @@ fn a_peer_without_an_address_is_answered_on_its_own_stream() {
     );
     send(&mut t[1], 0, MessageKind::SynAck, 7, b"synack");
     assert_eq!(one(&mut t[0]).payload, b"synack");
-    // Opening an exchange of its own still needs the address.
-    let opened = t[1].send(Transmit {
-        to: NodeId::new(0),
-        kind: MessageKind::Syn,
-        exchange: 1,
-        from_initiator: true,
-        payload: b"syn".to_vec(),
-    });
-    assert!(matches!(
-        opened,
-        Err(gossip::TransportError::UnknownPeer(_))
-    ));
+    send(&mut t[1], 0, MessageKind::Syn, 1, b"syn of its own");
+    assert_eq!(one(&mut t[0]).payload, b"syn of its own");
+    let large = vec![7u8; 64 << 10];
+    send(&mut t[1], 0, MessageKind::Syn, 2, &large);
+    assert_eq!(one(&mut t[0]).payload, large);
+    let stats = t[1].stats();
+    assert_eq!(stats.connections_dialed, 0, "{stats:?}");
+    assert_eq!(stats.streams_opened, 1, "{stats:?}");
+    assert_eq!(t[0].stats().streams_accepted, 1);
+    // Once the link is gone, opening an exchange needs the address again.
+    t[0].handle().remove_peer(NodeId::new(1));
+    assert!(eventually(LIMIT, || {
+        let opened = t[1].send(Transmit {
+            to: NodeId::new(0),
+            kind: MessageKind::Syn,
+            exchange: 3,
+            from_initiator: true,
+            payload: b"syn".to_vec(),
+        });
+        matches!(opened, Err(gossip::TransportError::UnknownPeer(_)))
+    }));
+}
+
+/// Once two nodes share a link, a frame that fits in a datagram goes as
+/// one, either way, whichever node dialed; a larger one goes on a stream,
+/// and the rest of its exchange follows it there.
+#[test]
+fn small_frames_go_as_datagrams_on_the_shared_link() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &test_config());
+    // The first frame dials, on a stream.
+    send(&mut t[0], 1, MessageKind::Syn, 1, b"first syn");
+    assert_eq!(one(&mut t[1]).payload, b"first syn");
+    send(&mut t[1], 0, MessageKind::SynAck, 1, b"synack");
+    assert_eq!(one(&mut t[0]).payload, b"synack");
+    for exchange in 10..20 {
+        send(&mut t[0], 1, MessageKind::Syn, exchange, b"syn");
+        assert_eq!(one(&mut t[1]).payload, b"syn");
+        send(&mut t[1], 0, MessageKind::SynAck, exchange, b"synack");
+        assert_eq!(one(&mut t[0]).payload, b"synack");
+        send(
+            &mut t[1],
+            0,
+            MessageKind::Syn,
+            exchange,
+            b"syn the other way",
+        );
+        assert_eq!(one(&mut t[0]).payload, b"syn the other way");
+    }
+    let (zero, one_) = (t[0].stats(), t[1].stats());
+    assert_eq!((zero.connections_dialed, one_.connections_dialed), (1, 0));
+    assert_eq!((zero.streams_opened, one_.streams_opened), (1, 0));
+    assert_eq!(zero.datagrams_sent, 10);
+    assert_eq!(one_.datagrams_sent, 20, "the first synack rode its stream");
+    assert_eq!(zero.datagrams_received, 20);
+    // Too large for a datagram: a stream, which the exchange's Ack follows.
+    let large = vec![1u8; 8 << 10];
+    send(&mut t[1], 0, MessageKind::SynAck, 30, &large);
+    assert_eq!(one(&mut t[0]).payload, large);
+    assert_eq!(t[1].stats().streams_opened, 1);
+    let ack = encoded_ack(30, true);
+    send(&mut t[0], 1, MessageKind::Ack, 30, &ack);
+    assert_eq!(one(&mut t[1]).payload, ack);
+    let zero = t[0].stats();
+    assert_eq!((zero.streams_opened, zero.datagrams_sent), (1, 10));
+}
+
+/// With datagrams off, every frame goes on a stream, as before.
+#[test]
+fn datagrams_off_keeps_every_frame_on_streams() {
+    let ca = ClusterCa::generate().unwrap();
+    let mut t = quic_cluster(&ca, 2, &streams_only());
+    for exchange in 0..5 {
+        send(&mut t[0], 1, MessageKind::Syn, exchange, b"syn");
+        assert_eq!(one(&mut t[1]).payload, b"syn");
+    }
+    assert_eq!(t[0].stats().streams_opened, 5);
+    assert_eq!(t[0].stats().datagrams_sent, 0);
 }
 
 /// A seed given by address alone: dialing it authenticates the node by the

@@ -1,4 +1,5 @@
-//! The async core: the endpoint, the accept loop, the connection pool, one
+//! The async core: the endpoint, the accept loop, the links to peers
+//! (`link`), one
 //! task pair per exchange stream, client requests, and graceful shutdown.
 //!
 //! Every task runs on the transport's tokio runtime and is tracked, so
@@ -32,6 +33,10 @@ use crate::lock;
 use crate::stats::Counters;
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::wire::{self, StreamHeader};
+
+mod link;
+
+use link::Link;
 
 /// How long shutdown waits, after closing the endpoint, for the close frames
 /// to go out.
@@ -72,9 +77,10 @@ fn drain_dropped(rx: &mut mpsc::UnboundedReceiver<StreamCommand>) -> u64 {
     dropped
 }
 
+/// Dialing one peer: one dial at a time, and the last failure, for the
+/// backoff.
 #[derive(Default)]
 struct Slot {
-    conn: Option<(Connection, SocketAddr)>,
     failed: Option<(Instant, SocketAddr)>,
 }
 
@@ -169,7 +175,8 @@ pub(crate) struct Shared {
     pub(crate) runtime: tokio::runtime::Handle,
     peer_client: quinn::ClientConfig,
     peers: Mutex<HashMap<NodeId, SocketAddr>>,
-    pool: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Slot>>>>,
+    dials: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<Slot>>>>,
+    links: Mutex<HashMap<NodeId, Link>>,
     streams: Mutex<HashMap<StreamKey, StreamEntry>>,
     next_generation: AtomicU64,
     inbox: mpsc::Sender<gossip::Incoming>,
@@ -211,7 +218,8 @@ impl Shared {
             runtime: parts.runtime,
             peer_client: parts.peer_client,
             peers: Mutex::new(parts.peers),
-            pool: Mutex::new(HashMap::new()),
+            dials: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
             next_generation: AtomicU64::new(0),
             inbox: parts.inbox,
@@ -252,14 +260,8 @@ impl Shared {
 
     pub(crate) fn remove_peer(&self, id: NodeId) -> Option<SocketAddr> {
         let old = lock(&self.peers).remove(&id);
-        let slot = lock(&self.pool).remove(&id);
-        if let Some(slot) = slot {
-            if let Ok(mut slot) = slot.try_lock() {
-                if let Some((conn, _)) = slot.conn.take() {
-                    conn.close(code(wire::CONN_DONE), b"peer removed");
-                }
-            }
-        }
+        lock(&self.dials).remove(&id);
+        self.close_link(id);
         old
     }
 
@@ -293,35 +295,38 @@ impl Shared {
                 "empty frames are not carried",
             )));
         }
-        // A peer whose address this node does not know yet (it joined
-        // through someone else) is still answered on the stream it opened;
-        // only a new stream needs its address.
-        let known = lock(&self.peers).contains_key(&frame.to);
-        let key = |initiated_here| StreamKey {
-            peer: frame.to,
-            exchange: frame.exchange,
-            initiated_here,
-        };
-        let mut streams = lock(&self.streams);
         // Each node numbers the exchanges it opens, so both directions may
         // use one number: the frame says which side of its exchange it is.
-        let key = key(frame.from_initiator);
+        let key = StreamKey {
+            peer: frame.to,
+            exchange: frame.exchange,
+            initiated_here: frame.from_initiator,
+        };
         let mut payload = frame.payload;
+        // An exchange that has a stream stays on it, so that its frames
+        // arrive in order and its stream ends when the exchange does.
         if frame.kind != MessageKind::Syn {
-            if let Some(entry) = streams.get(&key) {
+            if let Some(entry) = lock(&self.streams).get(&key) {
                 match entry.queue.send(StreamCommand::Frame(payload)) {
                     Ok(()) => return Ok(()),
-                    // The stream task is ending; carry the frame on a new
-                    // stream.
+                    // The stream task is ending; carry the frame another
+                    // way.
                     Err(mpsc::error::SendError(StreamCommand::Frame(back))) => payload = back,
                     Err(mpsc::error::SendError(StreamCommand::End)) => return Ok(()),
                 }
             }
         }
-        if !known {
+        let payload = match self.send_datagram(frame.to, payload) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        };
+        // A peer whose address this node does not know yet (it joined
+        // through someone else) is still reached on the link it opened;
+        // only a new connection needs its address.
+        if self.peer_addr(frame.to).is_none() && self.live_link(frame.to).is_none() {
             return Err(TransportError::UnknownPeer(frame.to));
         }
-        self.open_stream(&mut streams, key, payload);
+        self.open_stream(&mut lock(&self.streams), key, payload);
         Ok(())
     }
 
@@ -377,9 +382,8 @@ impl Shared {
         let mut opened = self.open_bi(key).await;
         if opened.as_ref().is_err_and(LinkError::connection_lost) {
             let err = opened.as_ref().err();
-            // A pooled connection the peer dropped (it restarted, say):
-            // dial once more.
-            debug!(node = %self.id, peer = %key.peer, error = ?err, "pooled connection lost; redialing");
+            // A link the peer dropped (it restarted, say): dial once more.
+            debug!(node = %self.id, peer = %key.peer, error = ?err, "link lost; redialing");
             opened = self.open_bi(key).await;
         }
         match opened {
@@ -399,7 +403,7 @@ impl Shared {
     }
 
     async fn open_bi(
-        &self,
+        self: &Arc<Self>,
         key: StreamKey,
     ) -> Result<(SocketAddr, SendStream, RecvStream), LinkError> {
         let conn = self.connection(key.peer).await?;
@@ -419,7 +423,7 @@ impl Shared {
             }
             Ok(Err(err)) => {
                 if err.connection_lost() {
-                    self.invalidate(key.peer, &conn);
+                    self.drop_link(key.peer, &conn);
                 }
                 Err(err)
             }
@@ -427,21 +431,19 @@ impl Shared {
         }
     }
 
-    /// The pooled connection to `peer`, dialing it if needed. One dial at a
-    /// time per peer: concurrent callers wait for it and share its result.
-    async fn connection(&self, peer: NodeId) -> Result<Connection, LinkError> {
-        let slot = Arc::clone(lock(&self.pool).entry(peer).or_default());
-        let mut slot = slot.lock().await;
-        let addr = self.peer_addr(peer).ok_or(LinkError::UnknownPeer)?;
-        if let Some((conn, at)) = &slot.conn {
-            if conn.close_reason().is_none() && *at == addr {
-                return Ok(conn.clone());
-            }
-            if *at != addr {
-                conn.close(code(wire::CONN_DONE), b"peer moved");
-            }
+    /// The link to `peer`, dialing it if there is none. One dial at a time
+    /// per peer: concurrent callers wait for it and share its result.
+    async fn connection(self: &Arc<Self>, peer: NodeId) -> Result<Connection, LinkError> {
+        if let Some(conn) = self.live_link(peer) {
+            return Ok(conn);
         }
-        slot.conn = None;
+        let slot = Arc::clone(lock(&self.dials).entry(peer).or_default());
+        let mut slot = slot.lock().await;
+        // Whoever held the slot before may have made the link.
+        if let Some(conn) = self.live_link(peer) {
+            return Ok(conn);
+        }
+        let addr = self.peer_addr(peer).ok_or(LinkError::UnknownPeer)?;
         let backing_off = slot.failed.is_some_and(|(when, at)| {
             at == addr && when.elapsed() < self.config.reconnect_backoff()
         });
@@ -453,7 +455,7 @@ impl Shared {
             Ok(conn) => {
                 Counters::add(&self.counters.connections_dialed, 1);
                 debug!(node = %self.id, %peer, %addr, "connected to peer");
-                slot.conn = Some((conn.clone(), addr));
+                self.add_dialed_link(peer, &conn, addr);
                 slot.failed = None;
                 Ok(conn)
             }
@@ -462,21 +464,6 @@ impl Shared {
                 warn!(node = %self.id, %peer, peer_addr = %addr, error = %err, "could not connect to peer");
                 slot.failed = Some((Instant::now(), addr));
                 Err(err)
-            }
-        }
-    }
-
-    fn invalidate(&self, peer: NodeId, conn: &Connection) {
-        let slot = lock(&self.pool).get(&peer).cloned();
-        if let Some(slot) = slot {
-            if let Ok(mut slot) = slot.try_lock() {
-                let same = slot
-                    .conn
-                    .as_ref()
-                    .is_some_and(|(c, _)| c.stable_id() == conn.stable_id());
-                if same {
-                    slot.conn = None;
-                }
             }
         }
     }
@@ -817,17 +804,19 @@ impl Shared {
             return;
         }
         debug!(node = %self.id, peer = %claimed, peer_addr = %remote, "peer authenticated");
-        loop {
-            let stream = tokio::select! {
-                stream = conn.accept_bi() => stream,
-                () = self.stop.cancelled() => break,
-            };
-            let Ok((mut send, mut recv)) = stream else {
-                break;
-            };
+        self.set_link(claimed, &conn, None);
+        Arc::clone(self).serve_link(claimed, conn).await;
+    }
+
+    /// Serves the exchange streams `peer` opens on `conn`, each on a task of
+    /// its own, within the served-exchange limit, until the connection
+    /// closes.
+    async fn accept_streams(self: &Arc<Self>, peer: NodeId, conn: &Connection) {
+        let remote = conn.remote_address();
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
             let Ok(permit) = Arc::clone(&self.exchanges).try_acquire_owned() else {
                 Counters::add(&self.counters.streams_refused_busy, 1);
-                debug!(node = %self.id, peer = %claimed, peer_addr = %remote,
+                debug!(node = %self.id, %peer, peer_addr = %remote,
                     limit = self.config.max_concurrent_exchanges(), "exchange limit reached; refusing a stream");
                 let _ = send.reset(code(wire::STREAM_BUSY));
                 let _ = recv.stop(code(wire::STREAM_BUSY));
@@ -835,7 +824,7 @@ impl Shared {
             };
             let shared = Arc::clone(self);
             self.tracker
-                .spawn(shared.serve_stream(claimed, remote, send, recv, permit));
+                .spawn(shared.serve_stream(peer, remote, send, recv, permit));
         }
     }
 
