@@ -1,6 +1,7 @@
 //! A generic driver: one [`Node`] over any [`Transport`], on its own thread,
 //! handing the node's [`Event`]s to the caller when asked to
-//! ([`spawn_with_events`]).
+//! ([`spawn_with_events`]); and the same loop taken apart ([`Driver`]) for
+//! drivers of other shapes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -12,7 +13,8 @@ use lww_crdt::{Entry, PhysicalClock, Stamp};
 
 use crate::metrics::Metrics;
 use crate::node::{Event, Node, StoreMap, WriteError};
-use crate::transport::{Transport, TransportError};
+use crate::node::{ExchangeEnd, Transmit};
+use crate::transport::{Incoming, Transport, TransportError};
 
 /// The longest the driver waits on the transport before checking whether it
 /// should stop.
@@ -197,6 +199,162 @@ impl EventSender {
     }
 }
 
+/// What a driving step hands the transport, in the order the node
+/// produced it.
+#[derive(Debug)]
+pub enum Output {
+    /// A frame to send ([`Transport::send`]).
+    Transmit(Transmit),
+    /// An exchange this node sends nothing more in
+    /// ([`Transport::end_exchange`]).
+    EndExchange(ExchangeEnd),
+}
+
+/// One node's driving loop, taken apart, for drivers of other shapes than
+/// [`spawn`]'s thread: an async task on a transport's own runtime, say,
+/// so that frames reach the node without crossing threads.
+///
+/// A driver loops: wait for a frame or for [`until_due`](Self::until_due)
+/// to pass, [`receive`](Self::receive) the frame if one came, then
+/// [`step`](Self::step), handing each [`Output`] to the transport; stop
+/// once [`is_stopped`](Self::is_stopped) or the transport closes.
+///
+/// ```
+/// use gossip::{Config, Driver, Node, Output};
+/// use lww_crdt::{NodeId, SystemClock};
+///
+/// let node = Node::new(Config::builder(NodeId::new(1)).build()?, Vec::new());
+/// let mut driver = Driver::new(node, SystemClock);
+/// let handle = driver.handle();
+/// handle.put("k", "v")?;
+/// let mut sent = 0;
+/// driver.step(|output| {
+///     if let Output::Transmit(_) = output {
+///         sent += 1;
+///     }
+/// });
+/// assert_eq!(sent, 0, "a node without peers sends nothing");
+/// assert_eq!(handle.get("k").as_deref(), Some("v"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Driver {
+    handle: NodeHandle,
+    events: Option<EventSender>,
+    outgoing: Vec<Transmit>,
+    ended: Vec<ExchangeEnd>,
+    raised: Vec<Event>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// A driver for `node`, reading time from `clock`. The node's
+    /// [`Event`]s are discarded.
+    pub fn new<C>(node: Node, clock: C) -> Driver
+    where
+        C: PhysicalClock + Send + Sync + 'static,
+    {
+        Driver {
+            handle: NodeHandle {
+                shared: Arc::new(Shared {
+                    node: Mutex::new(node),
+                    stop: AtomicBool::new(false),
+                }),
+                clock: Arc::new(clock),
+            },
+            events: None,
+            outgoing: Vec::new(),
+            ended: Vec::new(),
+            raised: Vec::new(),
+        }
+    }
+
+    /// As [`new`](Self::new), and hands every [`Event`] the node raises to
+    /// the returned [`EventReceiver`], on the terms of
+    /// [`spawn_with_events`].
+    pub fn with_events<C>(node: Node, clock: C, capacity: usize) -> (Driver, EventReceiver)
+    where
+        C: PhysicalClock + Send + Sync + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut driver = Driver::new(node, clock);
+        driver.events = Some(EventSender {
+            tx,
+            dropped: Arc::clone(&dropped),
+            open: true,
+        });
+        (driver, EventReceiver { rx, dropped })
+    }
+
+    /// The handle for clients of the node.
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Whether [`NodeHandle::shutdown`] was called: the loop should end.
+    pub fn is_stopped(&self) -> bool {
+        self.handle.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// How long until the node's next timer is due; zero if it is.
+    pub fn until_due(&self) -> Duration {
+        let now = self.handle.clock.now_ms();
+        let due = self.handle.lock().poll_timeout();
+        Duration::from_millis(due.saturating_sub(now))
+    }
+
+    /// Hands a frame to the node. A refused frame changes nothing; the node
+    /// counts it.
+    pub fn receive(&mut self, incoming: Incoming) {
+        let now = self.handle.clock.now_ms();
+        let _ = self
+            .handle
+            .lock()
+            .handle_message(incoming.from, &incoming.payload, now);
+    }
+
+    /// Runs the node's timers if they are due, delivers its events, and
+    /// hands `out` every frame to send and every exchange ended, frames
+    /// first. The node is not locked while `out` runs.
+    pub fn step(&mut self, mut out: impl FnMut(Output)) {
+        {
+            let mut node = self.handle.lock();
+            let now = self.handle.clock.now_ms();
+            if node.poll_timeout() <= now {
+                node.handle_tick(now);
+            }
+            while let Some(transmit) = node.poll_transmit() {
+                self.outgoing.push(transmit);
+            }
+            while let Some(end) = node.poll_exchange_end() {
+                self.ended.push(end);
+            }
+            while let Some(event) = node.poll_event() {
+                if self.events.is_some() {
+                    self.raised.push(event);
+                }
+            }
+        }
+        if let Some(events) = self.events.as_mut() {
+            // Outside the node's lock: a full queue drops, never waits.
+            for event in self.raised.drain(..) {
+                events.deliver(event);
+            }
+        }
+        for transmit in self.outgoing.drain(..) {
+            out(Output::Transmit(transmit));
+        }
+        for end in self.ended.drain(..) {
+            out(Output::EndExchange(end));
+        }
+    }
+}
+
 /// Runs `node` over `transport` on a new thread, reading time from `clock`.
 /// Returns the client handle and the thread, which ends after
 /// [`NodeHandle::shutdown`] or when the transport closes.
@@ -208,7 +366,7 @@ where
     T: Transport,
     C: PhysicalClock + Send + Sync + 'static,
 {
-    start(node, transport, clock, None)
+    start(Driver::new(node, clock), transport)
 }
 
 /// As [`spawn`], and hands every [`Event`] the node raises to the returned
@@ -227,94 +385,36 @@ where
     T: Transport,
     C: PhysicalClock + Send + Sync + 'static,
 {
-    let (tx, rx) = mpsc::sync_channel(capacity.max(1));
-    let dropped = Arc::new(AtomicU64::new(0));
-    let sender = EventSender {
-        tx,
-        dropped: Arc::clone(&dropped),
-        open: true,
-    };
-    let (handle, thread) = start(node, transport, clock, Some(sender));
-    (handle, thread, EventReceiver { rx, dropped })
+    let (driver, events) = Driver::with_events(node, clock, capacity);
+    let (handle, thread) = start(driver, transport);
+    (handle, thread, events)
 }
 
-fn start<T, C>(
-    node: Node,
-    mut transport: T,
-    clock: C,
-    mut events: Option<EventSender>,
-) -> (NodeHandle, JoinHandle<()>)
-where
-    T: Transport,
-    C: PhysicalClock + Send + Sync + 'static,
-{
-    let handle = NodeHandle {
-        shared: Arc::new(Shared {
-            node: Mutex::new(node),
-            stop: AtomicBool::new(false),
-        }),
-        clock: Arc::new(clock),
-    };
-    let driver = handle.clone();
-    let name = format!("gossip-node-{}", driver.lock().id());
+fn start<T: Transport>(driver: Driver, mut transport: T) -> (NodeHandle, JoinHandle<()>) {
+    let handle = driver.handle();
+    let name = format!("gossip-node-{}", handle.lock().id());
     let thread = thread::Builder::new()
         .name(name)
-        .spawn(move || run(&driver, &mut transport, events.as_mut()))
+        .spawn(move || run(driver, &mut transport))
         .expect("spawning a driver thread");
     (handle, thread)
 }
 
-fn run<T: Transport>(handle: &NodeHandle, transport: &mut T, mut events: Option<&mut EventSender>) {
-    let mut outgoing = Vec::new();
-    let mut ended = Vec::new();
-    let mut raised = Vec::new();
-    while !handle.shared.stop.load(Ordering::Relaxed) {
-        let now = handle.clock.now_ms();
-        let due = handle.lock().poll_timeout();
-        let wait = Duration::from_millis(due.saturating_sub(now)).min(MAX_WAIT);
-        match transport.recv_timeout(wait) {
-            Ok(Some(incoming)) => {
-                let now = handle.clock.now_ms();
-                // A refused frame changes nothing; the node counts it.
-                let _ = handle
-                    .lock()
-                    .handle_message(incoming.from, &incoming.payload, now);
-            }
+fn run<T: Transport>(mut driver: Driver, transport: &mut T) {
+    while !driver.is_stopped() {
+        match transport.recv_timeout(driver.until_due().min(MAX_WAIT)) {
+            Ok(Some(incoming)) => driver.receive(incoming),
             Ok(None) => {}
             Err(TransportError::Closed) => return,
             Err(_) => {}
         }
-        {
-            let mut node = handle.lock();
-            let now = handle.clock.now_ms();
-            if node.poll_timeout() <= now {
-                node.handle_tick(now);
-            }
-            while let Some(transmit) = node.poll_transmit() {
-                outgoing.push(transmit);
-            }
-            while let Some(end) = node.poll_exchange_end() {
-                ended.push(end);
-            }
-            while let Some(event) = node.poll_event() {
-                if events.is_some() {
-                    raised.push(event);
-                }
-            }
-        }
-        if let Some(events) = events.as_deref_mut() {
-            // Outside the node's lock: a full queue drops, never waits.
-            for event in raised.drain(..) {
-                events.deliver(event);
-            }
-        }
-        for transmit in outgoing.drain(..) {
+        driver.step(|output| match output {
             // Delivery is best effort; an unreachable peer shows up as a
             // timed-out exchange.
-            let _ = transport.send(transmit);
-        }
-        for end in ended.drain(..) {
-            transport.end_exchange(end);
-        }
+            Output::Transmit(transmit) => {
+                let _ = transport.send(transmit);
+            }
+            Output::EndExchange(end) => transport.end_exchange(end),
+        });
     }
 }

@@ -96,6 +96,8 @@
 //! - `net`: the async core: accept loop, dialing, stream tasks, client
 //!   request serving, shutdown; `net::link`, the links to peers and the
 //!   datagrams on them.
+//! - `drive`: [`QuicTransport::drive`], a gossip node driven by a task on
+//!   the transport's runtime.
 //! - `transport`: [`QuicTransport`], the blocking `gossip::Transport`, its
 //!   builder and [`QuicHandle`].
 //! - `client`: [`QuicClient`] and the node side of client requests.
@@ -106,6 +108,7 @@
 pub mod certs;
 mod client;
 mod config;
+mod drive;
 mod frame;
 mod net;
 mod stats;
@@ -118,6 +121,7 @@ pub use client::{
     Responder,
 };
 pub use config::{DEFAULT_MAX_FRAME_BYTES, QuicConfig, QuicConfigBuilder, QuicConfigError};
+pub use drive::DrivenNode;
 pub use net::DiscoverError;
 pub use stats::QuicStats;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};

@@ -236,8 +236,9 @@ impl QuicTransportBuilder {
 /// Blocking: `send` never waits (it sends a datagram or queues the frame on
 /// its exchange's stream task), `recv_timeout` waits on the inbox. Both
 /// must be called from outside any async runtime, as the gossip driver
-/// does. Dropping the transport shuts it down gracefully (bounded by
-/// [`QuicConfig::shutdown_timeout`]).
+/// does; [`drive`](QuicTransport::drive) runs a node on the transport's own
+/// runtime instead. Dropping the transport shuts it down gracefully
+/// (bounded by [`QuicConfig::shutdown_timeout`]).
 ///
 /// Methods, in the order a daemon uses them:
 ///
@@ -247,13 +248,13 @@ impl QuicTransportBuilder {
 ///    [`add_member`](QuicTransport::add_member) as addresses become known.
 /// 3. [`handle`](QuicTransport::handle) and
 ///    [`requests`](QuicTransport::requests) before the transport moves into
-///    `gossip::spawn`.
+///    `gossip::spawn` or [`drive`](QuicTransport::drive).
 /// 4. `send` / `recv_timeout`, by the driver.
 /// 5. [`shutdown`](QuicTransport::shutdown), by dropping or through the
 ///    handle.
 pub struct QuicTransport {
-    shared: Arc<Shared>,
-    inbox: mpsc::Receiver<Incoming>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) inbox: mpsc::Receiver<Incoming>,
     requests: Option<RequestReceiver>,
     runtime: Option<tokio::runtime::Runtime>,
 }

@@ -3,8 +3,9 @@
 //! completes. `sim-cli node` passes SIGINT and SIGTERM as that future;
 //! tests start nodes in-process and stop them by completing theirs.
 //!
-//! A `gossip::Node` driven by `gossip::spawn_with_events` over a
-//! `QuicTransport`, on the system clock, plus three helper threads:
+//! A `gossip::Node` driven over a `QuicTransport` by a task on the
+//! transport's I/O runtime (`QuicTransport::drive`), on the system clock,
+//! plus three helper threads:
 //!
 //! - `serve`: the client thread, answering requests from the transport's
 //!   client channel, and the status it reports;
@@ -63,7 +64,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gossip::{Config, Member, Node, NodeHandle};
 use tracing::{info, warn};
 use transport_quic::certs::CertDir;
-use transport_quic::{QuicConfig, QuicHandle, QuicTransport};
+use transport_quic::{DrivenNode, QuicConfig, QuicHandle, QuicTransport};
 
 pub use config::{
     ClockSkew, INCARNATION_EPOCH_SECS, NodeConfig, Peer, gc_every_ticks, wall_clock_incarnation,
@@ -127,7 +128,7 @@ where
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name(format!("node-{id}-io"))
         .enable_all()
         .build()
@@ -201,8 +202,12 @@ where
 
     let quic = transport.handle();
     let requests = transport.requests().ok_or(NodeError::NoClientChannel)?;
-    let (handle, driver, events) =
-        gossip::spawn_with_events(node, transport, config.clock_skew.clock(), EVENT_CAPACITY);
+    let (driver, events) =
+        gossip::Driver::with_events(node, config.clock_skew.clock(), EVENT_CAPACITY);
+    let handle = driver.handle();
+    // On the I/O runtime, not a thread of its own: a frame and its answer
+    // then never cross threads.
+    let driver = transport.drive(driver);
     info!(
         target: LOG_TARGET,
         node = %id,
@@ -261,7 +266,7 @@ struct Helpers {
 /// A started node: its driver, transport, helper threads and runtime.
 struct Running {
     handle: NodeHandle,
-    driver: JoinHandle<()>,
+    driver: DrivenNode,
     quic: QuicHandle,
     /// Tells the helper threads to end.
     stop: Arc<AtomicBool>,
@@ -330,7 +335,7 @@ impl Running {
         // transport shuts it down gracefully (open streams flushed and
         // finished, peers told), within the transport's shutdown bound.
         if self.driver.join().is_err() {
-            warn!(target: LOG_TARGET, node = %id, "the driver thread panicked");
+            warn!(target: LOG_TARGET, node = %id, "the driver task panicked");
         }
         self.quic.shutdown();
         for thread in self.helpers {
@@ -387,7 +392,7 @@ fn spawn_thread(
 
 /// Waits for `shutdown` or the driver's end; names which.
 async fn wait_for_stop(
-    driver: &JoinHandle<()>,
+    driver: &DrivenNode,
     shutdown: impl Future<Output = &'static str>,
 ) -> &'static str {
     let driver_ended = async {

@@ -244,6 +244,11 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Resolves once shutdown has begun.
+    pub(crate) async fn stopped(&self) {
+        self.stop.cancelled().await;
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
     }
