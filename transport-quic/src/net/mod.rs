@@ -46,6 +46,15 @@ fn code(value: u32) -> VarInt {
     VarInt::from_u32(value)
 }
 
+/// Whether the peer closed the connection because it was done with it: a
+/// node that dialed only to learn who listens here (a seed given by address
+/// alone) closes as soon as its side of the handshake is done, often before
+/// this side's is. That is no refused handshake.
+fn closed_when_done(err: &quinn::ConnectionError) -> bool {
+    matches!(err, quinn::ConnectionError::ApplicationClosed(close)
+        if close.error_code == code(wire::CONN_DONE))
+}
+
 /// One exchange's stream, as seen from this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct StreamKey {
@@ -743,6 +752,10 @@ impl Shared {
         };
         let conn = match handshake {
             Ok(Ok(conn)) => conn,
+            Ok(Err(err)) if closed_when_done(&err) => {
+                debug!(node = %self.id, peer_addr = %remote, "connection closed by the peer during the handshake");
+                return;
+            }
             Ok(Err(err)) => {
                 Counters::add(&self.counters.handshakes_refused, 1);
                 warn!(node = %self.id, peer_addr = %remote, error = %err, "refused connection: TLS handshake failed");
@@ -1008,5 +1021,23 @@ impl Shared {
         .await;
         self.finished.store(true, Ordering::Release);
         info!(node = %self.id, "QUIC transport shut down");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_peer_done_with_the_connection_closes_it_when_done() {
+        let closed = |value: u32| {
+            quinn::ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+                error_code: code(value),
+                reason: bytes::Bytes::from_static(b"discovered"),
+            })
+        };
+        assert!(closed_when_done(&closed(wire::CONN_DONE)));
+        assert!(!closed_when_done(&closed(wire::CONN_SHUTDOWN)));
+        assert!(!closed_when_done(&quinn::ConnectionError::TimedOut));
     }
 }
