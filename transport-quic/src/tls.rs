@@ -47,6 +47,37 @@ pub enum TlsError {
     NoInitialCipherSuite,
 }
 
+/// The endpoint configuration of a node: its stateless-reset key, and the
+/// key that marks the connection ids it issues as its own, both derived
+/// from the node's private key so that they outlive the process. A node
+/// killed and started again at the same address then recognizes a peer's
+/// packets on a connection of its earlier life and answers them with a
+/// stateless reset the peer can verify; the peer drops that connection at
+/// once and dials anew, instead of sending into it until the idle timeout
+/// (30 s) says it is dead. With keys drawn at random by each process, the
+/// new one drops such packets unanswered.
+pub fn endpoint_config(identity: &Identity) -> quinn::EndpointConfig {
+    let derive = |label: &[u8]| {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        context.update(label);
+        context.update(identity.key().secret_der());
+        context.finish()
+    };
+    let reset = derive(b"gossip-kv stateless reset key\0");
+    let mut config = quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        reset.as_ref(),
+    )));
+    let ids = derive(b"gossip-kv connection id key\0");
+    let mut id_key = [0u8; 8];
+    id_key.copy_from_slice(&ids.as_ref()[..8]);
+    let id_key = u64::from_le_bytes(id_key);
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(id_key))
+    });
+    config
+}
+
 /// The ring crypto provider every configuration here uses, with TLS 1.3's
 /// AES-128-GCM-SHA256 first: QUIC protects its Initial packets with it
 /// anyway, and its SHA-256 runs on the CPU's SHA extensions where ring's

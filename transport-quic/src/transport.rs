@@ -191,10 +191,18 @@ impl QuicTransportBuilder {
         };
         let endpoint = {
             let _guard = handle.enter();
-            quinn::Endpoint::server(server, self.bind).map_err(|source| SetupError::Bind {
+            let bind_error = |source| SetupError::Bind {
                 addr: self.bind,
                 source,
-            })?
+            };
+            let socket = std::net::UdpSocket::bind(self.bind).map_err(bind_error)?;
+            quinn::Endpoint::new(
+                tls::endpoint_config(&self.identity),
+                Some(server),
+                socket,
+                Arc::new(quinn::TokioRuntime),
+            )
+            .map_err(bind_error)?
         };
         let (inbox_tx, inbox) = mpsc::channel(config.inbox_capacity());
         let (requests_tx, requests) = if self.serve_clients {
