@@ -46,13 +46,24 @@ fn code(value: u32) -> VarInt {
     VarInt::from_u32(value)
 }
 
-/// Whether the peer closed the connection because it was done with it: a
-/// node that dialed only to learn who listens here (a seed given by address
-/// alone) closes as soon as its side of the handshake is done, often before
-/// this side's is. That is no refused handshake.
+/// Whether the peer closed the connection because it was done with it or
+/// gave up on it, rather than because anything failed: a node that dials
+/// only to learn who listens here (a seed given by address alone) closes as
+/// soon as its side of the handshake is done, often before this side's
+/// handshake or the hello is; a node whose dial timed out drops it. Closed
+/// before the handshake ends, that reaches this side as a transport close
+/// with `APPLICATION_ERROR` (an application's own code cannot travel then);
+/// after, as the application's `CONN_DONE`. That is no refused connection.
 fn closed_when_done(err: &quinn::ConnectionError) -> bool {
-    matches!(err, quinn::ConnectionError::ApplicationClosed(close)
-        if close.error_code == code(wire::CONN_DONE))
+    match err {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            close.error_code == code(wire::CONN_DONE)
+        }
+        quinn::ConnectionError::ConnectionClosed(close) => {
+            close.error_code == quinn::TransportErrorCode::APPLICATION_ERROR
+        }
+        _ => false,
+    }
 }
 
 /// One exchange's stream, as seen from this node.
@@ -804,6 +815,10 @@ impl Shared {
             .flatten()
             .and_then(|bytes| wire::decode_hello(&bytes).ok())
         else {
+            if conn.close_reason().as_ref().is_some_and(closed_when_done) {
+                debug!(node = %self.id, peer_addr = %remote, "connection closed by the peer before its hello");
+                return;
+            }
             self.refuse(
                 &conn,
                 wire::CONN_BAD_HELLO,
@@ -1039,5 +1054,19 @@ mod tests {
         assert!(closed_when_done(&closed(wire::CONN_DONE)));
         assert!(!closed_when_done(&closed(wire::CONN_SHUTDOWN)));
         assert!(!closed_when_done(&quinn::ConnectionError::TimedOut));
+        let during_handshake = |error_code| {
+            quinn::ConnectionError::ConnectionClosed(quinn::ConnectionClose {
+                error_code,
+                frame_type: None,
+                reason: bytes::Bytes::new(),
+            })
+        };
+        assert!(closed_when_done(&during_handshake(
+            quinn::TransportErrorCode::APPLICATION_ERROR
+        )));
+        // A TLS alert is a refusal: the peer did not accept this node.
+        assert!(!closed_when_done(&during_handshake(
+            quinn::TransportErrorCode::crypto(42)
+        )));
     }
 }
