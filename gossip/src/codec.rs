@@ -12,7 +12,7 @@ use crate::config::HARD_MAX_MESSAGE_BYTES;
 use crate::message::Message;
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 
 #[derive(Serialize)]
 struct EnvelopeRef<'a> {

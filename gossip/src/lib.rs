@@ -88,7 +88,8 @@ pub use config::{
 pub use driver::{Driver, EventReceiver, NodeHandle, Output, spawn, spawn_with_events};
 pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{
-    Ack, Digest, Member, Message, MessageKind, Refusal, StoreDelta, Syn, SynAck, SynFlags,
+    Ack, Departure, Digest, Member, MemberList, Message, MessageKind, Refusal, StoreDelta, Syn,
+    SynAck, SynFlags,
 };
 pub use metrics::{Metrics, Traffic};
 pub use node::{

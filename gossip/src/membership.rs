@@ -12,7 +12,7 @@ use rand::Rng;
 use rand::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
 
-use crate::message::Member;
+use crate::message::{Departure, Member};
 
 /// How a peer is doing, judged by exchanges with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,15 +61,16 @@ struct Health {
     liveness: Liveness,
     failures: u32,
     last_heard_ms: Option<u64>,
-    /// The incarnation it left in, while it is Left.
-    left_in: Option<u32>,
+    /// The newest incarnation it has spoken in or left in; while it is
+    /// Left, the one it left in.
+    incarnation: Option<u32>,
 }
 
 const HEALTHY: Health = Health {
     liveness: Liveness::Alive,
     failures: 0,
     last_heard_ms: None,
-    left_in: None,
+    incarnation: None,
 };
 
 /// The member list and each peer's liveness.
@@ -104,7 +105,8 @@ impl Membership {
         }
     }
 
-    /// Order-independent hash of every member, this node included.
+    /// Order-independent hash of every member, this node included, and of
+    /// which of them left, in which incarnation.
     pub(crate) fn hash(&self) -> u64 {
         self.hash
     }
@@ -216,24 +218,56 @@ impl Membership {
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
         health.last_heard_ms = Some(now_ms);
-        if health.left_in.is_some_and(|left| incarnation <= left) {
+        let known = health.incarnation;
+        if health.liveness == Liveness::Left && known.is_some_and(|left| incarnation <= left) {
             return None;
         }
-        health.left_in = None;
+        health.incarnation = Some(known.map_or(incarnation, |k| k.max(incarnation)));
         health.failures = 0;
         let was = std::mem::replace(&mut health.liveness, Liveness::Alive);
+        if was == Liveness::Left {
+            self.hash ^= departure_hash(id, known.unwrap_or_default());
+        }
         (was != Liveness::Alive).then_some(Transition::Up)
     }
 
-    /// Marks `id` Left in `incarnation`; returns whether it was not already.
+    /// Marks `id` Left in `incarnation`, from its own notice or from a
+    /// member list; returns whether it was not Left before. Nothing changes
+    /// for a departure older than an incarnation `id` has spoken in since.
     pub(crate) fn leave(&mut self, id: NodeId, incarnation: u32) -> bool {
         if !self.contains(id) {
             return false;
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
-        health.left_in = Some(health.left_in.map_or(incarnation, |i| i.max(incarnation)));
+        let known = health.incarnation;
+        let left = health.liveness == Liveness::Left;
+        if known.is_some_and(|k| k > incarnation || (left && k == incarnation)) {
+            return false;
+        }
+        if left {
+            self.hash ^= departure_hash(id, known.unwrap_or_default());
+        }
+        health.incarnation = Some(incarnation);
         health.failures = 0;
-        std::mem::replace(&mut health.liveness, Liveness::Left) != Liveness::Left
+        health.liveness = Liveness::Left;
+        self.hash ^= departure_hash(id, incarnation);
+        !left
+    }
+
+    /// The members that left, in id order, and the incarnations they left
+    /// in.
+    pub(crate) fn departures(&self) -> Vec<Departure> {
+        let mut left: Vec<Departure> = self
+            .health
+            .iter()
+            .filter(|(_, h)| h.liveness == Liveness::Left)
+            .map(|(&id, h)| Departure {
+                id,
+                incarnation: h.incarnation.unwrap_or_default(),
+            })
+            .collect();
+        left.sort_unstable();
+        left
     }
 
     /// Records a failed exchange with `id`; returns the transition it
@@ -360,6 +394,11 @@ fn member_hash(id: NodeId, address: &str) -> u64 {
         hash = mix(hash ^ u64::from(byte));
     }
     hash
+}
+
+/// A stable 64-bit hash of a departure, apart from every member hash.
+fn departure_hash(id: NodeId, incarnation: u32) -> u64 {
+    mix(mix(id.get() ^ 0x6c65_6674) ^ u64::from(incarnation))
 }
 
 /// The SplitMix64 finalizer: a cheap, well-distributed 64-bit mix.

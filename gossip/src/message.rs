@@ -16,6 +16,29 @@ pub struct Member {
     pub address: String,
 }
 
+/// A member that left the cluster, and the incarnation it left in: it is
+/// not contacted again, nor waited for by tombstone collection, until it
+/// speaks in a newer incarnation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Departure {
+    /// The member that left.
+    pub id: NodeId,
+    /// The incarnation it left in.
+    pub incarnation: u32,
+}
+
+/// A node's member list as exchanges carry it: every member it knows,
+/// itself included, and which of them left. A member that joins later
+/// learns of a departure from the list, not only the members that heard
+/// the leaver say so.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberList {
+    /// Every member, in id order.
+    pub members: Vec<Member>,
+    /// The members that left, in id order.
+    pub left: Vec<Departure>,
+}
+
 /// What a node knows, in as few bytes as will do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Digest {
@@ -165,7 +188,7 @@ pub struct SynAck {
     /// responder could not compute a delta and asks for the full vector.
     pub wants_vector: bool,
     /// The responder's member list, when the member hashes differed.
-    pub members: Option<Vec<Member>>,
+    pub members: Option<MemberList>,
     /// A hash of the responder's member list.
     pub members_hash: u64,
     /// The responder's physical clock (ms) when it answered, if the `Syn`
@@ -194,7 +217,7 @@ pub struct Ack {
     /// when the initiator held part of the `SynAck`'s delta back.
     pub vector: Option<VersionVector>,
     /// The sender's member list, when the receiver lacks some of it.
-    pub members: Option<Vec<Member>>,
+    pub members: Option<MemberList>,
 }
 
 impl Message {

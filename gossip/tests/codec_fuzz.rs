@@ -16,8 +16,8 @@ mod common;
 use common::member;
 use gossip::codec::{self, DecodeError};
 use gossip::{
-    Ack, Config, Digest, Member, Message, MessageError, Node, Refusal, StoreDelta, Syn, SynAck,
-    SynFlags, writer_origin,
+    Ack, Config, Departure, Digest, Member, MemberList, Message, MessageError, Node, Refusal,
+    StoreDelta, Syn, SynAck, SynFlags, writer_origin,
 };
 use lww_crdt::{Budget, Hlc, LwwMap, NodeId, Stamp, VersionVector};
 use proptest::prelude::*;
@@ -73,14 +73,26 @@ fn digest() -> impl Strategy<Value = Digest> {
     ]
 }
 
-fn members() -> impl Strategy<Value = Option<Vec<Member>>> {
-    prop::option::of(prop::collection::vec(
-        (0u64..20, "[a-z0-9.:]{0,10}").prop_map(|(id, address)| Member {
-            id: NodeId::new(id),
-            address,
-        }),
-        0..5,
-    ))
+fn members() -> impl Strategy<Value = Option<MemberList>> {
+    prop::option::of(
+        (
+            prop::collection::vec(
+                (0u64..20, "[a-z0-9.:]{0,10}").prop_map(|(id, address)| Member {
+                    id: NodeId::new(id),
+                    address,
+                }),
+                0..5,
+            ),
+            prop::collection::vec(
+                (0u64..20, any::<u32>()).prop_map(|(id, incarnation)| Departure {
+                    id: NodeId::new(id),
+                    incarnation,
+                }),
+                0..3,
+            ),
+        )
+            .prop_map(|(members, left)| MemberList { members, left }),
+    )
 }
 
 fn message() -> impl Strategy<Value = Message> {

@@ -161,3 +161,99 @@ fn a_member_that_leaves_is_neither_suspected_nor_waited_for() {
     assert_eq!(net.nodes[2].get("last"), Some("words"));
     assert_eq!(net.nodes[2].get("doomed"), None);
 }
+
+/// A member that joins after another left learns of the departure from the
+/// member list, not only the members that heard the leaver say so: node 3,
+/// which names node 0 only and starts after node 2 left, marks node 2 Left
+/// at once, never contacts it, never suspects it, and collects a delete
+/// without waiting for it. Before, the list carried members only, so node 3
+/// took node 2 for alive, failed at it until it was Down, and held every
+/// tombstone back for it for good. Node 2, restarted in a newer
+/// incarnation, is alive again everywhere, node 3 included.
+#[test]
+fn a_member_that_joins_later_learns_who_left() {
+    let config = |id: u64, incarnation: u32| {
+        builder(id)
+            .fanout(2)
+            .tick_interval_ms(100)
+            .exchange_timeout_ms(100)
+            .gc_every_ticks(2)
+            .incarnation(incarnation)
+            .build()
+            .unwrap()
+    };
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|id| {
+            Node::new(
+                config(id, 0),
+                (0..3).filter(|&p| p != id).map(common::member),
+            )
+        })
+        .collect();
+    nodes.push(Node::new(config(3, 0), [common::member(0)]));
+    let mut net = Net::new(nodes);
+    net.down[3] = true;
+    let mut now = 1_000;
+    for _ in 0..5 {
+        now += 100;
+        net.round(now);
+    }
+    net.nodes[2].leave(now);
+    net.pump(now);
+    net.down[2] = true;
+
+    net.down[3] = false;
+    for _ in 0..10 {
+        now += 100;
+        net.round(now);
+    }
+    let two = NodeId::new(2);
+    assert!(net.nodes[3].members().iter().any(|m| m.id == two));
+    assert_eq!(net.nodes[3].liveness(two), Some(Liveness::Left));
+    net.nodes[3].put("doomed".into(), "v".into(), now).unwrap();
+    for _ in 0..5 {
+        now += 100;
+        net.round(now);
+    }
+    net.nodes[0].delete("doomed".into(), now).unwrap();
+    for _ in 0..60 {
+        now += 100;
+        net.round(now);
+    }
+    assert_eq!(
+        net.count(3, 2, gossip::MessageKind::Syn),
+        0,
+        "node 3 contacted node 2"
+    );
+    for i in [0, 1, 3] {
+        assert_eq!(net.nodes[i].liveness(two), Some(Liveness::Left), "node {i}");
+        assert_eq!(
+            net.nodes[i].map().tombstone_count(),
+            0,
+            "node {i} waits for node 2"
+        );
+    }
+    let on_3: Vec<&Event> = net
+        .events
+        .iter()
+        .filter(|(i, _)| *i == 3)
+        .map(|(_, e)| e)
+        .filter(|e| matches!(e, Event::PeerSuspect(id) | Event::PeerDown(id) | Event::PeerLeft(id) if *id == two))
+        .collect();
+    assert_eq!(on_3, [&Event::PeerLeft(two)]);
+
+    net.nodes[2] = Node::new(config(2, 1), [common::member(0)]);
+    net.down[2] = false;
+    for _ in 0..10 {
+        now += 100;
+        net.round(now);
+    }
+    for i in [0, 1, 3] {
+        assert_eq!(
+            net.nodes[i].liveness(two),
+            Some(Liveness::Alive),
+            "node {i}"
+        );
+        assert_eq!(net.nodes[i].members(), net.nodes[2].members(), "node {i}");
+    }
+}

@@ -153,7 +153,7 @@ impl Node {
             ),
         }
         let own = self.vector_hash();
-        let members = (syn.members_hash != self.members.hash()).then(|| self.members.members());
+        let members = (syn.members_hash != self.members.hash()).then(|| self.member_list());
         let (digest, delta, wants_vector) = match syn.digest {
             Digest::Hash(hash) | Digest::Behind { hash, .. } if hash == own => {
                 self.known_hashes.insert(from, hash);
@@ -182,7 +182,7 @@ impl Node {
                         lagging: lagging(self.version_vector(), &peer),
                     };
                     let reserve =
-                        digest_len_bound(&digest) + members.as_deref().map_or(0, members_len_bound);
+                        digest_len_bound(&digest) + members.as_ref().map_or(0, members_len_bound);
                     let delta = self.delta_for(from, &peer, self.delta_budget(reserve));
                     (digest, delta, false)
                 }
@@ -390,14 +390,14 @@ impl Node {
             }
             self.settle_seen(from, peer);
         }
-        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.members.members());
+        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.member_list());
         // The vector goes if asked for, or to tell the responder that part of
         // its delta was held back, which keeps that part in flight there.
         let vector = (syn_ack.wants_vector || held).then(|| self.version_vector().clone());
         let delta = match &peer {
             Some(peer) => {
                 let reserve = vector.as_ref().map_or(0, vector_len_bound)
-                    + members.as_deref().map_or(0, members_len_bound);
+                    + members.as_ref().map_or(0, members_len_bound);
                 self.delta_for(from, peer, self.delta_budget(reserve))
             }
             None => StoreDelta::default(),

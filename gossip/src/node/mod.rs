@@ -21,7 +21,7 @@ use rand::rngs::SmallRng;
 use crate::codec::{self, DecodeError};
 use crate::config::Config;
 use crate::membership::{Liveness, Membership, PeerState, SharedPeers, Transition, mix};
-use crate::message::{Digest, Member, Message, MessageKind, StoreDelta, SynFlags};
+use crate::message::{Digest, Member, MemberList, Message, MessageKind, StoreDelta, SynFlags};
 use crate::metrics::Metrics;
 
 /// The map type a node replicates.
@@ -568,9 +568,7 @@ impl Node {
         }
         // Answered as any `Syn`: its exchange carries what the leaver holds.
         if leaving && self.members.leave(from, incarnation) {
-            self.events.push_back(Event::PeerLeft(from));
-            let peers = self.members.peer_count();
-            self.checks.forget(from, peers, &mut self.events);
+            self.peer_left(from);
         }
         Ok(())
     }
@@ -736,10 +734,31 @@ impl Node {
         }
     }
 
-    fn learn_members(&mut self, members: Option<Vec<Member>>) {
-        for member in members.into_iter().flatten() {
+    fn learn_members(&mut self, list: Option<MemberList>) {
+        let Some(list) = list else { return };
+        for member in list.members {
             self.add_member(member);
         }
+        for departure in list.left {
+            if self.members.leave(departure.id, departure.incarnation) {
+                self.peer_left(departure.id);
+            }
+        }
+    }
+
+    /// What this node's member list is, as exchanges carry it.
+    fn member_list(&self) -> MemberList {
+        MemberList {
+            members: self.members.members(),
+            left: self.members.departures(),
+        }
+    }
+
+    /// Tells the caller `peer` left, and stops checking it.
+    fn peer_left(&mut self, peer: NodeId) {
+        self.events.push_back(Event::PeerLeft(peer));
+        let peers = self.members.peer_count();
+        self.checks.forget(peer, peers, &mut self.events);
     }
 
     /// Room for a delta in a message that also carries `reserve` bytes of
@@ -821,6 +840,11 @@ fn vector_len_bound(vector: &VersionVector) -> usize {
     9 + 18 * vector.len()
 }
 
-fn members_len_bound(members: &[Member]) -> usize {
-    9 + members.iter().map(|m| 18 + m.address.len()).sum::<usize>()
+fn members_len_bound(list: &MemberList) -> usize {
+    18 + list
+        .members
+        .iter()
+        .map(|m| 18 + m.address.len())
+        .sum::<usize>()
+        + 14 * list.left.len()
 }
