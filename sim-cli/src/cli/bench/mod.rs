@@ -7,10 +7,13 @@
 //!   running cluster.
 //! - `members`: how long until every node of a starting cluster lists
 //!   every member.
+//! - `storage`: the embedded storage engines a durable node could use, on
+//!   its workload.
 
 pub(crate) mod catch_up;
 pub(crate) mod members;
 pub(crate) mod spread;
+pub(crate) mod storage;
 
 use std::process::ExitCode;
 
@@ -19,6 +22,7 @@ use clap::Subcommand;
 use self::catch_up::CatchUpArgs;
 use self::members::MembersArgs;
 use self::spread::SpreadArgs;
+use self::storage::StorageArgs;
 
 /// `sim-cli bench ...`.
 #[derive(Debug, Subcommand)]
@@ -32,6 +36,9 @@ pub(crate) enum BenchCommand {
     /// How long until every given node lists as many members as nodes are
     /// given (exit status 1 if some node does not within --timeout-ms).
     Members(MembersArgs),
+    /// fjall against redb on a node's storage workload: acknowledged
+    /// writes from concurrent clients, a large delta, reopening.
+    Storage(StorageArgs),
 }
 
 /// Runs `sim-cli bench ...`.
@@ -43,6 +50,7 @@ pub(crate) fn run(command: &BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::CatchUp(args) => catch_up::run(args),
         BenchCommand::Spread(args) => spread::run(args),
         BenchCommand::Members(args) => members::run(args),
+        BenchCommand::Storage(args) => storage::run(args),
     }
 }
 
