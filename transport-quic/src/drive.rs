@@ -4,21 +4,31 @@
 use std::sync::Arc;
 
 use gossip::{Driver, Output};
+use tokio_util::sync::CancellationToken;
 
 use crate::net::Shared;
 use crate::transport::QuicTransport;
 
 /// A node driven on its transport's runtime, from
 /// [`QuicTransport::drive`]. Dropping it leaves the node running; the
-/// node stops after [`NodeHandle::shutdown`](gossip::NodeHandle::shutdown)
-/// or when the transport shuts down.
+/// node stops after [`stop`](Self::stop), after
+/// [`NodeHandle::shutdown`](gossip::NodeHandle::shutdown) (at its next
+/// timer) or when the transport shuts down.
 #[derive(Debug)]
 pub struct DrivenNode {
     task: tokio::task::JoinHandle<()>,
     runtime: tokio::runtime::Handle,
+    stop: CancellationToken,
 }
 
 impl DrivenNode {
+    /// Stops the driver now, rather than at the node's next timer as
+    /// [`NodeHandle::shutdown`](gossip::NodeHandle::shutdown) does. The
+    /// task then drops the transport, which shuts down gracefully.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
     /// Whether the driver has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -48,12 +58,17 @@ impl QuicTransport {
     /// which shuts it down gracefully.
     pub fn drive(self, driver: Driver) -> DrivenNode {
         let runtime = self.shared.runtime.clone();
-        let task = runtime.spawn(run(self, driver));
-        DrivenNode { task, runtime }
+        let stop = CancellationToken::new();
+        let task = runtime.spawn(run(self, driver, stop.clone()));
+        DrivenNode {
+            task,
+            runtime,
+            stop,
+        }
     }
 }
 
-async fn run(mut transport: QuicTransport, mut driver: Driver) {
+async fn run(mut transport: QuicTransport, mut driver: Driver, stop: CancellationToken) {
     let shared = Arc::clone(&transport.shared);
     while !driver.is_stopped() && !shared.is_closed() {
         let wait = driver.until_due();
@@ -65,6 +80,7 @@ async fn run(mut transport: QuicTransport, mut driver: Driver) {
                 },
                 () = tokio::time::sleep(wait) => {}
                 () = shared.stopped() => break,
+                () = stop.cancelled() => break,
             }
         }
         driver.step(|output| send(&shared, output));

@@ -307,17 +307,17 @@ fn handle_shutdown_stops_the_driver() {
 }
 
 /// Nodes driven on their transports' runtimes (`QuicTransport::drive`)
-/// converge as threads do, and stop on `NodeHandle::shutdown` or when the
-/// transport shuts down.
+/// converge as threads do, and stop on `NodeHandle::shutdown`, on
+/// `DrivenNode::stop`, or when the transport shuts down.
 #[test]
 fn nodes_driven_on_the_transport_runtime_converge_and_stop() {
     let ca = ClusterCa::generate().unwrap();
-    let transports = quic_cluster(&ca, 3, &test_config());
+    let transports = quic_cluster(&ca, 4, &test_config());
     let quic: Vec<_> = transports.iter().map(QuicTransport::handle).collect();
     let mut driven = Vec::new();
     for transport in transports {
         let id = transport.id();
-        let seeds = (0..3).filter(|&p| p != id.get()).map(|p| Member {
+        let seeds = (0..4).filter(|&p| p != id.get()).map(|p| Member {
             id: NodeId::new(p),
             address: String::new(),
         });
@@ -326,7 +326,7 @@ fn nodes_driven_on_the_transport_runtime_converge_and_stop() {
         driven.push((handle, transport.drive(driver)));
     }
     driven[0].0.put("colour", "blue").unwrap();
-    driven[2].0.put("shape", "square").unwrap();
+    driven[3].0.put("shape", "square").unwrap();
     assert!(eventually(LIMIT, || driven.iter().all(|(handle, _)| {
         handle.get("colour").as_deref() == Some("blue")
             && handle.get("shape").as_deref() == Some("square")
@@ -336,14 +336,15 @@ fn nodes_driven_on_the_transport_runtime_converge_and_stop() {
     assert!(eventually(LIMIT, || task.is_finished()));
     task.join().unwrap();
     let (_handle, task) = driven.remove(0);
-    quic[1].shutdown();
-    assert!(
-        task.is_finished(),
-        "the task ends as the transport shuts down"
-    );
+    task.stop();
+    assert!(eventually(LIMIT, || task.is_finished()));
     task.join().unwrap();
-    assert!(quic[1].is_closed());
-    assert!(quic[2].stats().datagrams_received > 0);
+    let (_handle, task) = driven.remove(0);
+    quic[2].shutdown();
+    assert!(eventually(LIMIT, || task.is_finished()));
+    task.join().unwrap();
+    assert!(quic[2].is_closed());
+    assert!(quic[3].stats().datagrams_received > 0);
 }
 
 #[test]
