@@ -65,6 +65,19 @@ fn newcomers_naming_one_seed_learn_every_address() {
     }
 }
 
+/// A member at a 100 ms interval whose exchanges time out after 100 ms and
+/// which collects tombstones every other tick, in `incarnation`.
+fn quick(id: u64, incarnation: u32) -> gossip::Config {
+    builder(id)
+        .fanout(2)
+        .tick_interval_ms(100)
+        .exchange_timeout_ms(100)
+        .gc_every_ticks(2)
+        .incarnation(incarnation)
+        .build()
+        .unwrap()
+}
+
 /// Node 2 leaves: its last exchanges carry its last write to both others,
 /// which mark it Left. It then stops for good (down), yet nobody suspects
 /// it, probes it or waits for it: a delete made afterwards is collected
@@ -72,20 +85,10 @@ fn newcomers_naming_one_seed_learn_every_address() {
 /// and catches up.
 #[test]
 fn a_member_that_leaves_is_neither_suspected_nor_waited_for() {
-    let config = |id: u64, incarnation: u32| {
-        builder(id)
-            .fanout(2)
-            .tick_interval_ms(100)
-            .exchange_timeout_ms(100)
-            .gc_every_ticks(2)
-            .incarnation(incarnation)
-            .build()
-            .unwrap()
-    };
     let nodes = (0..3)
         .map(|id| {
             Node::new(
-                config(id, 0),
+                quick(id, 0),
                 (0..3).filter(|&p| p != id).map(common::member),
             )
         })
@@ -149,7 +152,7 @@ fn a_member_that_leaves_is_neither_suspected_nor_waited_for() {
         "node 2 contacted after it left"
     );
 
-    net.nodes[2] = Node::new(config(2, 1), [common::member(0)]);
+    net.nodes[2] = Node::new(quick(2, 1), [common::member(0)]);
     net.down[2] = false;
     for _ in 0..5 {
         now += 100;
@@ -172,25 +175,15 @@ fn a_member_that_leaves_is_neither_suspected_nor_waited_for() {
 /// incarnation, is alive again everywhere, node 3 included.
 #[test]
 fn a_member_that_joins_later_learns_who_left() {
-    let config = |id: u64, incarnation: u32| {
-        builder(id)
-            .fanout(2)
-            .tick_interval_ms(100)
-            .exchange_timeout_ms(100)
-            .gc_every_ticks(2)
-            .incarnation(incarnation)
-            .build()
-            .unwrap()
-    };
     let mut nodes: Vec<Node> = (0..3)
         .map(|id| {
             Node::new(
-                config(id, 0),
+                quick(id, 0),
                 (0..3).filter(|&p| p != id).map(common::member),
             )
         })
         .collect();
-    nodes.push(Node::new(config(3, 0), [common::member(0)]));
+    nodes.push(Node::new(quick(3, 0), [common::member(0)]));
     let mut net = Net::new(nodes);
     net.down[3] = true;
     let mut now = 1_000;
@@ -242,7 +235,7 @@ fn a_member_that_joins_later_learns_who_left() {
         .collect();
     assert_eq!(on_3, [&Event::PeerLeft(two)]);
 
-    net.nodes[2] = Node::new(config(2, 1), [common::member(0)]);
+    net.nodes[2] = Node::new(quick(2, 1), [common::member(0)]);
     net.down[2] = false;
     for _ in 0..10 {
         now += 100;

@@ -16,7 +16,7 @@ use lww_crdt::{NodeId, PhysicalClock, SystemClock};
 use transport_quic::certs::{ClusterCa, node_name};
 use transport_quic::{ClientError, QuicClient, QuicConfig, QuicTransport, wire};
 
-use common::{Raw, eventually, frame, quic_cluster, receive, test_config};
+use common::{Raw, eventually, frame, quic_cluster, receive, test_config, test_config_builder};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -636,15 +636,7 @@ fn one(t: &mut QuicTransport) -> gossip::Incoming {
 /// The test configuration with every frame on a stream, for the tests of
 /// how exchanges map onto streams.
 fn streams_only() -> QuicConfig {
-    QuicConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .read_timeout(Duration::from_secs(3))
-        .exchange_idle(Duration::from_millis(500))
-        .reconnect_backoff(Duration::from_millis(100))
-        .shutdown_timeout(Duration::from_secs(3))
-        .datagrams(false)
-        .build()
-        .unwrap()
+    test_config_builder().datagrams(false).build().unwrap()
 }
 
 #[test]

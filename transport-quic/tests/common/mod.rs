@@ -13,18 +13,21 @@ use gossip::{Incoming, Transport};
 use lww_crdt::NodeId;
 use quinn::{Connection, Endpoint, RecvStream, SendStream, VarInt};
 use transport_quic::certs::{ClusterCa, Identity};
-use transport_quic::{QuicConfig, QuicTransport, wire};
+use transport_quic::{QuicConfig, QuicConfigBuilder, QuicTransport, wire};
 
 /// Timeouts short enough for tests, long enough for a loaded 2-core box.
 pub fn test_config() -> QuicConfig {
+    test_config_builder().build().unwrap()
+}
+
+/// [`test_config`] before it is built, to change one setting more.
+pub fn test_config_builder() -> QuicConfigBuilder {
     QuicConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         .read_timeout(Duration::from_secs(3))
         .exchange_idle(Duration::from_millis(500))
         .reconnect_backoff(Duration::from_millis(100))
         .shutdown_timeout(Duration::from_secs(3))
-        .build()
-        .unwrap()
 }
 
 /// `n` transports with ids `0..n` on 127.0.0.1, every one knowing every
