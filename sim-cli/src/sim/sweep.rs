@@ -39,7 +39,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn of(mut values: Vec<f64>) -> Summary {
+    /// The mean and nearest-rank percentiles of `values` (all zero if
+    /// there are none).
+    pub fn of(mut values: Vec<f64>) -> Summary {
         if values.is_empty() {
             return Summary::default();
         }

@@ -28,6 +28,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use sim::Summary;
+
 use crate::cli::bench::median_of;
 
 /// The engines compared.
@@ -191,27 +193,17 @@ fn measure(kind: EngineKind, dir: &Path, args: &StorageArgs) -> anyhow::Result<E
         args.keys
     );
     let disk = disk_bytes(&delta_dir)?;
-    let mut sorted = latencies;
-    sorted.sort_by(f64::total_cmp);
     Ok(EngineReport {
         engine: kind,
         acked_puts_per_sec,
-        put_p50_ms: median_of(&sorted),
-        put_p99_ms: percentile(&sorted, 0.99),
+        put_p50_ms: median_of(&latencies),
+        put_p99_ms: Summary::of(latencies).p99,
         puts_per_commit,
         delta_secs,
         delta_entries_per_sec: args.keys as f64 / delta_secs,
         reopen_secs,
         disk_bytes_per_entry: disk as f64 / args.keys as f64,
     })
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// One write waiting for the committer, and where to say it is durable.
