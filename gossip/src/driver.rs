@@ -5,15 +5,16 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use lww_crdt::{Entry, PhysicalClock, Stamp};
 
 use crate::metrics::Metrics;
-use crate::node::{Event, Node, StoreMap, WriteError};
+use crate::node::{Event, Node, StoreMap, WriteError, vector_hash};
 use crate::node::{ExchangeEnd, Transmit};
+use crate::persist::{Persist, PersistError};
 use crate::transport::{Incoming, Transport, TransportError};
 
 /// The longest the driver waits on the transport before checking whether it
@@ -23,6 +24,28 @@ const MAX_WAIT: Duration = Duration::from_millis(50);
 struct Shared {
     node: Mutex<Node>,
     stop: AtomicBool,
+    /// The durable copy of the map, if kept.
+    persist: OnceLock<Arc<dyn Persist>>,
+    /// The hash of the version vector last written to `persist`.
+    persisted_vector: AtomicU64,
+}
+
+impl Shared {
+    /// Hands the changes the locked `node` made to the durable copy, if one
+    /// is kept; returns the ticket to wait on before acknowledging them.
+    fn persist(&self, node: &mut Node) -> Result<Option<(u64, &dyn Persist)>, PersistError> {
+        let Some(persist) = self.persist.get() else {
+            return Ok(None);
+        };
+        let changes = node.take_changes();
+        let hash = vector_hash(node.version_vector());
+        if changes.is_empty() && hash == self.persisted_vector.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let ticket = persist.write(node, changes)?;
+        self.persisted_vector.store(hash, Ordering::Relaxed);
+        Ok(Some((ticket, persist.as_ref())))
+    }
 }
 
 /// A handle for clients of a driven node: cheap to clone, usable from any
@@ -56,7 +79,7 @@ impl NodeHandle {
         value: impl Into<String>,
     ) -> Result<Stamp, WriteError> {
         let now = self.clock.now_ms();
-        self.lock().put(key.into(), value.into(), now)
+        self.write(|node| node.put(key.into(), value.into(), now))
     }
 
     /// Deletes `key` on this node.
@@ -66,7 +89,32 @@ impl NodeHandle {
     /// the node has not joined or is stopping.
     pub fn delete(&self, key: impl Into<String>) -> Result<Stamp, WriteError> {
         let now = self.clock.now_ms();
-        self.lock().delete(key.into(), now)
+        self.write(|node| node.delete(key.into(), now))
+    }
+
+    /// Runs a client write and, if the node keeps a durable copy, writes it
+    /// there under the lock and waits, outside it, until it may be
+    /// acknowledged.
+    fn write(
+        &self,
+        write: impl FnOnce(&mut Node) -> Result<Stamp, WriteError>,
+    ) -> Result<Stamp, WriteError> {
+        let (stamp, persisted) = {
+            let mut node = self.lock();
+            let stamp = write(&mut node)?;
+            let persisted = self.shared.persist(&mut node).inspect_err(|_| {
+                node.start_draining();
+                self.shutdown();
+            })?;
+            (stamp, persisted)
+        };
+        if let Some((ticket, persist)) = persisted {
+            persist.wait_acknowledged(ticket).inspect_err(|_| {
+                self.lock().start_draining();
+                self.shutdown();
+            })?;
+        }
+        Ok(stamp)
     }
 
     /// The value of `key` on this node.
@@ -263,6 +311,8 @@ impl Driver {
                 shared: Arc::new(Shared {
                     node: Mutex::new(node),
                     stop: AtomicBool::new(false),
+                    persist: OnceLock::new(),
+                    persisted_vector: AtomicU64::new(0),
                 }),
                 clock: Arc::new(clock),
             },
@@ -291,6 +341,25 @@ impl Driver {
         (driver, EventReceiver { rx, dropped })
     }
 
+    /// Keeps a durable copy of the node's map in `persist` from now on: the
+    /// node logs its changes ([`Node::record_changes`]), every client write
+    /// waits for [`Persist::wait_acknowledged`] before it returns, and every
+    /// step writes what it changed before it hands out the frames that say
+    /// so. Call it before the node takes writes; a second call changes
+    /// nothing. If the storage fails, the node stops taking writes and the
+    /// driver stops.
+    pub fn persist_to(&mut self, persist: Arc<dyn Persist>) {
+        let mut node = self.handle.lock();
+        if self.handle.shared.persist.set(persist).is_ok() {
+            node.record_changes();
+            let hash = vector_hash(node.version_vector());
+            self.handle
+                .shared
+                .persisted_vector
+                .store(hash, Ordering::Relaxed);
+        }
+    }
+
     /// The handle for clients of the node.
     pub fn handle(&self) -> NodeHandle {
         self.handle.clone()
@@ -312,10 +381,21 @@ impl Driver {
     /// counts it.
     pub fn receive(&mut self, incoming: Incoming) {
         let now = self.handle.clock.now_ms();
-        let _ = self
-            .handle
-            .lock()
-            .handle_message(incoming.from, &incoming.payload, now);
+        let mut node = self.handle.lock();
+        let _ = node.handle_message(incoming.from, &incoming.payload, now);
+        self.persist(&mut node);
+    }
+
+    /// Writes what the locked `node` changed to the durable copy, if kept;
+    /// on failure, stops taking writes and stops the driver. Returns whether
+    /// the frames the node produced may go.
+    fn persist(&self, node: &mut Node) -> bool {
+        if self.handle.shared.persist(node).is_ok() {
+            return true;
+        }
+        node.start_draining();
+        self.handle.shutdown();
+        false
     }
 
     /// Runs the node's timers if they are due, delivers its events, and
@@ -327,6 +407,11 @@ impl Driver {
             let now = self.handle.clock.now_ms();
             if node.poll_timeout() <= now {
                 node.handle_tick(now);
+            }
+            if !self.persist(&mut node) {
+                // Nothing may say the node holds what is not kept.
+                while node.poll_transmit().is_some() {}
+                return;
             }
             while let Some(transmit) = node.poll_transmit() {
                 self.outgoing.push(transmit);

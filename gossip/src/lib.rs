@@ -67,6 +67,7 @@
 //! - `node`: the [`Node`] state machine.
 //! - `metrics`: per-node counters.
 //! - `transport`: the [`Transport`] trait.
+//! - `persist`: the [`Persist`] trait, for a durable copy of the map.
 //! - `driver`: runs a node over a transport on its own thread, and hands
 //!   its events to the caller.
 
@@ -79,6 +80,7 @@ mod membership;
 mod message;
 mod metrics;
 mod node;
+mod persist;
 mod transport;
 
 pub use config::{
@@ -93,7 +95,8 @@ pub use message::{
 };
 pub use metrics::{Metrics, Traffic};
 pub use node::{
-    ClockStatus, Event, ExchangeEnd, MessageError, MessageLimits, Node, StoreMap, Transmit,
+    Change, ClockStatus, Event, ExchangeEnd, MessageError, MessageLimits, Node, StoreMap, Transmit,
     WriteError, origin_member, vector_hash, writer_origin,
 };
+pub use persist::{Persist, PersistError};
 pub use transport::{Incoming, Transport, TransportError};

@@ -340,6 +340,17 @@ where
     /// older value come back from a member that never saw the delete. Reads
     /// and the version vector are unchanged.
     pub fn purge_tombstones(&mut self, stable: &VersionVector) -> usize {
+        self.purge(stable, None)
+    }
+
+    /// As [`purge_tombstones`](Self::purge_tombstones), and appends the keys
+    /// of the dropped tombstones to `purged`: for a caller that keeps a
+    /// durable copy of the map and must drop them there too.
+    pub fn purge_tombstones_into(&mut self, stable: &VersionVector, purged: &mut Vec<K>) -> usize {
+        self.purge(stable, Some(purged))
+    }
+
+    fn purge(&mut self, stable: &VersionVector, mut purged: Option<&mut Vec<K>>) -> usize {
         // Whichever is shorter: scan every tombstone, or range over each
         // origin of `stable`. Either way a tombstone goes if `stable` holds
         // its origin at or above its stamp.
@@ -366,6 +377,9 @@ where
         // place, and every position still to remove is lower than both.
         doomed.sort_unstable_by(|a, b| b.cmp(a));
         for &index in &doomed {
+            if let Some(purged) = purged.as_mut() {
+                purged.push(self.slots[index as usize].key.clone());
+            }
             self.remove_slot(index);
         }
         doomed.len()

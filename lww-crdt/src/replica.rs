@@ -153,6 +153,12 @@ where
         self.map.purge_tombstones(stable)
     }
 
+    /// Drops tombstones every member has seen and appends their keys to
+    /// `purged`; see [`LwwMap::purge_tombstones_into`].
+    pub fn purge_tombstones_into(&mut self, stable: &VersionVector, purged: &mut Vec<K>) -> usize {
+        self.map.purge_tombstones_into(stable, purged)
+    }
+
     fn next_stamp(&mut self) -> Stamp {
         Stamp::new(self.clock.now(), self.id)
     }

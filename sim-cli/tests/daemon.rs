@@ -9,31 +9,11 @@ mod support;
 use std::time::Duration;
 
 use lww_crdt::NodeId;
-use support::{NodeProc, TempDir, eventually, run, stderr, stdout};
+use support::{
+    LIMIT, NodeProc, TempDir, certs, client, eventually, free_addr, json, run, stderr, stdout,
+    stop_all,
+};
 use transport_quic::certs::CertDir;
-
-const LIMIT: Duration = Duration::from_secs(20);
-
-fn certs(dir: &TempDir, name: &str, nodes: &str) -> String {
-    let out = dir.str(name);
-    let o = run(&[
-        "certs",
-        "--out",
-        &out,
-        "--nodes",
-        nodes,
-        "--name",
-        "127.0.0.1",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    out
-}
-
-/// A loopback address with a port free a moment ago.
-fn free_addr() -> String {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().to_string()
-}
 
 fn start(dir: &TempDir, certs: &str, id: u64, listen: &str, peers: &[(u64, &str)]) -> NodeProc {
     start_with(dir, certs, id, listen, peers, &[])
@@ -68,30 +48,6 @@ fn start_with(
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend_from_slice(extra);
     NodeProc::start(&[], &args, dir.join(&format!("node-{id}.log")))
-}
-
-/// `sim-cli CMD ARGS --node ADDR --certs DIR`.
-fn client(cmd: &str, args: &[&str], node: &str, certs: &str) -> std::process::Output {
-    let mut all = vec![cmd];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--node", node, "--certs", certs]);
-    run(&all)
-}
-
-fn json(output: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
-}
-
-/// Stops every node at once with SIGTERM; each must exit 0.
-fn stop_all(nodes: &mut [&mut NodeProc]) {
-    for node in nodes.iter() {
-        node.signal("-TERM");
-    }
-    for node in nodes.iter_mut() {
-        let status = node.wait(LIMIT).expect("exits after SIGTERM");
-        assert_eq!(status.code(), Some(0), "{}", node.log());
-    }
 }
 
 #[test]

@@ -51,7 +51,14 @@ impl Node {
             return;
         };
         let stable = stable.clone();
-        let purged = self.replica.purge_tombstones(&stable);
+        let purged = if self.changes.is_some() {
+            let mut keys = Vec::new();
+            let purged = self.replica.purge_tombstones_into(&stable, &mut keys);
+            self.note_collected(keys);
+            purged
+        } else {
+            self.replica.purge_tombstones(&stable)
+        };
         self.metrics.tombstones_purged += purged as u64;
     }
 

@@ -2,11 +2,13 @@
 //! The exchange itself lives in `exchange`, tombstone collection and
 //! incarnations in `collect`.
 
+mod changes;
 mod checks;
 mod collect;
 mod exchange;
 mod in_flight;
 
+pub use changes::Change;
 pub use checks::{ClockStatus, MessageLimits};
 
 use std::collections::{HashMap, VecDeque};
@@ -198,6 +200,11 @@ pub enum WriteError {
         /// The maximum offset.
         max_offset_ms: u64,
     },
+    /// The write is in this node's map, but its durable copy could not be
+    /// written ([`Persist`](crate::Persist)): it was not acknowledged as
+    /// durable, and the node stops.
+    #[error(transparent)]
+    Storage(#[from] crate::PersistError),
 }
 
 /// An exchange this node opened.
@@ -305,6 +312,8 @@ pub struct Node {
     checks: checks::PeerChecks,
     vector_hash: Option<u64>,
     metrics: Metrics,
+    /// The change log, when kept (see `changes`).
+    changes: Option<Vec<changes::Change>>,
 }
 
 impl Node {
@@ -367,6 +376,7 @@ impl Node {
             checks,
             vector_hash: None,
             metrics: Metrics::default(),
+            changes: None,
         }
     }
 
@@ -456,7 +466,12 @@ impl Node {
         self.check_writable(key.encoded_len() + value.encoded_len())?;
         self.time.set(now_ms);
         self.vector_hash = None;
-        Ok(self.replica.put(key, value))
+        let written = self.changes.is_some().then(|| key.clone());
+        let stamp = self.replica.put(key, value);
+        if let Some(key) = written {
+            self.note_written(&key);
+        }
+        Ok(stamp)
     }
 
     /// Deletes `key` at time `now_ms`.
@@ -470,7 +485,12 @@ impl Node {
         self.check_writable(key.encoded_len())?;
         self.time.set(now_ms);
         self.vector_hash = None;
-        Ok(self.replica.delete(key))
+        let written = self.changes.is_some().then(|| key.clone());
+        let stamp = self.replica.delete(key);
+        if let Some(key) = written {
+            self.note_written(&key);
+        }
+        Ok(stamp)
     }
 
     /// When [`handle_tick`](Self::handle_tick) should next be called: the next
@@ -714,10 +734,16 @@ impl Node {
     /// Applies `delta` and holds back what it left out.
     fn apply_part(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64) -> Applied {
         let covered = delta.covered().len();
+        let stamps = self.delta_stamps(&delta);
         // Timestamps were checked before anything was applied.
         let Ok((report, rest)) = self.replica.apply_or_defer(delta) else {
             return Applied::default();
         };
+        if let Some(stamps) = stamps
+            && report.changed() > 0
+        {
+            self.note_applied(stamps);
+        }
         self.vector_hash = None;
         self.metrics.entries_redundant += report.unchanged as u64;
         if report.changed() > 0 {

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use lww_crdt::NodeId;
-use sim::node::{ClockSkew, NodeConfig, Peer};
+use std::time::Duration;
+
+use sim::node::{ClockSkew, NodeConfig, Peer, SyncMode};
 
 /// `sim-cli node`.
 #[derive(Debug, Args)]
@@ -61,6 +63,38 @@ pub(crate) struct NodeArgs {
     /// peers; 0 stops at once.
     #[arg(long, default_value_t = 1_000)]
     pub(crate) drain_ms: u64,
+    /// Keep the node's state in this directory, and resume from it on the
+    /// next start. Without it the node holds its state in memory only.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// With --data-dir, when a client write is synced to disk before it is
+    /// acknowledged: always (fsync, shared by concurrent writers),
+    /// interval (every --sync-interval-ms), or never (left to the OS).
+    /// Every write reaches the OS before it is acknowledged, so a killed
+    /// process loses none in any mode.
+    #[arg(long, value_enum, default_value_t = SyncArg::Always, requires = "data_dir")]
+    pub(crate) sync: SyncArg,
+    /// The period of --sync interval (ms).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) sync_interval_ms: u64,
+    /// With --data-dir, leave the cluster on SIGINT or SIGTERM, for good:
+    /// the members stop waiting for this one, and the directory is refused
+    /// from then on. Without it a node with a data directory stops as for a
+    /// restart, and its peers wait for it. (A node without a data directory
+    /// always leaves: it cannot come back as it was.)
+    #[arg(long, requires = "data_dir")]
+    pub(crate) leave_on_stop: bool,
+}
+
+/// `--sync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SyncArg {
+    /// fsync before acknowledging, shared by concurrent writers.
+    Always,
+    /// fsync every --sync-interval-ms.
+    Interval,
+    /// Leave syncing to the operating system.
+    Never,
 }
 
 impl NodeArgs {
@@ -80,6 +114,15 @@ impl NodeArgs {
             incarnation: self.incarnation,
             drain_ms: self.drain_ms,
             clock_skew: ClockSkew::default(),
+            data_dir: self.data_dir.clone(),
+            sync: match self.sync {
+                SyncArg::Always => SyncMode::Always,
+                SyncArg::Interval => {
+                    SyncMode::Interval(Duration::from_millis(self.sync_interval_ms))
+                }
+                SyncArg::Never => SyncMode::Never,
+            },
+            leave_on_stop: self.leave_on_stop || self.data_dir.is_none(),
         }
     }
 }

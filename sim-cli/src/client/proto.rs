@@ -119,6 +119,16 @@ pub enum ProtoError {
         /// The cluster's maximum offset (ms).
         max_offset_ms: u64,
     },
+    /// The node's data directory failed: the write may be in its memory
+    /// and may still spread, but it was not made durable, and the node is
+    /// stopping.
+    #[error(
+        "the node's storage failed ({message}); the write was not acknowledged and may or may          not be kept: send it to another node"
+    )]
+    Storage {
+        /// What failed.
+        message: String,
+    },
 }
 
 /// What was wrong with a frame that could not be decoded.
@@ -288,6 +298,20 @@ pub struct Status {
     pub metrics: Metrics,
     /// The transport's counters.
     pub transport: TransportStatus,
+    /// Where the node keeps its state.
+    pub storage: StorageStatus,
+}
+
+/// Where a node keeps its state, as `status` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageStatus {
+    /// The data directory; `None` when the node holds its state in memory
+    /// only, and loses it when it stops.
+    pub data_dir: Option<String>,
+    /// The sync mode (`--sync`), with a data directory.
+    pub sync: Option<String>,
+    /// Bytes the data directory takes on disk.
+    pub disk_bytes: u64,
 }
 
 #[derive(Serialize)]

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lww_crdt::{NodeId, PhysicalClock, SystemClock};
 
 use crate::node::NodeError;
+use crate::node::store::SyncMode;
 
 /// How to run one node. [`NodeConfig::new`] gives the defaults of
 /// `sim-cli node`; `docs/multi-host.md` explains each setting by its flag.
@@ -52,6 +53,14 @@ pub struct NodeConfig {
     /// Added to the system clock to make the node's clock: zero unless a
     /// test moves it (to run a node whose clock is off, in-process).
     pub clock_skew: ClockSkew,
+    /// Where the node keeps its state (`--data-dir`); `None` holds it in
+    /// memory only.
+    pub data_dir: Option<PathBuf>,
+    /// When writes are synced to disk (`--sync`), with a data directory.
+    pub sync: SyncMode,
+    /// Whether a shutdown leaves the cluster for good: always without a
+    /// data directory, only with `--leave-on-stop` with one.
+    pub leave_on_stop: bool,
 }
 
 /// An offset in ms, shared with whoever holds a clone, that a node adds to
@@ -105,6 +114,9 @@ impl NodeConfig {
             incarnation: None,
             drain_ms: 1_000,
             clock_skew: ClockSkew::default(),
+            data_dir: None,
+            sync: SyncMode::Always,
+            leave_on_stop: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Draining: on the shutdown signal, the node stops taking writes, tells
-//! every member it is leaving, and keeps gossiping until what it accepted
-//! has reached some peers.
+//! every member it is leaving (unless it keeps a data directory and will be
+//! back), and keeps gossiping until what it accepted has reached some
+//! peers.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,12 +22,17 @@ use crate::node::LOG_TARGET;
 /// as it shuts down. With no alive peer there is no one to tell, and it
 /// returns at once; when as many exchanges time out as it waits for, the
 /// peers are gone or going, and it returns then.
-pub(crate) fn drain(handle: &NodeHandle, bound: Duration) {
+pub(crate) fn drain(handle: &NodeHandle, bound: Duration, leave: bool) {
     let deadline = Instant::now() + bound;
     // Under the node's lock: every write taken is in the map as these
     // counters saw it, so every exchange that completes later carries it.
-    // The exchanges it opens with every member tell them it is leaving.
-    let (at_signal, _) = handle.leave();
+    // When leaving, the exchanges it opens with every member tell them so;
+    // otherwise the next rounds open the exchanges waited for.
+    let at_signal = if leave {
+        handle.leave().0
+    } else {
+        handle.start_draining()
+    };
     let wanted = handle.with_node(|node| {
         let alive = node
             .peers()

@@ -14,6 +14,21 @@ use transport_quic::{AddressError, QuicConfigError, SetupError};
 /// gossiping. The messages name the `sim-cli node` flags to check.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// The data directory cannot be used.
+    #[error("--data-dir")]
+    Store(#[from] crate::node::store::StoreError),
+    /// `--incarnation` is not above one this member's data directory says
+    /// it lived.
+    #[error(
+        "--incarnation {given}: the data directory says this member already lived incarnation \
+         {last}; give a greater one, or leave --incarnation out"
+    )]
+    IncarnationReused {
+        /// The incarnation given.
+        given: u32,
+        /// The last one recorded.
+        last: u32,
+    },
     /// The node's certificate or key is missing or unusable.
     #[error(
         "cannot load node {id}'s certificate from {} (node-{id}.pem, node-{id}.key, ca.pem)",

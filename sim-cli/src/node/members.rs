@@ -216,18 +216,35 @@ fn log(change: &Change, handle: &NodeHandle) {
     }
 }
 
+/// What the membership thread watches and feeds.
+#[derive(Clone, Copy)]
+pub(crate) struct Watch<'a> {
+    pub(crate) handle: &'a NodeHandle,
+    pub(crate) quic: &'a QuicHandle,
+    pub(crate) events: &'a EventReceiver,
+    /// The members the node started knowing.
+    pub(crate) seeds: &'a [Member],
+    pub(crate) stop: &'a AtomicBool,
+    pub(crate) interval: Duration,
+    /// The data directory, where the members are saved for the next start.
+    pub(crate) store: Option<&'a crate::node::store::Store>,
+}
+
 /// Until `stop`: logs the membership changes `events` report as they come
 /// (the node started knowing `seeds`), and every interval (at most
 /// [`POLL`]) gives the transport the addresses of every member the node
-/// knows.
-pub(crate) fn watch_members(
-    handle: &NodeHandle,
-    quic: &QuicHandle,
-    events: &EventReceiver,
-    seeds: &[Member],
-    stop: &AtomicBool,
-    interval: Duration,
-) {
+/// knows, and saves them in the data directory when they changed.
+pub(crate) fn watch_members(watch: &Watch<'_>) {
+    let Watch {
+        handle,
+        quic,
+        events,
+        seeds,
+        stop,
+        interval,
+        store,
+    } = *watch;
+    let mut saved: Vec<Member> = Vec::new();
     let (mut members, changes) = MemberLog::new(seeds);
     for change in &changes {
         log(change, handle);
@@ -274,6 +291,17 @@ pub(crate) fn watch_members(
         }
         for change in members.on_members(&known) {
             log(&change, handle);
+        }
+        if let Some(store) = store
+            && known != saved
+        {
+            // For the next start, which joins through them.
+            match store.record_members(&known) {
+                Ok(()) => saved = known,
+                Err(err) => {
+                    warn!(target: LOG_TARGET, error = %err, "the members could not be saved");
+                }
+            }
         }
         if events.dropped() > dropped {
             dropped = events.dropped();

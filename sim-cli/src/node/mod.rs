@@ -53,6 +53,7 @@ mod error;
 mod members;
 mod seeds;
 mod serve;
+pub mod store;
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -70,6 +71,7 @@ pub use config::{
     ClockSkew, INCARNATION_EPOCH_SECS, NodeConfig, Peer, gc_every_ticks, wall_clock_incarnation,
 };
 pub use error::NodeError;
+pub use store::{StoreError, SyncMode};
 
 /// The target of the node's log lines. It names the module they came from
 /// before the daemon became a library, so that the lines, and `RUST_LOG`
@@ -118,13 +120,34 @@ where
             source,
         })?;
 
-    let incarnation = match config.incarnation {
-        Some(n) => n,
-        None => {
+    let opened = match &config.data_dir {
+        Some(dir) => Some(store::Store::open(dir, id, config.sync)?),
+        None => None,
+    };
+    let last_life = opened
+        .as_ref()
+        .and_then(|(_, saved)| saved.incarnations.last().copied());
+    let incarnation = match (config.incarnation, last_life) {
+        (Some(given), Some(last)) if given <= last => {
+            return Err(NodeError::IncarnationReused { given, last });
+        }
+        (Some(n), _) => n,
+        (None, last) => {
             let n = wall_clock_incarnation(SystemTime::now())?;
             config::hold_incarnation(n);
-            n
+            // A clock set back since the last life must not reuse its
+            // origin.
+            last.map_or(n, |last| n.max(last.saturating_add(1)))
         }
+    };
+    let (store, saved) = match opened {
+        Some((store, mut saved)) => {
+            store::log_opened(&store, &saved);
+            saved.incarnations.push(incarnation);
+            store.record_incarnations(&saved.incarnations)?;
+            (Some(store), saved)
+        }
+        None => (None, store::Saved::default()),
     };
 
     // One worker: the node's whole I/O path on one thread. A current-thread
@@ -196,7 +219,9 @@ where
         .max_message_bytes(config.max_message_bytes)
         .pull_depth(config.pull_depth)
         .join_before_writing(true)
-        .founder(config.peers.is_empty())
+        // A member restarted on its data directory is known to the members
+        // it saved: it joins through them.
+        .founder(config.peers.is_empty() && saved.members.is_empty())
         .gc_every_ticks(gc_every_ticks(
             config.interval_ms,
             config.exchange_timeout_ms,
@@ -204,12 +229,29 @@ where
         .seed(u64::from(incarnation) << 32 | id.get())
         .build()
         .map_err(NodeError::GossipConfig)?;
-    let node = Node::new(gossip_config, seeds.clone());
+    let restored: Vec<Member> = saved
+        .members
+        .into_iter()
+        .filter(|member| member.id != id && !seeds.iter().any(|seed| seed.id == member.id))
+        .collect();
+    for member in &restored {
+        // A saved address that no longer resolves is only a stale hint:
+        // the member's gossip corrects it.
+        let _ = transport.add_member(member);
+    }
+    let node = Node::with_state(
+        gossip_config,
+        saved.map,
+        seeds.iter().cloned().chain(restored),
+    );
 
     let quic = transport.handle();
     let requests = transport.requests().ok_or(NodeError::NoClientChannel)?;
-    let (driver, events) =
+    let (mut driver, events) =
         gossip::Driver::with_events(node, config.clock_skew.clock(), EVENT_CAPACITY);
+    if let Some(store) = &store {
+        driver.persist_to(Arc::clone(store) as Arc<dyn gossip::Persist>);
+    }
     let handle = driver.handle();
     // On the I/O runtime, not a thread of its own: a frame and its answer
     // then never cross threads.
@@ -233,6 +275,7 @@ where
         stop: Arc::new(AtomicBool::new(false)),
         helpers: Vec::new(),
         runtime,
+        store,
     };
     let helpers = Helpers {
         requests,
@@ -241,7 +284,7 @@ where
         seeds,
     };
     if let Err(err) = running.start_helpers(&config, local, helpers) {
-        running.stop();
+        running.stop(false);
         return Err(err);
     }
 
@@ -249,10 +292,15 @@ where
         .runtime
         .block_on(wait_for_stop(&running.driver, shutdown));
     info!(target: LOG_TARGET, node = %id, reason, "shutting down");
+    let leaving = config.leave_on_stop && !running.driver.is_finished();
     if !running.driver.is_finished() {
-        drain::drain(&handle, Duration::from_millis(config.drain_ms));
+        drain::drain(
+            &handle,
+            Duration::from_millis(config.drain_ms),
+            config.leave_on_stop,
+        );
     }
-    running.stop();
+    running.stop(leaving);
     info!(target: LOG_TARGET, node = %id, "stopped");
     Ok(())
 }
@@ -279,6 +327,8 @@ struct Running {
     /// The helper threads, in the order they are joined.
     helpers: Vec<JoinHandle<()>>,
     runtime: tokio::runtime::Runtime,
+    /// The data directory, if kept.
+    store: Option<Arc<store::Store>>,
 }
 
 impl Running {
@@ -301,6 +351,7 @@ impl Running {
             started: Instant::now(),
             listen,
             interval_ms: config.interval_ms,
+            store: self.store.clone(),
         };
         let client = spawn_thread("client", move || serve::serve_clients(&server, &requests))?;
         self.helpers.push(client);
@@ -315,14 +366,24 @@ impl Running {
             })?
         };
         let watcher = {
-            let (handle, quic, stop) = (
+            let (handle, quic, stop, store) = (
                 self.handle.clone(),
                 self.quic.clone(),
                 Arc::clone(&self.stop),
+                self.store.clone(),
             );
             let interval = Duration::from_millis(config.interval_ms);
             spawn_thread("members", move || {
-                members::watch_members(&handle, &quic, &events, &starting, &stop, interval);
+                let watch = members::Watch {
+                    handle: &handle,
+                    quic: &quic,
+                    events: &events,
+                    seeds: &starting,
+                    stop: &stop,
+                    interval,
+                    store: store.as_deref(),
+                };
+                members::watch_members(&watch);
             })
         };
         // Joined in this order: client, members, seeds.
@@ -332,9 +393,12 @@ impl Running {
     }
 
     /// Stops the driver, the transport, then the helper threads and the
-    /// runtime.
-    fn stop(self) {
-        let id = self.handle.with_node(Node::id);
+    /// runtime; syncs the data directory last, marking it left if the node
+    /// `left` the cluster.
+    fn stop(self, left: bool) {
+        let (id, incarnation) = self
+            .handle
+            .with_node(|node| (node.id(), node.incarnation()));
         self.stop.store(true, Ordering::Relaxed);
         self.handle.shutdown();
         self.driver.stop();
@@ -351,6 +415,16 @@ impl Running {
             }
         }
         self.runtime.shutdown_timeout(Duration::from_secs(1));
+        if let Some(store) = self.store {
+            let saved = if left {
+                store.record_left(incarnation)
+            } else {
+                store.sync_all()
+            };
+            if let Err(err) = saved {
+                warn!(target: LOG_TARGET, node = %id, error = %err, "the data directory could not be synced at the stop");
+            }
+        }
     }
 }
 

@@ -9,7 +9,8 @@ use tracing::debug;
 use transport_quic::{QuicHandle, RecvRequestError, RequestReceiver};
 
 use crate::client::proto::{
-    self, MemberStatus, OriginStatus, ProtoError, Request, Response, Status, TransportStatus,
+    self, MemberStatus, OriginStatus, ProtoError, Request, Response, Status, StorageStatus,
+    TransportStatus,
 };
 use crate::node::{LOG_TARGET, POLL};
 
@@ -20,6 +21,8 @@ pub(crate) struct Server {
     pub(crate) started: Instant,
     pub(crate) listen: SocketAddr,
     pub(crate) interval_ms: u64,
+    /// The data directory, if the node keeps one.
+    pub(crate) store: Option<std::sync::Arc<crate::node::store::Store>>,
 }
 
 /// Answers requests until the transport shuts down.
@@ -113,12 +116,20 @@ impl Server {
                 content_hash: content_hash(map),
                 metrics: *node.metrics(),
                 transport: TransportStatus::default(),
+                storage: StorageStatus::default(),
             }
         });
         status.listen = self.listen.to_string();
         status.uptime_ms = self.started.elapsed().as_millis() as u64;
         status.interval_ms = self.interval_ms;
         status.transport = self.quic.stats().into();
+        if let Some(store) = &self.store {
+            status.storage = StorageStatus {
+                data_dir: Some(store.dir().display().to_string()),
+                sync: Some(store.mode().to_string()),
+                disk_bytes: store.disk_bytes(),
+            };
+        }
         status
     }
 }
@@ -143,6 +154,7 @@ fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
             median_offset_ms,
             max_offset_ms,
         }),
+        Err(WriteError::Storage(err)) => Response::Error(ProtoError::Storage { message: err.0 }),
     }
 }
 
@@ -232,6 +244,7 @@ mod tests {
             started: Instant::now(),
             listen,
             interval_ms: 100,
+            store: None,
         };
         assert!(matches!(
             server.answer(&[&[proto::PROTO_VERSION][..], b"garbage"].concat()),

@@ -185,3 +185,53 @@ impl Drop for NodeProc {
         }
     }
 }
+
+/// How long the daemon tests wait for anything.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// Writes certificates for `nodes` (`sim-cli certs --nodes`) naming
+/// 127.0.0.1 into `dir/name`; returns the directory.
+pub fn certs(dir: &TempDir, name: &str, nodes: &str) -> String {
+    let out = dir.str(name);
+    let o = run(&[
+        "certs",
+        "--out",
+        &out,
+        "--nodes",
+        nodes,
+        "--name",
+        "127.0.0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    out
+}
+
+/// A loopback address with a port free a moment ago.
+pub fn free_addr() -> String {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().to_string()
+}
+
+/// `sim-cli CMD ARGS --node ADDR --certs DIR`.
+pub fn client(cmd: &str, args: &[&str], node: &str, certs: &str) -> std::process::Output {
+    let mut all = vec![cmd];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--node", node, "--certs", certs]);
+    run(&all)
+}
+
+pub fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+}
+
+/// Stops every node at once with SIGTERM; each must exit 0.
+pub fn stop_all(nodes: &mut [&mut NodeProc]) {
+    for node in nodes.iter() {
+        node.signal("-TERM");
+    }
+    for node in nodes.iter_mut() {
+        let status = node.wait(LIMIT).expect("exits after SIGTERM");
+        assert_eq!(status.code(), Some(0), "{}", node.log());
+    }
+}

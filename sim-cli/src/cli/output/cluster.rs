@@ -209,6 +209,12 @@ pub(crate) fn status_json(status: &Status) -> String {
         "content_hash": format!("{:016x}", status.content_hash),
         "metrics": status.metrics,
         "transport": status.transport,
+        "storage": {
+            "data_dir": status.storage.data_dir,
+            "sync": status.storage.sync,
+            "disk_bytes": status.storage.disk_bytes,
+            "in_memory_only": status.storage.data_dir.is_none(),
+        },
     }))
 }
 
@@ -224,6 +230,22 @@ pub(crate) fn status_text(status: &Status) -> String {
         status.uptime_ms as f64 / 1e3,
         status.interval_ms
     );
+    match (&status.storage.data_dir, &status.storage.sync) {
+        (Some(dir), sync) => {
+            let _ = writeln!(
+                out,
+                "storage     {dir} (sync {}), {} bytes on disk",
+                sync.as_deref().unwrap_or("-"),
+                status.storage.disk_bytes
+            );
+        }
+        (None, _) => {
+            let _ = writeln!(
+                out,
+                "storage     in memory only: a restart starts empty, as a new incarnation"
+            );
+        }
+    }
     if !status.joined {
         let _ = writeln!(
             out,

@@ -1,0 +1,102 @@
+//! The change log a node keeps for a caller that holds a durable copy of
+//! its map: every entry a write or a delta put in the map, and every
+//! tombstone collection dropped, in the order they happened.
+
+use lww_crdt::{Entry, Stamp};
+
+use super::{Node, StoreDelta};
+
+/// One change to a node's map, as [`Node::take_changes`] hands it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `key` now holds `entry`: a value, or a tombstone when its value is
+    /// `None`. From a client write or from a peer's delta.
+    Wrote {
+        /// The key.
+        key: String,
+        /// Its entry now.
+        entry: Entry<String>,
+    },
+    /// Tombstone collection dropped `key`'s tombstone.
+    Collected {
+        /// The key.
+        key: String,
+    },
+}
+
+impl Node {
+    /// Keeps a log of every change to the map from now on, for
+    /// [`take_changes`](Self::take_changes): a caller that keeps a durable
+    /// copy of the map writes each change there. Off by default, since it
+    /// copies every entry that changes.
+    pub fn record_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// Whether [`record_changes`](Self::record_changes) was called.
+    pub fn is_recording_changes(&self) -> bool {
+        self.changes.is_some()
+    }
+
+    /// The changes made since the last call, oldest first; empty unless
+    /// [`record_changes`](Self::record_changes) was called. The version
+    /// vector after them is [`version_vector`](Self::version_vector).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Logs the entry `key` holds now.
+    pub(super) fn note_written(&mut self, key: &str) {
+        let Some(changes) = self.changes.as_mut() else {
+            return;
+        };
+        if let Some(entry) = self.replica.get_entry(key) {
+            changes.push(Change::Wrote {
+                key: key.to_owned(),
+                entry: entry.clone(),
+            });
+        }
+    }
+
+    /// The keys and stamps of `delta`'s entries, if changes are logged:
+    /// after applying it, those whose stamps the map holds are the ones it
+    /// changed.
+    pub(super) fn delta_stamps(&self, delta: &StoreDelta) -> Option<Vec<(String, Stamp)>> {
+        self.changes.as_ref()?;
+        Some(
+            delta
+                .entries()
+                .iter()
+                .map(|(key, entry)| (key.clone(), entry.stamp))
+                .collect(),
+        )
+    }
+
+    /// Logs the entries of a delta that the map took: those it now holds
+    /// with the delta's stamps.
+    pub(super) fn note_applied(&mut self, stamps: Vec<(String, Stamp)>) {
+        let Some(changes) = self.changes.as_mut() else {
+            return;
+        };
+        for (key, stamp) in stamps {
+            if let Some(entry) = self.replica.get_entry(&key)
+                && entry.stamp == stamp
+            {
+                changes.push(Change::Wrote {
+                    key,
+                    entry: entry.clone(),
+                });
+            }
+        }
+    }
+
+    /// Logs the keys tombstone collection dropped.
+    pub(super) fn note_collected(&mut self, keys: Vec<String>) {
+        if let Some(changes) = self.changes.as_mut() {
+            changes.extend(keys.into_iter().map(|key| Change::Collected { key }));
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The change log a durable caller keeps (`Node::record_changes`): written
+//! to a copy of the map in the order it comes, it rebuilds the node's map
+//! exactly, through client writes, deltas from peers (with entries that
+//! lose to newer ones) and tombstone collection.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::Net;
+use gossip::Change;
+use lww_crdt::Entry;
+
+const INTERVAL: u64 = 100;
+
+/// What a durable copy holds: the entries the log wrote, less the keys it
+/// collected.
+fn replay(copy: &mut BTreeMap<String, Entry<String>>, changes: Vec<Change>) {
+    for change in changes {
+        match change {
+            Change::Wrote { key, entry } => {
+                copy.insert(key, entry);
+            }
+            Change::Collected { key } => {
+                copy.remove(&key);
+            }
+        }
+    }
+}
+
+fn entries(net: &Net, node: usize) -> BTreeMap<String, Entry<String>> {
+    net.nodes[node]
+        .map()
+        .entries()
+        .map(|(key, entry)| (key.clone(), entry.clone()))
+        .collect()
+}
+
+#[test]
+fn replaying_the_change_log_rebuilds_the_map_through_writes_deltas_and_collection() {
+    let mut net = Net::full(3, |b| {
+        b.fanout(2)
+            .tick_interval_ms(INTERVAL)
+            .exchange_timeout_ms(150)
+            .gc_every_ticks(2)
+    });
+    net.nodes[0].record_changes();
+    let mut copy = BTreeMap::new();
+    let mut now = 10_000;
+    let mut collected = 0;
+    for round in 0..60u64 {
+        let writer = (round % 3) as usize;
+        let key = format!("k{}", round % 7);
+        if round % 5 == 4 {
+            net.nodes[writer].delete(key, now).unwrap();
+        } else {
+            net.nodes[writer]
+                .put(key, format!("v{round}"), now)
+                .unwrap();
+        }
+        now += INTERVAL;
+        net.round(now);
+        let changes = net.nodes[0].take_changes();
+        collected += changes
+            .iter()
+            .filter(|c| matches!(c, Change::Collected { .. }))
+            .count();
+        replay(&mut copy, changes);
+        assert_eq!(copy, entries(&net, 0), "after round {round}");
+    }
+    // Quiet rounds, until every tombstone is collected everywhere.
+    for _ in 0..40 {
+        now += INTERVAL;
+        net.round(now);
+        let changes = net.nodes[0].take_changes();
+        collected += changes
+            .iter()
+            .filter(|c| matches!(c, Change::Collected { .. }))
+            .count();
+        replay(&mut copy, changes);
+    }
+    assert_eq!(copy, entries(&net, 0));
+    assert!(collected > 0, "no tombstone was collected");
+    assert_eq!(net.nodes[0].map().tombstone_count(), 0);
+    // A node that does not record keeps no log.
+    assert!(net.nodes[1].take_changes().is_empty());
+}

@@ -1,0 +1,515 @@
+//! The durable copy of a node's state in its data directory (`--data-dir`),
+//! kept in fjall (docs/design.md, "Durable storage").
+//!
+//! Two keyspaces: `entries` maps each key to its entry (value or
+//! tombstone, with its stamp), and `meta` holds the format version, the
+//! version vector, the incarnations this member has lived, the members it
+//! knew and, once it left the cluster, the incarnation it left in. Every
+//! change the node makes is one atomic fjall batch, written to the
+//! operating system before the node acknowledges it or tells a peer it
+//! holds it; [`SyncMode`] says when it is also synced to the disk.
+//!
+//! The in-memory map keeps serving reads; this copy is read only when the
+//! node starts.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread;
+use std::time::Duration;
+
+use gossip::{Change, Member, Node, Persist, PersistError, StoreMap};
+use lww_crdt::{Entry, LwwMap, NodeId, VersionVector};
+use tracing::{error, info};
+
+use crate::node::LOG_TARGET;
+
+/// The layout this build writes; a directory of another is refused.
+const FORMAT: u32 = 1;
+
+const META_FORMAT: &str = "format";
+const META_VECTOR: &str = "vector";
+const META_INCARNATIONS: &str = "incarnations";
+const META_MEMBERS: &str = "members";
+const META_LEFT: &str = "left";
+
+/// When a write is synced to the disk (`--sync`). In every mode it is
+/// written to the operating system before it is acknowledged, so the
+/// process can be killed without losing it; the modes differ in what a
+/// power loss or a kernel crash can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// A client write is acknowledged once it is synced (fsync); writers
+    /// waiting together share one sync (group commit).
+    Always,
+    /// Synced every interval: a power loss can take what was acknowledged
+    /// in the last interval.
+    Interval(Duration),
+    /// Never synced by the node: the operating system writes it back when
+    /// it chooses (within about 30 s on Linux by default).
+    Never,
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncMode::Always => f.write_str("always"),
+            SyncMode::Interval(every) => write!(f, "interval ({} ms)", every.as_millis()),
+            SyncMode::Never => f.write_str("never"),
+        }
+    }
+}
+
+/// Why a data directory could not be used. The node does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process has the directory open.
+    #[error(
+        "{} is in use by another process (a node already runs on it); stop that node first, \
+         or give this one another --data-dir",
+        dir.display()
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The directory holds something this build cannot vouch for.
+    #[error(
+        "{} is damaged: {what}. The node will not serve data it cannot vouch for: move the \
+         directory away and start the node with an empty one; it then fetches the cluster's \
+         state from its peers",
+        dir.display()
+    )]
+    Damaged {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// The member whose state this is left the cluster: the others may have
+    /// collected deletes without it, so its values could come back.
+    #[error(
+        "{} holds the state of member {id} as it was when it left the cluster (incarnation \
+         {incarnation}); the other members may since have collected deletes it never saw, \
+         which its values would undo. Start it with an empty --data-dir: it then fetches the \
+         cluster's state from its peers",
+        dir.display()
+    )]
+    Left {
+        /// The directory.
+        dir: PathBuf,
+        /// The member.
+        id: NodeId,
+        /// The incarnation it left in.
+        incarnation: u32,
+    },
+    /// The storage engine failed.
+    #[error("{}: the storage engine failed", dir.display())]
+    Engine {
+        /// The directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: fjall::Error,
+    },
+}
+
+/// What a data directory held when it was opened.
+#[derive(Debug, Default)]
+pub struct Saved {
+    /// The map, with its version vector.
+    pub map: StoreMap,
+    /// The incarnations lived so far, oldest first.
+    pub incarnations: Vec<u32>,
+    /// The members the node knew, itself excluded.
+    pub members: Vec<Member>,
+    /// Whether the directory was just created.
+    pub fresh: bool,
+    /// Bytes fjall's journal lost at recovery (a torn or damaged tail).
+    pub journal_bytes_dropped: u64,
+}
+
+/// The open data directory: the node's [`Persist`].
+pub struct Store {
+    dir: PathBuf,
+    db: fjall::Database,
+    entries: fjall::Keyspace,
+    meta: fjall::Keyspace,
+    mode: SyncMode,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    failed: AtomicBool,
+}
+
+/// Batches written and synced, numbered from one.
+#[derive(Debug, Default)]
+struct SyncState {
+    written: u64,
+    synced: u64,
+    /// A thread is syncing now: the others wait for it.
+    syncing: bool,
+}
+
+impl Store {
+    /// Opens (or creates) the data directory `dir` for member `id`, locking
+    /// it for this process, and reads what it holds.
+    ///
+    /// # Errors
+    /// [`StoreError`]: the directory is in use, damaged, or belongs to a
+    /// member that left.
+    pub fn open(dir: &Path, id: NodeId, mode: SyncMode) -> Result<(Arc<Store>, Saved), StoreError> {
+        let engine = |source| StoreError::Engine {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let damaged = |what: String| StoreError::Damaged {
+            dir: dir.to_path_buf(),
+            what,
+        };
+        let journal_before = journal_bytes(dir);
+        let db = fjall::Database::builder(dir)
+            // Reads are served from memory: the cache only speeds the scan
+            // at start.
+            .cache_size(4 << 20)
+            .worker_threads(1)
+            .open()
+            .map_err(|err| match err {
+                fjall::Error::Locked => StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                },
+                fjall::Error::Io(io) => engine(fjall::Error::Io(io)),
+                other => damaged(format!("the storage engine cannot open it ({other:?})")),
+            })?;
+        let journal_bytes_dropped = journal_before.saturating_sub(journal_bytes(dir));
+        let entries = db
+            .keyspace("entries", fjall::KeyspaceCreateOptions::default)
+            .map_err(engine)?;
+        let meta = db
+            .keyspace("meta", fjall::KeyspaceCreateOptions::default)
+            .map_err(engine)?;
+        let store = Store {
+            dir: dir.to_path_buf(),
+            db,
+            entries,
+            meta,
+            mode,
+            sync: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+            failed: AtomicBool::new(false),
+        };
+        let format: Option<u32> = store.read_meta(META_FORMAT)?;
+        let saved = match format {
+            None if store.entries.is_empty().map_err(engine)? => {
+                store.put_meta(&[(META_FORMAT, encode(&FORMAT))], true)?;
+                Saved {
+                    fresh: true,
+                    ..Saved::default()
+                }
+            }
+            None => return Err(damaged("entries without a format record".into())),
+            Some(FORMAT) => store.load(id)?,
+            Some(other) => {
+                return Err(damaged(format!(
+                    "format {other}, and this build reads format {FORMAT}"
+                )));
+            }
+        };
+        let saved = Saved {
+            journal_bytes_dropped,
+            ..saved
+        };
+        let store = Arc::new(store);
+        if let SyncMode::Interval(every) = mode {
+            spawn_syncer(Arc::downgrade(&store), every);
+        }
+        Ok((store, saved))
+    }
+
+    fn load(&self, id: NodeId) -> Result<Saved, StoreError> {
+        if let Some(incarnation) = self.read_meta::<u32>(META_LEFT)? {
+            return Err(StoreError::Left {
+                dir: self.dir.clone(),
+                id,
+                incarnation,
+            });
+        }
+        let vector: VersionVector = self
+            .read_meta(META_VECTOR)?
+            .unwrap_or_else(VersionVector::new);
+        let incarnations: Vec<u32> = self.read_meta(META_INCARNATIONS)?.unwrap_or_default();
+        let members: Vec<(u64, String)> = self.read_meta(META_MEMBERS)?.unwrap_or_default();
+        let mut entries = Vec::new();
+        for guard in self.entries.iter() {
+            let (key, value) = guard.into_inner().map_err(|err| self.damaged(err))?;
+            let key = String::from_utf8(key.to_vec())
+                .map_err(|_| self.damaged("a key that is not UTF-8"))?;
+            let entry: Entry<String> = decode(&value)
+                .ok_or_else(|| self.damaged(format!("the entry of key {key:?} is undecodable")))?;
+            entries.push((key, entry));
+        }
+        let map = LwwMap::try_from_parts(entries, vector).map_err(|err| {
+            self.damaged(format!(
+                "its entries do not match its version vector ({err})"
+            ))
+        })?;
+        Ok(Saved {
+            map,
+            incarnations,
+            members: members
+                .into_iter()
+                .map(|(id, address)| Member {
+                    id: NodeId::new(id),
+                    address,
+                })
+                .collect(),
+            fresh: false,
+            journal_bytes_dropped: 0,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The sync mode.
+    pub fn mode(&self) -> SyncMode {
+        self.mode
+    }
+
+    /// Records that this member now lives `incarnations`' last entry, and
+    /// syncs it: no later start may reuse it.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] if it cannot be written.
+    pub fn record_incarnations(&self, incarnations: &[u32]) -> Result<(), StoreError> {
+        self.put_meta(&[(META_INCARNATIONS, encode(&incarnations))], true)
+    }
+
+    /// Records the members the node knows, for its next start.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] if they cannot be written.
+    pub fn record_members(&self, members: &[Member]) -> Result<(), StoreError> {
+        let members: Vec<(u64, &str)> = members
+            .iter()
+            .map(|m| (m.id.get(), m.address.as_str()))
+            .collect();
+        self.put_meta(&[(META_MEMBERS, encode(&members))], false)
+    }
+
+    /// Records that this member left the cluster in `incarnation`, and
+    /// syncs: the directory is refused from now on ([`StoreError::Left`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] if it cannot be written.
+    pub fn record_left(&self, incarnation: u32) -> Result<(), StoreError> {
+        self.put_meta(&[(META_LEFT, encode(&incarnation))], true)
+    }
+
+    /// Syncs everything written so far.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] if the sync fails.
+    pub fn sync_all(&self) -> Result<(), StoreError> {
+        let written = self.lock().written;
+        self.sync_to(written).map_err(|_| StoreError::Engine {
+            dir: self.dir.clone(),
+            source: fjall::Error::Poisoned,
+        })
+    }
+
+    /// The bytes the directory takes on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = self.meta.get(name).map_err(|err| self.damaged(err))? else {
+            return Ok(None);
+        };
+        decode(&bytes)
+            .map(Some)
+            .ok_or_else(|| self.damaged(format!("its {name} record is undecodable")))
+    }
+
+    fn put_meta(&self, records: &[(&str, Vec<u8>)], sync: bool) -> Result<(), StoreError> {
+        let engine = |source| StoreError::Engine {
+            dir: self.dir.clone(),
+            source,
+        };
+        let mut batch = self.db.batch();
+        for (name, bytes) in records {
+            batch.insert(&self.meta, *name, bytes.as_slice());
+        }
+        batch.commit().map_err(engine)?;
+        if sync {
+            self.db
+                .persist(fjall::PersistMode::SyncAll)
+                .map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    fn damaged(&self, what: impl std::fmt::Display) -> StoreError {
+        StoreError::Damaged {
+            dir: self.dir.clone(),
+            what: what.to_string(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SyncState> {
+        self.sync
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Syncs until batch `ticket` is on disk, sharing each sync with every
+    /// writer waiting meanwhile: one thread syncs whatever has been written
+    /// when it starts, the others wait for it, and the next sync covers
+    /// whoever came during this one.
+    fn sync_to(&self, ticket: u64) -> Result<(), PersistError> {
+        let mut state = self.lock();
+        loop {
+            if state.synced >= ticket {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(PersistError(format!(
+                    "an earlier sync of {} failed",
+                    self.dir.display()
+                )));
+            }
+            if state.syncing {
+                state = self
+                    .synced
+                    .wait(state)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            state.syncing = true;
+            let target = state.written;
+            drop(state);
+            let result = self.db.persist(fjall::PersistMode::SyncData);
+            state = self.lock();
+            state.syncing = false;
+            match &result {
+                Ok(()) => state.synced = state.synced.max(target),
+                Err(err) => {
+                    self.failed.store(true, Ordering::Relaxed);
+                    error!(target: LOG_TARGET, dir = %self.dir.display(), error = %err,
+                        "syncing the data directory failed; the node stops");
+                }
+            }
+            self.synced.notify_all();
+            result.map_err(|err| PersistError(err.to_string()))?;
+        }
+    }
+}
+
+impl Persist for Store {
+    fn write(&self, node: &Node, changes: Vec<Change>) -> Result<u64, PersistError> {
+        let mut batch = self.db.batch();
+        for change in changes {
+            match change {
+                Change::Wrote { key, entry } => {
+                    batch.insert(&self.entries, key.as_bytes(), encode(&entry));
+                }
+                Change::Collected { key } => batch.remove(&self.entries, key.as_bytes()),
+            }
+        }
+        batch.insert(&self.meta, META_VECTOR, encode(node.version_vector()));
+        // Written to the operating system here; synced as the mode says.
+        batch.commit().map_err(|err| {
+            self.failed.store(true, Ordering::Relaxed);
+            error!(target: LOG_TARGET, dir = %self.dir.display(), error = %err,
+                "writing to the data directory failed; the node stops");
+            PersistError(err.to_string())
+        })?;
+        let mut state = self.lock();
+        state.written += 1;
+        Ok(state.written)
+    }
+
+    fn wait_acknowledged(&self, ticket: u64) -> Result<(), PersistError> {
+        match self.mode {
+            SyncMode::Always => self.sync_to(ticket),
+            SyncMode::Interval(_) | SyncMode::Never => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Syncs `store` every `every` while it is open (`--sync interval`).
+fn spawn_syncer(store: Weak<Store>, every: Duration) {
+    let spawned = thread::Builder::new()
+        .name("store-sync".into())
+        .spawn(move || {
+            loop {
+                thread::sleep(every);
+                let Some(store) = store.upgrade() else { return };
+                let written = store.lock().written;
+                if store.sync_to(written).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        error!(target: LOG_TARGET, error = %err, "cannot start the sync thread; syncing on every write instead");
+    }
+}
+
+/// The bytes of fjall's journal files in `dir`: compared before and after
+/// opening, they tell whether recovery dropped a torn or damaged tail.
+fn journal_bytes(dir: &Path) -> u64 {
+    let Ok(files) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    files
+        .filter_map(Result::ok)
+        .filter(|file| file.path().extension().is_some_and(|ext| ext == "jnl"))
+        .filter_map(|file| file.metadata().ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|meta| meta.len())
+        .sum()
+}
+
+fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
+        Ok((value, read)) if read == bytes.len() => Some(value),
+        _ => None,
+    }
+}
+
+/// Logs what a start found in the data directory.
+pub(crate) fn log_opened(store: &Store, saved: &Saved) {
+    if saved.journal_bytes_dropped > 0 {
+        tracing::warn!(target: LOG_TARGET, dir = %store.dir().display(),
+            bytes = saved.journal_bytes_dropped,
+            "the journal ended in a torn or damaged batch; recovered to the last complete one");
+    }
+    info!(target: LOG_TARGET,
+        dir = %store.dir().display(),
+        sync = %store.mode(),
+        fresh = saved.fresh,
+        keys = saved.map.len(),
+        tombstones = saved.map.tombstone_count(),
+        incarnations = saved.incarnations.len(),
+        members = saved.members.len(),
+        "data directory opened");
+}
