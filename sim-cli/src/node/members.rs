@@ -296,7 +296,7 @@ pub(crate) fn watch_members(watch: &Watch<'_>) {
             && known != saved
         {
             // For the next start, which joins through them.
-            match store.record_members(&known) {
+            match store.record_members(&known, handle.with_node(gossip::Node::id)) {
                 Ok(()) => saved = known,
                 Err(err) => {
                     warn!(target: LOG_TARGET, error = %err, "the members could not be saved");

@@ -221,7 +221,7 @@ where
         .join_before_writing(true)
         // A member restarted on its data directory is known to the members
         // it saved: it joins through them.
-        .founder(config.peers.is_empty() && saved.members.is_empty())
+        .founder(config.peers.is_empty() && saved.members.iter().all(|m| m.id == id))
         .gc_every_ticks(gc_every_ticks(
             config.interval_ms,
             config.exchange_timeout_ms,
@@ -419,7 +419,7 @@ impl Running {
             let saved = if left {
                 store.record_left(incarnation)
             } else {
-                store.sync_all()
+                store.close()
             };
             if let Err(err) = saved {
                 warn!(target: LOG_TARGET, node = %id, error = %err, "the data directory could not be synced at the stop");

@@ -32,6 +32,8 @@ const META_VECTOR: &str = "vector";
 const META_INCARNATIONS: &str = "incarnations";
 const META_MEMBERS: &str = "members";
 const META_LEFT: &str = "left";
+/// True from the start of a run until its clean stop.
+const META_RUNNING: &str = "running";
 
 /// When a write is synced to the disk (`--sync`). In every mode it is
 /// written to the operating system before it is acknowledged, so the
@@ -125,8 +127,10 @@ pub struct Saved {
     pub members: Vec<Member>,
     /// Whether the directory was just created.
     pub fresh: bool,
-    /// Bytes fjall's journal lost at recovery (a torn or damaged tail).
-    pub journal_bytes_dropped: u64,
+    /// The last run ended without a clean stop (killed, crashed, or the
+    /// machine lost power): fjall recovered the journal up to its last
+    /// complete batch, dropping a torn one after it if there was one.
+    pub unclean: bool,
 }
 
 /// The open data directory: the node's [`Persist`].
@@ -166,7 +170,6 @@ impl Store {
             dir: dir.to_path_buf(),
             what,
         };
-        let journal_before = journal_bytes(dir);
         let db = fjall::Database::builder(dir)
             // Reads are served from memory: the cache only speeds the scan
             // at start.
@@ -180,7 +183,6 @@ impl Store {
                 fjall::Error::Io(io) => engine(fjall::Error::Io(io)),
                 other => damaged(format!("the storage engine cannot open it ({other:?})")),
             })?;
-        let journal_bytes_dropped = journal_before.saturating_sub(journal_bytes(dir));
         let entries = db
             .keyspace("entries", fjall::KeyspaceCreateOptions::default)
             .map_err(engine)?;
@@ -214,10 +216,9 @@ impl Store {
                 )));
             }
         };
-        let saved = Saved {
-            journal_bytes_dropped,
-            ..saved
-        };
+        let unclean = store.read_meta::<bool>(META_RUNNING)? == Some(true);
+        store.put_meta(&[(META_RUNNING, encode(&true))], true)?;
+        let saved = Saved { unclean, ..saved };
         let store = Arc::new(store);
         if let SyncMode::Interval(every) = mode {
             spawn_syncer(Arc::downgrade(&store), every);
@@ -263,7 +264,7 @@ impl Store {
                 })
                 .collect(),
             fresh: false,
-            journal_bytes_dropped: 0,
+            unclean: false,
         })
     }
 
@@ -286,13 +287,15 @@ impl Store {
         self.put_meta(&[(META_INCARNATIONS, encode(&incarnations))], true)
     }
 
-    /// Records the members the node knows, for its next start.
+    /// Records the members the node knows, `me` left out, for its next
+    /// start.
     ///
     /// # Errors
     /// [`StoreError::Engine`] if they cannot be written.
-    pub fn record_members(&self, members: &[Member]) -> Result<(), StoreError> {
+    pub fn record_members(&self, members: &[Member], me: NodeId) -> Result<(), StoreError> {
         let members: Vec<(u64, &str)> = members
             .iter()
+            .filter(|m| m.id != me)
             .map(|m| (m.id.get(), m.address.as_str()))
             .collect();
         self.put_meta(&[(META_MEMBERS, encode(&members))], false)
@@ -304,19 +307,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Engine`] if it cannot be written.
     pub fn record_left(&self, incarnation: u32) -> Result<(), StoreError> {
-        self.put_meta(&[(META_LEFT, encode(&incarnation))], true)
+        self.put_meta(
+            &[
+                (META_LEFT, encode(&incarnation)),
+                (META_RUNNING, encode(&false)),
+            ],
+            true,
+        )
     }
 
-    /// Syncs everything written so far.
+    /// Records a clean stop, syncing everything written before it: the
+    /// last write of a run.
     ///
     /// # Errors
-    /// [`StoreError::Engine`] if the sync fails.
-    pub fn sync_all(&self) -> Result<(), StoreError> {
-        let written = self.lock().written;
-        self.sync_to(written).map_err(|_| StoreError::Engine {
-            dir: self.dir.clone(),
-            source: fjall::Error::Poisoned,
-        })
+    /// [`StoreError::Engine`] if it cannot be written.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.put_meta(&[(META_RUNNING, encode(&false))], true)
     }
 
     /// The bytes the directory takes on disk.
@@ -470,21 +476,6 @@ fn spawn_syncer(store: Weak<Store>, every: Duration) {
     }
 }
 
-/// The bytes of fjall's journal files in `dir`: compared before and after
-/// opening, they tell whether recovery dropped a torn or damaged tail.
-fn journal_bytes(dir: &Path) -> u64 {
-    let Ok(files) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    files
-        .filter_map(Result::ok)
-        .filter(|file| file.path().extension().is_some_and(|ext| ext == "jnl"))
-        .filter_map(|file| file.metadata().ok())
-        .filter(std::fs::Metadata::is_file)
-        .map(|meta| meta.len())
-        .sum()
-}
-
 fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap_or_default()
 }
@@ -498,10 +489,10 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 
 /// Logs what a start found in the data directory.
 pub(crate) fn log_opened(store: &Store, saved: &Saved) {
-    if saved.journal_bytes_dropped > 0 {
+    if saved.unclean {
         tracing::warn!(target: LOG_TARGET, dir = %store.dir().display(),
-            bytes = saved.journal_bytes_dropped,
-            "the journal ended in a torn or damaged batch; recovered to the last complete one");
+            "the last run did not stop cleanly (killed, crashed or lost power): recovered to the \
+             last complete batch in the journal");
     }
     info!(target: LOG_TARGET,
         dir = %store.dir().display(),
