@@ -475,6 +475,12 @@ where
     (handle, thread, events)
 }
 
+/// Runs an assembled [`Driver`] (one that [persists](Driver::persist_to),
+/// say) over `transport` on a new thread, as [`spawn`] does.
+pub fn spawn_driver<T: Transport>(driver: Driver, transport: T) -> (NodeHandle, JoinHandle<()>) {
+    start(driver, transport)
+}
+
 fn start<T: Transport>(driver: Driver, mut transport: T) -> (NodeHandle, JoinHandle<()>) {
     let handle = driver.handle();
     let name = format!("gossip-node-{}", handle.lock().id());

@@ -87,7 +87,9 @@ pub use config::{
     Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MAX_PULL_DEPTH,
     MIN_MAX_MESSAGE_BYTES,
 };
-pub use driver::{Driver, EventReceiver, NodeHandle, Output, spawn, spawn_with_events};
+pub use driver::{
+    Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,
+};
 pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{
     Ack, Departure, Digest, Member, MemberList, Message, MessageKind, Refusal, StoreDelta, Syn,

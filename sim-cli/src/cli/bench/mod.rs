@@ -9,8 +9,11 @@
 //!   every member.
 //! - `storage`: the embedded storage engines a durable node could use, on
 //!   its workload.
+//! - `durable`: what a data directory costs a node (client writes per sync
+//!   mode, catch-up, reopening, disk, rejoining), against memory only.
 
 pub(crate) mod catch_up;
+pub(crate) mod durable;
 pub(crate) mod members;
 pub(crate) mod spread;
 pub(crate) mod storage;
@@ -20,6 +23,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use self::catch_up::CatchUpArgs;
+use self::durable::DurableArgs;
 use self::members::MembersArgs;
 use self::spread::SpreadArgs;
 use self::storage::StorageArgs;
@@ -39,6 +43,9 @@ pub(crate) enum BenchCommand {
     /// fjall against redb on a node's storage workload: acknowledged
     /// writes from concurrent clients, a large delta, reopening.
     Storage(StorageArgs),
+    /// What a data directory costs a node, against memory only: client
+    /// writes per --sync mode, catch-up, reopening, disk and rejoining.
+    Durable(DurableArgs),
 }
 
 /// Runs `sim-cli bench ...`.
@@ -51,6 +58,7 @@ pub(crate) fn run(command: &BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Spread(args) => spread::run(args),
         BenchCommand::Members(args) => members::run(args),
         BenchCommand::Storage(args) => storage::run(args),
+        BenchCommand::Durable(args) => durable::run(args),
     }
 }
 
