@@ -63,6 +63,38 @@ fn a_partition_of_many_eviction_times_heals_at_3_10_and_100_nodes() {
     }
 }
 
+/// Nodes with durable state (`CrashMode::Keep`: a crash loses nothing, as
+/// for a node restarted on its data directory) crashing on both sides of a
+/// partition of thirty GC periods, with deletes on both sides: nothing is
+/// lost from either side and no delete is undone, and no write is counted
+/// lost with a crashed node.
+#[test]
+fn durable_nodes_crashing_through_a_partition_of_thirty_gc_periods_lose_nothing() {
+    for (nodes, seed) in [(5, 11), (20, 12)] {
+        let scenario = Scenario {
+            crash_rate: 0.02,
+            crash_mode: sim::CrashMode::Keep,
+            crash_downtime: 40,
+            fault_rounds: 305,
+            ..long_partition(nodes, 300, seed)
+        };
+        let report = simulate(&scenario, |_, _| {}).expect("valid scenario");
+        assert!(
+            report.outcome.converged,
+            "not converged: {}",
+            report.command
+        );
+        assert!(
+            report.verification.ok,
+            "wrong reads {:?}: {}",
+            report.verification.first_divergence, report.command
+        );
+        assert_eq!(report.writes.lost_in_crashes, 0, "{}", report.command);
+        assert!(report.writes.deletes > 0, "{}", report.command);
+        assert!(heals(&scenario) <= 40, "{}", report.command);
+    }
+}
+
 /// The first report of the split: three nodes, node 2 cut off for a
 /// thousand rounds while writes go on. NOT CONVERGED before members were
 /// kept for good.

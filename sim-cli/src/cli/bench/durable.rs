@@ -128,7 +128,10 @@ fn measure(args: &DurableArgs, base: &Path) -> anyhow::Result<DurableReport> {
     let settings: [(&str, Option<SyncMode>); 4] = [
         ("memory", None),
         ("never", Some(SyncMode::Never)),
-        ("interval", Some(SyncMode::Interval(Duration::from_millis(100)))),
+        (
+            "interval",
+            Some(SyncMode::Interval(Duration::from_millis(100))),
+        ),
         ("always", Some(SyncMode::Always)),
     ];
     let mut writes: Vec<WriteReport> = Vec::new();
@@ -212,7 +215,11 @@ fn client_writes(
     let credentials = Credentials::load(certs)?;
     let connect = || -> anyhow::Result<Client> {
         let target = Target::resolve(&listen.to_string(), None, None)?;
-        Ok(Client::connect(target, &credentials, Duration::from_secs(5))?)
+        Ok(Client::connect(
+            target,
+            &credentials,
+            Duration::from_secs(5),
+        )?)
     };
     // Until the node serves.
     let deadline = Instant::now() + Duration::from_secs(20);
