@@ -174,6 +174,12 @@ impl Store {
             // Reads are served from memory: the cache only speeds the scan
             // at start.
             .cache_size(4 << 20)
+            // The `meta` keyspace is written with every batch but never
+            // fills its memtable, and a journal goes only once every
+            // keyspace has flushed what it holds: without this bound the
+            // journal would keep everything, and a start would replay it
+            // all (3.4 s for 1,000,000 entries, against 1.4-1.8 s with it).
+            .max_journaling_size(64 << 20)
             .worker_threads(1)
             .open()
             .map_err(|err| match err {
@@ -419,10 +425,13 @@ impl Store {
 impl Persist for Store {
     fn write(&self, node: &Node, changes: Vec<Change>) -> Result<u64, PersistError> {
         let mut batch = self.db.batch();
+        let mut buffer = Vec::new();
         for change in changes {
             match change {
                 Change::Wrote { key, entry } => {
-                    batch.insert(&self.entries, key.as_bytes(), encode(&entry));
+                    buffer.clear();
+                    encode_into(&entry, &mut buffer);
+                    batch.insert(&self.entries, key.as_bytes(), buffer.as_slice());
                 }
                 Change::Collected { key } => batch.remove(&self.entries, key.as_bytes()),
             }
@@ -477,7 +486,14 @@ fn spawn_syncer(store: Weak<Store>, every: Duration) {
 }
 
 fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap_or_default()
+    let mut bytes = Vec::new();
+    encode_into(value, &mut bytes);
+    bytes
+}
+
+/// Appends `value`'s encoding to `bytes`: one buffer serves a whole batch.
+fn encode_into<T: serde::Serialize + ?Sized>(value: &T, bytes: &mut Vec<u8>) {
+    let _ = bincode::serde::encode_into_std_write(value, bytes, bincode::config::standard());
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
@@ -503,4 +519,71 @@ pub(crate) fn log_opened(store: &Store, saved: &Saved) {
         incarnations = saved.incarnations.len(),
         members = saved.members.len(),
         "data directory opened");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use gossip::Config;
+
+    /// A directory under the system temp dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("gossip-kv-store-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_reopened_directory_holds_what_was_written_less_what_was_collected() {
+        let dir = Scratch::new("collected");
+        let id = NodeId::new(7);
+        let (store, saved) = Store::open(&dir.0, id, SyncMode::Always).unwrap();
+        assert!(saved.fresh);
+        let mut node = Node::new(Config::builder(id).build().unwrap(), []);
+        node.record_changes();
+        node.put("kept".into(), "v".into(), 1_000).unwrap();
+        node.put("gone".into(), "v".into(), 1_001).unwrap();
+        node.delete("gone".into(), 1_002).unwrap();
+        let changes = node.take_changes();
+        let ticket = store.write(&node, changes).unwrap();
+        store.wait_acknowledged(ticket).unwrap();
+        // As tombstone collection reports a dropped tombstone.
+        let collected = vec![Change::Collected { key: "gone".into() }];
+        store.write(&node, collected).unwrap();
+        store.close().unwrap();
+        drop(store);
+
+        let (store, saved) = Store::open(&dir.0, id, SyncMode::Always).unwrap();
+        assert!(!saved.fresh && !saved.unclean);
+        assert_eq!(saved.map.get("kept").map(String::as_str), Some("v"));
+        assert!(
+            saved.map.get_entry("gone").is_none(),
+            "the tombstone is still on disk"
+        );
+        assert_eq!(saved.map.version_vector(), node.version_vector());
+        // A second open while this one holds the directory is refused.
+        assert!(matches!(
+            Store::open(&dir.0, id, SyncMode::Always),
+            Err(StoreError::Locked { .. })
+        ));
+        store.record_left(3).unwrap();
+        drop(store);
+        assert!(matches!(
+            Store::open(&dir.0, id, SyncMode::Always),
+            Err(StoreError::Left { incarnation: 3, .. })
+        ));
+    }
 }
