@@ -3,6 +3,7 @@
 //! ([`spawn_with_events`]); and the same loop taken apart ([`Driver`]) for
 //! drivers of other shapes.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -21,6 +22,10 @@ use crate::transport::{Incoming, Transport, TransportError};
 /// should stop.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
+/// How long a stopping driver waits for its durable copy to let its last
+/// frames go ([`Driver::finish`]).
+const FINISH_BOUND: Duration = Duration::from_secs(2);
+
 struct Shared {
     node: Mutex<Node>,
     stop: AtomicBool,
@@ -28,6 +33,9 @@ struct Shared {
     persist: OnceLock<Arc<dyn Persist>>,
     /// The hash of the version vector last written to `persist`.
     persisted_vector: AtomicU64,
+    /// The last ticket `persist` issued: a frame made now may reveal
+    /// everything up to it.
+    last_ticket: AtomicU64,
 }
 
 impl Shared {
@@ -44,6 +52,7 @@ impl Shared {
         }
         let ticket = persist.write(node, changes)?;
         self.persisted_vector.store(hash, Ordering::Relaxed);
+        self.last_ticket.store(ticket, Ordering::Relaxed);
         Ok(Some((ticket, persist.as_ref())))
     }
 }
@@ -291,6 +300,9 @@ pub struct Driver {
     outgoing: Vec<Transmit>,
     ended: Vec<ExchangeEnd>,
     raised: Vec<Event>,
+    /// Frames and ends waiting until the durable copy holds what they may
+    /// reveal, with the ticket they wait for, oldest first.
+    held: VecDeque<(u64, Output)>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -313,6 +325,7 @@ impl Driver {
                     stop: AtomicBool::new(false),
                     persist: OnceLock::new(),
                     persisted_vector: AtomicU64::new(0),
+                    last_ticket: AtomicU64::new(0),
                 }),
                 clock: Arc::new(clock),
             },
@@ -320,6 +333,7 @@ impl Driver {
             outgoing: Vec::new(),
             ended: Vec::new(),
             raised: Vec::new(),
+            held: VecDeque::new(),
         }
     }
 
@@ -344,8 +358,10 @@ impl Driver {
     /// Keeps a durable copy of the node's map in `persist` from now on: the
     /// node logs its changes ([`Node::record_changes`]), every client write
     /// waits for [`Persist::wait_acknowledged`] before it returns, and every
-    /// step writes what it changed before it hands out the frames that say
-    /// so. Call it before the node takes writes; a second call changes
+    /// step hands what it changed to `persist`, and holds its frames until
+    /// [`Persist::written`] says the copy has it. Meanwhile the driver goes
+    /// on taking frames, so a node applies one delta while the one before
+    /// is written. Call it before the node takes writes; a second call changes
     /// nothing. If the storage fails, the node stops taking writes and the
     /// driver stops.
     pub fn persist_to(&mut self, persist: Arc<dyn Persist>) {
@@ -370,11 +386,18 @@ impl Driver {
         self.handle.shared.stop.load(Ordering::Relaxed)
     }
 
-    /// How long until the node's next timer is due; zero if it is.
+    /// How long until the node's next timer is due; zero if it is. At most
+    /// a millisecond while frames wait for the durable copy (see
+    /// [`persist_to`](Self::persist_to)).
     pub fn until_due(&self) -> Duration {
         let now = self.handle.clock.now_ms();
         let due = self.handle.lock().poll_timeout();
-        Duration::from_millis(due.saturating_sub(now))
+        let until = Duration::from_millis(due.saturating_sub(now));
+        if self.held.is_empty() {
+            until
+        } else {
+            until.min(Duration::from_millis(1))
+        }
     }
 
     /// Hands a frame to the node. A refused frame changes nothing; the node
@@ -431,11 +454,64 @@ impl Driver {
                 events.deliver(event);
             }
         }
-        for transmit in self.outgoing.drain(..) {
-            out(Output::Transmit(transmit));
+        let Some(persist) = self.handle.shared.persist.get() else {
+            for transmit in self.outgoing.drain(..) {
+                out(Output::Transmit(transmit));
+            }
+            for end in self.ended.drain(..) {
+                out(Output::EndExchange(end));
+            }
+            return;
+        };
+        // Read after the node's lock was let go: the frames above were made
+        // with every change up to this ticket in the map.
+        let needed = self.handle.shared.last_ticket.load(Ordering::Relaxed);
+        let frames = self.outgoing.drain(..).map(Output::Transmit);
+        let ends = self.ended.drain(..).map(Output::EndExchange);
+        self.held
+            .extend(frames.chain(ends).map(|output| (needed, output)));
+        let written = match persist.written() {
+            Ok(written) => written,
+            Err(_) => {
+                self.held.clear();
+                self.handle.lock().start_draining();
+                self.handle.shutdown();
+                return;
+            }
+        };
+        self.release(written, &mut out);
+    }
+
+    /// Hands `out` the held frames and ends `written` covers, oldest first.
+    fn release(&mut self, written: u64, out: &mut impl FnMut(Output)) {
+        while self
+            .held
+            .front()
+            .is_some_and(|(ticket, _)| *ticket <= written)
+        {
+            if let Some((_, output)) = self.held.pop_front() {
+                out(output);
+            }
         }
-        for end in self.ended.drain(..) {
-            out(Output::EndExchange(end));
+    }
+
+    /// For a driver about to stop: waits, up to `bound`, until the durable
+    /// copy holds what the frames still held may reveal, and hands them to
+    /// `out` (a node's last answers, such as the final `Ack`s of its
+    /// drain). Without a durable copy nothing is held.
+    pub fn finish(&mut self, bound: Duration, mut out: impl FnMut(Output)) {
+        let Some(persist) = self.handle.shared.persist.get().cloned() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + bound;
+        while !self.held.is_empty() && std::time::Instant::now() < deadline {
+            let Ok(written) = persist.written() else {
+                return;
+            };
+            self.release(written, &mut out);
+            if !self.held.is_empty() {
+                thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 }
@@ -492,6 +568,14 @@ fn start<T: Transport>(driver: Driver, mut transport: T) -> (NodeHandle, JoinHan
 }
 
 fn run<T: Transport>(mut driver: Driver, transport: &mut T) {
+    let send = |transport: &mut T, output| match output {
+        // Delivery is best effort; an unreachable peer shows up as a
+        // timed-out exchange.
+        Output::Transmit(transmit) => {
+            let _ = transport.send(transmit);
+        }
+        Output::EndExchange(end) => transport.end_exchange(end),
+    };
     while !driver.is_stopped() {
         match transport.recv_timeout(driver.until_due().min(MAX_WAIT)) {
             Ok(Some(incoming)) => driver.receive(incoming),
@@ -499,13 +583,7 @@ fn run<T: Transport>(mut driver: Driver, transport: &mut T) {
             Err(TransportError::Closed) => return,
             Err(_) => {}
         }
-        driver.step(|output| match output {
-            // Delivery is best effort; an unreachable peer shows up as a
-            // timed-out exchange.
-            Output::Transmit(transmit) => {
-                let _ = transport.send(transmit);
-            }
-            Output::EndExchange(end) => transport.end_exchange(end),
-        });
+        driver.step(|output| send(transport, output));
     }
+    driver.finish(FINISH_BOUND, |output| send(transport, output));
 }

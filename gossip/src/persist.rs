@@ -6,13 +6,15 @@ use crate::node::{Change, Node};
 /// [`Driver::persist_to`](crate::Driver::persist_to)).
 ///
 /// The driver calls [`write`](Self::write) with the node locked, after
-/// every client write and every step that changed the map, and before it
-/// sends any frame that step produced: a peer never hears that this node
-/// holds what a crash of the process could take from it. Writes therefore
-/// arrive in the order the changes happened, and should be quick (a
-/// buffered append); a client write is acknowledged only after
-/// [`wait_acknowledged`](Self::wait_acknowledged) returns, outside the
-/// lock, which is where an implementation that syncs to disk before
+/// every client write and every step that changed the map, so writes
+/// arrive in the order the changes happened; it should be quick (a queue
+/// push or a buffered append), and each returns a ticket, numbered from one
+/// in the order of the calls. The driver sends no frame until
+/// [`written`](Self::written) covers the last ticket issued before the
+/// frame was made: a peer never hears that this node holds what a crash of
+/// the process could take from it. A client write is acknowledged only
+/// after [`wait_acknowledged`](Self::wait_acknowledged) returns, outside
+/// the lock, which is where an implementation that syncs to disk before
 /// acknowledging waits, and where concurrent writers can share one sync.
 pub trait Persist: Send + Sync {
     /// Writes `changes`, the node's changes since the last call, and the
@@ -23,6 +25,13 @@ pub trait Persist: Send + Sync {
     /// [`PersistError`] if the storage failed. The driver then stops: a
     /// node whose durable copy is behind must not go on gossiping.
     fn write(&self, node: &Node, changes: Vec<Change>) -> Result<u64, PersistError>;
+
+    /// The last ticket whose changes (and every earlier ticket's) would
+    /// survive the process being killed now.
+    ///
+    /// # Errors
+    /// [`PersistError`] if the storage failed.
+    fn written(&self) -> Result<u64, PersistError>;
 
     /// Waits until the write `ticket` is as durable as a client write must
     /// be before it is acknowledged.

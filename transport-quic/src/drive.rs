@@ -85,6 +85,11 @@ async fn run(mut transport: QuicTransport, mut driver: Driver, stop: Cancellatio
         }
         driver.step(|output| send(&shared, output));
     }
+    // The last frames held for the node's durable copy, such as the final
+    // `Ack`s of a drain, before the transport is dropped.
+    driver.finish(std::time::Duration::from_secs(2), |output| {
+        send(&shared, output);
+    });
 }
 
 fn send(shared: &Arc<Shared>, output: Output) {

@@ -134,6 +134,12 @@ pub struct Saved {
 }
 
 /// The open data directory: the node's [`Persist`].
+///
+/// [`write`](Persist::write) only queues the changes; a writer thread of
+/// the store commits them to fjall in order, so that a node applying one
+/// delta overlaps with the writing of the one before, and the driver holds
+/// the frames of each step until [`written`](Persist::written) covers it.
+/// A client waiting for its write commits what is queued itself.
 pub struct Store {
     dir: PathBuf,
     db: fjall::Database,
@@ -141,13 +147,22 @@ pub struct Store {
     meta: fjall::Keyspace,
     mode: SyncMode,
     sync: Mutex<SyncState>,
-    synced: Condvar,
+    /// Held while committing: batches go to fjall one committer at a time,
+    /// in the order they were queued.
+    committing: Mutex<()>,
+    /// Wakes the writer thread.
+    wakeup: Arc<Wakeup>,
+    /// Writers and syncers wait here for progress.
+    progress: Condvar,
     failed: AtomicBool,
 }
 
-/// Batches written and synced, numbered from one.
+/// Batches queued, written and synced, numbered from one.
 #[derive(Debug, Default)]
 struct SyncState {
+    /// Changes waiting for the writer thread, with the vector after them.
+    queue: std::collections::VecDeque<(u64, Vec<Change>, VersionVector)>,
+    submitted: u64,
     written: u64,
     synced: u64,
     /// A thread is syncing now: the others wait for it.
@@ -202,7 +217,9 @@ impl Store {
             meta,
             mode,
             sync: Mutex::new(SyncState::default()),
-            synced: Condvar::new(),
+            committing: Mutex::new(()),
+            wakeup: Arc::new(Wakeup::default()),
+            progress: Condvar::new(),
             failed: AtomicBool::new(false),
         };
         let format: Option<u32> = store.read_meta(META_FORMAT)?;
@@ -226,6 +243,12 @@ impl Store {
         store.put_meta(&[(META_RUNNING, encode(&true))], true)?;
         let saved = Saved { unclean, ..saved };
         let store = Arc::new(store);
+        spawn_writer(Arc::downgrade(&store), Arc::clone(&store.wakeup)).map_err(|source| {
+            StoreError::Engine {
+                dir: dir.to_path_buf(),
+                source: fjall::Error::Io(source),
+            }
+        })?;
         if let SyncMode::Interval(every) = mode {
             spawn_syncer(Arc::downgrade(&store), every);
         }
@@ -313,6 +336,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Engine`] if it cannot be written.
     pub fn record_left(&self, incarnation: u32) -> Result<(), StoreError> {
+        self.drain()?;
         self.put_meta(
             &[
                 (META_LEFT, encode(&incarnation)),
@@ -328,12 +352,83 @@ impl Store {
     /// # Errors
     /// [`StoreError::Engine`] if it cannot be written.
     pub fn close(&self) -> Result<(), StoreError> {
+        self.drain()?;
         self.put_meta(&[(META_RUNNING, encode(&false))], true)
     }
 
     /// The bytes the directory takes on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Waits until every change queued is written.
+    fn drain(&self) -> Result<(), StoreError> {
+        let submitted = self.lock().submitted;
+        self.wait_written(submitted)
+            .map_err(|_| StoreError::Engine {
+                dir: self.dir.clone(),
+                source: fjall::Error::Poisoned,
+            })
+    }
+
+    /// Waits until `ticket` is written, writing what is queued itself
+    /// rather than waiting for the writer thread to wake: a client write
+    /// costs no hand-over, and concurrent ones are committed together.
+    fn wait_written(&self, ticket: u64) -> Result<(), PersistError> {
+        while self.lock().written < ticket {
+            self.write_queued()?;
+        }
+        Ok(())
+    }
+
+    /// Commits everything queued, in order, one fjall batch per hand-over.
+    fn write_queued(&self) -> Result<(), PersistError> {
+        let _committing = self
+            .committing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(self.failure());
+        }
+        let work: Vec<_> = self.lock().queue.drain(..).collect();
+        for (ticket, changes, vector) in work {
+            if let Err(err) = self.commit(changes, &vector) {
+                self.failed.store(true, Ordering::Relaxed);
+                error!(target: LOG_TARGET, dir = %self.dir.display(), error = %err,
+                    "writing to the data directory failed; the node stops");
+                self.progress.notify_all();
+                return Err(self.failure());
+            }
+            self.lock().written = ticket;
+        }
+        self.progress.notify_all();
+        Ok(())
+    }
+
+    fn failure(&self) -> PersistError {
+        PersistError(format!(
+            "an earlier write or sync to {} failed",
+            self.dir.display()
+        ))
+    }
+
+    /// Commits one queued hand-over as one fjall batch, written to the
+    /// operating system.
+    fn commit(&self, changes: Vec<Change>, vector: &VersionVector) -> Result<(), fjall::Error> {
+        let mut batch = self.db.batch();
+        let mut buffer = Vec::new();
+        for change in changes {
+            match change {
+                Change::Wrote { key, entry } => {
+                    buffer.clear();
+                    encode_into(&entry, &mut buffer);
+                    batch.insert(&self.entries, key.as_bytes(), buffer.as_slice());
+                }
+                Change::Collected { key } => batch.remove(&self.entries, key.as_bytes()),
+            }
+        }
+        batch.insert(&self.meta, META_VECTOR, encode(vector));
+        batch.commit()
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -390,14 +485,11 @@ impl Store {
                 return Ok(());
             }
             if self.failed.load(Ordering::Relaxed) {
-                return Err(PersistError(format!(
-                    "an earlier sync of {} failed",
-                    self.dir.display()
-                )));
+                return Err(self.failure());
             }
             if state.syncing {
                 state = self
-                    .synced
+                    .progress
                     .wait(state)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 continue;
@@ -416,7 +508,7 @@ impl Store {
                         "syncing the data directory failed; the node stops");
                 }
             }
-            self.synced.notify_all();
+            self.progress.notify_all();
             result.map_err(|err| PersistError(err.to_string()))?;
         }
     }
@@ -424,36 +516,93 @@ impl Store {
 
 impl Persist for Store {
     fn write(&self, node: &Node, changes: Vec<Change>) -> Result<u64, PersistError> {
-        let mut batch = self.db.batch();
-        let mut buffer = Vec::new();
-        for change in changes {
-            match change {
-                Change::Wrote { key, entry } => {
-                    buffer.clear();
-                    encode_into(&entry, &mut buffer);
-                    batch.insert(&self.entries, key.as_bytes(), buffer.as_slice());
-                }
-                Change::Collected { key } => batch.remove(&self.entries, key.as_bytes()),
-            }
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(self.failure());
         }
-        batch.insert(&self.meta, META_VECTOR, encode(node.version_vector()));
-        // Written to the operating system here; synced as the mode says.
-        batch.commit().map_err(|err| {
-            self.failed.store(true, Ordering::Relaxed);
-            error!(target: LOG_TARGET, dir = %self.dir.display(), error = %err,
-                "writing to the data directory failed; the node stops");
-            PersistError(err.to_string())
-        })?;
         let mut state = self.lock();
-        state.written += 1;
-        Ok(state.written)
+        state.submitted += 1;
+        let ticket = state.submitted;
+        state
+            .queue
+            .push_back((ticket, changes, node.version_vector().clone()));
+        drop(state);
+        self.wakeup.notify(false);
+        Ok(ticket)
+    }
+
+    fn written(&self) -> Result<u64, PersistError> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(self.failure());
+        }
+        Ok(self.lock().written)
     }
 
     fn wait_acknowledged(&self, ticket: u64) -> Result<(), PersistError> {
+        self.wait_written(ticket)?;
         match self.mode {
             SyncMode::Always => self.sync_to(ticket),
             SyncMode::Interval(_) | SyncMode::Never => Ok(()),
         }
+    }
+}
+
+/// The writer thread: commits what [`Store::write`] queued, in order,
+/// until the store is dropped.
+fn spawn_writer(store: Weak<Store>, wakeup: Arc<Wakeup>) -> std::io::Result<()> {
+    thread::Builder::new()
+        .name("store-write".into())
+        .spawn(move || {
+            // Holding the store only while writing: it is dropped (and its
+            // directory unlocked) as soon as its node lets go of it.
+            while wakeup.wait() {
+                let Some(store) = store.upgrade() else { return };
+                if store.write_queued().is_err() {
+                    return;
+                }
+            }
+        })
+        .map(drop)
+}
+
+/// Wakes the writer thread: changes are queued, or the store is gone.
+#[derive(Debug, Default)]
+struct Wakeup {
+    /// (changes queued, store dropped)
+    state: Mutex<(bool, bool)>,
+    ready: Condvar,
+}
+
+impl Wakeup {
+    fn notify(&self, dropped: bool) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 = true;
+        state.1 |= dropped;
+        self.ready.notify_one();
+    }
+
+    /// Waits for queued changes; false once the store is gone.
+    fn wait(&self) -> bool {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while !state.0 {
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        state.0 = false;
+        !state.1
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.wakeup.notify(true);
     }
 }
 
