@@ -38,6 +38,19 @@ fn entries(net: &Net, node: usize) -> BTreeMap<String, Entry<String>> {
         .collect()
 }
 
+/// Runs a round and replays node 0's log into `copy`; returns how many
+/// tombstones it collected.
+fn round_and_replay(net: &mut Net, now: u64, copy: &mut BTreeMap<String, Entry<String>>) -> usize {
+    net.round(now);
+    let changes = net.nodes[0].take_changes();
+    let collected = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Collected { .. }))
+        .count();
+    replay(copy, changes);
+    collected
+}
+
 #[test]
 fn replaying_the_change_log_rebuilds_the_map_through_writes_deltas_and_collection() {
     let mut net = Net::full(3, |b| {
@@ -61,25 +74,13 @@ fn replaying_the_change_log_rebuilds_the_map_through_writes_deltas_and_collectio
                 .unwrap();
         }
         now += INTERVAL;
-        net.round(now);
-        let changes = net.nodes[0].take_changes();
-        collected += changes
-            .iter()
-            .filter(|c| matches!(c, Change::Collected { .. }))
-            .count();
-        replay(&mut copy, changes);
+        collected += round_and_replay(&mut net, now, &mut copy);
         assert_eq!(copy, entries(&net, 0), "after round {round}");
     }
     // Quiet rounds, until every tombstone is collected everywhere.
     for _ in 0..40 {
         now += INTERVAL;
-        net.round(now);
-        let changes = net.nodes[0].take_changes();
-        collected += changes
-            .iter()
-            .filter(|c| matches!(c, Change::Collected { .. }))
-            .count();
-        replay(&mut copy, changes);
+        collected += round_and_replay(&mut net, now, &mut copy);
     }
     assert_eq!(copy, entries(&net, 0));
     assert!(collected > 0, "no tombstone was collected");

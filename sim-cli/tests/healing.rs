@@ -6,9 +6,8 @@
 
 use sim::{FuzzSpec, Scenario, WritePattern, draw, fuzz, simulate};
 
-/// Runs `scenario`, checks it converged and verified, and returns the rounds
-/// from the end of its faults and writes to convergence.
-fn heals(scenario: &Scenario) -> u64 {
+/// Runs `scenario` and checks it converged and verified.
+fn converges(scenario: &Scenario) -> sim::SimReport {
     let report = simulate(scenario, |_, _| {}).expect("valid scenario");
     assert!(
         report.outcome.converged,
@@ -20,6 +19,13 @@ fn heals(scenario: &Scenario) -> u64 {
         "wrong reads {:?}: {}",
         report.verification.first_divergence, report.command
     );
+    report
+}
+
+/// Runs `scenario`, checks it converged and verified, and returns the rounds
+/// from the end of its faults and writes to convergence.
+fn heals(scenario: &Scenario) -> u64 {
+    let report = converges(scenario);
     let quiet = scenario.faults_end().max(scenario.writes_end());
     report
         .outcome
@@ -78,17 +84,7 @@ fn durable_nodes_crashing_through_a_partition_of_thirty_gc_periods_lose_nothing(
             fault_rounds: 305,
             ..long_partition(nodes, 300, seed)
         };
-        let report = simulate(&scenario, |_, _| {}).expect("valid scenario");
-        assert!(
-            report.outcome.converged,
-            "not converged: {}",
-            report.command
-        );
-        assert!(
-            report.verification.ok,
-            "wrong reads {:?}: {}",
-            report.verification.first_divergence, report.command
-        );
+        let report = converges(&scenario);
         assert_eq!(report.writes.lost_in_crashes, 0, "{}", report.command);
         assert!(report.writes.deletes > 0, "{}", report.command);
         assert!(heals(&scenario) <= 40, "{}", report.command);
