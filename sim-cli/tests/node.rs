@@ -9,14 +9,12 @@
 
 mod support;
 
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use lww_crdt::NodeId;
 use sim::client::{Client, ClientError, Credentials, ProtoError, Target};
 use sim::node::{self, NodeConfig, NodeError, Peer};
-use support::{TempDir, eventually};
-use tokio::sync::oneshot;
+use support::{InProcess as Running, TempDir, eventually};
 use transport_quic::certs::{CertDir, ClusterCa};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -37,31 +35,6 @@ fn certs(dir: &TempDir, nodes: u64) {
 fn free_addr() -> std::net::SocketAddr {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.local_addr().unwrap()
-}
-
-/// A node running on a thread of this test, stopped through `stop`.
-struct Running {
-    stop: oneshot::Sender<()>,
-    thread: JoinHandle<Result<(), NodeError>>,
-}
-
-impl Running {
-    fn start(config: NodeConfig) -> Running {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = thread::spawn(move || {
-            node::run(config, async {
-                let _ = stopped.await;
-                "the test stopped it"
-            })
-        });
-        Running { stop, thread }
-    }
-
-    /// Completes the shutdown future; returns what `run` returned.
-    fn stop(self) -> Result<(), NodeError> {
-        let _ = self.stop.send(());
-        self.thread.join().unwrap()
-    }
 }
 
 fn config(dir: &TempDir, id: u64, listen: std::net::SocketAddr, peers: Vec<Peer>) -> NodeConfig {

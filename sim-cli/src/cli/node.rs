@@ -84,6 +84,10 @@ pub(crate) struct NodeArgs {
     /// always leaves: it cannot come back as it was.)
     #[arg(long, requires = "data_dir")]
     pub(crate) leave_on_stop: bool,
+    /// Serve the HTTP/JSON API on this TCP address, a loopback one
+    /// (docs/http-api.md).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<SocketAddr>,
 }
 
 /// `--sync`.
@@ -123,6 +127,7 @@ impl NodeArgs {
                 SyncArg::Never => SyncMode::Never,
             },
             leave_on_stop: self.leave_on_stop || self.data_dir.is_none(),
+            http: self.http,
         }
     }
 }

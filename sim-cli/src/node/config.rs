@@ -61,6 +61,9 @@ pub struct NodeConfig {
     /// Whether a shutdown leaves the cluster for good: always without a
     /// data directory, only with `--leave-on-stop` with one.
     pub leave_on_stop: bool,
+    /// Where to serve the HTTP/JSON API (`--http`), a loopback address;
+    /// `None` serves none.
+    pub http: Option<SocketAddr>,
 }
 
 /// An offset in ms, shared with whoever holds a clone, that a node adds to
@@ -117,6 +120,7 @@ impl NodeConfig {
             data_dir: None,
             sync: SyncMode::Always,
             leave_on_stop: true,
+            http: None,
         }
     }
 }

@@ -14,6 +14,26 @@ use transport_quic::{AddressError, QuicConfigError, SetupError};
 /// gossiping. The messages name the `sim-cli node` flags to check.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// `--http` names an address other than loopback: plain HTTP there
+    /// would let anyone on the network read and write, and TLS for the HTTP
+    /// API is not built yet.
+    #[error(
+        "--http {addr}: the HTTP API serves plain HTTP, so only on a loopback address \
+         (127.0.0.1 or ::1); put a TLS proxy in front of it to reach it from elsewhere"
+    )]
+    HttpNotLoopback {
+        /// The address given.
+        addr: SocketAddr,
+    },
+    /// The HTTP API's address could not be bound.
+    #[error("--http {addr}: cannot listen (TCP)")]
+    HttpListen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The data directory cannot be used.
     #[error("--data-dir")]
     Store(#[from] crate::node::store::StoreError),

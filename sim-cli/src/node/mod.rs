@@ -50,6 +50,7 @@ mod checks_log;
 mod config;
 mod drain;
 mod error;
+pub mod http;
 mod members;
 mod seeds;
 mod serve;
@@ -140,6 +141,13 @@ where
             last.map_or(n, |last| n.max(last.saturating_add(1)))
         }
     };
+    let http_listener = match config.http {
+        Some(addr) if !http::plain_allowed(addr) => {
+            return Err(NodeError::HttpNotLoopback { addr });
+        }
+        Some(addr) => Some(addr),
+        None => None,
+    };
     let (store, saved) = match opened {
         Some((store, mut saved)) => {
             store::log_opened(&store, &saved);
@@ -182,6 +190,14 @@ where
         })?;
     let local = transport.local_addr();
     let advertise = advertised(config.advertise, local);
+    let http_listener = match http_listener {
+        Some(addr) => Some(
+            runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|source| NodeError::HttpListen { addr, source })?,
+        ),
+        None => None,
+    };
 
     let mut seeds = Vec::new();
     // Seeds given by address alone, found once they answer.
@@ -276,12 +292,14 @@ where
         helpers: Vec::new(),
         runtime,
         store,
+        http_stop: None,
     };
     let helpers = Helpers {
         requests,
         unnamed,
         events,
         seeds,
+        http: http_listener,
     };
     if let Err(err) = running.start_helpers(&config, local, helpers) {
         running.stop(false);
@@ -315,6 +333,8 @@ struct Helpers {
     events: gossip::EventReceiver,
     /// The members the node started with.
     seeds: Vec<Member>,
+    /// The HTTP API's listener, with `--http`.
+    http: Option<tokio::net::TcpListener>,
 }
 
 /// A started node: its driver, transport, helper threads and runtime.
@@ -329,6 +349,8 @@ struct Running {
     runtime: tokio::runtime::Runtime,
     /// The data directory, if kept.
     store: Option<Arc<store::Store>>,
+    /// Stops the HTTP API, with `--http`.
+    http_stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Running {
@@ -344,15 +366,25 @@ impl Running {
             unnamed,
             events,
             seeds: starting,
+            http: http_listener,
         } = helpers;
-        let server = serve::Server {
+        let server = Arc::new(serve::Server {
             node: self.handle.clone(),
             quic: self.quic.clone(),
             started: Instant::now(),
             listen,
             interval_ms: config.interval_ms,
             store: self.store.clone(),
-        };
+        });
+        if let Some(listener) = http_listener {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let app = http::router(Arc::clone(&server), config.max_message_bytes);
+            if let Ok(addr) = listener.local_addr() {
+                info!(target: LOG_TARGET, addr = %addr, "HTTP API listening");
+            }
+            self.runtime.spawn(http::serve(listener, app, stopped));
+            self.http_stop = Some(stop);
+        }
         let client = spawn_thread("client", move || serve::serve_clients(&server, &requests))?;
         self.helpers.push(client);
         let finder = {
@@ -399,6 +431,9 @@ impl Running {
         let (id, incarnation) = self
             .handle
             .with_node(|node| (node.id(), node.incarnation()));
+        if let Some(http) = &self.http_stop {
+            let _ = http.send(true);
+        }
         self.stop.store(true, Ordering::Relaxed);
         self.handle.shutdown();
         self.driver.stop();

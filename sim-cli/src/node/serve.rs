@@ -70,7 +70,7 @@ impl Server {
         }
     }
 
-    fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         let now = self.node.now_ms();
         let mut status = self.node.with_node(|node| {
             let map = node.map();

@@ -235,3 +235,34 @@ pub fn stop_all(nodes: &mut [&mut NodeProc]) {
         assert_eq!(status.code(), Some(0), "{}", node.log());
     }
 }
+
+/// A node run in-process (`sim::node::run`) on a thread of the test,
+/// stopped by completing its shutdown future.
+pub struct InProcess {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<Result<(), sim::node::NodeError>>,
+}
+
+impl InProcess {
+    pub fn start(config: sim::node::NodeConfig) -> InProcess {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            sim::node::run(config, async {
+                let _ = stopped.await;
+                "the test stopped it"
+            })
+        });
+        InProcess { stop, thread }
+    }
+
+    /// Completes the shutdown future; returns what `run` returned.
+    pub fn stop(self) -> Result<(), sim::node::NodeError> {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap()
+    }
+
+    /// Whether `run` has returned (a refused start, say).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}

@@ -1,0 +1,416 @@
+//! The HTTP/JSON API (`node --http ADDR`), on the node's own runtime:
+//! the map by key, a listing by prefix, the members, the status and a
+//! readiness check. docs/http-api.md documents every route.
+//!
+//! Values are the raw request and response bodies (UTF-8); a write's stamp
+//! travels in the `x-gossip-kv-stamp` header, or in the body with
+//! `?format=json`. Every error is JSON, `{"code": ..., "message": ...}`,
+//! with a stable `code` and the status that fits it. A request body over
+//! the node's `--max-message-bytes` is refused (413), more than
+//! [`MAX_CONCURRENT`] requests at once are refused (503, `Retry-After`),
+//! and a request that takes longer than [`REQUEST_TIMEOUT`] is cut off
+//! (503), so one client cannot take memory without bound or hold the node.
+//!
+//! Plain HTTP, and so only on a loopback address: TLS with client
+//! certificates is not built yet, and any other address is refused at the
+//! start ([`NodeError::HttpNotLoopback`](crate::node::NodeError)).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use gossip::{NodeHandle, WriteError};
+use lww_crdt::{Entry, Stamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::node::serve::Server;
+
+/// Requests served at once; past that, 503 with `Retry-After`.
+pub const MAX_CONCURRENT: usize = 64;
+
+/// The longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most keys one listing returns, and its default.
+pub const MAX_LIST: usize = 1_000;
+const DEFAULT_LIST: usize = 100;
+
+/// The header carrying a write's stamp: `HLC/ORIGIN`, the stamp's hybrid
+/// logical clock and its writer origin as decimal integers.
+pub const STAMP_HEADER: &str = "x-gossip-kv-stamp";
+
+#[derive(Clone)]
+struct Api {
+    node: NodeHandle,
+    server: Arc<Server>,
+    slots: Arc<Semaphore>,
+}
+
+/// The routes, with their limits, for a node and its status.
+pub(crate) fn router(server: Arc<Server>, max_body: usize) -> Router {
+    let api = Api {
+        node: server.node.clone(),
+        server,
+        slots: Arc::new(Semaphore::new(MAX_CONCURRENT)),
+    };
+    Router::new()
+        .route("/v1/kv", get(list))
+        .route("/v1/kv/{*key}", get(read).put(write).delete(delete))
+        .route("/v1/members", get(members))
+        .route("/v1/status", get(status))
+        .route("/v1/health", get(health))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(api.clone(), limits))
+        .with_state(api)
+}
+
+/// A request slot and the time limit, around every route.
+async fn limits(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let Ok(_slot) = api.slots.try_acquire() else {
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{MAX_CONCURRENT} requests are being served; retry"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took over {} s", REQUEST_TIMEOUT.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+/// An error as every route reports it.
+#[derive(Debug, Serialize)]
+struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(&self)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> ApiError {
+        let (status, code) = match &err {
+            WriteError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            WriteError::NotJoined => (StatusCode::SERVICE_UNAVAILABLE, "not_joined"),
+            WriteError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            WriteError::ClockOutOfRange { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "clock_out_of_range")
+            }
+            WriteError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failed"),
+        };
+        ApiError::new(status, code, err.to_string())
+    }
+}
+
+/// A stamp in JSON.
+#[derive(Debug, Serialize)]
+struct StampJson {
+    hlc: u64,
+    hlc_text: String,
+    origin: u64,
+    member: u64,
+    incarnation: u64,
+}
+
+impl From<Stamp> for StampJson {
+    fn from(stamp: Stamp) -> StampJson {
+        StampJson {
+            hlc: stamp.hlc.as_u64(),
+            hlc_text: stamp.hlc.to_string(),
+            origin: stamp.origin.get(),
+            member: gossip::origin_member(stamp.origin).get(),
+            incarnation: stamp.origin.get() >> 32,
+        }
+    }
+}
+
+fn stamp_header(stamp: Stamp) -> (HeaderName, HeaderValue) {
+    let text = format!("{}/{}", stamp.hlc.as_u64(), stamp.origin.get());
+    (
+        HeaderName::from_static(STAMP_HEADER),
+        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("")),
+    )
+}
+
+/// `?format=json`.
+#[derive(Debug, Default, Deserialize)]
+struct Format {
+    format: Option<String>,
+}
+
+impl Format {
+    fn json(&self) -> Result<bool, ApiError> {
+        match self.format.as_deref() {
+            None | Some("raw") => Ok(false),
+            Some("json") => Ok(true),
+            Some(other) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_format",
+                format!("format={other}: use json or raw"),
+            )),
+        }
+    }
+}
+
+async fn read(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    Query(format): Query<Format>,
+) -> Result<Response, ApiError> {
+    let json = format.json()?;
+    let entry: Option<Entry<String>> = api.node.get_entry(&key);
+    let Some(entry) = entry else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{key:?} was never written, as far as this node knows"),
+        ));
+    };
+    let Some(value) = entry.value else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "deleted",
+            format!("{key:?} was deleted (stamp {})", entry.stamp.hlc),
+        ));
+    };
+    let mut headers = HeaderMap::new();
+    let (name, stamp) = stamp_header(entry.stamp);
+    headers.insert(name, stamp);
+    if json {
+        #[derive(Serialize)]
+        struct Read {
+            key: String,
+            value: String,
+            stamp: StampJson,
+        }
+        let body = Read {
+            key,
+            value,
+            stamp: entry.stamp.into(),
+        };
+        return Ok((headers, axum::Json(body)).into_response());
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok((headers, value).into_response())
+}
+
+/// The answer to a write.
+fn written(stamp: Stamp) -> Response {
+    #[derive(Serialize)]
+    struct Written {
+        stamp: StampJson,
+    }
+    let (name, value) = stamp_header(stamp);
+    (
+        [(name, value)],
+        axum::Json(Written {
+            stamp: stamp.into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn write(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_body"
+        };
+        ApiError::new(status, code, rejection.body_text())
+    })?;
+    let value = String::from_utf8(body.to_vec()).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_utf8",
+            "values are UTF-8 text; the body is not",
+        )
+    })?;
+    let node = api.node.clone();
+    // A write may wait for the disk (`--sync always`): off the I/O thread.
+    let stamp = tokio::task::spawn_blocking(move || node.put(key, value))
+        .await
+        .map_err(|_| internal("the write task failed"))??;
+    Ok(written(stamp))
+}
+
+async fn delete(State(api): State<Api>, Path(key): Path<String>) -> Result<Response, ApiError> {
+    let node = api.node.clone();
+    let stamp = tokio::task::spawn_blocking(move || node.delete(key))
+        .await
+        .map_err(|_| internal("the delete task failed"))??;
+    Ok(written(stamp))
+}
+
+fn internal(message: &str) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+}
+
+/// `GET /v1/kv?prefix=P&limit=N&after=K`.
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+async fn list(
+    State(api): State<Api>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_query", rejection.body_text())
+    })?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIST);
+    if limit == 0 || limit > MAX_LIST {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_limit",
+            format!("limit={limit}: give 1 to {MAX_LIST}"),
+        ));
+    }
+    #[derive(Serialize)]
+    struct Item {
+        key: String,
+        value: String,
+    }
+    #[derive(Serialize)]
+    struct Page {
+        keys: Vec<Item>,
+        /// Pass as `after` for the next page; absent on the last.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_after: Option<String>,
+    }
+    // The map keeps no order: the matching keys past `after` are collected
+    // and the first `limit` of them, by key, returned.
+    let mut matching: Vec<(String, String)> = api.node.with_node(|node| {
+        node.map()
+            .iter()
+            .filter(|(key, _)| key.starts_with(&query.prefix))
+            .filter(|(key, _)| query.after.as_ref().is_none_or(|after| *key > after))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    });
+    matching.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let more = matching.len() > limit;
+    matching.truncate(limit);
+    let next_after = more
+        .then(|| matching.last().map(|(key, _)| key.clone()))
+        .flatten();
+    let keys = matching
+        .into_iter()
+        .map(|(key, value)| Item { key, value })
+        .collect();
+    Ok(axum::Json(Page { keys, next_after }).into_response())
+}
+
+async fn members(State(api): State<Api>) -> Response {
+    axum::Json(api.server.status().members).into_response()
+}
+
+async fn status(State(api): State<Api>) -> Response {
+    axum::Json(api.server.status()).into_response()
+}
+
+/// Ready once the node takes writes and has completed an exchange with a
+/// peer since it started (or knows no peer, founding a cluster alone),
+/// and while it is not shutting down.
+async fn health(State(api): State<Api>) -> Response {
+    #[derive(Serialize)]
+    struct Health {
+        ready: bool,
+        joined: bool,
+        draining: bool,
+        exchanges_completed: u64,
+        peers: usize,
+    }
+    let health = api.node.with_node(|node| Health {
+        ready: false,
+        joined: node.is_joined(),
+        draining: node.is_draining(),
+        exchanges_completed: node.metrics().exchanges_completed,
+        peers: node.peers().len(),
+    });
+    let ready =
+        health.joined && !health.draining && (health.exchanges_completed > 0 || health.peers == 0);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(Health { ready, ..health })).into_response()
+}
+
+/// Serves the API on `listener` until `stop` changes.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let shutdown = async move {
+        let _ = stop.changed().await;
+    };
+    if let Err(err) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(target: crate::node::LOG_TARGET, error = %err, "the HTTP server stopped");
+    }
+}
+
+/// Whether `addr` may serve plain HTTP.
+pub(crate) fn plain_allowed(addr: SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

@@ -1,0 +1,306 @@
+//! The HTTP/JSON API end to end, against nodes run in-process: odd keys
+//! round-trip, values and stamps come back raw or as JSON, errors are JSON
+//! with stable codes and the right statuses, a listing pages through keys
+//! while writes go on, a write over HTTP on one node is read on another,
+//! and `--http` off loopback is refused at the start.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use lww_crdt::NodeId;
+use sim::node::{NodeConfig, NodeError, Peer};
+use support::{InProcess, LIMIT, TempDir, certs, eventually, free_addr};
+
+/// A response: status, headers (lower-case names) and body.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // A refused body may close the connection before it is all sent.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn free_tcp() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn config(dir: &TempDir, certs: &str, id: u64, peers: Vec<Peer>, http: SocketAddr) -> NodeConfig {
+    let _ = dir;
+    let mut config = NodeConfig::new(NodeId::new(id), free_addr().parse().unwrap(), certs);
+    config.peers = peers;
+    config.incarnation = Some(1);
+    config.interval_ms = 20;
+    config.drain_ms = 200;
+    config.max_message_bytes = 64 * 1024;
+    config.http = Some(http);
+    config
+}
+
+/// Waits until the API answers.
+fn serving(addr: SocketAddr) {
+    assert!(
+        eventually(LIMIT, || TcpStream::connect(addr).is_ok()),
+        "the HTTP API never listened on {addr}"
+    );
+}
+
+#[test]
+fn keys_values_stamps_and_errors_over_http() {
+    let dir = TempDir::new("http-routes");
+    let certs = certs(&dir, "c", "0");
+    let addr = free_tcp();
+    let node = InProcess::start(config(&dir, &certs, 0, vec![], addr));
+    serving(addr);
+
+    // Keys with slashes, spaces, percent signs and unicode round-trip.
+    let keys = [
+        "plain",
+        "a/b/c",
+        "with space",
+        "100%",
+        "clé-ключ-鍵",
+        "/leading",
+    ];
+    for key in keys {
+        let path = format!("/v1/kv/{}", percent(key));
+        let put = request(addr, "PUT", &path, format!("value of {key}").as_bytes());
+        assert_eq!(put.status, 200, "{key}: {}", put.text());
+        let stamp = put.header("x-gossip-kv-stamp").unwrap().to_owned();
+        assert_eq!(put.json()["stamp"]["member"], 0);
+        let get = request(addr, "GET", &path, b"");
+        assert_eq!(get.status, 200, "{key}");
+        assert_eq!(get.text(), format!("value of {key}"));
+        assert_eq!(get.header("x-gossip-kv-stamp"), Some(stamp.as_str()));
+        let json = request(addr, "GET", &format!("{path}?format=json"), b"").json();
+        assert_eq!(json["key"], key);
+        assert_eq!(json["value"], format!("value of {key}"));
+    }
+
+    // Errors: JSON, a stable code, the right status.
+    let absent = request(addr, "GET", "/v1/kv/absent", b"");
+    assert_eq!(
+        (absent.status, absent.json()["code"].clone()),
+        (404, "not_found".into())
+    );
+    let deleted = request(addr, "DELETE", "/v1/kv/plain", b"");
+    assert_eq!(deleted.status, 200);
+    let gone = request(addr, "GET", "/v1/kv/plain", b"");
+    assert_eq!(
+        (gone.status, gone.json()["code"].clone()),
+        (404, "deleted".into())
+    );
+    let format = request(addr, "GET", "/v1/kv/a%2Fb%2Fc?format=xml", b"");
+    assert_eq!(
+        (format.status, format.json()["code"].clone()),
+        (400, "bad_format".into())
+    );
+    let binary = request(addr, "PUT", "/v1/kv/bin", &[0xff, 0xfe, 0x00]);
+    assert_eq!(
+        (binary.status, binary.json()["code"].clone()),
+        (400, "not_utf8".into())
+    );
+    let big = request(addr, "PUT", "/v1/kv/big", &vec![b'x'; 100 * 1024]);
+    assert_eq!(
+        (big.status, big.json()["code"].clone()),
+        (413, "too_large".into())
+    );
+    // Under the body cap but too large for one gossip message.
+    let entry = request(addr, "PUT", "/v1/kv/entry", &vec![b'x'; 40 * 1024]);
+    assert_eq!(
+        (entry.status, entry.json()["code"].clone()),
+        (413, "too_large".into())
+    );
+    let limit = request(addr, "GET", "/v1/kv?limit=0", b"");
+    assert_eq!(
+        (limit.status, limit.json()["code"].clone()),
+        (400, "bad_limit".into())
+    );
+    let route = request(addr, "GET", "/v2/nothing", b"");
+    assert_eq!(
+        (route.status, route.json()["code"].clone()),
+        (404, "no_route".into())
+    );
+    for refused in ["/v1/kv/bin", "/v1/kv/big", "/v1/kv/entry"] {
+        assert_eq!(
+            request(addr, "GET", refused, b"").status,
+            404,
+            "{refused} was written"
+        );
+    }
+
+    // Members, status and health.
+    let members = request(addr, "GET", "/v1/members", b"").json();
+    assert_eq!(members[0]["id"], 0);
+    let status = request(addr, "GET", "/v1/status", b"").json();
+    assert_eq!(status["keys"], keys.len() - 1);
+    let health = request(addr, "GET", "/v1/health", b"");
+    assert_eq!(
+        (health.status, health.json()["ready"].clone()),
+        (200, true.into())
+    );
+    node.stop().unwrap();
+}
+
+#[test]
+fn a_listing_pages_through_every_key_while_writes_go_on() {
+    let dir = TempDir::new("http-list");
+    let certs = certs(&dir, "c", "0");
+    let addr = free_tcp();
+    let node = InProcess::start(config(&dir, &certs, 0, vec![], addr));
+    serving(addr);
+    for i in 0..250 {
+        let put = request(addr, "PUT", &format!("/v1/kv/p{i:03}"), b"v");
+        assert_eq!(put.status, 200);
+    }
+    let writer = std::thread::spawn(move || {
+        for i in 0..100 {
+            request(addr, "PUT", &format!("/v1/kv/q{i:03}"), b"v");
+            request(addr, "PUT", &format!("/v1/kv/p{i:03}x"), b"new");
+        }
+    });
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(after) => format!("/v1/kv?prefix=p&limit=40&after={}", percent(after)),
+            None => "/v1/kv?prefix=p&limit=40".to_owned(),
+        };
+        let page = request(addr, "GET", &path, b"").json();
+        for item in page["keys"].as_array().unwrap() {
+            seen.push(item["key"].as_str().unwrap().to_owned());
+        }
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    writer.join().unwrap();
+    // In order, no key twice, every key written before the listing began,
+    // and nothing outside the prefix.
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "out of order");
+    let set: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
+    for i in 0..250 {
+        assert!(set.contains(format!("p{i:03}").as_str()), "p{i:03} missing");
+    }
+    assert!(seen.iter().all(|key| key.starts_with('p')));
+    node.stop().unwrap();
+}
+
+#[test]
+fn a_write_over_http_on_one_node_is_read_over_http_on_another() {
+    let dir = TempDir::new("http-two");
+    let certs = certs(&dir, "c", "0,1");
+    let (http0, http1) = (free_tcp(), free_tcp());
+    let zero_config = config(&dir, &certs, 0, vec![], http0);
+    let seed = Peer {
+        id: Some(NodeId::new(0)),
+        address: zero_config.listen.to_string(),
+    };
+    let zero = InProcess::start(zero_config);
+    let one = InProcess::start(config(&dir, &certs, 1, vec![seed], http1));
+    serving(http0);
+    serving(http1);
+    assert!(
+        eventually(LIMIT, || request(http1, "GET", "/v1/health", b"").status
+            == 200),
+        "node 1 never became ready"
+    );
+    assert!(eventually(LIMIT, || {
+        request(http1, "PUT", "/v1/kv/colour", b"blue").status == 200
+    }));
+    assert!(
+        eventually(LIMIT, || request(http0, "GET", "/v1/kv/colour", b"").text()
+            == "blue"),
+        "node 0 never read the write made on node 1"
+    );
+    one.stop().unwrap();
+    zero.stop().unwrap();
+}
+
+#[test]
+fn http_off_loopback_is_refused_at_the_start() {
+    let dir = TempDir::new("http-refused");
+    let certs = certs(&dir, "c", "0");
+    let wildcard: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let node = InProcess::start(config(&dir, &certs, 0, vec![], wildcard));
+    assert!(eventually(Duration::from_secs(5), || node.is_finished()));
+    let err = node.stop().unwrap_err();
+    assert!(matches!(err, NodeError::HttpNotLoopback { .. }), "{err}");
+    assert!(err.to_string().contains("loopback"), "{err}");
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
