@@ -868,3 +868,72 @@ fn a_node_killed_and_restarted_at_its_address_is_reached_at_once() {
     );
     stop_all(&mut [&mut zero, &mut one]);
 }
+
+#[test]
+fn client_commands_take_stdin_files_raw_output_and_the_environment() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let dir = TempDir::new("cli-values");
+    let certs = certs(&dir, "c", "0");
+    let addr = free_addr();
+    let mut zero = start(&dir, &certs, 0, &addr, &[]);
+    zero.listen_addr(LIMIT);
+    // A value with a newline, a tab and an ANSI colour escape, from stdin.
+    let value = "line one\nline\ttwo \u{1b}[31mred\u{1b}[0m";
+    let mut put = Command::new(support::bin())
+        .args(["put", "odd", "-", "--node", &addr, "--certs", &certs])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    put.stdin
+        .take()
+        .unwrap()
+        .write_all(value.as_bytes())
+        .unwrap();
+    let put = put.wait_with_output().unwrap();
+    assert_eq!(put.status.code(), Some(0), "{}", stderr(&put));
+    // --raw: the bytes alone.
+    let raw = client("get", &["odd", "--raw"], &addr, &certs);
+    assert_eq!(raw.stdout, value.as_bytes());
+    // Text output escapes the control characters; JSON keeps them.
+    let text = stdout(&client("get", &["odd"], &addr, &certs));
+    assert!(
+        !text.contains('\u{1b}') && text.contains("\\u{1b}[31m"),
+        "{text}"
+    );
+    let json = json(&client("get", &["odd", "--json"], &addr, &certs));
+    assert_eq!(json["value"], value);
+    // --value-file.
+    let file = dir.join("value.txt");
+    std::fs::write(&file, "from a file").unwrap();
+    let o = client(
+        "put",
+        &["filed", "--value-file", file.to_str().unwrap()],
+        &addr,
+        &certs,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The node and certificates from the environment.
+    let o = Command::new(support::bin())
+        .args(["get", "filed", "--raw"])
+        .env("GOSSIP_KV_NODE", &addr)
+        .env("GOSSIP_KV_CERTS", &certs)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from a file");
+    // A value that is not UTF-8 is refused before anything is sent.
+    std::fs::write(&file, [0xff, 0xfe]).unwrap();
+    let o = client(
+        "put",
+        &["bad", "--value-file", file.to_str().unwrap()],
+        &addr,
+        &certs,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("UTF-8"), "{}", stderr(&o));
+    stop_all(&mut [&mut zero]);
+}

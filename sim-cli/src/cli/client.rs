@@ -11,10 +11,10 @@ use sim::client::{Client, Credentials, Request, Response, Target};
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
     /// The node to ask: HOST:PORT (UDP).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "GOSSIP_KV_NODE")]
     pub(crate) node: String,
     /// Directory holding ca.pem, client.pem and client.key.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "GOSSIP_KV_CERTS")]
     pub(crate) certs: PathBuf,
     /// The node's id: authenticate it as node-ID.gossip-kv.
     #[arg(long, value_name = "ID")]

@@ -38,7 +38,7 @@ use self::bench::BenchCommand;
 use self::certs::CertsArgs;
 use self::converged::ConvergedArgs;
 use self::fuzz::FuzzArgs;
-use self::get::KeyArgs;
+use self::get::{GetArgs, KeyArgs};
 use self::node::NodeArgs;
 use self::put::PutArgs;
 use self::simulate::SimulateArgs;
@@ -71,7 +71,7 @@ pub(crate) enum Command {
     /// Write a value on a node.
     Put(PutArgs),
     /// Read a key on a node (exit status 1 if it is absent).
-    Get(KeyArgs),
+    Get(GetArgs),
     /// Delete a key on a node.
     Delete(KeyArgs),
     /// Show a node's members, keys, version vector and counters.

@@ -14,10 +14,34 @@ use crate::cli::output;
 pub(crate) struct PutArgs {
     /// The key.
     pub(crate) key: String,
-    /// The value.
-    pub(crate) value: String,
+    /// The value; `-` reads it from standard input.
+    #[arg(required_unless_present = "value_file", conflicts_with = "value_file")]
+    pub(crate) value: Option<String>,
+    /// Read the value from this file.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) value_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub(crate) client: ClientArgs,
+}
+
+impl PutArgs {
+    /// The value, from the argument, standard input or the file.
+    fn value(&self) -> anyhow::Result<String> {
+        use std::io::Read as _;
+        let bytes = match (&self.value, &self.value_file) {
+            (Some(value), _) if value != "-" => return Ok(value.clone()),
+            (Some(_), _) => {
+                let mut bytes = Vec::new();
+                std::io::stdin().read_to_end(&mut bytes)?;
+                bytes
+            }
+            (None, Some(path)) => std::fs::read(path)
+                .map_err(|err| anyhow::anyhow!("--value-file {}: {err}", path.display()))?,
+            (None, None) => anyhow::bail!("give a value, - for standard input, or --value-file"),
+        };
+        String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("values are UTF-8 text; this one is not"))
+    }
 }
 
 /// Runs `sim-cli put`.
@@ -27,7 +51,7 @@ pub(crate) struct PutArgs {
 pub(crate) fn run(args: &PutArgs) -> anyhow::Result<ExitCode> {
     let request = Request::Put {
         key: args.key.clone(),
-        value: args.value.clone(),
+        value: args.value()?,
     };
     write(&args.client, "put", &args.key, &request)
 }

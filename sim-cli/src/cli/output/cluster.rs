@@ -90,12 +90,27 @@ pub(crate) fn entry(key: &str, entry: Option<&lww_crdt::Entry<String>>, json: bo
         Some(lww_crdt::Entry {
             stamp,
             value: Some(value),
-        }) => format!("{value}\nstamp  {}\n", stamp_text(stamp)),
+        }) => format!("{}\nstamp  {}\n", escape_controls(value), stamp_text(stamp)),
         Some(lww_crdt::Entry { stamp, value: None }) => {
             format!("absent: {key:?} was deleted, {}\n", stamp_text(stamp))
         }
         None => format!("absent: {key:?} was never written (as far as this node knows)\n"),
     }
+}
+
+/// `text` with control characters (escape sequences among them) written as
+/// escapes, so that a value cannot move the cursor or recolour a terminal;
+/// `--json` and `get --raw` keep the bytes.
+pub(crate) fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn liveness_text(liveness: Option<gossip::Liveness>) -> &'static str {
