@@ -304,3 +304,45 @@ fn percent(text: &str) -> String {
         })
         .collect()
 }
+
+/// The `curl` lines of docs/http-api.md, run in order against a node (each
+/// with `-f`, so an error status fails it), so that the examples stay true.
+/// Skipped, saying so, where curl is not installed (`.ci/run` installs it).
+#[test]
+fn the_curl_examples_of_the_docs_run() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("curl is not installed: the docs' examples are not run");
+        return;
+    }
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/http-api.md"))
+        .unwrap();
+    let examples: Vec<&str> = docs
+        .lines()
+        .filter(|line| line.starts_with("curl "))
+        .collect();
+    assert!(examples.len() >= 8, "too few examples: {examples:?}");
+    let dir = TempDir::new("http-docs");
+    let certs = certs(&dir, "c", "0");
+    let addr = free_tcp();
+    let node = InProcess::start(config(&dir, &certs, 0, vec![], addr));
+    serving(addr);
+    for example in examples {
+        let line = example.replace("127.0.0.1:8001", &addr.to_string());
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("curl -sS -f {}", &line["curl ".len()..]))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{example}\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    node.stop().unwrap();
+}
