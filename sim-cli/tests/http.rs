@@ -346,3 +346,78 @@ fn the_curl_examples_of_the_docs_run() {
     }
     node.stop().unwrap();
 }
+
+/// `name{labels} value` lines and `#` comments, every value a number:
+/// the samples by name and labels.
+fn parse_metrics(page: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut samples = std::collections::BTreeMap::new();
+    for line in page
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(
+            series[..name_end]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && series.starts_with("gossip_kv_"),
+            "bad metric name: {line}"
+        );
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+#[test]
+fn the_metrics_page_parses_and_its_counters_move() {
+    let dir = TempDir::new("http-metrics");
+    let certs = certs(&dir, "c", "0,1");
+    let (http0, http1) = (free_tcp(), free_tcp());
+    let zero_config = config(&dir, &certs, 0, vec![], http0);
+    let seed = Peer {
+        id: Some(NodeId::new(0)),
+        address: zero_config.listen.to_string(),
+    };
+    let zero = InProcess::start(zero_config);
+    let one = InProcess::start(config(&dir, &certs, 1, vec![seed], http1));
+    serving(http0);
+    let first = request(http0, "GET", "/metrics", b"");
+    assert_eq!(first.status, 200);
+    assert!(first.text().ends_with("# EOF\n"), "{}", first.text());
+    let before = parse_metrics(&first.text());
+    for i in 0..5 {
+        assert_eq!(
+            request(http0, "PUT", &format!("/v1/kv/m{i}"), b"v").status,
+            200
+        );
+    }
+    assert!(eventually(LIMIT, || {
+        request(http1, "GET", "/v1/kv/m4", b"").status == 200
+    }));
+    let after = parse_metrics(&request(http0, "GET", "/metrics", b"").text());
+    let put = r#"gossip_kv_http_requests_total{route="/v1/kv/{*key}",method="PUT",status="200"}"#;
+    assert_eq!(after.get(put).copied(), Some(5.0), "{after:#?}");
+    assert_eq!(after.get("gossip_kv_keys").copied(), Some(5.0));
+    assert_eq!(
+        after.get(r#"gossip_kv_members{state="alive"}"#).copied(),
+        Some(1.0)
+    );
+    for name in [
+        "gossip_kv_exchanges_completed_total",
+        r#"gossip_kv_messages_total{direction="sent",kind="syn"}"#,
+        "gossip_kv_entries_sent_total",
+        "gossip_kv_quic_bytes_sent_total",
+    ] {
+        let moved =
+            after.get(name).copied().unwrap_or(0.0) > before.get(name).copied().unwrap_or(0.0);
+        assert!(moved, "{name} did not move: {after:#?}");
+    }
+    one.stop().unwrap();
+    zero.stop().unwrap();
+}

@@ -1,6 +1,7 @@
 //! The HTTP/JSON API (`node --http ADDR`), on the node's own runtime:
-//! the map by key, a listing by prefix, the members, the status and a
-//! readiness check. docs/http-api.md documents every route.
+//! the map by key, a listing by prefix, the members, the status, a
+//! readiness check and Prometheus metrics. docs/http-api.md documents
+//! every route.
 //!
 //! Values are the raw request and response bodies (UTF-8); a write's stamp
 //! travels in the `x-gossip-kv-stamp` header, or in the body with
@@ -22,7 +23,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +33,7 @@ use lww_crdt::{Entry, Stamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::node::prometheus::RequestMetrics;
 use crate::node::serve::Server;
 
 /// Requests served at once; past that, 503 with `Retry-After`.
@@ -53,6 +55,7 @@ struct Api {
     node: NodeHandle,
     server: Arc<Server>,
     slots: Arc<Semaphore>,
+    requests: RequestMetrics,
 }
 
 /// The routes, with their limits, for a node and its status.
@@ -61,6 +64,7 @@ pub(crate) fn router(server: Arc<Server>, max_body: usize) -> Router {
         node: server.node.clone(),
         server,
         slots: Arc::new(Semaphore::new(MAX_CONCURRENT)),
+        requests: RequestMetrics::new(),
     };
     Router::new()
         .route("/v1/kv", get(list))
@@ -68,10 +72,43 @@ pub(crate) fn router(server: Arc<Server>, max_body: usize) -> Router {
         .route("/v1/members", get(members))
         .route("/v1/status", get(status))
         .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(api.clone(), observe))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(api.clone(), limits))
         .with_state(api)
+}
+
+/// Counts every request to a route, with its latency.
+async fn observe(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let start = std::time::Instant::now();
+    let response = next.run(request).await;
+    api.requests.observe(
+        &route,
+        &method,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `GET /metrics`: the Prometheus text format.
+async fn metrics(State(api): State<Api>) -> Response {
+    let page = crate::node::prometheus::render(&api.server.status(), &api.requests);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        page,
+    )
+        .into_response()
 }
 
 /// A request slot and the time limit, around every route.

@@ -52,6 +52,7 @@ mod drain;
 mod error;
 pub mod http;
 mod members;
+mod prometheus;
 mod seeds;
 mod serve;
 pub mod store;
