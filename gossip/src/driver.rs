@@ -13,7 +13,7 @@ use std::time::Duration;
 use lww_crdt::{Entry, PhysicalClock, Stamp};
 
 use crate::metrics::Metrics;
-use crate::node::{Event, Node, StoreMap, WriteError, vector_hash};
+use crate::node::{Change, Event, Node, StoreMap, WriteError, vector_hash};
 use crate::node::{ExchangeEnd, Transmit};
 use crate::persist::{Persist, PersistError};
 use crate::transport::{Incoming, Transport, TransportError};
@@ -36,16 +36,33 @@ struct Shared {
     /// The last ticket `persist` issued: a frame made now may reveal
     /// everything up to it.
     last_ticket: AtomicU64,
+    /// Who else is told of every change (see [`Driver::watch_changes`]).
+    watch: OnceLock<ChangeSink>,
 }
+
+/// What [`Driver::watch_changes`] calls with each batch of changes.
+pub type ChangeSink = Box<dyn Fn(&[Change]) + Send + Sync>;
 
 impl Shared {
     /// Hands the changes the locked `node` made to the durable copy, if one
     /// is kept; returns the ticket to wait on before acknowledging them.
     fn persist(&self, node: &mut Node) -> Result<Option<(u64, &dyn Persist)>, PersistError> {
+        let watch = self.watch.get();
         let Some(persist) = self.persist.get() else {
+            if let Some(watch) = watch {
+                let changes = node.take_changes();
+                if !changes.is_empty() {
+                    watch(&changes);
+                }
+            }
             return Ok(None);
         };
         let changes = node.take_changes();
+        if let Some(watch) = watch
+            && !changes.is_empty()
+        {
+            watch(&changes);
+        }
         let hash = vector_hash(node.version_vector());
         if changes.is_empty() && hash == self.persisted_vector.load(Ordering::Relaxed) {
             return Ok(None);
@@ -326,6 +343,7 @@ impl Driver {
                     persist: OnceLock::new(),
                     persisted_vector: AtomicU64::new(0),
                     last_ticket: AtomicU64::new(0),
+                    watch: OnceLock::new(),
                 }),
                 clock: Arc::new(clock),
             },
@@ -373,6 +391,18 @@ impl Driver {
                 .shared
                 .persisted_vector
                 .store(hash, Ordering::Relaxed);
+        }
+    }
+
+    /// Calls `sink` with every change to the node's map from now on, in
+    /// order, with the node locked: a client write's as it is made, a
+    /// peer's delta's as it is applied (see [`Change`]). `sink` must be
+    /// quick and must not block (hand the changes to a channel that drops
+    /// what a slow reader cannot take). A second call changes nothing.
+    pub fn watch_changes(&mut self, sink: ChangeSink) {
+        let mut node = self.handle.lock();
+        if self.handle.shared.watch.set(sink).is_ok() {
+            node.record_changes();
         }
     }
 

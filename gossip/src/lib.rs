@@ -88,7 +88,7 @@ pub use config::{
     MIN_MAX_MESSAGE_BYTES,
 };
 pub use driver::{
-    Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,
+    ChangeSink, Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,
 };
 pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{

@@ -20,7 +20,7 @@ const INTERVAL: u64 = 100;
 fn replay(copy: &mut BTreeMap<String, Entry<String>>, changes: Vec<Change>) {
     for change in changes {
         match change {
-            Change::Wrote { key, entry } => {
+            Change::Wrote { key, entry, .. } => {
                 copy.insert(key, entry);
             }
             Change::Collected { key } => {

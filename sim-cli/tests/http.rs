@@ -421,3 +421,66 @@ fn the_metrics_page_parses_and_its_counters_move() {
     one.stop().unwrap();
     zero.stop().unwrap();
 }
+
+#[test]
+fn a_watch_on_one_node_receives_a_write_made_on_another() {
+    let dir = TempDir::new("http-watch");
+    let certs = certs(&dir, "c", "0,1");
+    let (http0, http1) = (free_tcp(), free_tcp());
+    let zero_config = config(&dir, &certs, 0, vec![], http0);
+    let seed = Peer {
+        id: Some(NodeId::new(0)),
+        address: zero_config.listen.to_string(),
+    };
+    let zero = InProcess::start(zero_config);
+    let one = InProcess::start(config(&dir, &certs, 1, vec![seed], http1));
+    serving(http0);
+    serving(http1);
+    assert!(eventually(LIMIT, || {
+        request(http1, "GET", "/v1/health", b"").status == 200
+    }));
+    let mut watch = TcpStream::connect(http0).unwrap();
+    watch.set_read_timeout(Some(LIMIT)).unwrap();
+    watch
+        .write_all(format!("GET /v1/watch?prefix=w/ HTTP/1.1\r\nHost: {http0}\r\n\r\n").as_bytes())
+        .unwrap();
+    // Let the watch subscribe before anything is written.
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    let n = watch.read(&mut buffer).unwrap();
+    seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    // Outside the prefix, then inside, on node 1; then a delete on node 0.
+    assert_eq!(request(http1, "PUT", "/v1/kv/other", b"x").status, 200);
+    assert_eq!(
+        request(http1, "PUT", "/v1/kv/w%2Fcolour", b"blue").status,
+        200
+    );
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !seen.contains("\"key\":\"w/colour\"") && std::time::Instant::now() < deadline {
+        if let Ok(n) = watch.read(&mut buffer) {
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
+    assert!(seen.contains("event: put"), "{seen}");
+    assert!(seen.contains("\"value\":\"blue\""), "{seen}");
+    assert!(
+        seen.contains("\"from\":\"1\"") && seen.contains("\"origin\":1"),
+        "{seen}"
+    );
+    assert!(!seen.contains("\"key\":\"other\""), "{seen}");
+    assert_eq!(
+        request(http0, "DELETE", "/v1/kv/w%2Fcolour", b"").status,
+        200
+    );
+    while !seen.contains("event: delete") && std::time::Instant::now() < deadline {
+        if let Ok(n) = watch.read(&mut buffer) {
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
+    assert!(seen.contains("\"from\":\"local\""), "{seen}");
+    drop(watch);
+    one.stop().unwrap();
+    zero.stop().unwrap();
+}

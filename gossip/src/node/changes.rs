@@ -2,7 +2,7 @@
 //! its map: every entry a write or a delta put in the map, and every
 //! tombstone collection dropped, in the order they happened.
 
-use lww_crdt::{Entry, Stamp};
+use lww_crdt::{Entry, NodeId, Stamp};
 
 use super::{Node, StoreDelta};
 
@@ -16,6 +16,9 @@ pub enum Change {
         key: String,
         /// Its entry now.
         entry: Entry<String>,
+        /// The peer whose delta brought it; `None` for a client write on
+        /// this node.
+        from: Option<NodeId>,
     },
     /// Tombstone collection dropped `key`'s tombstone.
     Collected {
@@ -57,6 +60,7 @@ impl Node {
             changes.push(Change::Wrote {
                 key: key.to_owned(),
                 entry: entry.clone(),
+                from: None,
             });
         }
     }
@@ -77,7 +81,7 @@ impl Node {
 
     /// Logs the entries of a delta that the map took: those it now holds
     /// with the delta's stamps.
-    pub(super) fn note_applied(&mut self, stamps: Vec<(String, Stamp)>) {
+    pub(super) fn note_applied(&mut self, from: NodeId, stamps: Vec<(String, Stamp)>) {
         let Some(changes) = self.changes.as_mut() else {
             return;
         };
@@ -88,6 +92,7 @@ impl Node {
                 changes.push(Change::Wrote {
                     key,
                     entry: entry.clone(),
+                    from: Some(from),
                 });
             }
         }

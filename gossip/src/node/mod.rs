@@ -742,7 +742,7 @@ impl Node {
         if let Some(stamps) = stamps
             && report.changed() > 0
         {
-            self.note_applied(stamps);
+            self.note_applied(from, stamps);
         }
         self.vector_hash = None;
         self.metrics.entries_redundant += report.unchanged as u64;

@@ -50,21 +50,35 @@ const DEFAULT_LIST: usize = 100;
 /// logical clock and its writer origin as decimal integers.
 pub const STAMP_HEADER: &str = "x-gossip-kv-stamp";
 
+/// Batches of changes to the node's map, as watches read them.
+pub(crate) type Changes = tokio::sync::broadcast::Sender<Arc<Vec<gossip::Change>>>;
+
+/// Batches of changes held for a watch that reads slowly; past that it is
+/// told how many it missed.
+pub const WATCH_BACKLOG: usize = 1_024;
+
+/// Watches open at once; past that, 503.
+pub const MAX_WATCHES: usize = 64;
+
 #[derive(Clone)]
 struct Api {
     node: NodeHandle,
     server: Arc<Server>,
     slots: Arc<Semaphore>,
     requests: RequestMetrics,
+    changes: Changes,
+    watches: Arc<Semaphore>,
 }
 
 /// The routes, with their limits, for a node and its status.
-pub(crate) fn router(server: Arc<Server>, max_body: usize) -> Router {
+pub(crate) fn router(server: Arc<Server>, max_body: usize, changes: Changes) -> Router {
     let api = Api {
         node: server.node.clone(),
         server,
         slots: Arc::new(Semaphore::new(MAX_CONCURRENT)),
         requests: RequestMetrics::new(),
+        changes,
+        watches: Arc::new(Semaphore::new(MAX_WATCHES)),
     };
     Router::new()
         .route("/v1/kv", get(list))
@@ -77,6 +91,8 @@ pub(crate) fn router(server: Arc<Server>, max_body: usize) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(api.clone(), limits))
+        // Outside the request slots and the time limit: a watch stays open.
+        .route("/v1/watch", get(watch))
         .with_state(api)
 }
 
@@ -428,6 +444,101 @@ async fn health(State(api): State<Api>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(Health { ready, ..health })).into_response()
+}
+
+/// `GET /v1/watch?prefix=P`.
+#[derive(Debug, Default, Deserialize)]
+struct WatchQuery {
+    #[serde(default)]
+    prefix: String,
+}
+
+/// `GET /v1/watch?prefix=P`: Server-Sent Events, one per change to a key
+/// under the prefix applied on this node from now on: event `put` or
+/// `delete`, data `{"key", "value", "stamp", "origin", "from"}`, where
+/// `from` is `"local"` for a write on this node or the peer's id. A reader
+/// that falls behind by more than [`WATCH_BACKLOG`] batches gets a
+/// `lagged` event saying how many batches it missed.
+async fn watch(
+    State(api): State<Api>,
+    Query(query): Query<WatchQuery>,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+
+    let Ok(slot) = Arc::clone(&api.watches).try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{MAX_WATCHES} watches are open; retry"),
+        ));
+    };
+    let receiver = api.changes.subscribe();
+    let prefix = query.prefix;
+    let stream = futures_util::stream::unfold(
+        (receiver, std::collections::VecDeque::new(), slot),
+        move |(mut receiver, mut pending, slot)| {
+            let prefix = prefix.clone();
+            async move {
+                loop {
+                    if let Some(event) = pending.pop_front() {
+                        return Some((
+                            Ok::<Event, std::convert::Infallible>(event),
+                            (receiver, pending, slot),
+                        ));
+                    }
+                    match receiver.recv().await {
+                        Ok(batch) => pending.extend(watch_events(&batch, &prefix)),
+                        Err(RecvError::Lagged(missed)) => {
+                            pending.push_back(
+                                Event::default().event("lagged").data(missed.to_string()),
+                            );
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The events for the changes of `batch` under `prefix`.
+fn watch_events(batch: &[gossip::Change], prefix: &str) -> Vec<axum::response::sse::Event> {
+    #[derive(Serialize)]
+    struct Changed<'a> {
+        key: &'a str,
+        value: Option<&'a str>,
+        stamp: StampJson,
+        origin: u64,
+        from: String,
+    }
+    batch
+        .iter()
+        .filter_map(|change| match change {
+            gossip::Change::Wrote { key, entry, from } if key.starts_with(prefix) => {
+                let changed = Changed {
+                    key,
+                    value: entry.value.as_deref(),
+                    stamp: entry.stamp.into(),
+                    origin: gossip::origin_member(entry.stamp.origin).get(),
+                    from: from.map_or_else(|| "local".to_owned(), |peer| peer.get().to_string()),
+                };
+                let kind = if entry.value.is_some() {
+                    "put"
+                } else {
+                    "delete"
+                };
+                axum::response::sse::Event::default()
+                    .event(kind)
+                    .json_data(&changed)
+                    .ok()
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Serves the API on `listener` until `stop` changes.

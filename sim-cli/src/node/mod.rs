@@ -269,6 +269,18 @@ where
     if let Some(store) = &store {
         driver.persist_to(Arc::clone(store) as Arc<dyn gossip::Persist>);
     }
+    let changes = http_listener.as_ref().map(|_| {
+        let (changes, _) = tokio::sync::broadcast::channel(http::WATCH_BACKLOG);
+        let sink = changes.clone();
+        driver.watch_changes(Box::new(move |batch: &[gossip::Change]| {
+            // Copied only while someone watches; a reader that falls more
+            // than the backlog behind is told how much it missed.
+            if sink.receiver_count() > 0 {
+                let _ = sink.send(Arc::new(batch.to_vec()));
+            }
+        }));
+        changes
+    });
     let handle = driver.handle();
     // On the I/O runtime, not a thread of its own: a frame and its answer
     // then never cross threads.
@@ -300,7 +312,7 @@ where
         unnamed,
         events,
         seeds,
-        http: http_listener,
+        http: http_listener.zip(changes),
     };
     if let Err(err) = running.start_helpers(&config, local, helpers) {
         running.stop(false);
@@ -334,8 +346,9 @@ struct Helpers {
     events: gossip::EventReceiver,
     /// The members the node started with.
     seeds: Vec<Member>,
-    /// The HTTP API's listener, with `--http`.
-    http: Option<tokio::net::TcpListener>,
+    /// The HTTP API's listener and the changes it reports to watches,
+    /// with `--http`.
+    http: Option<(tokio::net::TcpListener, http::Changes)>,
 }
 
 /// A started node: its driver, transport, helper threads and runtime.
@@ -377,9 +390,9 @@ impl Running {
             interval_ms: config.interval_ms,
             store: self.store.clone(),
         });
-        if let Some(listener) = http_listener {
+        if let Some((listener, changes)) = http_listener {
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let app = http::router(Arc::clone(&server), config.max_message_bytes);
+            let app = http::router(Arc::clone(&server), config.max_message_bytes, changes);
             if let Ok(addr) = listener.local_addr() {
                 info!(target: LOG_TARGET, addr = %addr, "HTTP API listening");
             }

@@ -419,7 +419,7 @@ impl Store {
         let mut buffer = Vec::new();
         for change in changes {
             match change {
-                Change::Wrote { key, entry } => {
+                Change::Wrote { key, entry, .. } => {
                     buffer.clear();
                     encode_into(&entry, &mut buffer);
                     batch.insert(&self.entries, key.as_bytes(), buffer.as_slice());
