@@ -484,3 +484,89 @@ fn a_watch_on_one_node_receives_a_write_made_on_another() {
     one.stop().unwrap();
     zero.stop().unwrap();
 }
+
+/// The browser the status page test drives, if installed (`.ci/run`
+/// installs Debian's chromium).
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|name| {
+            std::process::Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+#[test]
+fn the_status_page_shows_the_members_of_a_three_node_cluster_in_a_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!("no chromium installed: the status page is not loaded in a browser");
+        return;
+    };
+    let dir = TempDir::new("http-page");
+    let certs = certs(&dir, "c", "0,1,2");
+    let http0 = free_tcp();
+    let zero_config = config(&dir, &certs, 0, vec![], http0);
+    let seed = Peer {
+        id: Some(NodeId::new(0)),
+        address: zero_config.listen.to_string(),
+    };
+    let zero = InProcess::start(zero_config);
+    let one = InProcess::start(config(&dir, &certs, 1, vec![seed.clone()], free_tcp()));
+    let two = InProcess::start(config(&dir, &certs, 2, vec![seed], free_tcp()));
+    serving(http0);
+    assert!(eventually(LIMIT, || {
+        let members = request(http0, "GET", "/v1/members", b"").json();
+        members.as_array().is_some_and(|m| m.len() == 3)
+    }));
+    let page = request(http0, "GET", "/", b"");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let url = format!("http://{http0}/");
+    let shot = dir.join("status.png");
+    let chrome = |extra: &[&str]| {
+        std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--window-size=1200,800",
+                "--virtual-time-budget=5000",
+            ])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    let dom = chrome(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    assert_eq!(dom.matches("class=\"member\"").count(), 3, "{dom}");
+    for id in 0..3 {
+        assert!(
+            dom.contains(&format!("<td class=\"num\">{id}</td>")),
+            "member {id} missing: {dom}"
+        );
+    }
+    assert!(dom.contains("gossip-kv node 0"), "{dom}");
+    let screenshot = chrome(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap_or_else(|_| {
+        panic!(
+            "no screenshot: {}",
+            String::from_utf8_lossy(&screenshot.stderr)
+        )
+    });
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    two.stop().unwrap();
+    one.stop().unwrap();
+    zero.stop().unwrap();
+}

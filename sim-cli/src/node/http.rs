@@ -1,6 +1,6 @@
 //! The HTTP/JSON API (`node --http ADDR`), on the node's own runtime:
-//! the map by key, a listing by prefix, the members, the status, a
-//! readiness check and Prometheus metrics. docs/http-api.md documents
+//! the map by key, a listing by prefix, watches, the members, the status,
+//! a readiness check, Prometheus metrics and a status page (`GET /`). docs/http-api.md documents
 //! every route.
 //!
 //! Values are the raw request and response bodies (UTF-8); a write's stamp
@@ -87,6 +87,7 @@ pub(crate) fn router(server: Arc<Server>, max_body: usize, changes: Changes) -> 
         .route("/v1/status", get(status))
         .route("/v1/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/", get(page))
         .route_layer(middleware::from_fn_with_state(api.clone(), observe))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such route") })
         .layer(DefaultBodyLimit::max(max_body))
@@ -112,6 +113,20 @@ async fn observe(State(api): State<Api>, request: Request, next: Next) -> Respon
         start.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// `GET /`: one self-contained page (no framework, no build step) showing
+/// the members, the map and recent exchanges, refreshed every second from
+/// `/v1/status`.
+async fn page() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        include_str!("assets/status.html"),
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: the Prometheus text format.
