@@ -570,3 +570,56 @@ fn the_status_page_shows_the_members_of_a_three_node_cluster_in_a_browser() {
     one.stop().unwrap();
     zero.stop().unwrap();
 }
+
+#[test]
+fn writes_during_the_drain_are_refused_with_503() {
+    let dir = TempDir::new("http-drain");
+    let certs = certs(&dir, "c", "0,1");
+    let http1 = free_tcp();
+    let mut zero_config = config(&dir, &certs, 0, vec![], free_tcp());
+    // Stopped as for a restart (with a data directory), not leaving: node 1
+    // still counts on it.
+    zero_config.data_dir = Some(dir.join("zero"));
+    zero_config.leave_on_stop = false;
+    let seed = Peer {
+        id: Some(NodeId::new(0)),
+        address: zero_config.listen.to_string(),
+    };
+    let zero = InProcess::start(zero_config);
+    let mut one_config = config(&dir, &certs, 1, vec![seed], http1);
+    // Its peer gone without a word, the drain waits for its exchanges to
+    // time out: long enough to write into.
+    one_config.drain_ms = 3_000;
+    let one = InProcess::start(one_config);
+    serving(http1);
+    assert!(eventually(LIMIT, || {
+        request(http1, "GET", "/v1/health", b"").status == 200
+    }));
+    zero.stop().unwrap();
+    let stopping = std::thread::spawn(move || one.stop());
+    let mut refused = None;
+    assert!(
+        eventually(LIMIT, || {
+            let put = request(http1, "PUT", "/v1/kv/late", b"v");
+            if put.status == 503 {
+                refused = Some(put.json());
+                return true;
+            }
+            assert_eq!(put.status, 200, "{}", put.text());
+            false
+        }),
+        "no write was refused while draining"
+    );
+    let refused = refused.unwrap();
+    assert_eq!(refused["code"], "shutting_down", "{refused}");
+    let health = request(http1, "GET", "/v1/health", b"");
+    assert_eq!(
+        (health.status, health.json()["draining"].clone()),
+        (503, true.into())
+    );
+    stopping.join().unwrap().unwrap();
+    assert!(
+        TcpStream::connect(http1).is_err(),
+        "the API still listens after the stop"
+    );
+}
