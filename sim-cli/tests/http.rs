@@ -99,6 +99,28 @@ fn config(dir: &TempDir, certs: &str, id: u64, peers: Vec<Peer>, http: SocketAdd
     config
 }
 
+/// The peer entry that names `config`'s node.
+fn seed_of(config: &NodeConfig) -> Peer {
+    Peer {
+        id: Some(config.id),
+        address: config.listen.to_string(),
+    }
+}
+
+/// Node 0, founding, and node 1 joining through it, each serving HTTP.
+fn two_nodes(
+    dir: &TempDir,
+    certs: &str,
+    http0: SocketAddr,
+    http1: SocketAddr,
+) -> (InProcess, InProcess) {
+    let zero_config = config(dir, certs, 0, vec![], http0);
+    let seed = seed_of(&zero_config);
+    let zero = InProcess::start(zero_config);
+    let one = InProcess::start(config(dir, certs, 1, vec![seed], http1));
+    (zero, one)
+}
+
 /// Waits until the API answers.
 fn serving(addr: SocketAddr) {
     assert!(
@@ -254,13 +276,7 @@ fn a_write_over_http_on_one_node_is_read_over_http_on_another() {
     let dir = TempDir::new("http-two");
     let certs = certs(&dir, "c", "0,1");
     let (http0, http1) = (free_tcp(), free_tcp());
-    let zero_config = config(&dir, &certs, 0, vec![], http0);
-    let seed = Peer {
-        id: Some(NodeId::new(0)),
-        address: zero_config.listen.to_string(),
-    };
-    let zero = InProcess::start(zero_config);
-    let one = InProcess::start(config(&dir, &certs, 1, vec![seed], http1));
+    let (zero, one) = two_nodes(&dir, &certs, http0, http1);
     serving(http0);
     serving(http1);
     assert!(
@@ -379,13 +395,7 @@ fn the_metrics_page_parses_and_its_counters_move() {
     let dir = TempDir::new("http-metrics");
     let certs = certs(&dir, "c", "0,1");
     let (http0, http1) = (free_tcp(), free_tcp());
-    let zero_config = config(&dir, &certs, 0, vec![], http0);
-    let seed = Peer {
-        id: Some(NodeId::new(0)),
-        address: zero_config.listen.to_string(),
-    };
-    let zero = InProcess::start(zero_config);
-    let one = InProcess::start(config(&dir, &certs, 1, vec![seed], http1));
+    let (zero, one) = two_nodes(&dir, &certs, http0, http1);
     serving(http0);
     let first = request(http0, "GET", "/metrics", b"");
     assert_eq!(first.status, 200);
@@ -427,13 +437,7 @@ fn a_watch_on_one_node_receives_a_write_made_on_another() {
     let dir = TempDir::new("http-watch");
     let certs = certs(&dir, "c", "0,1");
     let (http0, http1) = (free_tcp(), free_tcp());
-    let zero_config = config(&dir, &certs, 0, vec![], http0);
-    let seed = Peer {
-        id: Some(NodeId::new(0)),
-        address: zero_config.listen.to_string(),
-    };
-    let zero = InProcess::start(zero_config);
-    let one = InProcess::start(config(&dir, &certs, 1, vec![seed], http1));
+    let (zero, one) = two_nodes(&dir, &certs, http0, http1);
     serving(http0);
     serving(http1);
     assert!(eventually(LIMIT, || {
@@ -508,10 +512,7 @@ fn the_status_page_shows_the_members_of_a_three_node_cluster_in_a_browser() {
     let certs = certs(&dir, "c", "0,1,2");
     let http0 = free_tcp();
     let zero_config = config(&dir, &certs, 0, vec![], http0);
-    let seed = Peer {
-        id: Some(NodeId::new(0)),
-        address: zero_config.listen.to_string(),
-    };
+    let seed = seed_of(&zero_config);
     let zero = InProcess::start(zero_config);
     let one = InProcess::start(config(&dir, &certs, 1, vec![seed.clone()], free_tcp()));
     let two = InProcess::start(config(&dir, &certs, 2, vec![seed], free_tcp()));
@@ -581,10 +582,7 @@ fn writes_during_the_drain_are_refused_with_503() {
     // still counts on it.
     zero_config.data_dir = Some(dir.join("zero"));
     zero_config.leave_on_stop = false;
-    let seed = Peer {
-        id: Some(NodeId::new(0)),
-        address: zero_config.listen.to_string(),
-    };
+    let seed = seed_of(&zero_config);
     let zero = InProcess::start(zero_config);
     let mut one_config = config(&dir, &certs, 1, vec![seed], http1);
     // Its peer gone without a word, the drain waits for its exchanges to
