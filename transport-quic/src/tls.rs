@@ -130,6 +130,29 @@ pub fn server_config(
     Ok(config)
 }
 
+/// A node's configuration for an HTTPS API on TCP: presents the node's
+/// certificate, requires a client certificate from the CA, and offers
+/// HTTP/1.1. The server must still check that the client's certificate is
+/// a client's ([`proves_client`]), not a node's.
+///
+/// # Errors
+/// [`TlsError`] for a client identity or an unusable certificate or key.
+pub fn https_server_config(
+    identity: &Identity,
+    ca: &CaCert,
+) -> Result<rustls::ServerConfig, TlsError> {
+    need_node(identity)?;
+    let provider = provider();
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone()).build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain().to_vec(), identity.key().clone_key())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 fn client_builder(
     identity: &Identity,
     ca: &CaCert,

@@ -84,7 +84,8 @@ pub(crate) struct NodeArgs {
     /// always leaves: it cannot come back as it was.)
     #[arg(long, requires = "data_dir")]
     pub(crate) leave_on_stop: bool,
-    /// Serve the HTTP/JSON API on this TCP address, a loopback one
+    /// Serve the HTTP/JSON API on this TCP address: plain HTTP on
+    /// loopback, HTTPS with client certificates elsewhere
     /// (docs/http-api.md).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<SocketAddr>,

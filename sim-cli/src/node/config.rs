@@ -61,8 +61,9 @@ pub struct NodeConfig {
     /// Whether a shutdown leaves the cluster for good: always without a
     /// data directory, only with `--leave-on-stop` with one.
     pub leave_on_stop: bool,
-    /// Where to serve the HTTP/JSON API (`--http`), a loopback address;
-    /// `None` serves none.
+    /// Where to serve the HTTP/JSON API (`--http`): plain HTTP on
+    /// loopback, HTTPS with client certificates elsewhere; `None` serves
+    /// none.
     pub http: Option<SocketAddr>,
 }
 

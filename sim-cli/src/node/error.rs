@@ -14,16 +14,17 @@ use transport_quic::{AddressError, QuicConfigError, SetupError};
 /// gossiping. The messages name the `sim-cli node` flags to check.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    /// `--http` names an address other than loopback: plain HTTP there
-    /// would let anyone on the network read and write, and TLS for the HTTP
-    /// API is not built yet.
+    /// `--http` names an address other than loopback, which is served
+    /// over TLS, and the node's certificate cannot serve it.
     #[error(
-        "--http {addr}: the HTTP API serves plain HTTP, so only on a loopback address \
-         (127.0.0.1 or ::1); put a TLS proxy in front of it to reach it from elsewhere"
+        "--http {addr}: off loopback the API is HTTPS, and the node's certificate cannot serve it"
     )]
-    HttpNotLoopback {
+    HttpTls {
         /// The address given.
         addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: transport_quic::tls::TlsError,
     },
     /// The HTTP API's address could not be bound.
     #[error("--http {addr}: cannot listen (TCP)")]

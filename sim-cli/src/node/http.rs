@@ -12,9 +12,9 @@
 //! and a request that takes longer than [`REQUEST_TIMEOUT`] is cut off
 //! (503), so one client cannot take memory without bound or hold the node.
 //!
-//! Plain HTTP, and so only on a loopback address: TLS with client
-//! certificates is not built yet, and any other address is refused at the
-//! start ([`NodeError::HttpNotLoopback`](crate::node::NodeError)).
+//! Plain HTTP on a loopback address; on any other, HTTPS (TLS 1.3) with
+//! the node's certificate, and every client must present a client
+//! certificate of the cluster (`serve_tls`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -573,7 +573,57 @@ pub(crate) async fn serve(
     }
 }
 
-/// Whether `addr` may serve plain HTTP.
+/// How long a TLS client has to finish its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves the API over TLS on `listener` until `stop` changes: every client
+/// must present a client certificate of the cluster (`sim-cli certs`
+/// issues `client.pem`); a node's certificate, another CA's or none is
+/// refused at the handshake, and logged.
+pub(crate) async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, from) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = stop.changed() => return,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let refused = |why: &str| {
+                tracing::warn!(target: crate::node::LOG_TARGET, from = %from, why, "HTTPS client refused");
+            };
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => return refused(&err.to_string()),
+                Err(_) => return refused("the TLS handshake took too long"),
+            };
+            let is_client = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .is_some_and(transport_quic::tls::proves_client);
+            if !is_client {
+                return refused("its certificate is not a client certificate of this cluster");
+            }
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+/// Whether `addr` may serve plain HTTP: loopback only; any other address
+/// serves HTTPS with client certificates.
 pub(crate) fn plain_allowed(addr: SocketAddr) -> bool {
     addr.ip().is_loopback()
 }

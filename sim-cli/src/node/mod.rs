@@ -142,13 +142,15 @@ where
             last.map_or(n, |last| n.max(last.saturating_add(1)))
         }
     };
-    let http_listener = match config.http {
-        Some(addr) if !http::plain_allowed(addr) => {
-            return Err(NodeError::HttpNotLoopback { addr });
-        }
-        Some(addr) => Some(addr),
-        None => None,
+    // Off loopback, the API is HTTPS with the node's certificate.
+    let http_tls = match config.http {
+        Some(addr) if !http::plain_allowed(addr) => Some(Arc::new(
+            transport_quic::tls::https_server_config(&identity, &ca)
+                .map_err(|source| NodeError::HttpTls { addr, source })?,
+        )),
+        _ => None,
     };
+    let http_listener = config.http;
     let (store, saved) = match opened {
         Some((store, mut saved)) => {
             store::log_opened(&store, &saved);
@@ -312,7 +314,9 @@ where
         unnamed,
         events,
         seeds,
-        http: http_listener.zip(changes),
+        http: http_listener
+            .zip(changes)
+            .map(|(listener, changes)| (listener, changes, http_tls)),
     };
     if let Err(err) = running.start_helpers(&config, local, helpers) {
         running.stop(false);
@@ -346,9 +350,13 @@ struct Helpers {
     events: gossip::EventReceiver,
     /// The members the node started with.
     seeds: Vec<Member>,
-    /// The HTTP API's listener and the changes it reports to watches,
-    /// with `--http`.
-    http: Option<(tokio::net::TcpListener, http::Changes)>,
+    /// The HTTP API's listener, the changes it reports to watches, and its
+    /// TLS configuration off loopback, with `--http`.
+    http: Option<(
+        tokio::net::TcpListener,
+        http::Changes,
+        Option<Arc<rustls::ServerConfig>>,
+    )>,
 }
 
 /// A started node: its driver, transport, helper threads and runtime.
@@ -390,13 +398,19 @@ impl Running {
             interval_ms: config.interval_ms,
             store: self.store.clone(),
         });
-        if let Some((listener, changes)) = http_listener {
+        if let Some((listener, changes, tls)) = http_listener {
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let app = http::router(Arc::clone(&server), config.max_message_bytes, changes);
             if let Ok(addr) = listener.local_addr() {
-                info!(target: LOG_TARGET, addr = %addr, "HTTP API listening");
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                info!(target: LOG_TARGET, addr = %addr, scheme, "HTTP API listening");
             }
-            self.runtime.spawn(http::serve(listener, app, stopped));
+            match tls {
+                Some(tls) => self
+                    .runtime
+                    .spawn(http::serve_tls(listener, app, tls, stopped)),
+                None => self.runtime.spawn(http::serve(listener, app, stopped)),
+            };
             self.http_stop = Some(stop);
         }
         let client = spawn_thread("client", move || serve::serve_clients(&server, &requests))?;
