@@ -47,22 +47,16 @@ impl Shared {
     /// Hands the changes the locked `node` made to the durable copy, if one
     /// is kept; returns the ticket to wait on before acknowledging them.
     fn persist(&self, node: &mut Node) -> Result<Option<(u64, &dyn Persist)>, PersistError> {
-        let watch = self.watch.get();
-        let Some(persist) = self.persist.get() else {
-            if let Some(watch) = watch {
-                let changes = node.take_changes();
-                if !changes.is_empty() {
-                    watch(&changes);
-                }
-            }
-            return Ok(None);
-        };
+        // Empty unless a durable copy or a watch asked the node to log.
         let changes = node.take_changes();
-        if let Some(watch) = watch
+        if let Some(watch) = self.watch.get()
             && !changes.is_empty()
         {
             watch(&changes);
         }
+        let Some(persist) = self.persist.get() else {
+            return Ok(None);
+        };
         let hash = vector_hash(node.version_vector());
         if changes.is_empty() && hash == self.persisted_vector.load(Ordering::Relaxed) {
             return Ok(None);

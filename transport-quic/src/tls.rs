@@ -115,19 +115,11 @@ pub fn server_config(
     ca: &CaCert,
     serve_clients: bool,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    need_node(identity)?;
-    let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone()).build()?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(identity.chain().to_vec(), identity.key().clone_key())?;
-    config.alpn_protocols = vec![PEER_ALPN.to_vec()];
+    let mut alpn = vec![PEER_ALPN.to_vec()];
     if serve_clients {
-        config.alpn_protocols.push(CLIENT_ALPN.to_vec());
+        alpn.push(CLIENT_ALPN.to_vec());
     }
-    Ok(config)
+    node_server_config(identity, ca, alpn)
 }
 
 /// A node's configuration for an HTTPS API on TCP: presents the node's
@@ -141,6 +133,16 @@ pub fn https_server_config(
     identity: &Identity,
     ca: &CaCert,
 ) -> Result<rustls::ServerConfig, TlsError> {
+    node_server_config(identity, ca, vec![b"http/1.1".to_vec()])
+}
+
+/// TLS 1.3 presenting the node's certificate, requiring one from the CA,
+/// offering `alpn`.
+fn node_server_config(
+    identity: &Identity,
+    ca: &CaCert,
+    alpn: Vec<Vec<u8>>,
+) -> Result<rustls::ServerConfig, TlsError> {
     need_node(identity)?;
     let provider = provider();
     let verifier =
@@ -149,7 +151,7 @@ pub fn https_server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain().to_vec(), identity.key().clone_key())?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn;
     Ok(config)
 }
 
