@@ -84,6 +84,7 @@ impl Node {
     /// Records that `peer` holds at least `vector`: notes the newest snapshot
     /// it dominates.
     pub(super) fn learn_peer_vector(&mut self, peer: NodeId, vector: &VersionVector) {
+        self.note_acknowledged(vector);
         let newest = self
             .snapshots
             .iter()
@@ -99,6 +100,7 @@ impl Node {
     /// Records that `peer` holds exactly this node's vector, which dominates
     /// every snapshot.
     pub(super) fn peer_matches_us(&mut self, peer: NodeId) {
+        self.note_all_acknowledged();
         if let Some(&(period, _)) = self.snapshots.back() {
             let reached = self.reached.entry(peer).or_insert(period);
             *reached = (*reached).max(period);

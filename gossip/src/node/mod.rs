@@ -7,6 +7,7 @@ mod checks;
 mod collect;
 mod exchange;
 mod in_flight;
+mod unacked;
 
 pub use changes::Change;
 pub use checks::{ClockStatus, MessageLimits};
@@ -314,6 +315,8 @@ pub struct Node {
     metrics: Metrics,
     /// The change log, when kept (see `changes`).
     changes: Option<Vec<changes::Change>>,
+    /// Client writes no peer is known to hold yet (see `unacked`).
+    unacknowledged: unacked::Unacknowledged,
 }
 
 impl Node {
@@ -377,6 +380,7 @@ impl Node {
             vector_hash: None,
             metrics: Metrics::default(),
             changes: None,
+            unacknowledged: unacked::Unacknowledged::default(),
         }
     }
 
@@ -468,6 +472,7 @@ impl Node {
         self.vector_hash = None;
         let written = self.changes.is_some().then(|| key.clone());
         let stamp = self.replica.put(key, value);
+        self.unacknowledged.wrote(stamp.hlc);
         if let Some(key) = written {
             self.note_written(&key);
         }
@@ -487,6 +492,7 @@ impl Node {
         self.vector_hash = None;
         let written = self.changes.is_some().then(|| key.clone());
         let stamp = self.replica.delete(key);
+        self.unacknowledged.wrote(stamp.hlc);
         if let Some(key) = written {
             self.note_written(&key);
         }
