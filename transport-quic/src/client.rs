@@ -1,17 +1,20 @@
-//! The client channel: [`QuicClient`] on the client side; [`ClientRequest`],
-//! [`Responder`] and [`RequestReceiver`] on the node side.
+//! The client channel: [`QuicClient`] and [`Subscription`] on the client
+//! side; [`ClientRequest`], [`Responder`], [`ResponseStream`] and
+//! [`RequestReceiver`] on the node side.
 //!
 //! A client connects with the client certificate and ALPN
 //! [`CLIENT_ALPN`](crate::CLIENT_ALPN), and sends each request on a
-//! bidirectional stream of its own: one frame in, one frame out. What the
-//! bytes mean is the application's business.
+//! bidirectional stream of its own: one frame in, and one frame out
+//! ([`Responder::respond`]), or frames out until either side ends the
+//! stream ([`Responder::stream`], read with [`QuicClient::subscribe`]).
+//! What the bytes mean is the application's business.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quinn::{Connection, Endpoint};
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use quinn::{Connection, Endpoint, RecvStream};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::certs::{CaCert, Identity};
 use crate::config::{QuicConfig, transport_config};
@@ -41,9 +44,74 @@ pub struct ClientRequest {
 /// taken yet count against the limit.
 #[derive(Debug)]
 pub struct Responder {
-    tx: oneshot::Sender<Vec<u8>>,
+    tx: oneshot::Sender<Answer>,
     max: usize,
     _permit: OwnedSemaphorePermit,
+}
+
+/// How a request is answered.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// One frame, then the stream ends.
+    Once(Vec<u8>),
+    /// Frames as they come, until the sender is dropped.
+    Stream(mpsc::Receiver<Vec<u8>>),
+}
+
+/// Sends the frames of a streamed answer ([`Responder::stream`]): each
+/// reaches the client in order; dropping it ends the stream cleanly.
+///
+/// A client that reads too slowly fills the backlog and then makes
+/// [`send`](Self::send) wait; one that stops reading for the read timeout
+/// has its stream reset. A stream holds no place among the concurrent
+/// requests: the application bounds how many it keeps open.
+#[derive(Debug)]
+pub struct ResponseStream {
+    tx: mpsc::Sender<Vec<u8>>,
+    max: usize,
+}
+
+impl ResponseStream {
+    /// Queues `frame` for the client, waiting while the backlog is full.
+    ///
+    /// # Errors
+    /// [`RespondError::TooLarge`] for an empty or oversize frame (nothing
+    /// sent, the stream goes on); [`RespondError::Gone`] once the client
+    /// went away or the transport shut down.
+    pub async fn send(&self, frame: Vec<u8>) -> Result<(), RespondError> {
+        if frame.is_empty() || frame.len() > self.max {
+            return Err(RespondError::TooLarge {
+                len: frame.len(),
+                max: self.max,
+            });
+        }
+        self.tx.send(frame).await.map_err(|_| RespondError::Gone)
+    }
+
+    /// [`send`](Self::send) for a thread outside any async runtime.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn send_blocking(&self, frame: Vec<u8>) -> Result<(), RespondError> {
+        if frame.is_empty() || frame.len() > self.max {
+            return Err(RespondError::TooLarge {
+                len: frame.len(),
+                max: self.max,
+            });
+        }
+        self.tx.blocking_send(frame).map_err(|_| RespondError::Gone)
+    }
+
+    /// Completes once the client went away, the stream broke or the
+    /// transport shut down: nothing more will reach the client.
+    pub async fn closed(&self) {
+        self.tx.closed().await;
+    }
+
+    /// The largest frame [`send`](Self::send) takes.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max
+    }
 }
 
 /// Why a response was not sent.
@@ -66,7 +134,7 @@ pub enum RespondError {
 
 impl Responder {
     pub(crate) fn new(
-        tx: oneshot::Sender<Vec<u8>>,
+        tx: oneshot::Sender<Answer>,
         max: usize,
         permit: OwnedSemaphorePermit,
     ) -> Responder {
@@ -94,7 +162,24 @@ impl Responder {
                 max: self.max,
             });
         }
-        self.tx.send(response).map_err(|_| RespondError::Gone)
+        self.tx
+            .send(Answer::Once(response))
+            .map_err(|_| RespondError::Gone)
+    }
+
+    /// Answers with a stream of frames instead of one: the request gives up
+    /// its place among the concurrent requests, and the frames sent on the
+    /// returned [`ResponseStream`] reach the client in order. Up to
+    /// `backlog` frames wait for a slow client.
+    ///
+    /// # Errors
+    /// [`RespondError::Gone`]: the request is no longer waiting.
+    pub fn stream(self, backlog: usize) -> Result<ResponseStream, RespondError> {
+        let (tx, rx) = mpsc::channel(backlog.max(1));
+        self.tx
+            .send(Answer::Stream(rx))
+            .map_err(|_| RespondError::Gone)?;
+        Ok(ResponseStream { tx, max: self.max })
     }
 }
 
@@ -332,30 +417,50 @@ impl QuicClient {
             let (mut send, mut recv) = conn.open_bi().await?;
             frame::write_frame(&mut send, body)
                 .await
-                .map_err(|err| match err {
-                    frame::WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
-                        ClientError::Refused(code.into_inner())
-                    }
-                    frame::WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
-                        ClientError::Connection(err)
-                    }
-                    _ => ClientError::MalformedResponse,
-                })?;
+                .map_err(write_error)?;
             let _ = send.finish();
-            match frame::read_frame(&mut recv, max, timeout, timeout).await {
-                Ok(Some(response)) => Ok(response),
-                Ok(None) => Err(ClientError::MalformedResponse),
-                Err(FrameError::Reset(code)) => Err(ClientError::Refused(code.into_inner())),
-                Err(FrameError::Lost(quinn::ReadError::ConnectionLost(err))) => {
-                    Err(ClientError::Connection(err))
-                }
-                Err(FrameError::Timeout) => Err(ClientError::Timeout),
-                Err(_) => Err(ClientError::MalformedResponse),
-            }
+            read_response(&mut recv, max, timeout).await
         };
         self.runtime
             .block_on(async { tokio::time::timeout(timeout, exchange).await })
             .map_err(|_| ClientError::Timeout)?
+    }
+
+    /// Sends `body` and waits up to the request timeout for the first
+    /// frame of a streamed answer ([`Responder::stream`]); the rest are
+    /// read with [`Subscription::next`]. A node that answers with one frame
+    /// gives a subscription that ends after it.
+    ///
+    /// # Errors
+    /// [`ClientError`], as [`request`](Self::request).
+    pub fn subscribe(&self, body: &[u8]) -> Result<(Vec<u8>, Subscription<'_>), ClientError> {
+        let max = self.config.max_frame_bytes();
+        if body.is_empty() || body.len() > max {
+            return Err(ClientError::RequestSize {
+                len: body.len(),
+                max,
+            });
+        }
+        let conn = self.connection()?;
+        let timeout = self.config.request_timeout();
+        let opening = async {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            frame::write_frame(&mut send, body)
+                .await
+                .map_err(write_error)?;
+            let _ = send.finish();
+            let first = read_response(&mut recv, max, timeout).await?;
+            Ok::<_, ClientError>((first, recv))
+        };
+        let (first, recv) = self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, opening).await })
+            .map_err(|_| ClientError::Timeout)??;
+        let subscription = Subscription {
+            client: self,
+            recv: Some(recv),
+        };
+        Ok((first, subscription))
     }
 
     /// Closes the connection and waits briefly for the node to hear it.
@@ -365,5 +470,79 @@ impl QuicClient {
         let _ = self.runtime.block_on(async {
             tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await
         });
+    }
+}
+
+/// The client error for a request frame that could not be written.
+fn write_error(err: frame::WriteFrameError) -> ClientError {
+    match err {
+        frame::WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
+            ClientError::Refused(code.into_inner())
+        }
+        frame::WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
+            ClientError::Connection(err)
+        }
+        _ => ClientError::MalformedResponse,
+    }
+}
+
+/// Reads one response frame, waiting up to `timeout` for it.
+async fn read_response(
+    recv: &mut RecvStream,
+    max: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, ClientError> {
+    next_frame(recv, max, timeout)
+        .await?
+        .ok_or(ClientError::MalformedResponse)
+}
+
+/// Reads the next frame of a response: `None` when the node ended the
+/// stream between frames.
+async fn next_frame(
+    recv: &mut RecvStream,
+    max: usize,
+    wait: Duration,
+) -> Result<Option<Vec<u8>>, ClientError> {
+    match frame::read_frame(recv, max, wait, wait).await {
+        Ok(frame) => Ok(frame),
+        Err(FrameError::Reset(code)) => Err(ClientError::Refused(code.into_inner())),
+        Err(FrameError::Lost(quinn::ReadError::ConnectionLost(err))) => {
+            Err(ClientError::Connection(err))
+        }
+        Err(FrameError::Timeout) => Err(ClientError::Timeout),
+        Err(_) => Err(ClientError::MalformedResponse),
+    }
+}
+
+/// The rest of a streamed answer ([`QuicClient::subscribe`]). Dropping it
+/// tells the node to stop sending.
+#[derive(Debug)]
+pub struct Subscription<'a> {
+    client: &'a QuicClient,
+    /// `None` once the stream ended or broke.
+    recv: Option<RecvStream>,
+}
+
+impl Subscription<'_> {
+    /// Waits up to `wait` for the next frame: `Ok(None)` once the node
+    /// ended the stream (it shut down, or the answer is complete).
+    ///
+    /// # Errors
+    /// [`ClientError::Timeout`] if none came in time, or the stream broke
+    /// ([`ClientError`]): either way the subscription is over, and later
+    /// calls return `Ok(None)`.
+    pub fn next(&mut self, wait: Duration) -> Result<Option<Vec<u8>>, ClientError> {
+        let Some(recv) = self.recv.as_mut() else {
+            return Ok(None);
+        };
+        let max = self.client.config.max_frame_bytes();
+        let frame = self.client.runtime.block_on(next_frame(recv, max, wait));
+        if !matches!(frame, Ok(Some(_))) {
+            // A frame cut off by the timeout would leave the stream
+            // mid-frame: nothing after it could be read.
+            self.recv = None;
+        }
+        frame
     }
 }

@@ -6,7 +6,8 @@
 //! `gossip::spawn(node, quic_transport, clock)` runs a real node exactly as
 //! it runs over `transport_mem::MemTransport`. It also serves the client
 //! channel: clients holding the client certificate send request frames the
-//! application answers, and [`QuicClient`] is that client.
+//! application answers, with one frame or a stream of them, and
+//! [`QuicClient`] is that client.
 //!
 //! What it gives:
 //!
@@ -100,7 +101,8 @@
 //!   the transport's runtime.
 //! - `transport`: [`QuicTransport`], the blocking `gossip::Transport`, its
 //!   builder and [`QuicHandle`].
-//! - `client`: [`QuicClient`] and the node side of client requests.
+//! - `client`: [`QuicClient`], [`Subscription`] and the node side of client
+//!   requests.
 //! - `stats`: [`QuicStats`] counters.
 
 #![forbid(unsafe_code)]
@@ -118,7 +120,7 @@ pub mod wire;
 
 pub use client::{
     ClientError, ClientRequest, QuicClient, RecvRequestError, RequestReceiver, RespondError,
-    Responder,
+    Responder, ResponseStream, Subscription,
 };
 pub use config::{DEFAULT_MAX_FRAME_BYTES, QuicConfig, QuicConfigBuilder, QuicConfigError};
 pub use drive::DrivenNode;

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::certs::{self, node_name};
-use crate::client::{ClientRequest, Responder};
+use crate::client::{Answer, ClientRequest, Responder};
 use crate::config::QuicConfig;
 use crate::frame::{FrameError, WriteFrameError, read_frame, write_frame};
 use crate::lock;
@@ -985,7 +985,8 @@ impl Shared {
             return;
         }
         match timeout(self.config.request_timeout(), rx).await {
-            Ok(Ok(response)) => {
+            Ok(Ok(Answer::Stream(frames))) => self.stream_response(remote, send, frames).await,
+            Ok(Ok(Answer::Once(response))) => {
                 let written = timeout(read_timeout, write_frame(&mut send, &response)).await;
                 if matches!(written, Ok(Ok(()))) {
                     let _ = send.finish();
@@ -999,6 +1000,50 @@ impl Shared {
             Ok(Err(_)) | Err(_) => {
                 debug!(node = %self.id, client_addr = %remote, "request unanswered");
                 refuse(&mut send, &mut recv, wire::STREAM_UNANSWERED);
+            }
+        }
+    }
+
+    /// Writes the frames of a streamed answer as the application sends
+    /// them, until it drops its end (the stream finishes), the client stops
+    /// reading or leaves, or the transport shuts down (the stream
+    /// finishes). A frame the client does not take within the read timeout
+    /// resets the stream.
+    async fn stream_response(
+        &self,
+        remote: SocketAddr,
+        mut send: SendStream,
+        mut frames: mpsc::Receiver<Vec<u8>>,
+    ) {
+        let read_timeout = self.config.read_timeout();
+        let stopped = send.stopped();
+        tokio::pin!(stopped);
+        loop {
+            let frame = tokio::select! {
+                frame = frames.recv() => frame,
+                () = self.stop.cancelled() => None,
+                _ = &mut stopped => {
+                    debug!(node = %self.id, client_addr = %remote, "client stopped reading a streamed answer");
+                    Counters::add(&self.counters.requests_answered, 1);
+                    return;
+                }
+            };
+            let Some(frame) = frame else {
+                let _ = send.finish();
+                // Until the client has it all: the connection may close
+                // once this task lets go of the stream.
+                let _ = timeout(read_timeout, &mut stopped).await;
+                Counters::add(&self.counters.requests_answered, 1);
+                return;
+            };
+            if !matches!(
+                timeout(read_timeout, write_frame(&mut send, &frame)).await,
+                Ok(Ok(()))
+            ) {
+                debug!(node = %self.id, client_addr = %remote, "client not reading a streamed answer; resetting it");
+                Counters::add(&self.counters.requests_refused, 1);
+                let _ = send.reset(code(wire::STREAM_TIMEOUT));
+                return;
             }
         }
     }
