@@ -37,11 +37,35 @@ struct Shared {
     /// everything up to it.
     last_ticket: AtomicU64,
     /// Who else is told of every change (see [`Driver::watch_changes`]).
-    watch: OnceLock<ChangeSink>,
+    watch: OnceLock<Box<dyn ChangeSink>>,
 }
 
-/// What [`Driver::watch_changes`] calls with each batch of changes.
-pub type ChangeSink = Box<dyn Fn(&[Change]) + Send + Sync>;
+/// Who [`Driver::watch_changes`] tells of every change to the node's map.
+///
+/// Logging changes copies every entry that changes, so the node logs them
+/// only while [`is_watched`](Self::is_watched) says someone reads them (or
+/// a durable copy is kept). It is asked, with the node locked, before every
+/// client write, frame and timer: a watcher that registers before a change
+/// is made is told of it.
+pub trait ChangeSink: Send + Sync {
+    /// Whether anyone wants the changes now.
+    fn is_watched(&self) -> bool;
+
+    /// The changes one client write, frame or timer made, in order, with
+    /// the node locked. Must be quick and must not block: hand them to a
+    /// channel that drops what a slow reader cannot take.
+    fn deliver(&self, changes: &[Change]);
+}
+
+impl<T: ChangeSink + ?Sized> ChangeSink for Arc<T> {
+    fn is_watched(&self) -> bool {
+        (**self).is_watched()
+    }
+
+    fn deliver(&self, changes: &[Change]) {
+        (**self).deliver(changes);
+    }
+}
 
 impl Shared {
     /// Hands the changes the locked `node` made to the durable copy, if one
@@ -52,7 +76,7 @@ impl Shared {
         if let Some(watch) = self.watch.get()
             && !changes.is_empty()
         {
-            watch(&changes);
+            watch.deliver(&changes);
         }
         let Some(persist) = self.persist.get() else {
             return Ok(None);
@@ -65,6 +89,18 @@ impl Shared {
         self.persisted_vector.store(hash, Ordering::Relaxed);
         self.last_ticket.store(ticket, Ordering::Relaxed);
         Ok(Some((ticket, persist.as_ref())))
+    }
+
+    /// Has the locked `node` log its changes exactly while someone needs
+    /// them: a durable copy, or a watcher. Called before every change.
+    fn log_if_needed(&self, node: &mut Node) {
+        let needed = self.persist.get().is_some()
+            || self.watch.get().is_some_and(|watch| watch.is_watched());
+        match (needed, node.is_recording_changes()) {
+            (true, false) => node.record_changes(),
+            (false, true) => node.stop_recording_changes(),
+            _ => {}
+        }
     }
 }
 
@@ -121,6 +157,7 @@ impl NodeHandle {
     ) -> Result<Stamp, WriteError> {
         let (stamp, persisted) = {
             let mut node = self.lock();
+            self.shared.log_if_needed(&mut node);
             let stamp = write(&mut node)?;
             let persisted = self.shared.persist(&mut node).inspect_err(|_| {
                 node.start_draining();
@@ -388,16 +425,13 @@ impl Driver {
         }
     }
 
-    /// Calls `sink` with every change to the node's map from now on, in
-    /// order, with the node locked: a client write's as it is made, a
-    /// peer's delta's as it is applied (see [`Change`]). `sink` must be
-    /// quick and must not block (hand the changes to a channel that drops
-    /// what a slow reader cannot take). A second call changes nothing.
-    pub fn watch_changes(&mut self, sink: ChangeSink) {
-        let mut node = self.handle.lock();
-        if self.handle.shared.watch.set(sink).is_ok() {
-            node.record_changes();
-        }
+    /// Tells `sink` of every change to the node's map from now on while it
+    /// [is watched](ChangeSink::is_watched), in order, with the node
+    /// locked: a client write's as it is made, a peer's delta's as it is
+    /// applied, a collected tombstone's (see [`Change`]). A second call
+    /// changes nothing.
+    pub fn watch_changes(&mut self, sink: Box<dyn ChangeSink>) {
+        let _ = self.handle.shared.watch.set(sink);
     }
 
     /// The handle for clients of the node.
@@ -429,6 +463,7 @@ impl Driver {
     pub fn receive(&mut self, incoming: Incoming) {
         let now = self.handle.clock.now_ms();
         let mut node = self.handle.lock();
+        self.handle.shared.log_if_needed(&mut node);
         let _ = node.handle_message(incoming.from, &incoming.payload, now);
         self.persist(&mut node);
     }
@@ -453,6 +488,7 @@ impl Driver {
             let mut node = self.handle.lock();
             let now = self.handle.clock.now_ms();
             if node.poll_timeout() <= now {
+                self.handle.shared.log_if_needed(&mut node);
                 node.handle_tick(now);
             }
             if !self.persist(&mut node) {

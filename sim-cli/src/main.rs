@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Command::Put(args) => cli::put::run(&args),
         Command::Get(args) => cli::get::run(&args),
         Command::Delete(args) => cli::delete::run(&args),
+        Command::Keys(args) => cli::keys::run(&args),
+        Command::Watch(args) => cli::watch::run(&args),
         Command::Status(args) => cli::status::run(&args),
         Command::Members(args) => cli::members::run(&args),
         Command::Converged(args) => cli::converged::run(&args),

@@ -308,8 +308,8 @@ fn off_loopback_the_api_is_https_and_takes_only_client_certificates() {
     let node = InProcess::start(config(&dir, &certs, 0, vec![], wildcard));
     let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     serving(local);
-    let url = format!("https://127.0.0.1:{port}/v1/health");
-    let curl = |auth: &[String]| {
+    let base = format!("https://127.0.0.1:{port}");
+    let curl_path = |auth: &[String], path: &str| {
         std::process::Command::new("curl")
             .args([
                 "-sS",
@@ -320,10 +320,11 @@ fn off_loopback_the_api_is_https_and_takes_only_client_certificates() {
                 &format!("{certs}/ca.pem"),
             ])
             .args(auth)
-            .arg(&url)
+            .arg(format!("{base}{path}"))
             .output()
             .unwrap()
     };
+    let curl = |auth: &[String]| curl_path(auth, "/v1/health");
     let with = |name: &str| {
         vec![
             "--cert".to_owned(),
@@ -339,6 +340,10 @@ fn off_loopback_the_api_is_https_and_takes_only_client_certificates() {
         String::from_utf8_lossy(&client.stderr)
     );
     assert!(String::from_utf8_lossy(&client.stdout).contains("\"ready\":true"));
+    // What a Prometheus scrape with the client certificate gets
+    // (docs/multi-host.md).
+    let scrape = curl_path(&with("client"), "/metrics");
+    assert!(String::from_utf8_lossy(&scrape.stdout).contains("gossip_kv_keys 0"));
     // No certificate, or a node's certificate: refused.
     assert!(
         !curl(&[]).status.success(),

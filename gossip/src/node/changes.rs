@@ -36,7 +36,13 @@ impl Node {
         self.changes.get_or_insert_with(Vec::new);
     }
 
-    /// Whether [`record_changes`](Self::record_changes) was called.
+    /// Stops the log [`record_changes`](Self::record_changes) started, and
+    /// drops what it held.
+    pub fn stop_recording_changes(&mut self) {
+        self.changes = None;
+    }
+
+    /// Whether the node logs its changes.
     pub fn is_recording_changes(&self) -> bool {
         self.changes.is_some()
     }

@@ -52,11 +52,16 @@ pub(crate) struct NodesArgs {
     pub(crate) json: bool,
 }
 
-/// One request to the node named by `args`, on a connection of its own.
-pub(crate) fn call(args: &ClientArgs, request: &Request) -> anyhow::Result<Response> {
+/// A connection to the node named by `args`.
+pub(crate) fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
     let target = Target::resolve(&args.node, args.node_id, args.server_name.as_deref())?;
     let credentials = Credentials::load(&args.certs)?;
-    let client = Client::connect(target, &credentials, args.timeout())?;
+    Ok(Client::connect(target, &credentials, args.timeout())?)
+}
+
+/// One request to the node named by `args`, on a connection of its own.
+pub(crate) fn call(args: &ClientArgs, request: &Request) -> anyhow::Result<Response> {
+    let client = connect(args)?;
     let response = client.call(request);
     client.close();
     Ok(response?)

@@ -8,8 +8,9 @@
 //! - `node`: one node of a real cluster (the library's `node` room), until
 //!   SIGINT or SIGTERM.
 //! - `client`: how the client commands reach their nodes; `put`, `delete`,
-//!   `get`, `status` and `members` send one request each (the library's
-//!   `client` room), and `converged` polls several nodes.
+//!   `get`, `keys`, `status` and `members` send requests (the library's
+//!   `client` room), `watch` follows changes, and `converged` polls several
+//!   nodes.
 //! - `bench`: performance measurements of the real transport.
 //! - `output`: every line the binary prints.
 
@@ -20,6 +21,7 @@ pub(crate) mod converged;
 pub(crate) mod delete;
 pub(crate) mod fuzz;
 pub(crate) mod get;
+pub(crate) mod keys;
 pub(crate) mod members;
 pub(crate) mod node;
 pub(crate) mod output;
@@ -27,6 +29,7 @@ pub(crate) mod put;
 pub(crate) mod simulate;
 pub(crate) mod status;
 pub(crate) mod sweep;
+pub(crate) mod watch;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -39,11 +42,13 @@ use self::certs::CertsArgs;
 use self::converged::ConvergedArgs;
 use self::fuzz::FuzzArgs;
 use self::get::{GetArgs, KeyArgs};
+use self::keys::KeysArgs;
 use self::node::NodeArgs;
 use self::put::PutArgs;
 use self::simulate::SimulateArgs;
 use self::status::StatusArgs;
 use self::sweep::SweepArgs;
+use self::watch::WatchArgs;
 
 /// Simulate, run and query a gossip-replicated key-value store.
 #[derive(Debug, Parser)]
@@ -74,6 +79,12 @@ pub(crate) enum Command {
     Get(GetArgs),
     /// Delete a key on a node.
     Delete(KeyArgs),
+    /// List a node's live keys under a prefix, in key order.
+    #[command(visible_alias = "list")]
+    Keys(KeysArgs),
+    /// Follow the changes a node makes under a prefix, as they come: its
+    /// own clients' writes and what gossip brings.
+    Watch(WatchArgs),
     /// Show a node's members, keys, version vector and counters.
     Status(StatusArgs),
     /// List a node's members: id, address, state, incarnation, failures and

@@ -6,7 +6,8 @@
 //! - [`Credentials`]: the client certificate and the cluster CA.
 //! - [`Client`]: one connection, one stream per request; [`Client::call`]
 //!   sends any request, [`Client::put`], [`Client::get`],
-//!   [`Client::delete`] and [`Client::status`] unwrap the answer.
+//!   [`Client::delete`], [`Client::list`] and [`Client::status`] unwrap
+//!   the answer, and [`Client::watch`] follows changes ([`Watch`]).
 //! - [`ClientError`] (`error.rs`): why a request did not go through.
 //! - [`proto`]: the requests, responses and their encoding.
 //!
@@ -19,7 +20,7 @@
 //! use std::path::Path;
 //! use std::time::Duration;
 //!
-//! use sim::client::{Client, Credentials, Target};
+//! use sim::client::{Client, Credentials, Target, WatchEvent};
 //!
 //! let target = Target::resolve("127.0.0.1:7000", None, None)?;
 //! let credentials = Credentials::load(Path::new("certs"))?;
@@ -29,6 +30,30 @@
 //! assert_eq!((entry.value.as_deref(), entry.stamp), (Some("blue"), stamp));
 //! let status = client.status()?;
 //! println!("node {} holds {} keys", status.id, status.keys);
+//!
+//! // Every key under "col", a page of up to 100 at a time.
+//! let mut after = None;
+//! loop {
+//!     let page = client.list("col", after.as_deref(), 100)?;
+//!     for (key, value) in &page.keys {
+//!         println!("{key} = {value}");
+//!     }
+//!     match page.next_after {
+//!         Some(last) => after = Some(last),
+//!         None => break,
+//!     }
+//! }
+//!
+//! // The next change under "col", from this node or from gossip.
+//! let mut watch = client.watch("col")?;
+//! client.put("colour", "green")?;
+//! match watch.next(Duration::from_secs(5))? {
+//!     Some(WatchEvent::Changed(changed)) => {
+//!         assert_eq!(changed.entry.value.as_deref(), Some("green"));
+//!     }
+//!     other => println!("{other:?}"),
+//! }
+//! drop(watch);
 //! client.close();
 //! # Ok::<(), sim::client::ClientError>(())
 //! ```
@@ -45,7 +70,7 @@ use transport_quic::certs::{CaCert, CertDir, Identity, node_name};
 use transport_quic::{QuicClient, QuicConfig};
 
 pub use error::ClientError;
-pub use proto::{ProtoError, Request, Response, Status};
+pub use proto::{Changed, ProtoError, Request, Response, Status};
 
 /// Where a node is and what name its certificate must carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,10 +222,7 @@ impl Client {
             .client
             .request(&proto::encode(request))
             .map_err(|err| explain(&self.target, err))?;
-        proto::decode(&bytes).map_err(|source| ClientError::UnreadableResponse {
-            addr: self.target.addr,
-            source,
-        })
+        self.decode(&bytes)
     }
 
     /// Writes `value` to `key`; returns the write's stamp.
@@ -259,6 +281,67 @@ impl Client {
         }
     }
 
+    /// One page of the live keys under `prefix` after `after`, in key
+    /// order, with their values: at most `limit` keys (1 to
+    /// [`MAX_LIST`](proto::MAX_LIST)), fewer if their values would not fit
+    /// one frame. Pass the page's `next_after` as `after` for the next
+    /// page; it is `None` on the last.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call); [`ClientError::Refused`] with
+    /// [`ProtoError::BadLimit`] for a limit out of range.
+    pub fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Listing, ClientError> {
+        let request = Request::List {
+            prefix: prefix.to_owned(),
+            after: after.map(str::to_owned),
+            limit,
+        };
+        match self.ask(&request)? {
+            Response::Listing { keys, next_after } => Ok(Listing { keys, next_after }),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Follows the changes the node makes to keys under `prefix` from now
+    /// on: its own clients' writes and what gossip brings. Returns once
+    /// the watch is in place.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call); [`ClientError::Refused`] with
+    /// [`ProtoError::TooManyWatches`] when the node follows as many
+    /// watches as it will.
+    pub fn watch(&self, prefix: &str) -> Result<Watch<'_>, ClientError> {
+        let request = Request::Watch {
+            prefix: prefix.to_owned(),
+        };
+        let (first, frames) = self
+            .client
+            .subscribe(&proto::encode(&request))
+            .map_err(|err| explain(&self.target, err))?;
+        match self.decode(&first)? {
+            Response::Watching => Ok(Watch {
+                frames,
+                pending: std::collections::VecDeque::new(),
+                addr: self.target.addr,
+                target: &self.target,
+            }),
+            Response::Error(err) => Err(ClientError::Refused(err)),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<Response, ClientError> {
+        proto::decode(bytes).map_err(|source| ClientError::UnreadableResponse {
+            addr: self.target.addr,
+            source,
+        })
+    }
+
     /// [`call`](Self::call), with an error response as
     /// [`ClientError::Refused`].
     fn ask(&self, request: &Request) -> Result<Response, ClientError> {
@@ -271,6 +354,83 @@ impl Client {
     /// Closes the connection politely.
     pub fn close(self) {
         self.client.close();
+    }
+}
+
+/// One page of a listing ([`Client::list`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// Live keys with their values, in key order.
+    pub keys: Vec<(String, String)>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next_after: Option<String>,
+}
+
+/// What a [`Watch`] reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// A key under the prefix changed on the node.
+    Changed(Changed),
+    /// The watch read too slowly and the node dropped this many batches of
+    /// changes for it: list the keys again to catch up.
+    Missed {
+        /// Batches dropped.
+        batches: u64,
+    },
+}
+
+/// The changes a node makes under a prefix ([`Client::watch`]), as they
+/// come. Dropping it ends the watch on the node.
+pub struct Watch<'a> {
+    frames: transport_quic::Subscription<'a>,
+    pending: std::collections::VecDeque<WatchEvent>,
+    addr: SocketAddr,
+    target: &'a Target,
+}
+
+impl std::fmt::Debug for Watch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("target", self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watch<'_> {
+    /// Waits up to `wait` for the next event: `Ok(None)` once the node
+    /// ended the watch (it is shutting down).
+    ///
+    /// # Errors
+    /// [`ClientError::NoAnswer`] if nothing came in time, a transport
+    /// failure, or a frame that cannot be read; after any error the watch
+    /// is over.
+    pub fn next(&mut self, wait: Duration) -> Result<Option<WatchEvent>, ClientError> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
+            let Some(frame) = self
+                .frames
+                .next(wait)
+                .map_err(|err| explain(self.target, err))?
+            else {
+                return Ok(None);
+            };
+            let response =
+                proto::decode(&frame).map_err(|source| ClientError::UnreadableResponse {
+                    addr: self.addr,
+                    source,
+                })?;
+            match response {
+                Response::Changes { changes } => self
+                    .pending
+                    .extend(changes.into_iter().map(WatchEvent::Changed)),
+                Response::Missed { batches } => {
+                    self.pending.push_back(WatchEvent::Missed { batches })
+                }
+                other => return Err(ClientError::Unexpected(Box::new(other))),
+            }
+        }
     }
 }
 

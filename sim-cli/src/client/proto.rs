@@ -1,9 +1,10 @@
-//! The client protocol: what `sim-cli put|get|delete|status` ask a node and
-//! what it answers, and the one place that encodes them.
+//! The client protocol: what `sim-cli put|get|delete|status|keys|watch` ask
+//! a node and what it answers, and the one place that encodes them.
 //!
 //! Each request travels on a QUIC stream of its own (the transport's client
 //! channel, ALPN `gossip-kv-client/1`): one request frame in, one response
-//! frame out. A frame is a protocol version byte ([`PROTO_VERSION`])
+//! frame out; a [`Request::Watch`] is answered with frames until either
+//! side ends the stream. A frame is a protocol version byte ([`PROTO_VERSION`])
 //! followed by one bincode 2.0.1 value (standard configuration), decoded
 //! with a size limit and refused if bytes trail it. A node answers every
 //! frame, a bad one included, with a [`Response`]; a request it cannot read
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// The client protocol version this build speaks. A frame starting with
 /// another byte is answered with [`ProtoError::UnsupportedVersion`].
-pub const PROTO_VERSION: u8 = 3;
+pub const PROTO_VERSION: u8 = 4;
 
 /// The largest frame either side decodes: the QUIC transport's default frame
 /// cap (4 MiB).
@@ -45,7 +46,29 @@ pub enum Request {
     },
     /// Describe the node; answered with [`Response::Status`].
     Status,
+    /// The live keys under `prefix` after `after`, in key order, at most
+    /// `limit` of them; answered with [`Response::Listing`].
+    List {
+        /// Only keys starting with this.
+        prefix: String,
+        /// Only keys after this one (the `next_after` of the page before).
+        after: Option<String>,
+        /// At most this many keys, 1 to [`MAX_LIST`]; fewer if their
+        /// values would not fit a frame.
+        limit: u32,
+    },
+    /// Follow the changes to keys under `prefix`: answered with
+    /// [`Response::Watching`] once the watch is in place, then on the same
+    /// stream with [`Response::Changes`] and [`Response::Missed`] frames
+    /// until either side ends it.
+    Watch {
+        /// Only keys starting with this.
+        prefix: String,
+    },
 }
+
+/// The most keys one [`Request::List`] returns.
+pub const MAX_LIST: u32 = 1_000;
 
 /// What a node answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,8 +86,42 @@ pub enum Response {
     },
     /// The node's state.
     Status(Box<Status>),
+    /// A page of live keys with their values, in key order.
+    Listing {
+        /// The keys and their values.
+        keys: Vec<(String, String)>,
+        /// Pass as `after` for the next page; `None` on the last.
+        next_after: Option<String>,
+    },
+    /// The watch is in place: every change made on the node from now on
+    /// follows.
+    Watching,
+    /// Changes the node made, in order: client writes on it and entries
+    /// from peers' deltas.
+    Changes {
+        /// The changes.
+        changes: Vec<Changed>,
+    },
+    /// The watcher read too slowly: this many batches of changes were
+    /// dropped for it. Reading the keys again catches up.
+    Missed {
+        /// Batches dropped.
+        batches: u64,
+    },
     /// The request was refused; nothing changed.
     Error(ProtoError),
+}
+
+/// One change a watch reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// The key.
+    pub key: String,
+    /// What it holds now: a value, or a tombstone (deleted).
+    pub entry: Entry<String>,
+    /// The peer whose delta brought it; `None` for a client write on the
+    /// node.
+    pub from: Option<NodeId>,
 }
 
 /// Why a node refused a request. In every case nothing changed.
@@ -118,6 +175,20 @@ pub enum ProtoError {
         median_offset_ms: i64,
         /// The cluster's maximum offset (ms).
         max_offset_ms: u64,
+    },
+    /// A listing's limit is out of range.
+    #[error("limit {limit} is out of range: give 1 to {max}")]
+    BadLimit {
+        /// The limit asked for.
+        limit: u64,
+        /// The largest accepted.
+        max: u64,
+    },
+    /// The node follows as many watches as it will; none was started.
+    #[error("the node follows {max} watches already; retry later")]
+    TooManyWatches {
+        /// Watches the node follows at once.
+        max: u64,
     },
     /// The node's data directory failed: the write may be in its memory
     /// and may still spread, but it was not made durable, and the node is
@@ -300,6 +371,11 @@ pub struct Status {
     pub transport: TransportStatus,
     /// Where the node keeps its state.
     pub storage: StorageStatus,
+    /// How long ago (ms) the oldest client write on this node that no peer
+    /// is known to hold yet was made: what a crash of this node without a
+    /// data directory would lose first. `None` when every write is held by
+    /// some peer.
+    pub oldest_unacknowledged_write_ms: Option<u64>,
 }
 
 /// Where a node keeps its state, as `status` reports it.
@@ -389,6 +465,12 @@ mod tests {
             Request::Get { key: "k".into() },
             Request::Delete { key: "é".into() },
             Request::Status,
+            Request::List {
+                prefix: "p/".into(),
+                after: Some("p/a".into()),
+                limit: 10,
+            },
+            Request::Watch { prefix: "".into() },
         ];
         for request in requests {
             assert_eq!(decode::<Request>(&encode(&request)).unwrap(), request);
@@ -404,6 +486,19 @@ mod tests {
             },
             Response::Entry { entry: None },
             Response::Error(ProtoError::TooLarge { len: 9, max: 3 }),
+            Response::Listing {
+                keys: vec![("k".into(), "v".into())],
+                next_after: Some("k".into()),
+            },
+            Response::Watching,
+            Response::Changes {
+                changes: vec![Changed {
+                    key: "k".into(),
+                    entry: Entry::tombstone(stamp),
+                    from: Some(NodeId::new(2)),
+                }],
+            },
+            Response::Missed { batches: 4 },
         ];
         for response in responses {
             assert_eq!(decode::<Response>(&encode(&response)).unwrap(), response);

@@ -35,6 +35,7 @@ use tokio::sync::Semaphore;
 
 use crate::node::prometheus::RequestMetrics;
 use crate::node::serve::Server;
+use crate::node::{listing, watch};
 
 /// Requests served at once; past that, 503 with `Retry-After`.
 pub const MAX_CONCURRENT: usize = 64;
@@ -50,35 +51,21 @@ const DEFAULT_LIST: usize = 100;
 /// logical clock and its writer origin as decimal integers.
 pub const STAMP_HEADER: &str = "x-gossip-kv-stamp";
 
-/// Batches of changes to the node's map, as watches read them.
-pub(crate) type Changes = tokio::sync::broadcast::Sender<Arc<Vec<gossip::Change>>>;
-
-/// Batches of changes held for a watch that reads slowly; past that it is
-/// told how many it missed.
-pub const WATCH_BACKLOG: usize = 1_024;
-
-/// Watches open at once; past that, 503.
-pub const MAX_WATCHES: usize = 64;
-
 #[derive(Clone)]
 struct Api {
     node: NodeHandle,
     server: Arc<Server>,
     slots: Arc<Semaphore>,
     requests: RequestMetrics,
-    changes: Changes,
-    watches: Arc<Semaphore>,
 }
 
 /// The routes, with their limits, for a node and its status.
-pub(crate) fn router(server: Arc<Server>, max_body: usize, changes: Changes) -> Router {
+pub(crate) fn router(server: Arc<Server>, max_body: usize) -> Router {
     let api = Api {
         node: server.node.clone(),
         server,
         slots: Arc::new(Semaphore::new(MAX_CONCURRENT)),
         requests: RequestMetrics::new(),
-        changes,
-        watches: Arc::new(Semaphore::new(MAX_WATCHES)),
     };
     Router::new()
         .route("/v1/kv", get(list))
@@ -401,26 +388,19 @@ async fn list(
         #[serde(skip_serializing_if = "Option::is_none")]
         next_after: Option<String>,
     }
-    // The map keeps no order: the matching keys past `after` are collected
-    // and the first `limit` of them, by key, returned.
-    let mut matching: Vec<(String, String)> = api.node.with_node(|node| {
-        node.map()
-            .iter()
-            .filter(|(key, _)| key.starts_with(&query.prefix))
-            .filter(|(key, _)| query.after.as_ref().is_none_or(|after| *key > after))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect()
-    });
-    matching.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let more = matching.len() > limit;
-    matching.truncate(limit);
-    let next_after = more
-        .then(|| matching.last().map(|(key, _)| key.clone()))
-        .flatten();
-    let keys = matching
+    let page = listing::list(
+        &api.node,
+        &query.prefix,
+        query.after.as_deref(),
+        limit,
+        listing::PAGE_BYTES,
+    );
+    let keys = page
+        .keys
         .into_iter()
         .map(|(key, value)| Item { key, value })
         .collect();
+    let next_after = page.next_after;
     Ok(axum::Json(Page { keys, next_after }).into_response())
 }
 
@@ -472,56 +452,37 @@ struct WatchQuery {
 /// under the prefix applied on this node from now on: event `put` or
 /// `delete`, data `{"key", "value", "stamp", "origin", "from"}`, where
 /// `from` is `"local"` for a write on this node or the peer's id. A reader
-/// that falls behind by more than [`WATCH_BACKLOG`] batches gets a
-/// `lagged` event saying how many batches it missed.
+/// that falls behind by more than [`WATCH_BACKLOG`](watch::WATCH_BACKLOG)
+/// batches gets a `lagged` event saying how many batches it missed.
 async fn watch(
     State(api): State<Api>,
     Query(query): Query<WatchQuery>,
 ) -> Result<Response, ApiError> {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    use tokio::sync::broadcast::error::RecvError;
 
-    let Ok(slot) = Arc::clone(&api.watches).try_acquire_owned() else {
+    let Ok(watch) = api.server.feed.subscribe(query.prefix) else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
-            format!("{MAX_WATCHES} watches are open; retry"),
+            format!("{} watches are open; retry", watch::MAX_WATCHES),
         ));
     };
-    let receiver = api.changes.subscribe();
-    let prefix = query.prefix;
-    let stream = futures_util::stream::unfold(
-        (receiver, std::collections::VecDeque::new(), slot),
-        move |(mut receiver, mut pending, slot)| {
-            let prefix = prefix.clone();
-            async move {
-                loop {
-                    if let Some(event) = pending.pop_front() {
-                        return Some((
-                            Ok::<Event, std::convert::Infallible>(event),
-                            (receiver, pending, slot),
-                        ));
-                    }
-                    match receiver.recv().await {
-                        Ok(batch) => pending.extend(watch_events(&batch, &prefix)),
-                        Err(RecvError::Lagged(missed)) => {
-                            pending.push_back(
-                                Event::default().event("lagged").data(missed.to_string()),
-                            );
-                        }
-                        Err(RecvError::Closed) => return None,
-                    }
-                }
+    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
+        let event = match watch.next().await? {
+            watch::WatchItem::Changed(changed) => watch_event(&changed),
+            watch::WatchItem::Missed(missed) => {
+                Event::default().event("lagged").data(missed.to_string())
             }
-        },
-    );
+        };
+        Some((Ok::<Event, std::convert::Infallible>(event), watch))
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
 }
 
-/// The events for the changes of `batch` under `prefix`.
-fn watch_events(batch: &[gossip::Change], prefix: &str) -> Vec<axum::response::sse::Event> {
+/// The event for one change.
+fn watch_event(changed: &crate::client::proto::Changed) -> axum::response::sse::Event {
     #[derive(Serialize)]
     struct Changed<'a> {
         key: &'a str,
@@ -530,30 +491,27 @@ fn watch_events(batch: &[gossip::Change], prefix: &str) -> Vec<axum::response::s
         origin: u64,
         from: String,
     }
-    batch
-        .iter()
-        .filter_map(|change| match change {
-            gossip::Change::Wrote { key, entry, from } if key.starts_with(prefix) => {
-                let changed = Changed {
-                    key,
-                    value: entry.value.as_deref(),
-                    stamp: entry.stamp.into(),
-                    origin: gossip::origin_member(entry.stamp.origin).get(),
-                    from: from.map_or_else(|| "local".to_owned(), |peer| peer.get().to_string()),
-                };
-                let kind = if entry.value.is_some() {
-                    "put"
-                } else {
-                    "delete"
-                };
-                axum::response::sse::Event::default()
-                    .event(kind)
-                    .json_data(&changed)
-                    .ok()
-            }
-            _ => None,
-        })
-        .collect()
+    let entry = &changed.entry;
+    let json = Changed {
+        key: &changed.key,
+        value: entry.value.as_deref(),
+        stamp: entry.stamp.into(),
+        origin: gossip::origin_member(entry.stamp.origin).get(),
+        from: changed
+            .from
+            .map_or_else(|| "local".to_owned(), |peer| peer.get().to_string()),
+    };
+    let kind = if entry.value.is_some() {
+        "put"
+    } else {
+        "delete"
+    };
+    // Serializing these plain fields cannot fail; should it, the event
+    // still says which kind of change it was.
+    axum::response::sse::Event::default()
+        .event(kind)
+        .json_data(&json)
+        .unwrap_or_else(|_| axum::response::sse::Event::default().event(kind))
 }
 
 /// Serves the API on `listener` until `stop` changes.

@@ -51,11 +51,13 @@ mod config;
 mod drain;
 mod error;
 pub mod http;
+mod listing;
 mod members;
 mod prometheus;
 mod seeds;
 mod serve;
 pub mod store;
+pub mod watch;
 
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -271,18 +273,8 @@ where
     if let Some(store) = &store {
         driver.persist_to(Arc::clone(store) as Arc<dyn gossip::Persist>);
     }
-    let changes = http_listener.as_ref().map(|_| {
-        let (changes, _) = tokio::sync::broadcast::channel(http::WATCH_BACKLOG);
-        let sink = changes.clone();
-        driver.watch_changes(Box::new(move |batch: &[gossip::Change]| {
-            // Copied only while someone watches; a reader that falls more
-            // than the backlog behind is told how much it missed.
-            if sink.receiver_count() > 0 {
-                let _ = sink.send(Arc::new(batch.to_vec()));
-            }
-        }));
-        changes
-    });
+    let feed = watch::ChangeFeed::new();
+    driver.watch_changes(feed.sink());
     let handle = driver.handle();
     // On the I/O runtime, not a thread of its own: a frame and its answer
     // then never cross threads.
@@ -308,15 +300,15 @@ where
         runtime,
         store,
         http_stop: None,
+        feed: feed.clone(),
     };
     let helpers = Helpers {
         requests,
         unnamed,
         events,
         seeds,
-        http: http_listener
-            .zip(changes)
-            .map(|(listener, changes)| (listener, changes, http_tls)),
+        feed,
+        http: http_listener.map(|listener| (listener, http_tls)),
     };
     if let Err(err) = running.start_helpers(&config, local, helpers) {
         running.stop(false);
@@ -350,13 +342,11 @@ struct Helpers {
     events: gossip::EventReceiver,
     /// The members the node started with.
     seeds: Vec<Member>,
-    /// The HTTP API's listener, the changes it reports to watches, and its
-    /// TLS configuration off loopback, with `--http`.
-    http: Option<(
-        tokio::net::TcpListener,
-        http::Changes,
-        Option<Arc<rustls::ServerConfig>>,
-    )>,
+    /// The changes the node makes, for watches.
+    feed: watch::ChangeFeed,
+    /// The HTTP API's listener and its TLS configuration off loopback,
+    /// with `--http`.
+    http: Option<(tokio::net::TcpListener, Option<Arc<rustls::ServerConfig>>)>,
 }
 
 /// A started node: its driver, transport, helper threads and runtime.
@@ -373,6 +363,8 @@ struct Running {
     store: Option<Arc<store::Store>>,
     /// Stops the HTTP API, with `--http`.
     http_stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// The changes the node makes, for watches: closed when it stops.
+    feed: watch::ChangeFeed,
 }
 
 impl Running {
@@ -388,6 +380,7 @@ impl Running {
             unnamed,
             events,
             seeds: starting,
+            feed,
             http: http_listener,
         } = helpers;
         let server = Arc::new(serve::Server {
@@ -397,10 +390,12 @@ impl Running {
             listen,
             interval_ms: config.interval_ms,
             store: self.store.clone(),
+            feed,
+            runtime: self.runtime.handle().clone(),
         });
-        if let Some((listener, changes, tls)) = http_listener {
+        if let Some((listener, tls)) = http_listener {
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let app = http::router(Arc::clone(&server), config.max_message_bytes, changes);
+            let app = http::router(Arc::clone(&server), config.max_message_bytes);
             if let Ok(addr) = listener.local_addr() {
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 info!(target: LOG_TARGET, addr = %addr, scheme, "HTTP API listening");
@@ -459,6 +454,7 @@ impl Running {
         let (id, incarnation) = self
             .handle
             .with_node(|node| (node.id(), node.incarnation()));
+        self.feed.close();
         if let Some(http) = &self.http_stop {
             let _ = http.send(true);
         }

@@ -144,6 +144,13 @@ pub(crate) fn render(status: &Status, requests: &RequestMetrics) -> String {
     );
 
     gauge(&mut registry, "keys", "Live keys held", status.keys);
+    let unacknowledged = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    unacknowledged.set(status.oldest_unacknowledged_write_ms.unwrap_or(0) as f64 / 1_000.0);
+    registry.register(
+        "oldest_unacknowledged_write_seconds",
+        "Age of the oldest client write on this node that no peer is known to hold yet (0: none)",
+        unacknowledged,
+    );
     gauge(
         &mut registry,
         "tombstones",

@@ -12,7 +12,8 @@ use crate::client::proto::{
     self, MemberStatus, OriginStatus, ProtoError, Request, Response, Status, StorageStatus,
     TransportStatus,
 };
-use crate::node::{LOG_TARGET, POLL};
+use crate::node::watch::{self, ChangeFeed};
+use crate::node::{LOG_TARGET, POLL, listing};
 
 /// What the client thread needs to answer requests.
 pub(crate) struct Server {
@@ -23,6 +24,10 @@ pub(crate) struct Server {
     pub(crate) interval_ms: u64,
     /// The data directory, if the node keeps one.
     pub(crate) store: Option<std::sync::Arc<crate::node::store::Store>>,
+    /// The changes the node makes, for watches.
+    pub(crate) feed: ChangeFeed,
+    /// Where QUIC watches run.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// Answers requests until the transport shuts down.
@@ -30,7 +35,20 @@ pub(crate) fn serve_clients(server: &Server, requests: &RequestReceiver) {
     loop {
         match requests.recv_timeout(POLL) {
             Ok(request) => {
-                let response = server.answer(&request.body);
+                let response = match proto::decode::<Request>(&request.body) {
+                    Ok(Request::Watch { prefix }) => {
+                        debug!(target: LOG_TARGET, client = %request.remote, prefix, "watch");
+                        watch::serve_watch(
+                            &server.feed,
+                            &server.runtime,
+                            prefix,
+                            request.responder,
+                        );
+                        continue;
+                    }
+                    Ok(decoded) => server.answer_request(decoded),
+                    Err(err) => err.to_response(),
+                };
                 debug!(target: LOG_TARGET, client = %request.remote, response = response_kind(&response), "request");
                 let bytes = proto::encode(&response);
                 if let Err(err) = request.responder.respond(bytes) {
@@ -48,6 +66,10 @@ fn response_kind(response: &Response) -> &'static str {
         Response::Written { .. } => "written",
         Response::Entry { .. } => "entry",
         Response::Status(_) => "status",
+        Response::Listing { .. } => "listing",
+        Response::Watching => "watching",
+        Response::Changes { .. } => "changes",
+        Response::Missed { .. } => "missed",
         Response::Error(_) => "error",
     }
 }
@@ -55,11 +77,17 @@ fn response_kind(response: &Response) -> &'static str {
 impl Server {
     /// The response to one request frame; a frame that is not a request
     /// gets an error response.
+    #[cfg(test)]
     pub(crate) fn answer(&self, body: &[u8]) -> Response {
-        let request = match proto::decode::<Request>(body) {
-            Ok(request) => request,
-            Err(err) => return err.to_response(),
-        };
+        match proto::decode::<Request>(body) {
+            Ok(request) => self.answer_request(request),
+            Err(err) => err.to_response(),
+        }
+    }
+
+    /// The response to one request; a watch, which is answered with a
+    /// stream ([`watch::serve_watch`]), is refused here.
+    pub(crate) fn answer_request(&self, request: Request) -> Response {
         match request {
             Request::Put { key, value } => written(self.node.put(key, value)),
             Request::Delete { key } => written(self.node.delete(key)),
@@ -67,6 +95,32 @@ impl Server {
                 entry: self.node.get_entry(&key),
             },
             Request::Status => Response::Status(Box::new(self.status())),
+            Request::List {
+                prefix,
+                after,
+                limit,
+            } => {
+                if limit == 0 || limit > proto::MAX_LIST {
+                    return Response::Error(ProtoError::BadLimit {
+                        limit: u64::from(limit),
+                        max: u64::from(proto::MAX_LIST),
+                    });
+                }
+                let page = listing::list(
+                    &self.node,
+                    &prefix,
+                    after.as_deref(),
+                    limit as usize,
+                    listing::PAGE_BYTES,
+                );
+                Response::Listing {
+                    keys: page.keys,
+                    next_after: page.next_after,
+                }
+            }
+            Request::Watch { .. } => Response::Error(ProtoError::Malformed {
+                reason: proto::DecodeFailure::Invalid,
+            }),
         }
     }
 
@@ -117,6 +171,9 @@ impl Server {
                 metrics: *node.metrics(),
                 transport: TransportStatus::default(),
                 storage: StorageStatus::default(),
+                oldest_unacknowledged_write_ms: node
+                    .oldest_unacknowledged_write()
+                    .map(|hlc| now.saturating_sub(hlc.physical_ms())),
             }
         });
         status.listen = self.listen.to_string();
@@ -238,6 +295,9 @@ mod tests {
         );
         let node = Node::new(Config::builder(id).build().unwrap(), []);
         let (handle, driver) = gossip::spawn(node, transport, lww_crdt::SystemClock);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let server = Server {
             node: handle.clone(),
             quic: quic.clone(),
@@ -245,6 +305,8 @@ mod tests {
             listen,
             interval_ms: 100,
             store: None,
+            feed: ChangeFeed::new(),
+            runtime: runtime.handle().clone(),
         };
         assert!(matches!(
             server.answer(&[&[proto::PROTO_VERSION][..], b"garbage"].concat()),

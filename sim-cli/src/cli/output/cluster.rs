@@ -98,6 +98,74 @@ pub(crate) fn entry(key: &str, entry: Option<&lww_crdt::Entry<String>>, json: bo
     }
 }
 
+/// A page of `keys`: one key a line, or `key = value` with `values`,
+/// control characters escaped.
+pub(crate) fn keys(keys: &[(String, String)], values: bool) -> String {
+    keys.iter()
+        .map(|(key, value)| {
+            if values {
+                format!("{} = {}\n", escape_controls(key), escape_controls(value))
+            } else {
+                format!("{}\n", escape_controls(key))
+            }
+        })
+        .collect()
+}
+
+/// Every key `keys` listed, as one JSON document.
+pub(crate) fn keys_json(keys: &[(String, String)]) -> String {
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(key, value)| serde_json::json!({ "key": key, "value": value }))
+        .collect();
+    self::json(&serde_json::json!({ "keys": keys }))
+}
+
+/// One line of `watch`: text, or a compact JSON object.
+pub(crate) fn watch_event(event: &sim::client::WatchEvent, json: bool) -> String {
+    use sim::client::WatchEvent;
+    match event {
+        WatchEvent::Changed(changed) => {
+            let entry = &changed.entry;
+            let from = changed
+                .from
+                .map_or_else(|| "local".to_owned(), |peer| format!("node {peer}"));
+            if json {
+                let line = serde_json::json!({
+                    "op": if entry.value.is_some() { "put" } else { "delete" },
+                    "key": changed.key,
+                    "value": entry.value,
+                    "stamp": stamp_json(&entry.stamp),
+                    "from": changed.from.map(|peer| peer.get()),
+                });
+                return format!("{line}\n");
+            }
+            match &entry.value {
+                Some(value) => format!(
+                    "put {} = {}  ({}, from {from})\n",
+                    escape_controls(&changed.key),
+                    escape_controls(value),
+                    stamp_text(&entry.stamp)
+                ),
+                None => format!(
+                    "delete {}  ({}, from {from})\n",
+                    escape_controls(&changed.key),
+                    stamp_text(&entry.stamp)
+                ),
+            }
+        }
+        WatchEvent::Missed { batches } => {
+            if json {
+                return format!(
+                    "{}\n",
+                    serde_json::json!({ "op": "missed", "batches": batches })
+                );
+            }
+            format!("missed {batches} batches of changes: list the keys again to catch up\n")
+        }
+    }
+}
+
 /// `text` with control characters (escape sequences among them) written as
 /// escapes, so that a value cannot move the cursor or recolour a terminal;
 /// `--json` and `get --raw` keep the bytes.
@@ -260,6 +328,13 @@ pub(crate) fn status_text(status: &Status) -> String {
                 "storage     in memory only: a restart starts empty, as a new incarnation"
             );
         }
+    }
+    if let Some(ms) = status.oldest_unacknowledged_write_ms {
+        let _ = writeln!(
+            out,
+            "unacked     the oldest write no peer is known to hold was made {:.1} s ago",
+            ms as f64 / 1e3
+        );
     }
     if !status.joined {
         let _ = writeln!(
