@@ -703,3 +703,46 @@ fn writes_during_the_drain_are_refused_with_503() {
         "the API still listens after the stop"
     );
 }
+
+#[test]
+fn a_client_trickling_its_headers_is_cut_off() {
+    let dir = TempDir::new("http-slow-head");
+    let certs = certs(&dir, "c", "0");
+    let addr = free_tcp();
+    let node = InProcess::start(config(&dir, &certs, 0, vec![], addr));
+    serving(addr);
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(LIMIT)).unwrap();
+    let start = std::time::Instant::now();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // One header line a second, never the end of the head.
+    let trickle = std::thread::spawn({
+        let mut slow = slow.try_clone().unwrap();
+        move || {
+            for i in 0.. {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if slow.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let took = start.elapsed();
+    assert!(
+        took >= sim::node::http::HEADER_READ_TIMEOUT && took < LIMIT,
+        "closed after {took:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    let _ = slow.shutdown(std::net::Shutdown::Both);
+    trickle.join().unwrap();
+    // Others were served meanwhile and still are.
+    assert_eq!(request(addr, "GET", "/v1/health", b"").status, 200);
+    node.stop().unwrap();
+}

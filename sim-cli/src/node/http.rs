@@ -514,37 +514,27 @@ fn watch_event(changed: &crate::client::proto::Changed) -> axum::response::sse::
         .unwrap_or_else(|_| axum::response::sse::Event::default().event(kind))
 }
 
-/// Serves the API on `listener` until `stop` changes.
-pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let shutdown = async move {
-        let _ = stop.changed().await;
-    };
-    if let Err(err) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::warn!(target: crate::node::LOG_TARGET, error = %err, "the HTTP server stopped");
-    }
-}
-
 /// How long a TLS client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves the API over TLS on `listener` until `stop` changes: every client
-/// must present a client certificate of the cluster (`sim-cli certs`
-/// issues `client.pem`); a node's certificate, another CA's or none is
-/// refused at the handshake, and logged.
-pub(crate) async fn serve_tls(
+/// How long a client has to send a request's head once it started one (or
+/// opened the connection): a client trickling its headers byte by byte
+/// holds a connection no longer than this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the API on `listener` until `stop` changes: plain HTTP, or over
+/// TLS with `tls`. With TLS every client must present a client
+/// certificate of the cluster (`sim-cli certs` issues `client.pem`); a
+/// node's certificate, another CA's or none is refused at the handshake,
+/// and logged. Connections open when `stop` changes are cut when the
+/// node's runtime stops.
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (tcp, from) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -555,6 +545,9 @@ pub(crate) async fn serve_tls(
         };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
+            let Some(acceptor) = acceptor else {
+                return serve_connection(hyper_util::rt::TokioIo::new(tcp), app).await;
+            };
             let refused = |why: &str| {
                 tracing::warn!(target: crate::node::LOG_TARGET, from = %from, why, "HTTPS client refused");
             };
@@ -572,12 +565,23 @@ pub(crate) async fn serve_tls(
             if !is_client {
                 return refused("its certificate is not a client certificate of this cluster");
             }
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
+            serve_connection(hyper_util::rt::TokioIo::new(tls), app).await;
         });
     }
+}
+
+/// Serves HTTP/1.1 requests on one connection until the client closes it,
+/// or takes longer than [`HEADER_READ_TIMEOUT`] to send a request's head.
+async fn serve_connection<I>(io: I, app: Router)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, service)
+        .await;
 }
 
 /// Whether `addr` may serve plain HTTP: loopback only; any other address

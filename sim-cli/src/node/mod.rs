@@ -400,12 +400,7 @@ impl Running {
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 info!(target: LOG_TARGET, addr = %addr, scheme, "HTTP API listening");
             }
-            match tls {
-                Some(tls) => self
-                    .runtime
-                    .spawn(http::serve_tls(listener, app, tls, stopped)),
-                None => self.runtime.spawn(http::serve(listener, app, stopped)),
-            };
+            self.runtime.spawn(http::serve(listener, app, tls, stopped));
             self.http_stop = Some(stop);
         }
         let client = spawn_thread("client", move || serve::serve_clients(&server, &requests))?;
