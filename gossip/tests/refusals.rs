@@ -218,3 +218,26 @@ fn a_draining_node_refuses_writes_and_changes_nothing() {
     assert_eq!(node.map(), &before);
     assert_eq!(node.get("mine"), Some("0"));
 }
+
+/// A node resumed from a saved state holding a stamp at the end of time
+/// refuses writes rather than stamping two alike.
+#[test]
+fn a_node_whose_clock_is_used_up_refuses_writes() {
+    let mut saved = gossip::StoreMap::new();
+    saved.put(
+        "k".to_owned(),
+        "old".to_owned(),
+        Stamp::new(Hlc::MAX, NodeId::new(1)),
+    );
+    let config = Config::builder(NodeId::new(0)).build().unwrap();
+    let mut node = Node::with_state(config, saved, [member(1)]);
+    assert_eq!(
+        node.put("k".into(), "new".into(), NOW),
+        Err(WriteError::ClockExhausted { last: Hlc::MAX })
+    );
+    assert_eq!(
+        node.delete("k".into(), NOW),
+        Err(WriteError::ClockExhausted { last: Hlc::MAX })
+    );
+    assert_eq!(node.get("k"), Some("old"));
+}

@@ -114,7 +114,7 @@ fn put(c: &mut Criterion) {
                 let mut replica: Replica<String, String, ManualClock> =
                     Replica::new(NodeId::new(1), clock);
                 for (k, v) in pairs {
-                    replica.put(k, v);
+                    replica.put(k, v).expect("far from the end of time");
                 }
                 replica
             },

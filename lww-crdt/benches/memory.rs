@@ -159,7 +159,9 @@ fn table(n: usize) {
                 let mut replica: Replica<String, String, ManualClock> =
                     Replica::new(NodeId::new(1), clock);
                 for (k, v) in &data {
-                    replica.put(k.clone(), v.clone());
+                    replica
+                        .put(k.clone(), v.clone())
+                        .expect("far from the end of time");
                 }
                 replica
             }),

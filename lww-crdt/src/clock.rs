@@ -134,21 +134,40 @@ impl ManualClock {
         self.0.store(ms, Ordering::Relaxed);
     }
 
-    /// Moves the time forward by `ms`.
+    /// Moves the time forward by `ms`, stopping at `u64::MAX` rather than
+    /// wrapping round to the past.
     pub fn advance(&self, ms: u64) {
-        self.0.fetch_add(ms, Ordering::Relaxed);
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                Some(now.saturating_add(ms))
+            });
+    }
+
+    /// The time it shows.
+    pub fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
 impl PhysicalClock for ManualClock {
     fn now_ms(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        ManualClock::now_ms(self)
     }
 }
 
-/// Why a hybrid clock refused a remote timestamp.
+/// Why a hybrid clock refused a remote timestamp, or a new one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClockError {
+    /// The clock has reached [`Hlc::MAX`] and cannot issue a greater
+    /// timestamp: a write would reuse one and could silently lose. Only a
+    /// state holding a stamp near the end of time (restored unchecked with
+    /// [`HybridClock::advance_to`]) gets a clock there.
+    #[error("the clock has reached the largest timestamp ({last}) and cannot issue a greater one")]
+    Exhausted {
+        /// The clock's last timestamp.
+        last: Hlc,
+    },
     /// The remote timestamp is further ahead of local physical time than the
     /// configured maximum offset. The clock is unchanged.
     #[error(
@@ -220,16 +239,21 @@ impl<C: PhysicalClock> HybridClock<C> {
     ///
     /// Follows physical time when it is ahead; otherwise counts on the logical
     /// part, carrying into the next millisecond when the counter is full.
-    pub fn now(&mut self) -> Hlc {
+    ///
+    /// # Errors
+    /// [`ClockError::Exhausted`] once the clock holds [`Hlc::MAX`]: no
+    /// greater timestamp exists, and reusing one would let a write lose to
+    /// an earlier one. The clock is unchanged.
+    pub fn now(&mut self) -> Result<Hlc, ClockError> {
         let wall = Hlc::new(self.physical.now_ms(), 0);
         self.last = if wall > self.last {
             wall
         } else {
-            // At Hlc::MAX the clock stays put: 2^48 ms is beyond any real or
-            // simulated time, and a saturated clock beats a panic.
-            self.last.successor().unwrap_or(Hlc::MAX)
+            self.last
+                .successor()
+                .ok_or(ClockError::Exhausted { last: self.last })?
         };
-        self.last
+        Ok(self.last)
     }
 
     /// Checks that `remote` is at most the maximum offset ahead of local
@@ -263,7 +287,8 @@ impl<C: PhysicalClock> HybridClock<C> {
     /// Moves the clock to at least `floor` without the offset check.
     ///
     /// For restoring a clock from durable state, where the floor is known to
-    /// have been issued by this node.
+    /// have been issued or checked by this node. A floor at [`Hlc::MAX`]
+    /// leaves a clock that refuses every [`now`](Self::now).
     pub fn advance_to(&mut self, floor: Hlc) {
         self.last = self.last.max(floor);
     }
@@ -286,40 +311,52 @@ mod tests {
     fn now_counts_logically_while_time_stands_still() {
         let physical = ManualClock::new(100);
         let mut clock = HybridClock::new(physical.clone());
-        let a = clock.now();
-        let b = clock.now();
+        let a = clock.now().unwrap();
+        let b = clock.now().unwrap();
         assert_eq!(a, Hlc::new(100, 0));
         assert_eq!(b, Hlc::new(100, 1));
         physical.set(50);
-        let c = clock.now();
+        let c = clock.now().unwrap();
         assert_eq!(c, Hlc::new(100, 2));
         physical.set(200);
-        assert_eq!(clock.now(), Hlc::new(200, 0));
+        assert_eq!(clock.now(), Ok(Hlc::new(200, 0)));
     }
 
     #[test]
     fn logical_overflow_carries_into_the_next_millisecond() {
         let mut clock = HybridClock::new(ManualClock::new(10));
         clock.advance_to(Hlc::new(10, u16::MAX));
-        assert_eq!(clock.now(), Hlc::new(11, 0));
+        assert_eq!(clock.now(), Ok(Hlc::new(11, 0)));
     }
 
     #[test]
     fn observe_refuses_far_future_and_changes_nothing() {
         let mut clock = HybridClock::with_max_offset(ManualClock::new(1_000), 500);
-        let before = clock.now();
+        let before = clock.now().unwrap();
         let err = clock.observe(Hlc::new(1_501, 0)).unwrap_err();
         assert!(matches!(err, ClockError::TooFarAhead { ahead_ms: 501, .. }));
         assert_eq!(clock.last(), before);
         clock.observe(Hlc::new(1_500, 3)).unwrap();
-        assert_eq!(clock.now(), Hlc::new(1_500, 4));
+        assert_eq!(clock.now(), Ok(Hlc::new(1_500, 4)));
     }
 
     #[test]
-    fn saturates_instead_of_panicking() {
+    fn an_exhausted_clock_refuses_rather_than_reusing_a_stamp() {
         let mut clock = HybridClock::new(ManualClock::new(u64::MAX));
-        clock.advance_to(Hlc::MAX);
-        assert_eq!(clock.now(), Hlc::MAX);
+        assert_eq!(clock.now(), Ok(Hlc::new(Hlc::MAX_PHYSICAL_MS, 0)));
+        clock.advance_to(Hlc::MAX.predecessor().unwrap());
+        assert_eq!(clock.now(), Ok(Hlc::MAX));
+        assert_eq!(clock.now(), Err(ClockError::Exhausted { last: Hlc::MAX }));
+        assert_eq!(clock.last(), Hlc::MAX);
         assert_eq!(Hlc::new(u64::MAX, 0).physical_ms(), Hlc::MAX_PHYSICAL_MS);
+    }
+
+    #[test]
+    fn a_manual_clock_advances_without_wrapping() {
+        let time = ManualClock::new(10);
+        time.advance(5);
+        assert_eq!(time.now_ms(), 15);
+        time.advance(u64::MAX);
+        assert_eq!(time.now_ms(), u64::MAX);
     }
 }

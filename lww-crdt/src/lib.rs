@@ -26,11 +26,11 @@
 //! let mut bob: Replica<String, String, _> =
 //!     Replica::new(NodeId::new(2), HybridClock::new(time.clone()));
 //!
-//! alice.put("colour", "red");
-//! alice.put("size", "L");
+//! alice.put("colour", "red")?;
+//! alice.put("size", "L")?;
 //! time.advance(5);
-//! bob.put("colour", "blue"); // later, so it wins
-//! bob.delete("size");        // later too: the key is gone everywhere
+//! bob.put("colour", "blue")?; // later, so it wins
+//! bob.delete("size")?;        // later too: the key is gone everywhere
 //!
 //! // Each side sends only what the other's version vector says it lacks.
 //! let to_bob = alice.delta_since(bob.version_vector(), Budget::UNLIMITED);

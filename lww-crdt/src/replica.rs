@@ -15,8 +15,16 @@ use crate::{
 /// Writes get stamps that are strictly increasing and later than every stamp
 /// this replica has seen, so a write always wins over what its writer could
 /// read. Remote state passes the clock's offset check before anything of it
-/// is applied.
-#[derive(Clone, Debug)]
+/// is applied: a delta ([`apply`](Self::apply)), a peer's state
+/// ([`merge`](Self::merge)) or a map to start from
+/// ([`with_map`](Self::with_map)). Only [`resume`](Self::resume), for a
+/// state this replica saved itself, skips it.
+///
+/// A replica is not `Clone`: a copy would write under the same id with the
+/// same stamps as the original, and replicas holding different values under
+/// one stamp never converge. Copy its [`map`](Self::map) instead, and start
+/// a replica with an id of its own from it.
+#[derive(Debug)]
 pub struct Replica<K = String, V = String, C = SystemClock> {
     id: NodeId,
     clock: HybridClock<C>,
@@ -31,18 +39,41 @@ where
 {
     /// An empty replica writing as `id`.
     pub fn new(id: NodeId, clock: HybridClock<C>) -> Self {
-        Self::with_map(id, clock, LwwMap::new())
+        Self::resume(id, clock, LwwMap::new())
     }
 
-    /// A replica resuming from `map`, a state this id saved earlier: the clock
-    /// moves past every stamp the map holds, its own and its peers', so no
-    /// stamp is reused and a write wins over every value the map can read.
+    /// A replica starting from `map`, from anywhere (a peer's snapshot, a
+    /// decoded file): its stamps pass the clock's offset check, as a peer's
+    /// state does in [`merge`](Self::merge), and the clock moves past every
+    /// one of them, so a write wins over every value the map can read.
     ///
-    /// The map's entries all lie within its version vector, so the vector's
-    /// newest frontier bounds them. The clock advances without the offset
-    /// check: these stamps passed it when they arrived.
-    pub fn with_map(id: NodeId, mut clock: HybridClock<C>, map: LwwMap<K, V>) -> Self {
-        if let Some(newest) = map.version_vector().iter().map(|(_, hlc)| hlc).max() {
+    /// `id` must be this replica's alone, and must not have written before
+    /// except into `map` (see [`resume`](Self::resume)).
+    ///
+    /// # Errors
+    /// [`ClockError::TooFarAhead`] if a stamp in the map lies further ahead
+    /// of local time than the clock allows; nothing is built then.
+    pub fn with_map(
+        id: NodeId,
+        mut clock: HybridClock<C>,
+        map: LwwMap<K, V>,
+    ) -> Result<Self, ClockError> {
+        if let Some(newest) = newest_stamp(&map) {
+            clock.observe(newest)?;
+        }
+        Ok(Self { id, clock, map })
+    }
+
+    /// A replica resuming from `map`, a state this id saved itself: the
+    /// clock moves past every stamp the map holds, its own and its peers',
+    /// without the offset check (they passed it when they arrived, and
+    /// local time may have gone backwards since), so no stamp is reused.
+    ///
+    /// A map from anywhere else goes through [`with_map`](Self::with_map):
+    /// a stamp near the end of time here leaves a clock that refuses every
+    /// write with [`ClockError::Exhausted`].
+    pub fn resume(id: NodeId, mut clock: HybridClock<C>, map: LwwMap<K, V>) -> Self {
+        if let Some(newest) = newest_stamp(&map) {
             clock.advance_to(newest);
         }
         Self { id, clock, map }
@@ -69,19 +100,26 @@ where
     }
 
     /// Writes `value` to `key` with a fresh stamp, which it returns.
-    pub fn put(&mut self, key: impl Into<K>, value: impl Into<V>) -> Stamp {
-        let stamp = self.next_stamp();
+    ///
+    /// # Errors
+    /// [`ClockError::Exhausted`] if the clock cannot issue a stamp greater
+    /// than every one before; nothing is written then.
+    pub fn put(&mut self, key: impl Into<K>, value: impl Into<V>) -> Result<Stamp, ClockError> {
+        let stamp = self.next_stamp()?;
         self.map.put(key.into(), value.into(), stamp);
-        stamp
+        Ok(stamp)
     }
 
     /// Deletes `key` with a fresh stamp, which it returns. The tombstone is
     /// written even if the key is absent here, so that it wins over a
     /// concurrent write elsewhere.
-    pub fn delete(&mut self, key: impl Into<K>) -> Stamp {
-        let stamp = self.next_stamp();
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub fn delete(&mut self, key: impl Into<K>) -> Result<Stamp, ClockError> {
+        let stamp = self.next_stamp()?;
         self.map.delete(key.into(), stamp);
-        stamp
+        Ok(stamp)
     }
 
     /// The live value of `key`.
@@ -136,12 +174,7 @@ where
     /// [`ClockError::TooFarAhead`] as for [`apply`](Self::apply); nothing is
     /// merged then.
     pub fn merge(&mut self, other: &LwwMap<K, V>) -> Result<ApplyReport, ClockError> {
-        let newest = other
-            .entries()
-            .map(|(_, entry)| entry.stamp.hlc)
-            .chain(other.version_vector().iter().map(|(_, hlc)| hlc))
-            .max();
-        if let Some(newest) = newest {
+        if let Some(newest) = newest_stamp(other) {
             self.clock.observe(newest)?;
         }
         Ok(self.map.merge(other))
@@ -159,9 +192,17 @@ where
         self.map.purge_tombstones_into(stable, purged)
     }
 
-    fn next_stamp(&mut self) -> Stamp {
-        Stamp::new(self.clock.now(), self.id)
+    fn next_stamp(&mut self) -> Result<Stamp, ClockError> {
+        Ok(Stamp::new(self.clock.now()?, self.id))
     }
+}
+
+/// The greatest timestamp `map` mentions, in an entry or in its vector.
+fn newest_stamp<K, V>(map: &LwwMap<K, V>) -> Option<crate::Hlc> {
+    map.entries()
+        .map(|(_, entry)| entry.stamp.hlc)
+        .chain(map.version_vector().iter().map(|(_, hlc)| hlc))
+        .max()
 }
 
 impl<K, V, C> Replica<K, V, C>

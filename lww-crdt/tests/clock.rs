@@ -66,7 +66,7 @@ proptest! {
                     local += ms;
                 }
                 Step::Now => {
-                    let issued = clock.now();
+                    let issued = clock.now().expect("far from the end of time");
                     prop_assert!(issued > high, "now() gave {issued} after {high}");
                     prop_assert!(issued >= Hlc::new(local, 0), "{issued} behind physical {local}");
                     prop_assert_eq!(clock.last(), issued);
@@ -114,8 +114,8 @@ proptest! {
             Replica::new(NodeId::new(1), HybridClock::new(time.clone()));
         for (key, value) in writes {
             match value {
-                Some(value) => replica.put(key, value),
-                None => replica.delete(key),
+                Some(value) => replica.put(key, value).unwrap(),
+                None => replica.delete(key).unwrap(),
             };
         }
         let max_offset_ms = replica.clock().max_offset_ms();
@@ -154,7 +154,7 @@ proptest! {
             NodeId::new(2),
             HybridClock::new(ManualClock::new(far.physical_ms())),
         );
-        peer.put(far_key, "v1");
+        peer.put(far_key, "v1").unwrap();
         let delta = peer.delta_since(replica.version_vector(), Budget::UNLIMITED);
         prop_assert!(replica.apply(delta).is_err());
         prop_assert!(replica.merge(peer.map()).is_err());
@@ -164,7 +164,7 @@ proptest! {
         // next write is stamped after it.
         time.set(far.physical_ms() - max_offset_ms);
         prop_assert!(replica.merge(peer.map()).is_ok());
-        let next = replica.put("a", "v2");
+        let next = replica.put("a", "v2").unwrap();
         prop_assert!(next.hlc > peer.version_vector().get(NodeId::new(2)));
     }
 }
@@ -179,12 +179,75 @@ fn a_replica_resumed_from_a_map_writes_after_every_stamp_it_holds() {
         "theirs".to_owned(),
         Stamp::new(Hlc::new(1_300, 0), NodeId::new(2)),
     );
-    let mut resumed: Replica<String, String, ManualClock> = Replica::with_map(
+    let mut resumed: Replica<String, String, ManualClock> = Replica::resume(
         NodeId::new(1),
         HybridClock::new(ManualClock::new(1_000)),
-        saved,
+        saved.clone(),
     );
-    let stamp = resumed.put("colour", "mine");
+    let stamp = resumed.put("colour", "mine").unwrap();
     assert!(stamp.hlc > Hlc::new(1_300, 0), "{stamp}");
     assert_eq!(resumed.get("colour").map(String::as_str), Some("mine"));
+    // Checked, the same map is within the offset and starts a replica too.
+    let mut checked: Replica<String, String, ManualClock> = Replica::with_map(
+        NodeId::new(3),
+        HybridClock::new(ManualClock::new(1_000)),
+        saved,
+    )
+    .unwrap();
+    assert!(checked.put("colour", "mine").unwrap().hlc > Hlc::new(1_300, 0));
+}
+
+/// A map holding a stamp at the end of time, from a peer's snapshot or a
+/// decoded file, used to saturate the clock: two puts in a row then got
+/// equal stamps, and the second silently lost the value tie-break.
+#[test]
+fn a_far_future_map_is_refused_and_an_exhausted_clock_refuses_writes() {
+    let mut poisoned: Map = Map::new();
+    poisoned.put(
+        "k".to_owned(),
+        "old".to_owned(),
+        Stamp::new(Hlc::MAX, NodeId::new(2)),
+    );
+    let refused = Replica::<String, String, ManualClock>::with_map(
+        NodeId::new(1),
+        HybridClock::new(ManualClock::new(1_000)),
+        poisoned.clone(),
+    );
+    assert!(matches!(
+        refused.map(|_| ()),
+        Err(ClockError::TooFarAhead { remote, .. }) if remote == Hlc::MAX
+    ));
+
+    // Resumed unchecked (a node's own saved state), the clock cannot move
+    // past it: writes are refused, never stamped twice alike.
+    let mut resumed: Replica<String, String, ManualClock> = Replica::resume(
+        NodeId::new(1),
+        HybridClock::new(ManualClock::new(1_000)),
+        poisoned,
+    );
+    assert_eq!(
+        resumed.put("a", "1"),
+        Err(ClockError::Exhausted { last: Hlc::MAX })
+    );
+    assert_eq!(
+        resumed.delete("a"),
+        Err(ClockError::Exhausted { last: Hlc::MAX })
+    );
+    assert_eq!(resumed.get("a"), None, "a refused write changed the map");
+
+    // One below the end: exactly one more write, then refusals.
+    let mut last_one: Map = Map::new();
+    last_one.put(
+        "k".to_owned(),
+        "old".to_owned(),
+        Stamp::new(Hlc::MAX.predecessor().unwrap(), NodeId::new(2)),
+    );
+    let mut replica: Replica<String, String, ManualClock> = Replica::resume(
+        NodeId::new(1),
+        HybridClock::new(ManualClock::new(1_000)),
+        last_one,
+    );
+    assert_eq!(replica.put("k", "new").unwrap().hlc, Hlc::MAX);
+    assert!(replica.put("k", "newer").is_err());
+    assert_eq!(replica.get("k").map(String::as_str), Some("new"));
 }

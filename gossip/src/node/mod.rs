@@ -206,6 +206,29 @@ pub enum WriteError {
     /// durable, and the node stops.
     #[error(transparent)]
     Storage(#[from] crate::PersistError),
+    /// The node's clock holds the largest timestamp and cannot stamp a
+    /// write after it (its state holds a stamp near the end of time): no
+    /// write is taken rather than one reusing a stamp.
+    #[error(
+        "this node's clock has reached the largest timestamp ({last}); no write can be stamped after it"
+    )]
+    ClockExhausted {
+        /// The clock's last timestamp.
+        last: lww_crdt::Hlc,
+    },
+}
+
+impl From<lww_crdt::ClockError> for WriteError {
+    fn from(err: lww_crdt::ClockError) -> Self {
+        match err {
+            lww_crdt::ClockError::Exhausted { last } => WriteError::ClockExhausted { last },
+            // A write observes no remote stamp; should it be refused for
+            // one, the clock is as good as used up.
+            lww_crdt::ClockError::TooFarAhead { remote, .. } => {
+                WriteError::ClockExhausted { last: remote }
+            }
+        }
+    }
 }
 
 /// An exchange this node opened.
@@ -334,7 +357,9 @@ impl Node {
         let time = ManualClock::new(0);
         let clock = HybridClock::with_max_offset(time.clone(), config.max_clock_offset_ms);
         let origin = writer_origin(config.id, config.incarnation);
-        let replica = Replica::with_map(origin, clock, map);
+        // The node's own saved state (or an empty map): resumed unchecked,
+        // since its clock is not set before the first call.
+        let replica = Replica::resume(origin, clock, map);
         let me = Member {
             id: config.id,
             address: config.address.clone(),
@@ -471,7 +496,7 @@ impl Node {
         self.time.set(now_ms);
         self.vector_hash = None;
         let written = self.changes.is_some().then(|| key.clone());
-        let stamp = self.replica.put(key, value);
+        let stamp = self.replica.put(key, value)?;
         self.unacknowledged.wrote(stamp.hlc);
         if let Some(key) = written {
             self.note_written(&key);
@@ -491,7 +516,7 @@ impl Node {
         self.time.set(now_ms);
         self.vector_hash = None;
         let written = self.changes.is_some().then(|| key.clone());
-        let stamp = self.replica.delete(key);
+        let stamp = self.replica.delete(key)?;
         self.unacknowledged.wrote(stamp.hlc);
         if let Some(key) = written {
             self.note_written(&key);
@@ -560,9 +585,10 @@ impl Node {
         self.time.set(now_ms);
         if let Err(source) = self.check_timestamps(&message) {
             self.metrics.messages_rejected += 1;
-            let ClockError::TooFarAhead { ahead_ms, .. } = source;
-            self.events
-                .push_back(Event::ClockRefused { from, ahead_ms });
+            if let ClockError::TooFarAhead { ahead_ms, .. } = source {
+                self.events
+                    .push_back(Event::ClockRefused { from, ahead_ms });
+            }
             return Err(MessageError::Clock { from, source });
         }
         self.metrics.received.record(message.kind(), payload.len());

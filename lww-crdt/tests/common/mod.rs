@@ -365,12 +365,16 @@ impl Sim {
         let n = self.replicas.len();
         match op {
             Op::Put { at, key, value } => {
-                let stamp = self.replicas[at % n].put(key.clone(), value.clone());
+                let stamp = self.replicas[at % n]
+                    .put(key.clone(), value.clone())
+                    .expect("far from the end of time");
                 self.log
                     .push((key.clone(), Entry::value(stamp, value.clone())));
             }
             Op::Delete { at, key } => {
-                let stamp = self.replicas[at % n].delete(key.clone());
+                let stamp = self.replicas[at % n]
+                    .delete(key.clone())
+                    .expect("far from the end of time");
                 self.log.push((key.clone(), Entry::tombstone(stamp)));
             }
             Op::Time(ms) => self.time.set(*ms),

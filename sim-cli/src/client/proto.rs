@@ -176,6 +176,16 @@ pub enum ProtoError {
         /// The cluster's maximum offset (ms).
         max_offset_ms: u64,
     },
+    /// The node's clock holds the largest timestamp and cannot stamp a
+    /// write after it; the write was not taken.
+    #[error(
+        "the node's clock has reached the largest timestamp ({last}) and cannot stamp the write; \
+         send it to another node"
+    )]
+    ClockExhausted {
+        /// The clock's last timestamp.
+        last: Hlc,
+    },
     /// A listing's limit is out of range.
     #[error("limit {limit} is out of range: give 1 to {max}")]
     BadLimit {

@@ -195,6 +195,9 @@ impl From<WriteError> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "clock_out_of_range")
             }
             WriteError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failed"),
+            WriteError::ClockExhausted { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "clock_exhausted")
+            }
         };
         ApiError::new(status, code, err.to_string())
     }

@@ -212,6 +212,9 @@ fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
             max_offset_ms,
         }),
         Err(WriteError::Storage(err)) => Response::Error(ProtoError::Storage { message: err.0 }),
+        Err(WriteError::ClockExhausted { last }) => {
+            Response::Error(ProtoError::ClockExhausted { last })
+        }
     }
 }
 
