@@ -120,7 +120,7 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<Message, DecodeError> {
 
 #[cfg(test)]
 mod tests {
-    use lww_crdt::{Delta, Entry, Hlc, NodeId, Stamp, VersionVector};
+    use lww_crdt::{Entry, Hlc, NodeId, Stamp, VersionVector};
 
     use super::*;
     use crate::message::{Ack, Digest, Syn, SynFlags};
@@ -131,7 +131,11 @@ mod tests {
             exchange: 9,
             incarnation: 2,
             from_initiator: true,
-            delta: Delta::single("k".to_owned(), Entry::value(stamp, "v".to_owned())),
+            delta: {
+                let mut map = crate::StoreMap::new();
+                map.insert("k".to_owned(), Entry::value(stamp, "v".to_owned()));
+                map.delta_since(&VersionVector::new(), lww_crdt::Budget::UNLIMITED)
+            },
             vector: Some(VersionVector::new()),
             members: None,
         })

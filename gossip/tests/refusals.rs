@@ -39,7 +39,9 @@ fn node() -> Node {
 /// A one-entry delta written by node 1 at physical time `ms`.
 fn delta_at(key: &str, ms: u64) -> StoreDelta {
     let stamp = Stamp::new(Hlc::new(ms, 0), writer_origin(NodeId::new(1), 0));
-    StoreDelta::single(key.to_owned(), Entry::value(stamp, format!("at-{ms}")))
+    let mut map = gossip::StoreMap::new();
+    map.insert(key.to_owned(), Entry::value(stamp, format!("at-{ms}")));
+    map.delta_since(&lww_crdt::VersionVector::new(), lww_crdt::Budget::UNLIMITED)
 }
 
 fn syn_ack(exchange: u64, delta: StoreDelta) -> Vec<u8> {

@@ -159,21 +159,18 @@ impl<K, V> Default for Delta<K, V> {
     }
 }
 
+/// A delta comes only from [`LwwMap::delta_since`] (or from decoding one):
+/// a delta built by hand could claim a frontier its sender does not hold.
+/// A one-write delta with an empty `since`, say, claims every earlier write
+/// of its origin, and a receiver that took it before the write before it
+/// would skip that one for ever.
+///
+/// ```compile_fail
+/// use lww_crdt::{Delta, Entry, Hlc, NodeId, Stamp};
+/// let stamp = Stamp::new(Hlc::from_u64(2), NodeId::new(1));
+/// let _ = Delta::single("k".to_owned(), Entry::value(stamp, "v".to_owned()));
+/// ```
 impl<K, V> Delta<K, V> {
-    /// The delta of a single write, as its origin would ship it right after
-    /// making it: applying it equals making the write.
-    pub fn single(key: K, entry: Entry<V>) -> Self {
-        let covered = [(entry.stamp.origin, entry.stamp.hlc)]
-            .into_iter()
-            .collect();
-        Self {
-            entries: vec![(key, entry)],
-            covered,
-            since: VersionVector::new(),
-            complete: true,
-        }
-    }
-
     /// The entries, grouped by origin and in ascending stamp order within each.
     pub fn entries(&self) -> &[(K, Entry<V>)] {
         &self.entries

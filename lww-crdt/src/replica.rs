@@ -24,6 +24,11 @@ use crate::{
 /// same stamps as the original, and replicas holding different values under
 /// one stamp never converge. Copy its [`map`](Self::map) instead, and start
 /// a replica with an id of its own from it.
+///
+/// ```compile_fail
+/// fn copyable<T: Clone>() {}
+/// copyable::<lww_crdt::Replica>();
+/// ```
 #[derive(Debug)]
 pub struct Replica<K = String, V = String, C = SystemClock> {
     id: NodeId,

@@ -130,7 +130,7 @@ proptest! {
 
         // A one-entry delta stamped too far ahead.
         let entry = Entry { stamp: Stamp::new(far, NodeId::new(2)), value: far_value.clone() };
-        let single = Delta::single(far_key.clone(), entry.clone());
+        let single = common::single(far_key.clone(), entry.clone());
         let result = replica.apply(single);
         prop_assert!(
             matches!(result, Err(ClockError::TooFarAhead { remote, .. }) if remote == far),

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use common::{
     KEYS, Map, WireDelta, Write, any_budget, any_entry, any_state, any_vector, any_writes, build,
-    decode, encode, join, key, reads, reference, reference_reads, show, sorted_entries, stamp,
-    value,
+    decode, encode, join, key, reads, reference, reference_reads, show, single, sorted_entries,
+    stamp, value,
 };
 use lww_crdt::{Applied, Budget, Delta, Entry, Hlc, LwwMap, NodeId, Stamp, VersionVector};
 use proptest::prelude::*;
@@ -95,7 +95,7 @@ proptest! {
         let mut written = s.clone();
         let applied = written.insert(key.clone(), entry.clone());
         let mut delivered = s.clone();
-        let report = delivered.apply(Delta::single(key, entry));
+        let report = delivered.apply(single(key, entry));
         assert_same(&written, &delivered, "insert vs apply(Delta::single)")?;
         let expected = match applied {
             Applied::Inserted => (1, 0, 0),
@@ -127,7 +127,7 @@ proptest! {
         key in key(),
         entry in any_entry(),
     ) {
-        let delta = Delta::single(key, entry);
+        let delta = single(key, entry);
         let mut once = target.clone();
         once.apply(delta.clone());
         let mut twice = once.clone();
@@ -250,7 +250,7 @@ fn deliver(map: &mut Map, (key, entry): &Write, via: Via) {
             map.insert(key.clone(), entry.clone());
         }
         Via::Single => {
-            map.apply(Delta::single(key.clone(), entry.clone()));
+            map.apply(single(key.clone(), entry.clone()));
         }
         Via::MergeSingleton => {
             map.merge(&build(&[(key.clone(), entry.clone())]));
@@ -536,7 +536,7 @@ fn forged_delta_shape_matches_the_real_encoding() {
     // Guards the forgery above: a real delta and its hand-built twin encode
     // to the same bytes.
     let entry = Entry::value(stamp(3, 1), "v1".to_owned());
-    let real = Delta::single("a".to_owned(), entry.clone());
+    let real = single("a".to_owned(), entry.clone());
     let twin = WireDelta {
         entries: vec![("a".to_owned(), entry)],
         covered: [(NodeId::new(1), Hlc::from_u64(3))].into_iter().collect(),

@@ -68,6 +68,15 @@ pub(crate) fn build(writes: &[Write]) -> Map {
     map
 }
 
+/// The delta a sender holding only `entry` sends a peer that holds nothing:
+/// what a one-write delta is.
+pub(crate) fn single(
+    key: String,
+    entry: lww_crdt::Entry<String>,
+) -> lww_crdt::Delta<String, String> {
+    build(&[(key, entry)]).delta_since(&VersionVector::new(), lww_crdt::Budget::UNLIMITED)
+}
+
 /// An arbitrary state: the map of an arbitrary write list.
 pub(crate) fn any_state() -> impl Strategy<Value = Map> {
     any_writes().prop_map(|writes| build(&writes))
