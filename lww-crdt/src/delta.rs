@@ -59,6 +59,16 @@ const COVERED_ORIGIN_LEN: usize = 4 * MAX_VARINT_LEN;
 /// the receiver's frontier. Every entry's stamp lies at or below
 /// `covered` for its origin: constructors keep that true and deserialization
 /// checks it.
+///
+/// # Trust
+///
+/// `covered` is believed, not verified: a delta with no entries claiming
+/// `covered = {1: s}` makes its receiver skip origin 1's writes up to `s`
+/// for good, and a forged entry wins if its stamp is greater. Apply deltas
+/// only from authenticated members of the cluster. Decoding checks the
+/// shape (entries within `covered`; with [`codec`](crate::codec), lengths
+/// that fit the input); [`Replica::apply`](crate::Replica::apply) checks
+/// timestamps against the clock's maximum offset.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "DeltaWire<K, V>")]
 #[serde(bound(deserialize = "K: Deserialize<'de>, V: Deserialize<'de>"))]
@@ -312,6 +322,11 @@ where
     /// Entries this map's vector already covers are skipped: they are held
     /// here or superseded, and re-accepting one whose tombstone was purged
     /// would bring a deleted value back.
+    ///
+    /// The delta's `covered` frontier is trusted (see [`Delta`]): take
+    /// deltas only from authenticated members. Timestamps are not checked
+    /// here; [`Replica::apply`](crate::Replica::apply) checks them against
+    /// the clock.
     pub fn apply(&mut self, delta: Delta<K, V>) -> ApplyReport {
         self.apply_or_defer(delta).0
     }

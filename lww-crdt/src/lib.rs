@@ -18,7 +18,7 @@
 //! other:
 //!
 //! ```
-//! use lww_crdt::{Budget, HybridClock, ManualClock, NodeId, Replica};
+//! use lww_crdt::{codec, Budget, HybridClock, ManualClock, NodeId, Replica};
 //!
 //! let time = ManualClock::new(1_000);
 //! let mut alice: Replica<String, String, _> =
@@ -32,17 +32,34 @@
 //! bob.put("colour", "blue")?; // later, so it wins
 //! bob.delete("size")?;        // later too: the key is gone everywhere
 //!
-//! // Each side sends only what the other's version vector says it lacks.
-//! let to_bob = alice.delta_since(bob.version_vector(), Budget::UNLIMITED);
-//! let to_alice = bob.delta_since(alice.version_vector(), Budget::UNLIMITED);
-//! bob.apply(to_bob)?;
-//! alice.apply(to_alice)?;
+//! // Each side sends only what the other's version vector says it lacks,
+//! // encoded with the crate's codec (bounded, checked decoding).
+//! let to_bob = codec::encode(&alice.delta_since(bob.version_vector(), Budget::UNLIMITED))?;
+//! let to_alice = codec::encode(&bob.delta_since(alice.version_vector(), Budget::UNLIMITED))?;
+//! bob.apply(codec::decode(&to_bob)?)?;
+//! alice.apply(codec::decode(&to_alice)?)?;
 //!
 //! assert_eq!(alice.get("colour").map(String::as_str), Some("blue"));
 //! assert_eq!(alice.get("size"), None);
 //! assert_eq!(alice.map(), bob.map());
-//! # Ok::<(), lww_crdt::ClockError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # What a caller guarantees
+//!
+//! - **Ids.** Each [`Replica`] writes under an id no other replica uses,
+//!   and never writes again under an id it used before unless it resumes
+//!   that id's saved state ([`Replica::resume`]).
+//! - **Peers are trusted.** A delta's `covered` frontier is believed: a
+//!   delta claiming `covered = {1: s}` with no entries makes the receiver
+//!   skip origin 1's writes up to `s` for good. Accept deltas and states
+//!   only from authenticated members. What decoding checks: entries lie
+//!   within the frontier claimed for their origin, a map lists no key
+//!   twice, and (with [`codec`]) lengths fit the input. What a replica
+//!   checks: no timestamp runs further ahead of local time than the
+//!   clock's maximum offset.
+//! - **Tombstones** are purged only below a frontier every member has
+//!   reached ([`LwwMap::purge_tombstones`] says exactly what that takes).
 //!
 //! # Layout
 //!
@@ -55,6 +72,9 @@
 //! - `delta`: [`Delta`] and [`Budget`]: what a peer lacks, and applying it.
 //! - `replica`: [`Replica`], a map with an id and a clock.
 //! - `serde_impl`: canonical, validated serialization of a map.
+//! - [`codec`]: a safe binary encoding (bincode with allocations bounded by
+//!   the input's length) for maps, deltas and vectors. Any other decoder of
+//!   these types needs a size limit of its own.
 //!
 //! `docs/design.md` in the repository explains the ordering, the clock, the
 //! vectors and why each merge law holds.
@@ -62,6 +82,7 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+pub mod codec;
 mod delta;
 mod entry;
 mod id;
