@@ -34,7 +34,8 @@ impl Budget {
         }
     }
 
-    /// At most `max_bytes` bytes, any number of entries.
+    /// At most `max_bytes` bytes encoded (by [`codec`](crate::codec), less
+    /// its version byte), any number of entries.
     pub const fn bytes(max_bytes: usize) -> Self {
         Self {
             max_entries: usize::MAX,
@@ -46,6 +47,10 @@ impl Budget {
 /// The bytes one origin adds to a delta's frontiers: its id and timestamp in
 /// `covered`, and again in `since`.
 const COVERED_ORIGIN_LEN: usize = 4 * MAX_VARINT_LEN;
+
+/// The bytes a delta takes beyond its entries and origins: the lengths of
+/// its entry list and of its two frontiers, and the `complete` flag.
+pub const DELTA_FRAME_LEN: usize = 3 * MAX_VARINT_LEN + 1;
 
 /// Entries a peer lacks, and how far they are complete.
 ///
@@ -124,6 +129,10 @@ pub enum InvalidState {
     /// A map listed one key twice.
     #[error("a key appears twice")]
     DuplicateKey,
+    /// An entry is stamped [`Hlc::ZERO`], which no vector can tell apart
+    /// from nothing seen.
+    #[error("entry stamped {0} at time zero")]
+    ZeroStamp(Stamp),
 }
 
 impl<K, V> TryFrom<DeltaWire<K, V>> for Delta<K, V> {
@@ -148,6 +157,9 @@ pub(crate) fn check_within(
     frontier: &VersionVector,
 ) -> Result<(), InvalidState> {
     for stamp in stamps {
+        if stamp.hlc == Hlc::ZERO {
+            return Err(InvalidState::ZeroStamp(stamp));
+        }
         if !frontier.covers(stamp) {
             return Err(InvalidState::EntryBeyondFrontier {
                 stamp,
@@ -252,7 +264,7 @@ where
         let mut delta = Delta::default();
         let mut covered_pairs: Vec<(NodeId, Hlc)> = Vec::new();
         let mut since_pairs: Vec<(NodeId, Hlc)> = Vec::new();
-        let mut bytes = 0usize;
+        let mut bytes = DELTA_FRAME_LEN;
         'origins: for (_, origin, theirs, ours) in lagging {
             bytes = bytes.saturating_add(COVERED_ORIGIN_LEN);
             if bytes > budget.max_bytes {
@@ -408,10 +420,13 @@ mod tests {
         let one = Entry::value(stamp(1, 1), "x1".to_owned()).encoded_len_with(&"x".to_owned());
         let delta = a.delta_since(
             &VersionVector::new(),
-            Budget::bytes(COVERED_ORIGIN_LEN + one + 1),
+            Budget::bytes(DELTA_FRAME_LEN + COVERED_ORIGIN_LEN + one + 1),
         );
         assert_eq!(delta.len(), 1);
-        let none = a.delta_since(&VersionVector::new(), Budget::bytes(COVERED_ORIGIN_LEN - 1));
+        let none = a.delta_since(
+            &VersionVector::new(),
+            Budget::bytes(DELTA_FRAME_LEN + COVERED_ORIGIN_LEN - 1),
+        );
         assert!(none.is_empty() && none.covered().is_empty());
     }
 

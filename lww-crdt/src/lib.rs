@@ -94,7 +94,7 @@ mod version_vector;
 pub use clock::{
     ClockError, DEFAULT_MAX_OFFSET_MS, Hlc, HybridClock, ManualClock, PhysicalClock, SystemClock,
 };
-pub use delta::{Budget, Delta, InvalidState};
+pub use delta::{Budget, DELTA_FRAME_LEN, Delta, InvalidState};
 pub use entry::{EncodedLen, Entry, Stamp};
 pub use id::NodeId;
 pub use map::{Applied, ApplyReport, LwwMap};

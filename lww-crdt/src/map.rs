@@ -315,7 +315,15 @@ where
     }
 
     /// Records a write or delete; see [`put`](Self::put).
+    ///
+    /// An entry stamped [`Hlc::ZERO`] is not taken ([`Applied::Unchanged`]):
+    /// zero is what a version vector holds for an origin it has seen nothing
+    /// of, so no delta could ever carry it. Stamps from a
+    /// [`HybridClock`](crate::HybridClock) are never zero.
     pub fn insert(&mut self, key: K, entry: Entry<V>) -> Applied {
+        if entry.stamp.hlc == Hlc::ZERO {
+            return Applied::Unchanged;
+        }
         self.version_vector
             .advance(entry.stamp.origin, entry.stamp.hlc);
         self.upsert(key, entry)

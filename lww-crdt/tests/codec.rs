@@ -78,3 +78,45 @@ fn framing_errors_are_typed() {
         Err(CodecError::Trailing(1))
     ));
 }
+
+proptest! {
+    /// The byte budget bounds the whole encoded delta, its framing
+    /// included (it used to come out a few bytes over).
+    #[test]
+    fn an_encoded_delta_fits_its_byte_budget(
+        map in any_state(),
+        peer in any_vector(),
+        max_bytes in 0usize..400,
+    ) {
+        let delta = map.delta_since(&peer, lww_crdt::Budget::bytes(max_bytes));
+        let encoded = codec::encode(&delta).unwrap().len() - 1;
+        prop_assert!(encoded <= max_bytes.max(lww_crdt::DELTA_FRAME_LEN), "{} > {}", encoded, max_bytes);
+    }
+}
+
+/// Time zero is what a vector holds for an origin it saw nothing of: an
+/// entry stamped with it could never travel in a delta. It is not taken,
+/// and decoding refuses it.
+#[test]
+fn entries_at_time_zero_are_refused() {
+    use lww_crdt::{Applied, Entry, Hlc, NodeId, Stamp};
+    let zero = Stamp::new(Hlc::ZERO, NodeId::new(1));
+    let mut map = Map::new();
+    assert_eq!(map.put("k".into(), "v".into(), zero), Applied::Unchanged);
+    assert_eq!(map.entry_count(), 0);
+    assert!(map.version_vector().is_empty());
+
+    #[derive(serde::Serialize)]
+    struct Parts {
+        entries: Vec<(String, Entry<String>)>,
+        version_vector: VersionVector,
+    }
+    let forged = Parts {
+        entries: vec![("k".into(), Entry::value(zero, "v".into()))],
+        version_vector: VersionVector::new(),
+    };
+    assert!(matches!(
+        codec::decode::<Map>(&codec::encode(&forged).unwrap()),
+        Err(CodecError::Invalid(_))
+    ));
+}

@@ -260,8 +260,10 @@ const GC_SNAPSHOTS: usize = 4;
 /// again only once this many ticks have passed since it was measured.
 const CLOCK_SAMPLE_TICKS: u64 = 10;
 
-/// Room left in every message for its envelope, ids, flags and hashes.
-const MESSAGE_OVERHEAD: usize = 64;
+/// Room left in every message for its envelope, ids, flags and hashes,
+/// beyond the delta's own framing ([`lww_crdt::DELTA_FRAME_LEN`], which its
+/// budget counts): 64 bytes in all.
+const MESSAGE_OVERHEAD: usize = 64 - lww_crdt::DELTA_FRAME_LEN;
 
 /// One member's protocol state: its replica, its view of the cluster, and
 /// the exchanges it has open.

@@ -43,9 +43,11 @@ pub(crate) fn value() -> impl Strategy<Value = String> {
     prop::sample::select(&VALUES[..]).prop_map(str::to_owned)
 }
 
-/// A stamp with hlc 0..6 and origin 0..3.
+/// A stamp with hlc 1..7 and origin 0..3.
+/// Time zero is what a vector holds for an origin it saw nothing of; maps
+/// refuse entries stamped with it.
 pub(crate) fn any_stamp() -> impl Strategy<Value = Stamp> {
-    (0u64..6, 0u64..3).prop_map(|(hlc, origin)| stamp(hlc, origin))
+    (1u64..7, 0u64..3).prop_map(|(hlc, origin)| stamp(hlc, origin))
 }
 
 /// A write or (half the time) a delete, with an arbitrary colliding stamp.
@@ -111,10 +113,11 @@ pub(crate) fn any_budget() -> impl Strategy<Value = Budget> {
     ]
 }
 
-/// The byte bound of one origin's frontiers (covered and since) plus the
-/// largest entry the generators make (1-byte key, 2-byte value): the
-/// smallest byte budget that always carries one entry.
-pub(crate) const MIN_PROGRESS_BYTES: usize = 36 + (1 + 9) + 18 + 1 + (2 + 9);
+/// The delta's framing, the byte bound of one origin's frontiers (covered
+/// and since) and the largest entry the generators make (1-byte key,
+/// 2-byte value): the smallest byte budget that always carries one entry.
+pub(crate) const MIN_PROGRESS_BYTES: usize =
+    lww_crdt::DELTA_FRAME_LEN + 36 + (1 + 9) + 18 + 1 + (2 + 9);
 
 /// The wire shape of a `Delta`, unchecked, to forge invalid ones.
 #[derive(serde::Serialize)]
