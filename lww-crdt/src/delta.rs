@@ -17,6 +17,14 @@ pub struct Budget {
     /// At most this many bytes, by the [`EncodedLen`] bound of each entry and
     /// of each origin in the `covered` frontier.
     pub max_bytes: usize,
+    /// When not even the first stamp group the peer lacks fits (an entry
+    /// larger than the budget, or more keys sharing one stamp than
+    /// `max_entries`), carry that group anyway, over budget
+    /// ([`Delta::fits`] says so), rather than nothing: every delta then
+    /// makes progress. On in every constructor. Off, a delta never exceeds
+    /// the budget, and one that cannot make progress is
+    /// [stalled](Delta::is_stalled).
+    pub always_progress: bool,
 }
 
 impl Budget {
@@ -24,6 +32,7 @@ impl Budget {
     pub const UNLIMITED: Budget = Budget {
         max_entries: usize::MAX,
         max_bytes: usize::MAX,
+        always_progress: true,
     };
 
     /// At most `max_entries` entries, any size.
@@ -31,6 +40,7 @@ impl Budget {
         Self {
             max_entries,
             max_bytes: usize::MAX,
+            always_progress: true,
         }
     }
 
@@ -40,6 +50,16 @@ impl Budget {
         Self {
             max_entries: usize::MAX,
             max_bytes,
+            always_progress: true,
+        }
+    }
+
+    /// This budget, never exceeded: a delta that cannot carry the next
+    /// stamp group carries nothing and is [stalled](Delta::is_stalled).
+    pub const fn strict(self) -> Self {
+        Self {
+            always_progress: false,
+            ..self
         }
     }
 }
@@ -226,12 +246,46 @@ impl<K, V> Delta<K, V> {
         self.entries.is_empty()
     }
 
+    /// Whether it was cut at the budget before carrying anything, entries or
+    /// frontier: under a [strict](Budget::strict) budget, the next stamp
+    /// group the peer lacks does not fit, and no delta under it will ever
+    /// make progress.
+    pub fn is_stalled(&self) -> bool {
+        !self.complete && self.entries.is_empty() && self.covered.is_empty()
+    }
+
     /// The greatest timestamp it mentions, in an entry or in `covered`: what a
     /// receiver checks against its clock's maximum offset.
     pub fn max_hlc(&self) -> Hlc {
         let entries = self.entries.iter().map(|(_, entry)| entry.stamp.hlc);
         let frontier = self.covered.iter().map(|(_, hlc)| hlc);
         entries.chain(frontier).max().unwrap_or(Hlc::ZERO)
+    }
+}
+
+impl<K: EncodedLen, V: EncodedLen> Delta<K, V> {
+    /// At most how many bytes it takes encoded (by [`codec`](crate::codec),
+    /// less its version byte): the bound [`LwwMap::delta_since`] holds to
+    /// [`Budget::max_bytes`].
+    pub fn encoded_len(&self) -> usize {
+        let origins = self.covered.len().max(self.since.len());
+        self.entries
+            .iter()
+            .map(|(key, entry)| entry.encoded_len_with(key))
+            .fold(
+                DELTA_FRAME_LEN + origins * COVERED_ORIGIN_LEN,
+                usize::saturating_add,
+            )
+    }
+
+    /// Whether it keeps within `budget`: false only for a delta that carries
+    /// one stamp group over it so as to make progress
+    /// ([`Budget::always_progress`]). A delta carrying nothing, entries or
+    /// frontier, fits any budget.
+    pub fn fits(&self, budget: &Budget) -> bool {
+        let carries_nothing = self.entries.is_empty() && self.covered.is_empty();
+        carries_nothing
+            || (self.entries.len() <= budget.max_entries && self.encoded_len() <= budget.max_bytes)
     }
 }
 
@@ -253,6 +307,11 @@ where
     /// inside one, and `covered` stops just below the first entry left out.
     /// The cost is that of the entries returned plus one step per origin in
     /// this map's vector, whatever the map's size.
+    ///
+    /// If the peer lacks anything, the delta makes progress: when not even
+    /// the first stamp group of the most lagging origin fits, it carries
+    /// that group alone, over budget ([`Delta::fits`]), unless the budget is
+    /// [strict](Budget::strict).
     pub fn delta_since(&self, peer: &VersionVector, budget: Budget) -> Delta<K, V> {
         let mut lagging: Vec<(u64, NodeId, Hlc, Hlc)> = self
             .version_vector
@@ -260,6 +319,8 @@ where
             .map(|(origin, theirs, ours)| (ours.as_u64() - theirs.as_u64(), origin, theirs, ours))
             .collect();
         lagging.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let first_lagging = lagging.first().copied();
+        let lagging_origins = lagging.len();
 
         let mut delta = Delta::default();
         let mut covered_pairs: Vec<(NodeId, Hlc)> = Vec::new();
@@ -310,9 +371,38 @@ where
             covered_pairs.push((origin, ours));
             since_pairs.push((origin, theirs));
         }
+        if delta.entries.is_empty() && covered_pairs.is_empty() && budget.always_progress {
+            if let Some((_, origin, theirs, ours)) = first_lagging {
+                return self.first_group(origin, theirs, ours, lagging_origins);
+            }
+        }
         // Collected in lag order; sorted by origin once, at the end.
         delta.covered = covered_pairs.into_iter().collect();
         delta.since = since_pairs.into_iter().collect();
+        delta
+    }
+
+    /// The delta carrying only `origin`'s first stamp group above `theirs`
+    /// (or, if it holds none up to `ours`, its frontier alone), whatever its
+    /// size: the progress a delta makes when nothing fits its budget.
+    fn first_group(&self, origin: NodeId, theirs: Hlc, ours: Hlc, origins: usize) -> Delta<K, V> {
+        let mut delta = Delta::default();
+        let mut covered = ours;
+        if let (Some(rank), Some(after_theirs)) = (self.rank(origin), theirs.successor()) {
+            let from = IndexKey::first(rank, after_theirs);
+            let to = IndexKey::last(rank, ours);
+            let mut group = self.by_origin.range(from..=to).peekable();
+            if let Some(first) = group.peek().map(|key| key.hlc()) {
+                covered = first;
+                for key in group.take_while(|key| key.hlc() == first) {
+                    let slot = &self.slots[key.position() as usize];
+                    delta.entries.push((slot.key.clone(), slot.entry.clone()));
+                }
+            }
+        }
+        delta.complete = origins == 1 && covered == ours;
+        delta.covered = [(origin, covered)].into_iter().collect();
+        delta.since = [(origin, theirs)].into_iter().collect();
         delta
     }
 }
@@ -423,11 +513,13 @@ mod tests {
             Budget::bytes(DELTA_FRAME_LEN + COVERED_ORIGIN_LEN + one + 1),
         );
         assert_eq!(delta.len(), 1);
-        let none = a.delta_since(
-            &VersionVector::new(),
-            Budget::bytes(DELTA_FRAME_LEN + COVERED_ORIGIN_LEN - 1),
-        );
-        assert!(none.is_empty() && none.covered().is_empty());
+        let too_small = Budget::bytes(DELTA_FRAME_LEN + COVERED_ORIGIN_LEN - 1);
+        let none = a.delta_since(&VersionVector::new(), too_small.strict());
+        assert!(none.is_empty() && none.covered().is_empty() && none.is_stalled());
+        // Not strict, the first entry goes anyway, over budget.
+        let forced = a.delta_since(&VersionVector::new(), too_small);
+        assert_eq!(forced.len(), 1);
+        assert!(!forced.fits(&too_small) && !forced.is_stalled());
     }
 
     /// Found by the gossip scenario fuzzer (a run with 400 ms links, loss,

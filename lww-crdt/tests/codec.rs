@@ -88,7 +88,7 @@ proptest! {
         peer in any_vector(),
         max_bytes in 0usize..400,
     ) {
-        let delta = map.delta_since(&peer, lww_crdt::Budget::bytes(max_bytes));
+        let delta = map.delta_since(&peer, lww_crdt::Budget::bytes(max_bytes).strict());
         let encoded = codec::encode(&delta).unwrap().len() - 1;
         prop_assert!(encoded <= max_bytes.max(lww_crdt::DELTA_FRAME_LEN), "{} > {}", encoded, max_bytes);
     }

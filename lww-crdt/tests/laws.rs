@@ -194,7 +194,20 @@ proptest! {
             prop_assert_eq!(source.get_entry(key), Some(entry));
         }
         prop_assert!(delta.covered().dominated_by(source.version_vector()));
-        prop_assert!(delta.len() <= budget.max_entries);
+        if !delta.fits(&budget) {
+            // Over budget only to make progress: one origin's first stamp
+            // group, nothing else.
+            prop_assert_eq!(delta.covered().len(), 1);
+            let first = delta.entries()[0].1.stamp;
+            prop_assert!(delta.entries().iter().all(|(_, e)| e.stamp == first));
+        }
+        // Strict, it always fits, and says when it cannot make progress.
+        let strict = source.delta_since(&peer, budget.strict());
+        prop_assert!(strict.fits(&budget));
+        prop_assert!(strict.len() <= budget.max_entries);
+        if strict.is_stalled() {
+            prop_assert!(source.version_vector().ahead_of(&peer).next().is_some());
+        }
     }
 }
 

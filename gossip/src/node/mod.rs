@@ -822,13 +822,16 @@ impl Node {
     }
 
     /// Room for a delta in a message that also carries `reserve` bytes of
-    /// digest, vector or member list.
+    /// digest, vector or member list. Strict: a delta over it could not be
+    /// sent. A write that cannot fit half a message is refused, so a delta
+    /// stalls only while the reserve takes the other half.
     fn delta_budget(&self, reserve: usize) -> Budget {
         Budget::bytes(
             self.config
                 .max_message_bytes
                 .saturating_sub(MESSAGE_OVERHEAD + reserve),
         )
+        .strict()
     }
 
     /// This node's `max_message_bytes`, as `Syn`s carry it.
