@@ -153,6 +153,9 @@ pub enum InvalidState {
     /// from nothing seen.
     #[error("entry stamped {0} at time zero")]
     ZeroStamp(Stamp),
+    /// A map's purge frontier runs ahead of its version vector.
+    #[error("the purge frontier runs ahead of the version vector")]
+    PurgedBeyondVector,
 }
 
 impl<K, V> TryFrom<DeltaWire<K, V>> for Delta<K, V> {

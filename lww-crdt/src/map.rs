@@ -34,6 +34,10 @@ pub struct ApplyReport {
     /// frontier for some origin: the delta overtook, or followed a lost,
     /// earlier one. A later delta brings them again.
     pub unreached: usize,
+    /// Entries left out because they lost to a tombstone this map purged:
+    /// for keys it no longer holds, at or below its
+    /// [purge frontier](LwwMap::purged_frontier).
+    pub purged: usize,
 }
 
 impl ApplyReport {
@@ -206,6 +210,9 @@ pub struct LwwMap<K, V> {
     /// it drops.
     pub(crate) tombstones: OriginIndex,
     pub(crate) version_vector: VersionVector,
+    /// The join of every frontier tombstones were purged at: an entry at or
+    /// below it for a key this map does not hold lost to a purged tombstone.
+    pub(crate) purged: VersionVector,
 }
 
 impl<K, V> Default for LwwMap<K, V> {
@@ -218,6 +225,7 @@ impl<K, V> Default for LwwMap<K, V> {
             ranks: Ranks::default(),
             tombstones: BTreeSet::new(),
             version_vector: VersionVector::new(),
+            purged: VersionVector::new(),
         }
     }
 }
@@ -251,6 +259,14 @@ impl<K, V> LwwMap<K, V> {
     /// How far this map accounts for each origin's writes.
     pub fn version_vector(&self) -> &VersionVector {
         &self.version_vector
+    }
+
+    /// The join of every frontier tombstones were purged at here: entries
+    /// at or below it for keys this map does not hold are refused by
+    /// [`merge`](Self::merge) and [`apply`](Self::apply), since they lost
+    /// to a purged tombstone.
+    pub fn purged_frontier(&self) -> &VersionVector {
+        &self.purged
     }
 
     /// Live keys and values, in no particular order.
@@ -331,24 +347,92 @@ where
 
     /// The state join: afterwards this map holds, for every key, the greater
     /// of the two entries, and the pointwise maximum of the two vectors.
+    ///
+    /// Once this map has purged tombstones, an entry of `other` at or below
+    /// the [purge frontier](Self::purged_frontier) for a key this map does
+    /// not hold is left out (counted in [`ApplyReport::purged`]): it lost to
+    /// a purged tombstone, as in a snapshot taken before the purge. The
+    /// join's laws hold between maps that never purged, and between any
+    /// maps whose purges kept to the rule of
+    /// [`purge_tombstones`](Self::purge_tombstones).
     pub fn merge(&mut self, other: &LwwMap<K, V>) -> ApplyReport {
         let mut report = ApplyReport::default();
         for slot in &other.slots {
+            if self.is_purged(&slot.key, slot.entry.stamp) {
+                report.purged += 1;
+                continue;
+            }
             // Borrowed: the key and entry are cloned only if they go in.
             report.record(self.upsert_cow(Cow::Borrowed(&slot.key), Cow::Borrowed(&slot.entry)));
         }
         self.version_vector.merge(&other.version_vector);
+        self.purged.merge(&other.purged);
         report
     }
 
+    /// Whether an entry stamped `stamp` for `key` lost to a tombstone this
+    /// map purged: the key is gone and the purge frontier covers the stamp.
+    pub(crate) fn is_purged(&self, key: &K, stamp: Stamp) -> bool {
+        !self.purged.is_empty() && self.purged.covers(stamp) && self.find(key).is_none()
+    }
+
     /// Drops the tombstones whose stamps `stable` covers; returns how many.
+    /// Reads and the version vector are unchanged, and `stable` joins the
+    /// [purge frontier](Self::purged_frontier).
     ///
-    /// `stable` must be a frontier every member has reached (the meet of
-    /// their version vectors): a tombstone dropped before that could let an
-    /// older value come back from a member that never saw the delete. Reads
-    /// and the version vector are unchanged.
+    /// # What the caller guarantees
+    ///
+    /// A tombstone beats every older write to its key, from any origin.
+    /// Once it is gone, nothing here says those writes are dead, so none of
+    /// them may reach this map again:
+    ///
+    /// - `stable` is a frontier every member has reached (the meet of their
+    ///   version vectors), so every member holds the delete; and
+    /// - no write the tombstone beats is still on its way to any member: in
+    ///   a delta in flight, or made by a writer that has not seen the
+    ///   delete yet. The meet does not know this. An origin whose frontier
+    ///   in the meet lies below the tombstone's time may still deliver such
+    ///   a write: a delta from origin `o` carrying `k = v`, delayed while a
+    ///   concurrent, later delete of `k` from another origin reached every
+    ///   member and was purged, brings `v` back for good.
+    ///
+    /// [`purge_settled_tombstones`](Self::purge_settled_tombstones) needs
+    /// only the first, at the cost of waiting for every writer to move
+    /// past a tombstone. Entries at or below the purge frontier for keys
+    /// this map no longer holds are refused by [`merge`](Self::merge) (a
+    /// snapshot from before the purge) and [`apply`](Self::apply).
     pub fn purge_tombstones(&mut self, stable: &VersionVector) -> usize {
         self.purge(stable, None)
+    }
+
+    /// Drops the tombstones no write can beat any more, given `stable`, the
+    /// meet of the version vectors of every member, and `writers`, every id
+    /// that writes (has written or will write) to any member: those older
+    /// than the oldest frontier of any writer in `stable`, and covered by
+    /// it. Each writer has been seen by every member past the tombstone's
+    /// time, so every write it made before it (writes of one origin come in
+    /// stamp order) has reached every member, and every write it makes
+    /// from now on is later. Returns how many it dropped.
+    ///
+    /// Safe alongside deltas delayed, duplicated or reordered, and merges of
+    /// old snapshots, without any timing. A writer that stops writing holds
+    /// collection back for good; leave it out of `writers` only once every
+    /// member has seen its last write.
+    pub fn purge_settled_tombstones(
+        &mut self,
+        stable: &VersionVector,
+        writers: impl IntoIterator<Item = NodeId>,
+    ) -> usize {
+        let settled = writers
+            .into_iter()
+            .map(|writer| stable.get(writer))
+            .min()
+            .unwrap_or(Hlc::ZERO);
+        let cut: VersionVector = stable
+            .iter()
+            .map(|(origin, frontier)| (origin, frontier.min(settled)))
+            .collect();
+        self.purge(&cut, None)
     }
 
     /// As [`purge_tombstones`](Self::purge_tombstones), and appends the keys
@@ -359,6 +443,9 @@ where
     }
 
     fn purge(&mut self, stable: &VersionVector, mut purged: Option<&mut Vec<K>>) -> usize {
+        // No tombstone here lies beyond this map's own vector.
+        let frontier = VersionVector::meet([stable, &self.version_vector]);
+        self.purged.merge(&frontier);
         // Whichever is shorter: scan every tombstone, or range over each
         // origin of `stable`. Either way a tombstone goes if `stable` holds
         // its origin at or above its stamp.

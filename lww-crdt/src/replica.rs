@@ -186,9 +186,19 @@ where
     }
 
     /// Drops tombstones every member has seen; see
-    /// [`LwwMap::purge_tombstones`].
+    /// [`LwwMap::purge_tombstones`] for what the caller guarantees.
     pub fn purge_tombstones(&mut self, stable: &VersionVector) -> usize {
         self.map.purge_tombstones(stable)
+    }
+
+    /// Drops the tombstones no write can beat any more; see
+    /// [`LwwMap::purge_settled_tombstones`], the purge that needs no timing.
+    pub fn purge_settled_tombstones(
+        &mut self,
+        stable: &VersionVector,
+        writers: impl IntoIterator<Item = NodeId>,
+    ) -> usize {
+        self.map.purge_settled_tombstones(stable, writers)
     }
 
     /// Drops tombstones every member has seen and appends their keys to

@@ -1,5 +1,6 @@
 //! Serialization of [`LwwMap`]: entries sorted by key, so equal maps give
-//! identical bytes, and checked on the way in.
+//! identical bytes, then the version vector and the purge frontier; checked
+//! on the way in.
 
 use std::hash::Hash;
 
@@ -13,12 +14,14 @@ use crate::{Applied, Entry, LwwMap, VersionVector};
 struct MapRef<'a, K, V> {
     entries: Vec<(&'a K, &'a Entry<V>)>,
     version_vector: &'a VersionVector,
+    purged: &'a VersionVector,
 }
 
 #[derive(Deserialize)]
 struct MapOwned<K, V> {
     entries: Vec<(K, Entry<V>)>,
     version_vector: VersionVector,
+    purged: VersionVector,
 }
 
 impl<K, V> Serialize for LwwMap<K, V>
@@ -32,6 +35,7 @@ where
         MapRef {
             entries,
             version_vector: &self.version_vector,
+            purged: &self.purged,
         }
         .serialize(serializer)
     }
@@ -44,7 +48,13 @@ where
 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let owned = MapOwned::<K, V>::deserialize(deserializer)?;
-        LwwMap::try_from_parts(owned.entries, owned.version_vector).map_err(D::Error::custom)
+        if !owned.purged.dominated_by(&owned.version_vector) {
+            return Err(D::Error::custom(InvalidState::PurgedBeyondVector));
+        }
+        let mut map = LwwMap::try_from_parts(owned.entries, owned.version_vector)
+            .map_err(D::Error::custom)?;
+        map.purged = owned.purged;
+        Ok(map)
     }
 }
 

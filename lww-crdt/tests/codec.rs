@@ -110,10 +110,12 @@ fn entries_at_time_zero_are_refused() {
     struct Parts {
         entries: Vec<(String, Entry<String>)>,
         version_vector: VersionVector,
+        purged: VersionVector,
     }
     let forged = Parts {
         entries: vec![("k".into(), Entry::value(zero, "v".into()))],
         version_vector: VersionVector::new(),
+        purged: VersionVector::new(),
     };
     assert!(matches!(
         codec::decode::<Map>(&codec::encode(&forged).unwrap()),

@@ -213,6 +213,9 @@ pub(crate) struct Mix {
     /// left out for starting too far ahead leaves a replica covering writes
     /// superseded by a write it lacks, so only the full invariant holds.
     pub(crate) ahead: bool,
+    /// Settled purges (`purge_settled_tombstones`, every replica a writer)
+    /// and merges of snapshots taken earlier: safe alongside stale deltas.
+    pub(crate) settled: bool,
 }
 
 /// One step of a simulated history. Replica indexes are taken modulo the
@@ -255,6 +258,13 @@ pub(crate) enum Op {
     /// Replica `at`, or every replica, purges tombstones at the meet of all
     /// vectors.
     Purge { at: Option<usize> },
+    /// Replica `at`, or every replica, purges the tombstones settled at the
+    /// meet of all vectors, every replica a writer.
+    PurgeSettled { at: Option<usize> },
+    /// Keeps a copy of replica `at`'s map, to merge later.
+    Snapshot { at: usize },
+    /// `to` merges a snapshot kept earlier.
+    MergeSnapshot { pick: usize, to: usize },
 }
 
 /// A history step drawn from `mix`.
@@ -319,6 +329,21 @@ pub(crate) fn op(mix: Mix) -> impl Strategy<Value = Op> {
                 .boxed(),
         ));
     }
+    if mix.settled {
+        choices.push((
+            3,
+            prop::option::of(0usize..4)
+                .prop_map(|at| Op::PurgeSettled { at })
+                .boxed(),
+        ));
+        choices.push((1, (0usize..4).prop_map(|at| Op::Snapshot { at }).boxed()));
+        choices.push((
+            2,
+            (any::<usize>(), 0usize..4)
+                .prop_map(|(pick, to)| Op::MergeSnapshot { pick, to })
+                .boxed(),
+        ));
+    }
     Union::new_weighted(choices)
 }
 
@@ -348,6 +373,8 @@ pub(crate) struct Sim {
     pub(crate) purged: VersionVector,
     /// Deltas computed but not delivered yet, with their receiver.
     pub(crate) in_flight: Vec<(usize, Delta<String, String>)>,
+    /// Maps copied earlier, to merge later.
+    pub(crate) snapshots: Vec<Map>,
 }
 
 impl Sim {
@@ -364,6 +391,7 @@ impl Sim {
             log: Vec::new(),
             purged: VersionVector::new(),
             in_flight: Vec::new(),
+            snapshots: Vec::new(),
         }
     }
 
@@ -448,6 +476,60 @@ impl Sim {
                     }
                 }
             }
+            Op::PurgeSettled { at } => {
+                let stable = self.stable();
+                let writers: Vec<NodeId> = self.replicas.iter().map(Rep::id).collect();
+                // The model of a settled cut: every frontier capped at the
+                // oldest writer's.
+                let settled = writers
+                    .iter()
+                    .map(|&w| stable.get(w))
+                    .min()
+                    .unwrap_or_default();
+                let cut: VersionVector = stable
+                    .iter()
+                    .map(|(origin, hlc)| (origin, hlc.min(settled)))
+                    .collect();
+                self.purged.merge(&cut);
+                let targets: Vec<usize> = match at {
+                    Some(at) => vec![at % n],
+                    None => (0..n).collect(),
+                };
+                for target in targets {
+                    self.replicas[target]
+                        .purge_settled_tombstones(&stable, writers.iter().copied());
+                }
+            }
+            Op::Snapshot { at } => {
+                let copy = self.replicas[at % n].map().clone();
+                self.snapshots.push(copy);
+            }
+            Op::MergeSnapshot { pick, to } => {
+                if self.snapshots.is_empty() {
+                    return;
+                }
+                let snapshot = self.snapshots[pick % self.snapshots.len()].clone();
+                self.replicas[to % n]
+                    .merge(&snapshot)
+                    .expect("simulated clocks stay within the maximum offset");
+            }
+        }
+    }
+
+    /// Delivers every delta still in flight, each once, until none is left
+    /// or none can be taken.
+    pub(crate) fn deliver_all(&mut self) {
+        for _ in 0..4 {
+            let pending = std::mem::take(&mut self.in_flight);
+            if pending.is_empty() {
+                return;
+            }
+            for (to, delta) in pending {
+                let (_, deferred) = self.replicas[to]
+                    .apply_or_defer(delta)
+                    .expect("simulated clocks stay within the maximum offset");
+                self.in_flight.extend(deferred.map(|rest| (to, rest)));
+            }
         }
     }
 
@@ -485,6 +567,20 @@ impl Sim {
                 if !self.log.iter().any(|(k, e)| k == key && e == entry) {
                     return Err(format!(
                         "replica {r} holds {key}={entry:?} that nobody wrote: {}",
+                        show(map)
+                    ));
+                }
+                // Strictly, nothing it holds is beaten by a write it
+                // covers: a resurrected value would be.
+                if !allow_undelivered
+                    && let Some((_, beaten_by)) = self
+                        .log
+                        .iter()
+                        .find(|(k, w)| k == key && w > entry && vv.covers(w.stamp))
+                {
+                    return Err(format!(
+                        "replica {r} holds {key}={entry:?} though it covers the later \
+                         {beaten_by:?}: {}",
                         show(map)
                     ));
                 }
