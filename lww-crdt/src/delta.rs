@@ -426,7 +426,11 @@ where
     ///
     /// Entries this map's vector already covers are skipped: they are held
     /// here or superseded, and re-accepting one whose tombstone was purged
-    /// would bring a deleted value back.
+    /// would bring a deleted value back. An entry this map's vector does not
+    /// cover is taken, even for a key whose tombstone it purged: that is
+    /// why [`purge_tombstones`](LwwMap::purge_tombstones) asks its caller
+    /// that no write a purged tombstone beats is still in flight (or use
+    /// [`purge_settled_tombstones`](LwwMap::purge_settled_tombstones)).
     ///
     /// The delta's `covered` frontier is trusted (see [`Delta`]): take
     /// deltas only from authenticated members. Timestamps are not checked

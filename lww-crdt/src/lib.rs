@@ -100,3 +100,8 @@ pub use id::NodeId;
 pub use map::{Applied, ApplyReport, LwwMap};
 pub use replica::Replica;
 pub use version_vector::VersionVector;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

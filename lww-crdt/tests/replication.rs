@@ -228,3 +228,19 @@ proptest! {
         check_convergence(&mut sim)?;
     }
 }
+
+proptest! {
+    #[test]
+    fn settled_purges_are_safe_alongside_budgeted_deltas_sent_ahead_and_reordered(
+        (ids, ops) in history(
+            Mix { stale: true, budgeted: true, purge: false, ahead: true, settled: true },
+            80,
+        ),
+    ) {
+        let mut sim = Sim::new(&ids);
+        run_checked(&mut sim, &ops, true)?;
+        sim.deliver_all();
+        check_convergence(&mut sim)?;
+        prop_assert!(sim.check_invariant(false).is_ok(), "{:?}", sim.check_invariant(false));
+    }
+}
