@@ -152,6 +152,53 @@ fn bad_flags_exit_two_with_a_one_line_reason() {
             "not available with --threads",
         ),
         (vec!["simulate", "--no-such-flag"], "unexpected argument"),
+        // Inputs that are in range but cannot mean what was wanted, or
+        // cannot fit: refused before anything runs.
+        (
+            vec!["simulate", "--nodes", "4294967295"],
+            "lower --nodes, --writes or --keys",
+        ),
+        (
+            vec!["simulate", "--writes", "18446744073709551615"],
+            "more than the",
+        ),
+        (vec!["simulate", "--seed-peers", "0"], "--seed-peers 0"),
+        (
+            vec!["simulate", "--timing", "staggered", "--latency-ms", "600"],
+            "--latency-ms 600",
+        ),
+        (
+            vec!["simulate", "--partition", "3..300"],
+            "--partition 3..300 lasts until round 300",
+        ),
+        (
+            vec!["simulate", "--loss", "0.1", "--fault-rounds", "500"],
+            "--fault-rounds 500 lasts",
+        ),
+        (
+            vec!["simulate", "--fault-rounds", "0", "--loss", "0.5"],
+            "--loss is set but --fault-rounds is 0",
+        ),
+        (vec!["simulate", "--unavailable", "1"], "--unavailable 1"),
+        (
+            vec!["simulate", "--loss", "-0.1"],
+            "--loss must lie between 0 and 1, got -0.1",
+        ),
+        (
+            vec![
+                "simulate",
+                "--nodes",
+                "10",
+                "--plot",
+                "/nonexistent/dir/x.svg",
+            ],
+            "--plot /nonexistent/dir/x.svg",
+        ),
+        (vec!["sweep", "--seeds", "0"], "--seeds"),
+        (
+            vec!["sweep", "--nodes", "10", "--plot", "/nonexistent/dir/x.svg"],
+            "--plot",
+        ),
     ] {
         let out = sim_cli(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");

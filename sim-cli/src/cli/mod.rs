@@ -111,6 +111,36 @@ pub(crate) fn progress_bar(len: u64, json: bool) -> ProgressBar {
     bar
 }
 
+/// A bar of the share of live nodes up to date (position in thousandths),
+/// with the round as its message; hidden as [`progress_bar`] is.
+pub(crate) fn convergence_bar(json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(1_000), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg}: {percent}% of live nodes up to date {elapsed}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Checks, before a long run, that `path` can be written: the run's plot
+/// goes there at the end.
+///
+/// # Errors
+/// The file cannot be created or opened for writing.
+pub(crate) fn check_writable(path: &Path) -> anyhow::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("--plot {}: cannot write there ({e})", path.display()))
+}
+
 /// Writes a plot to `path`.
 ///
 /// # Errors

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use sim::{CrashMode, Scenario, WritePattern};
 use transport_mem::Timing;
 
-use crate::cli::{output, progress_bar, write_plot};
+use crate::cli::{check_writable, convergence_bar, output, write_plot};
 
 /// `sim-cli simulate`.
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = 100)]
     pub(crate) keys: usize,
     /// Fraction of writes that are deletes.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     pub(crate) deletes: f64,
     /// How writes are spread over time.
     #[arg(long, value_enum, default_value_t = PatternArg::Burst)]
@@ -54,13 +54,13 @@ pub(crate) struct SimulateArgs {
     pub(crate) fault_rounds: u64,
     /// Fraction of nodes unavailable at a time (a new random set every
     /// --churn-rounds).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(crate) unavailable: f64,
     /// Rounds between changes of the unavailable set.
     #[arg(long, default_value_t = 5)]
     pub(crate) churn_rounds: u64,
     /// Probability per node and round of a crash.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(crate) crash_rate: f64,
     /// What a crash does to the node's state.
     #[arg(long, value_enum, default_value_t = CrashModeArg::Wipe)]
@@ -72,13 +72,13 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_name = "START..END", value_parser = parse_range)]
     pub(crate) partition: Option<(u64, u64)>,
     /// Probability that a message is lost.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(crate) loss: f64,
     /// Probability that a message is delivered twice.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(crate) duplicate: f64,
     /// Probability that a message is delayed and overtaken.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub(crate) reorder: f64,
     /// Spread of node clock skews in ms (each node off by up to half).
     #[arg(long, default_value_t = 0)]
@@ -159,8 +159,15 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
 pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let scenario = args.scenario();
     scenario.validate()?;
-    let progress = progress_bar(scenario.rounds, args.json);
-    let report = sim::simulate(&scenario, |done, _| progress.set_position(done))?;
+    if let Some(path) = &args.plot {
+        check_writable(path)?;
+    }
+    // Progress toward convergence: the share of live nodes up to date.
+    let progress = convergence_bar(args.json);
+    let report = sim::simulate(&scenario, |done, caught_up| {
+        progress.set_position((caught_up * 1_000.0) as u64);
+        progress.set_message(format!("round {done}"));
+    })?;
     progress.finish_and_clear();
     if let Some(path) = &args.plot {
         write_plot(path, output::sim::curve_chart(&report).to_svg())?;

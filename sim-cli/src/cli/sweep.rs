@@ -8,29 +8,29 @@ use clap::Args;
 use sim::{Scenario, SweepSpec};
 
 use crate::cli::simulate::ClockArgs;
-use crate::cli::{available_threads, output, progress_bar, write_plot};
+use crate::cli::{available_threads, check_writable, output, progress_bar, write_plot};
 
 /// `sim-cli sweep`.
 #[derive(Debug, Args)]
 pub(crate) struct SweepArgs {
     /// Cluster sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1_000])]
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
     pub(crate) nodes: Vec<usize>,
     /// Fan-outs, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 3])]
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
     pub(crate) fanout: Vec<usize>,
     /// Runs per (size, fan-out), with seeds 0..SEEDS.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) seeds: u64,
     /// The most rounds one run may take.
     #[arg(long, default_value_t = 200)]
     pub(crate) rounds: u64,
     #[command(flatten)]
     pub(crate) clock: ClockArgs,
-    /// Worker threads (default: the machine's cores); results do not depend
-    /// on it.
-    #[arg(long)]
-    pub(crate) threads: Option<usize>,
+    /// Worker threads running seeds in parallel (default: the machine's
+    /// cores); results do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) workers: Option<u64>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -41,7 +41,9 @@ pub(crate) struct SweepArgs {
 
 impl SweepArgs {
     pub(crate) fn spec(&self) -> SweepSpec {
-        let threads = self.threads.unwrap_or_else(available_threads);
+        let threads = self
+            .workers
+            .map_or_else(available_threads, |workers| workers as usize);
         SweepSpec {
             nodes: self.nodes.clone(),
             fanouts: self.fanout.clone(),
@@ -61,6 +63,9 @@ impl SweepArgs {
 /// within its round budget.
 pub(crate) fn run(args: &SweepArgs) -> anyhow::Result<ExitCode> {
     let spec = args.spec();
+    if let Some(path) = &args.plot {
+        check_writable(path)?;
+    }
     let runs = (spec.nodes.len() * spec.fanouts.len()) as u64 * spec.seeds;
     let progress = progress_bar(runs, args.json);
     let report = sim::sweep(&spec, || progress.inc(1))?;

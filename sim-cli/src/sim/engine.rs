@@ -38,13 +38,14 @@ struct Run<'a> {
 }
 
 /// Runs a validated `scenario` on a deterministic [`Cluster`], calling
-/// `on_round(done, budget)` after every round.
+/// `on_round(done, caught_up)` after every round, with the fraction of
+/// live nodes holding every write so far.
 ///
 /// # Errors
 /// [`SimError`] if the cluster refuses the scenario's settings.
 pub(crate) fn simulate_deterministic(
     scenario: &Scenario,
-    mut on_round: impl FnMut(u64, u64),
+    mut on_round: impl FnMut(u64, f64),
 ) -> Result<SimReport, SimError> {
     let cluster = Cluster::new(ClusterConfig {
         nodes: scenario.nodes,
@@ -81,7 +82,7 @@ pub(crate) fn simulate_deterministic(
         run.cluster.run_round();
         let fraction = run.fraction_caught_up();
         curve.push(fraction);
-        on_round(round + 1, scenario.rounds);
+        on_round(round + 1, fraction);
         let quiet = round + 1 >= faults_end && round + 1 > writes_end;
         if quiet && fraction >= 1.0 && run.all_running() {
             converged_round = Some(round + 1);

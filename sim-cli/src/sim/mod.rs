@@ -26,6 +26,7 @@
 mod engine;
 mod error;
 mod fuzz;
+mod memory;
 pub mod plot;
 mod reference;
 mod report;

@@ -7,13 +7,15 @@ use crate::sim::report::SimReport;
 use crate::sim::scenario::Scenario;
 use crate::sim::threaded::simulate_threaded;
 
-/// Runs `scenario`, calling `on_round(done, budget)` after every round.
+/// Runs `scenario`, calling `on_round(done, caught_up)` after every round:
+/// the rounds run, and the fraction of live nodes that hold every write so
+/// far (1.0 once they all do).
 ///
 /// # Errors
 /// [`SimError`] if the scenario is invalid.
 pub fn simulate(
     scenario: &Scenario,
-    on_round: impl FnMut(u64, u64),
+    on_round: impl FnMut(u64, f64),
 ) -> Result<SimReport, SimError> {
     scenario.validate()?;
     if scenario.threads {

@@ -175,14 +175,94 @@ pub enum ScenarioError {
         /// The node count.
         nodes: usize,
     },
+    /// Nodes that know no peer never send a message.
+    #[error("--seed-peers 0: a node that knows no peer never sends a message; give at least 1")]
+    NoSeedPeers,
+    /// Latency so long that every exchange times out.
+    #[error(
+        "--latency-ms {latency_ms}: an exchange's round trip (2 x {latency_ms} ms) exceeds its \
+         timeout (--interval-ms {interval_ms}), so every exchange would time out; keep the \
+         latency at most half the interval"
+    )]
+    LatencyTooLong {
+        /// The one-way latency.
+        latency_ms: u64,
+        /// The interval, which is the exchange timeout.
+        interval_ms: u64,
+    },
+    /// A fault that lasts past the end of the run.
+    #[error(
+        "{fault} lasts until round {end}, but the run stops after --rounds {rounds}: it would end \
+         under the fault and could not converge; give more --rounds, or end the fault sooner"
+    )]
+    FaultsOutlastRun {
+        /// The flag and value.
+        fault: String,
+        /// The round the fault ends.
+        end: u64,
+        /// The round budget.
+        rounds: u64,
+    },
+    /// A fault configured but never active.
+    #[error("--{0} is set but --fault-rounds is 0, so it never applies")]
+    FaultNeverApplies(&'static str),
+    /// Every node unavailable at once.
+    #[error(
+        "--unavailable 1 takes every node down at once: no write could be taken; give less than 1"
+    )]
+    AllUnavailable,
+    /// A run that would not fit in the machine's memory.
+    #[error(
+        "this run needs about {} of memory ({nodes} nodes, {writes} writes over {keys} keys), \
+         more than the {} this machine has available; lower --nodes, --writes or --keys",
+        crate::sim::memory::human(*needed), crate::sim::memory::human(*available)
+    )]
+    TooLarge {
+        /// The estimate, in bytes.
+        needed: u64,
+        /// The machine's available memory, in bytes.
+        available: u64,
+        /// Nodes asked for.
+        nodes: usize,
+        /// Writes asked for.
+        writes: usize,
+        /// Keys asked for.
+        keys: usize,
+    },
 }
 
 impl Scenario {
-    /// Checks every setting.
+    /// The peak memory this run is estimated to need, in bytes.
+    pub fn estimated_memory(&self) -> u64 {
+        crate::sim::memory::estimate(self)
+    }
+
+    /// Checks every setting, and that the run fits the machine's memory.
     ///
     /// # Errors
     /// The first [`ScenarioError`] found.
     pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.validate_settings()?;
+        let needed = crate::sim::memory::estimate(self);
+        if let Some(available) = crate::sim::memory::available() {
+            if needed > available {
+                return Err(ScenarioError::TooLarge {
+                    needed,
+                    available,
+                    nodes: self.nodes,
+                    writes: self.writes,
+                    keys: self.keys,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every setting, whatever the machine.
+    ///
+    /// # Errors
+    /// The first [`ScenarioError`] found.
+    pub fn validate_settings(&self) -> Result<(), ScenarioError> {
         for (name, value) in [
             ("nodes", self.nodes as u64),
             ("fanout", self.fanout as u64),
@@ -251,6 +331,53 @@ impl Scenario {
             return Err(ScenarioError::Fanout {
                 fanout: self.fanout,
                 nodes: self.nodes,
+            });
+        }
+        self.validate_meaning()
+    }
+
+    /// Refuses settings that are in range but cannot mean what was wanted.
+    fn validate_meaning(&self) -> Result<(), ScenarioError> {
+        if self.seed_peers == Some(0) {
+            return Err(ScenarioError::NoSeedPeers);
+        }
+        if let Timing::Staggered { latency_ms } = self.timing {
+            if latency_ms.saturating_mul(2) > self.interval_ms {
+                return Err(ScenarioError::LatencyTooLong {
+                    latency_ms,
+                    interval_ms: self.interval_ms,
+                });
+            }
+        }
+        if self.unavailable >= 1.0 {
+            return Err(ScenarioError::AllUnavailable);
+        }
+        let timed_faults = [
+            ("unavailable", self.unavailable),
+            ("crash-rate", self.crash_rate),
+            ("loss", self.loss),
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+        ];
+        for (name, value) in timed_faults {
+            if value > 0.0 && self.fault_rounds == 0 {
+                return Err(ScenarioError::FaultNeverApplies(name));
+            }
+        }
+        if let Some((start, end)) = self.partition {
+            if end >= self.rounds {
+                return Err(ScenarioError::FaultsOutlastRun {
+                    fault: format!("--partition {start}..{end}"),
+                    end,
+                    rounds: self.rounds,
+                });
+            }
+        }
+        if timed_faults.iter().any(|&(_, value)| value > 0.0) && self.fault_rounds >= self.rounds {
+            return Err(ScenarioError::FaultsOutlastRun {
+                fault: format!("--fault-rounds {}", self.fault_rounds),
+                end: self.fault_rounds,
+                rounds: self.rounds,
             });
         }
         Ok(())

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::sim::error::SimError;
 use crate::sim::report::SimReport;
 use crate::sim::run::simulate;
-use crate::sim::scenario::{Scenario, WritePattern};
+use crate::sim::scenario::{Scenario, ScenarioError, WritePattern};
 
 /// What to sweep.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -115,6 +115,9 @@ pub fn theory_rounds(n: usize, fanout: usize) -> f64 {
 /// [`SimError`] if a generated scenario is invalid (for example a fan-out
 /// not below a cluster size).
 pub fn sweep(spec: &SweepSpec, on_run: impl Fn() + Sync) -> Result<SweepReport, SimError> {
+    if spec.seeds == 0 {
+        return Err(ScenarioError::Zero("seeds").into());
+    }
     let mut jobs: Vec<Scenario> = Vec::new();
     for &nodes in &spec.nodes {
         for &fanout in &spec.fanouts {

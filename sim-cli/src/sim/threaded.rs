@@ -42,7 +42,7 @@ struct Shared {
 /// `scenario.client_threads` client threads.
 pub(crate) fn simulate_threaded(
     scenario: &Scenario,
-    mut on_round: impl FnMut(u64, u64),
+    mut on_round: impl FnMut(u64, f64),
 ) -> Result<SimReport, SimError> {
     let s = scenario;
     let mut rng = SmallRng::seed_from_u64(s.seed);
@@ -126,7 +126,7 @@ pub(crate) fn simulate_threaded(
         }
         let fraction = fraction_caught_up(&shared);
         curve.push(fraction);
-        on_round(round + 1, s.rounds);
+        on_round(round + 1, fraction);
         if writing_done && round + 1 >= faults_end && fraction >= 1.0 {
             converged_round = Some(round + 1);
             break;

@@ -7,6 +7,15 @@ use sim::{SimReport, SweepReport};
 
 use crate::cli::output::bytes;
 
+/// `1 round`, `2 rounds`.
+fn rounds(n: u64) -> String {
+    if n == 1 {
+        "1 round".to_owned()
+    } else {
+        format!("{n} rounds")
+    }
+}
+
 /// The report for people.
 pub(crate) fn simulate_report(report: &SimReport) -> String {
     let s = &report.scenario;
@@ -14,20 +23,20 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
     let mut out = String::new();
     let timing = if s.threads {
         format!(
-            "threaded ({} driver threads, {} client threads, wall-clock)",
+            "threaded timing ({} driver threads, {} client threads, wall-clock)",
             s.nodes, s.client_threads
         )
     } else {
         match s.timing {
-            transport_mem::Timing::Lockstep => "lockstep".to_owned(),
+            transport_mem::Timing::Lockstep => "lockstep timing".to_owned(),
             transport_mem::Timing::Staggered { latency_ms } => {
-                format!("staggered, {latency_ms} ms latency")
+                format!("staggered timing with {latency_ms} ms latency")
             }
         }
     };
     let _ = writeln!(
         out,
-        "{} nodes, fan-out {}, {} writes over {} keys ({:.0} % deletes, {}), {} timing, seed {}",
+        "{} nodes, fan-out {}, {} writes over {} keys ({:.0} % deletes, {}), {}, seed {}",
         s.nodes,
         s.fanout,
         s.writes,
@@ -35,7 +44,7 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
         s.deletes * 100.0,
         match s.write_pattern {
             sim::WritePattern::Burst => "all at once".to_owned(),
-            sim::WritePattern::Steady => format!("spread over {} rounds", s.write_rounds),
+            sim::WritePattern::Steady => format!("spread over {}", rounds(s.write_rounds)),
         },
         timing,
         s.seed
@@ -52,10 +61,10 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
                 if s.threads { "wall-clock" } else { "virtual" }
             );
             if let Some(after) = o.rounds_after_last_write.filter(|_| s.writes_end() > 0) {
-                let _ = writeln!(out, "            {after} rounds after the last write");
+                let _ = writeln!(out, "            {} after the last write", rounds(after));
             }
             if let Some(after) = o.rounds_after_faults {
-                let _ = writeln!(out, "            {after} rounds after the faults ended");
+                let _ = writeln!(out, "            {} after the faults ended", rounds(after));
             }
         }
         None => {
