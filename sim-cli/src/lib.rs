@@ -35,6 +35,8 @@
 //!     `engine`, deterministic on virtual time, or `threaded`, a driver
 //!     thread per node and concurrent clients on wall-clock time;
 //!   - `report`: [`SimReport`], what a run found; `error`: [`SimError`];
+//!   - `timing`: [`TimeReport`], time within rounds under staggered
+//!     timing; `memory`: the memory a run needs, checked before it runs;
 //!   - `fuzz`: [`fuzz`], random small clusters under random fault mixes;
 //!   - `sweep`: [`sweep`], rounds to spread one update, beside
 //!     [`theory_rounds`];
@@ -62,7 +64,8 @@ mod sim;
 pub use sim::plot;
 pub use sim::{
     CrashMode, ExchangeCounts, FaultStats, FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET,
-    KindCounts, LoggedWrite, Mismatch, Outcome, Reference, Scenario, ScenarioError, SimError,
-    SimReport, Summary, SweepPoint, SweepReport, SweepSpec, TrafficStats, Verification,
-    WritePattern, WriteStats, draw, fuzz, simulate, sweep, theory_rounds,
+    IDLE_ROUNDS, KindCounts, LoggedWrite, Mismatch, Outcome, Reference, SAMPLES_PER_INTERVAL,
+    Scenario, ScenarioError, SimError, SimReport, SpreadStats, Summary, SweepPoint, SweepReport,
+    SweepSpec, TimeReport, TrafficStats, Verification, WritePattern, WriteStats, draw, fuzz,
+    simulate, sweep, theory_rounds,
 };

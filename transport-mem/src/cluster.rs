@@ -383,8 +383,32 @@ impl Cluster {
     /// Runs one gossip interval: every running node ticks once, and every
     /// message due before the interval ends is delivered.
     pub fn run_round(&mut self) {
+        self.run_round_sampled(1, |_, _| {});
+    }
+
+    /// [`run_round`](Self::run_round), stopping `samples` times at even
+    /// steps through the interval (the last at its end) to call
+    /// `sample(cluster, at_ms)` with everything before `at_ms` done: for
+    /// measuring within a round. Runs exactly what `run_round` runs.
+    pub fn run_round_sampled(&mut self, samples: u64, mut sample: impl FnMut(&Cluster, u64)) {
         let start = self.now_ms;
-        let end = start + self.config.tick_interval_ms;
+        let interval = self.config.tick_interval_ms;
+        let end = start + interval;
+        self.schedule_round(start);
+        let samples = samples.max(1);
+        for step in 1..=samples {
+            let at = start + interval * step / samples;
+            self.run_until(at);
+            if step == samples {
+                self.now_ms = end;
+                self.rounds += 1;
+            }
+            sample(self, at);
+        }
+    }
+
+    /// Schedules the ticks of a round starting at `start`.
+    fn schedule_round(&mut self, start: u64) {
         let lockstep = self.config.timing == Timing::Lockstep;
         if lockstep {
             // Ticks are chained: each node's `Syn`s are delivered (and
@@ -399,6 +423,11 @@ impl Cluster {
                 self.schedule(at, Work::Tick { node: index });
             }
         }
+    }
+
+    /// Runs every tick and delivery scheduled before `end`, in order.
+    fn run_until(&mut self, end: u64) {
+        let lockstep = self.config.timing == Timing::Lockstep;
         while let Some(Reverse(next)) = self.queue.peek() {
             if next.at >= end {
                 break;
@@ -416,8 +445,6 @@ impl Cluster {
                 Work::Deliver { from, to, payload } => self.deliver(from, to, &payload, at),
             }
         }
-        self.now_ms = end;
-        self.rounds += 1;
     }
 
     /// Runs `rounds` rounds.

@@ -112,6 +112,8 @@ impl SimulateArgs {
             write_pattern: match self.write_pattern {
                 PatternArg::Burst => WritePattern::Burst,
                 PatternArg::Steady => WritePattern::Steady,
+                PatternArg::EachNode => WritePattern::EachNode,
+                PatternArg::Single => WritePattern::Single,
             },
             write_rounds: self.write_rounds,
             rounds: self.rounds,
@@ -138,6 +140,7 @@ impl SimulateArgs {
             threads: self.threads,
             client_threads: self.client_threads,
         }
+        .normalized()
     }
 }
 
@@ -215,6 +218,12 @@ pub(crate) enum PatternArg {
     Burst,
     /// Writes spread over --write-rounds rounds.
     Steady,
+    /// Every node writes one key of its own at the same instant
+    /// (all-to-all); --writes, --keys and --deletes do not apply.
+    EachNode,
+    /// One write on one random node (the single-update case); --writes,
+    /// --keys and --deletes do not apply.
+    Single,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

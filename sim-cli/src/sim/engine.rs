@@ -10,9 +10,14 @@ use crate::sim::error::SimError;
 use crate::sim::reference::Reference;
 use crate::sim::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats, assemble};
 use crate::sim::scenario::{CrashMode, Scenario, WritePattern};
+use crate::sim::timing::{SAMPLES_PER_INTERVAL, Timeline};
 
 /// Separates the workload's random stream from the cluster's.
 const WORKLOAD_STREAM: u64 = 0x776f_726b_6c6f_6164;
+
+/// Rounds run after convergence, with nothing to carry, to measure what an
+/// idle cluster sends.
+pub const IDLE_ROUNDS: u64 = 3;
 
 /// Per-node fault state the engine tracks beside the cluster.
 #[derive(Clone, Copy, Debug, Default)]
@@ -35,6 +40,10 @@ struct Run<'a> {
     writes: WriteStats,
     faults: FaultStats,
     issued: usize,
+    /// Sub-interval samples and spread times, under staggered timing.
+    timeline: Option<Timeline>,
+    /// The cluster's time when the run began.
+    start_ms: u64,
 }
 
 /// Runs a validated `scenario` on a deterministic [`Cluster`], calling
@@ -71,7 +80,11 @@ pub(crate) fn simulate_deterministic(
         writes: WriteStats::default(),
         faults: FaultStats::default(),
         issued: 0,
+        timeline: matches!(scenario.timing, transport_mem::Timing::Staggered { .. })
+            .then(Timeline::default),
+        start_ms: 0,
     };
+    run.start_ms = run.cluster.now_ms();
     let faults_end = scenario.faults_end();
     let writes_end = scenario.writes_end();
     let mut curve = Vec::new();
@@ -79,8 +92,7 @@ pub(crate) fn simulate_deterministic(
     for round in 0..scenario.rounds {
         run.inject_faults(round)?;
         run.issue_writes(round);
-        run.cluster.run_round();
-        let fraction = run.fraction_caught_up();
+        let fraction = run.run_round();
         curve.push(fraction);
         on_round(round + 1, fraction);
         let quiet = round + 1 >= faults_end && round + 1 > writes_end;
@@ -204,6 +216,9 @@ impl Run<'_> {
                 .map(|e| e.stamp)
                 .max();
             lost += self.reference.lose(key, best_elsewhere, entry.stamp);
+            if let Some(timeline) = self.timeline.as_mut() {
+                timeline.lose(key, best_elsewhere, entry.stamp);
+            }
         }
         if lost > 0 {
             self.writes.lost_in_crashes += lost as u64;
@@ -211,11 +226,47 @@ impl Run<'_> {
         }
     }
 
+    /// Runs one round; returns the fraction of live nodes up to date at
+    /// its end. Under staggered timing, samples the round as it goes.
+    fn run_round(&mut self) -> f64 {
+        if self.timeline.is_none() {
+            self.cluster.run_round();
+            return self.fraction_caught_up();
+        }
+        self.refresh_target();
+        let Some(timeline) = self.timeline.as_mut() else {
+            return 0.0;
+        };
+        let (target, expected, start) = (&self.target, &self.expected, self.start_ms);
+        let mut last = 0.0;
+        self.cluster
+            .run_round_sampled(SAMPLES_PER_INTERVAL, |cluster, at| {
+                last = caught_up(cluster, target, expected);
+                timeline.sample(cluster, at, at - start, last);
+            });
+        last
+    }
+
     fn issue_writes(&mut self, round: u64) {
         let s = self.scenario;
+        match s.write_pattern {
+            WritePattern::EachNode if round == 0 => {
+                for index in 0..s.nodes {
+                    self.issue_at(index, format!("n{index}"), false);
+                }
+                return;
+            }
+            WritePattern::Single if round == 0 => {
+                let index = self.rng.random_range(0..s.nodes);
+                self.issue_at(index, "k0".to_owned(), false);
+                return;
+            }
+            WritePattern::EachNode | WritePattern::Single => return,
+            WritePattern::Burst | WritePattern::Steady => {}
+        }
         let due = match s.write_pattern {
             WritePattern::Burst if round == 0 => s.writes,
-            WritePattern::Burst => 0,
+            WritePattern::Burst | WritePattern::EachNode | WritePattern::Single => 0,
             WritePattern::Steady => {
                 let until =
                     ((round + 1).min(s.write_rounds) as usize * s.writes) / s.write_rounds as usize;
@@ -233,15 +284,25 @@ impl Run<'_> {
         let key = format!("k{}", self.rng.random_range(0..s.keys));
         let delete = self.rng.random_bool(s.deletes);
         let start = self.rng.random_range(0..n);
-        let value = format!("v{}", self.issued);
-        self.issued += 1;
         let Some(index) = (0..n)
             .map(|offset| (start + offset) % n)
             .find(|&i| self.cluster.is_running(i))
         else {
+            self.issued += 1;
             self.writes.refused += 1;
             return;
         };
+        self.issue_at(index, key, delete);
+    }
+
+    /// Writes (or deletes) `key` on node `index`, if it is running.
+    fn issue_at(&mut self, index: usize, key: String, delete: bool) {
+        let value = format!("v{}", self.issued);
+        self.issued += 1;
+        if !self.cluster.is_running(index) {
+            self.writes.refused += 1;
+            return;
+        }
         let written = if delete {
             self.cluster.delete(index, &key)
         } else {
@@ -251,6 +312,9 @@ impl Run<'_> {
             self.writes.refused += 1;
             return;
         };
+        if let Some(timeline) = self.timeline.as_mut() {
+            timeline.wrote(&key, stamp, self.cluster.now_ms());
+        }
         let entry = Entry {
             stamp,
             value: (!delete).then_some(value),
@@ -261,14 +325,16 @@ impl Run<'_> {
         self.target_stale = true;
     }
 
-    /// The fraction of live nodes that hold every surviving write.
-    ///
-    /// A node whose vector dominates the reference's accounts for every
-    /// write, so it reads the reference; that check costs the vector's
-    /// length. A node can read the reference without it, when the writer of
-    /// a superseded write crashed before anyone learned how far its vector
-    /// went; for those, compare reads key by key.
+    /// The fraction of live nodes that hold every surviving write (see
+    /// [`caught_up`]).
     fn fraction_caught_up(&mut self) -> f64 {
+        self.refresh_target();
+        caught_up(&self.cluster, &self.target, &self.expected)
+    }
+
+    /// Recomputes what every replica must hold, if writes or losses
+    /// changed it.
+    fn refresh_target(&mut self) {
         if self.target_stale {
             self.target = self.reference.vector();
             self.expected = self
@@ -279,25 +345,6 @@ impl Run<'_> {
                 .collect();
             self.target_stale = false;
         }
-        let live: Vec<usize> = self.cluster.live_nodes().collect();
-        if live.is_empty() {
-            return 0.0;
-        }
-        let caught_up = live
-            .iter()
-            .filter(|&&i| self.cluster.has_caught_up(i, &self.target) || self.reads_expected(i))
-            .count();
-        caught_up as f64 / live.len() as f64
-    }
-
-    fn reads_expected(&self, index: usize) -> bool {
-        self.cluster.node(index).is_some_and(|node| {
-            node.map().len() == self.expected.len()
-                && self
-                    .expected
-                    .iter()
-                    .all(|(key, value)| node.get(key) == Some(value.as_str()))
-        })
     }
 
     fn all_running(&self) -> bool {
@@ -349,11 +396,16 @@ impl Run<'_> {
         verification
     }
 
-    fn report(self, curve: Vec<f64>, converged_round: Option<u64>) -> SimReport {
+    fn report(mut self, curve: Vec<f64>, converged_round: Option<u64>) -> SimReport {
         let verification = self.verify();
-        let mut writes = self.writes;
+        let mut writes = self.writes.clone();
         writes.live_keys = self.reference.expected().len() as u64;
-        assemble(
+        let time = self
+            .timeline
+            .take()
+            .map(|timeline| timeline.report(self.scenario.interval_ms, converged_round.is_some()));
+        let mut report = assemble(
+            time,
             self.scenario,
             curve,
             converged_round,
@@ -361,8 +413,51 @@ impl Run<'_> {
             writes,
             &self.cluster.metrics(),
             &self.cluster.network_stats(),
-            self.faults,
+            self.faults.clone(),
             verification,
-        )
+        );
+        if converged_round.is_some() {
+            report.traffic.idle_bytes_per_node_per_round = Some(self.idle_bytes());
+        }
+        report
     }
+
+    /// Bytes each node sends per round once nothing is left to carry,
+    /// averaged over [`IDLE_ROUNDS`] more rounds: run after everything else
+    /// was measured, so it changes no other figure.
+    fn idle_bytes(&mut self) -> f64 {
+        let before = self.cluster.metrics().sent.bytes.iter().sum::<u64>();
+        self.cluster.run_rounds(IDLE_ROUNDS);
+        let after = self.cluster.metrics().sent.bytes.iter().sum::<u64>();
+        let nodes = self.cluster.live_nodes().count().max(1) as f64;
+        after.saturating_sub(before) as f64 / nodes / IDLE_ROUNDS as f64
+    }
+}
+
+/// The fraction of live nodes that hold every surviving write.
+///
+/// A node whose vector dominates the reference's accounts for every write,
+/// so it reads the reference; that check costs the vector's length. A node
+/// can read the reference without it, when the writer of a superseded
+/// write crashed before anyone learned how far its vector went; for those,
+/// compare reads key by key.
+fn caught_up(cluster: &Cluster, target: &VersionVector, expected: &[(String, String)]) -> f64 {
+    let live: Vec<usize> = cluster.live_nodes().collect();
+    if live.is_empty() {
+        return 0.0;
+    }
+    let caught_up = live
+        .iter()
+        .filter(|&&i| cluster.has_caught_up(i, target) || reads_expected(cluster, i, expected))
+        .count();
+    caught_up as f64 / live.len() as f64
+}
+
+fn reads_expected(cluster: &Cluster, index: usize, expected: &[(String, String)]) -> bool {
+    cluster.node(index).is_some_and(|node| {
+        node.map().len() == expected.len()
+            && expected
+                .iter()
+                .all(|(key, value)| node.get(key) == Some(value.as_str()))
+    })
 }

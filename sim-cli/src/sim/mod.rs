@@ -34,7 +34,9 @@ mod run;
 mod scenario;
 mod sweep;
 mod threaded;
+mod timing;
 
+pub use engine::IDLE_ROUNDS;
 pub use error::SimError;
 pub use fuzz::{FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET, draw, fuzz};
 pub use reference::{LoggedWrite, Reference};
@@ -45,3 +47,4 @@ pub use report::{
 pub use run::simulate;
 pub use scenario::{CrashMode, Scenario, ScenarioError, WritePattern};
 pub use sweep::{Summary, SweepPoint, SweepReport, SweepSpec, sweep, theory_rounds};
+pub use timing::{SAMPLES_PER_INTERVAL, SpreadStats, TimeReport};

@@ -5,6 +5,7 @@ use serde::Serialize;
 use transport_mem::NetworkStats;
 
 use crate::sim::scenario::Scenario;
+use crate::sim::timing::TimeReport;
 
 /// The result of one simulation run. Its JSON form is documented in
 /// `docs/simulation.md`.
@@ -27,6 +28,9 @@ pub struct SimReport {
     pub faults: FaultStats,
     /// The final comparison of every live replica with the reference.
     pub verification: Verification,
+    /// Under staggered timing: the curve sampled within rounds, when every
+    /// live node held every write, and per-write spread times.
+    pub time: Option<TimeReport>,
 }
 
 impl SimReport {
@@ -89,6 +93,11 @@ pub struct TrafficStats {
     pub redundancy: f64,
     /// Exchanges opened, completed and timed out.
     pub exchanges: ExchangeCounts,
+    /// Bytes each node sends per round once the cluster has converged and
+    /// nothing is left to carry, over a few more rounds run after every
+    /// other figure was taken; `None` if it did not converge (or under
+    /// `--threads`).
+    pub idle_bytes_per_node_per_round: Option<f64>,
 }
 
 /// A count per message kind.
@@ -165,6 +174,7 @@ pub struct Mismatch {
 /// Builds the report both engines print.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn assemble(
+    time: Option<TimeReport>,
     s: &Scenario,
     curve: Vec<f64>,
     converged_round: Option<u64>,
@@ -198,6 +208,7 @@ pub(crate) fn assemble(
             completed: metrics.exchanges_completed,
             timed_out: metrics.exchanges_timed_out,
         },
+        idle_bytes_per_node_per_round: None,
     };
     let faults = FaultStats {
         messages_lost: net.lost,
@@ -229,5 +240,6 @@ pub(crate) fn assemble(
         traffic,
         faults,
         verification,
+        time,
     }
 }

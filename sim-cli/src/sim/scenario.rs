@@ -13,6 +13,13 @@ pub enum WritePattern {
     Burst,
     /// Writes spread evenly over the first `write_rounds` rounds.
     Steady,
+    /// Every node writes one key of its own, all at the same instant before
+    /// the first round (all-to-all); `writes` and `keys` are the node count.
+    #[serde(rename = "each-node")]
+    EachNode,
+    /// One write on one random node before the first round: the
+    /// single-update case.
+    Single,
 }
 
 /// What a crash does to a node's state.
@@ -413,9 +420,29 @@ impl Scenario {
     /// The round after which no write is issued.
     pub fn writes_end(&self) -> u64 {
         match self.write_pattern {
-            WritePattern::Burst => 0,
+            WritePattern::Burst | WritePattern::EachNode | WritePattern::Single => 0,
             WritePattern::Steady => self.write_rounds,
         }
+    }
+
+    /// This scenario with the workload's counts made to match its pattern:
+    /// `each-node` writes one key per node, `single` one key once, neither
+    /// deletes.
+    pub fn normalized(mut self) -> Scenario {
+        match self.write_pattern {
+            WritePattern::EachNode => {
+                self.writes = self.nodes;
+                self.keys = self.nodes;
+                self.deletes = 0.0;
+            }
+            WritePattern::Single => {
+                self.writes = 1;
+                self.keys = 1;
+                self.deletes = 0.0;
+            }
+            WritePattern::Burst | WritePattern::Steady => {}
+        }
+        self
     }
 
     /// The command line that replays this scenario exactly.
@@ -432,6 +459,8 @@ impl Scenario {
             match self.write_pattern {
                 WritePattern::Burst => "burst",
                 WritePattern::Steady => "steady",
+                WritePattern::EachNode => "each-node",
+                WritePattern::Single => "single",
             },
             self.write_rounds,
             self.rounds,

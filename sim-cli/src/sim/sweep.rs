@@ -69,7 +69,9 @@ pub struct SweepPoint {
     pub runs: u64,
     /// Runs that did not converge within the round budget.
     pub failed: u64,
-    /// Rounds until every node held the update.
+    /// Rounds until every node held the update; under staggered timing,
+    /// gossip intervals of virtual time to the sample at which every node
+    /// held it (fractional, see [`TimeReport`](crate::TimeReport)).
     pub rounds: Summary,
     /// Bytes sent per node until then.
     pub bytes_per_node: Summary,
@@ -84,6 +86,9 @@ pub struct SweepPoint {
 pub struct SweepReport {
     /// The exact command that replays it.
     pub command: String,
+    /// What `rounds` counts: `"rounds"` under lockstep timing, `"intervals"`
+    /// (fractional, of virtual time) under staggered timing.
+    pub unit: &'static str,
     /// One point per (size, fan-out), sizes outermost.
     pub points: Vec<SweepPoint>,
 }
@@ -152,8 +157,12 @@ pub fn sweep(spec: &SweepSpec, on_run: impl Fn() + Sync) -> Result<SweepReport, 
                     Some(Err(err)) => return Err(err),
                     None => continue,
                 };
-                match report.outcome.converged_round {
-                    Some(r) => rounds.push(r as f64),
+                let taken = match &report.time {
+                    Some(time) => time.converged_intervals,
+                    None => report.outcome.converged_round.map(|r| r as f64),
+                };
+                match taken {
+                    Some(r) => rounds.push(r),
                     None => failed += 1,
                 }
                 let others = nodes.saturating_sub(1).max(1) as f64;
@@ -172,8 +181,13 @@ pub fn sweep(spec: &SweepSpec, on_run: impl Fn() + Sync) -> Result<SweepReport, 
             });
         }
     }
+    let unit = match spec.base.timing {
+        transport_mem::Timing::Lockstep => "rounds",
+        transport_mem::Timing::Staggered { .. } => "intervals",
+    };
     Ok(SweepReport {
         command: command(spec),
+        unit,
         points,
     })
 }

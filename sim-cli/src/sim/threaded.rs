@@ -163,6 +163,7 @@ pub(crate) fn simulate_threaded(
     let net = network.stats();
     let rounds_run = curve.len() as u64;
     Ok(assemble(
+        None,
         s,
         curve,
         converged_round,

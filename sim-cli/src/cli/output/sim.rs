@@ -9,10 +9,15 @@ use crate::cli::output::bytes;
 
 /// `1 round`, `2 rounds`.
 fn rounds(n: u64) -> String {
+    counted(n, "round")
+}
+
+/// `1 write`, `2 writes`.
+fn counted(n: u64, thing: &str) -> String {
     if n == 1 {
-        "1 round".to_owned()
+        format!("1 {thing}")
     } else {
-        format!("{n} rounds")
+        format!("{n} {thing}s")
     }
 }
 
@@ -36,15 +41,17 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
     };
     let _ = writeln!(
         out,
-        "{} nodes, fan-out {}, {} writes over {} keys ({:.0} % deletes, {}), {}, seed {}",
+        "{} nodes, fan-out {}, {} over {} ({:.0} % deletes, {}), {}, seed {}",
         s.nodes,
         s.fanout,
-        s.writes,
-        s.keys,
+        counted(s.writes as u64, "write"),
+        counted(s.keys as u64, "key"),
         s.deletes * 100.0,
         match s.write_pattern {
             sim::WritePattern::Burst => "all at once".to_owned(),
             sim::WritePattern::Steady => format!("spread over {}", rounds(s.write_rounds)),
+            sim::WritePattern::EachNode => "one per node, all at once".to_owned(),
+            sim::WritePattern::Single => "one, on one node".to_owned(),
         },
         timing,
         s.seed
@@ -65,6 +72,16 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
             }
             if let Some(after) = o.rounds_after_faults {
                 let _ = writeln!(out, "            {} after the faults ended", rounds(after));
+            }
+            if let Some(time) = &report.time
+                && let (Some(ms), Some(intervals)) = (time.converged_ms, time.converged_intervals)
+            {
+                let _ = writeln!(
+                    out,
+                    "            every live node held every write at {ms} ms = {intervals:.2} \
+                     intervals (sampled every {} ms)",
+                    time.sample_ms
+                );
             }
         }
         None => {
@@ -93,6 +110,26 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
             shown(m.expected.as_deref())
         );
     }
+    if let Some(time) = &report.time {
+        let spread = &time.spread;
+        if let (Some(p50), Some(p99), Some(max)) = (spread.p50_ms, spread.p99_ms, spread.max_ms) {
+            let interval = s.interval_ms.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "spread      per write, until every live node held it: p50 {p50} ms ({:.2} \
+                 intervals), p99 {p99} ms ({:.2}), max {max} ms ({:.2}); {} writes{}",
+                p50 as f64 / interval,
+                p99 as f64 / interval,
+                max as f64 / interval,
+                spread.writes,
+                if spread.unspread > 0 {
+                    format!(", {} never reached every node", spread.unspread)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "round  nodes up to date");
     for (i, fraction) in sampled(&report.curve) {
@@ -114,6 +151,13 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
         bytes(t.bytes.syn_ack),
         bytes(t.bytes.ack)
     );
+    if let Some(idle) = t.idle_bytes_per_node_per_round {
+        let _ = writeln!(
+            out,
+            "idle        {idle:.0} bytes per node per round in the {} rounds after convergence",
+            sim::IDLE_ROUNDS
+        );
+    }
     let _ = writeln!(
         out,
         "entries     {} received, {} useful: redundancy {:.2} copies per useful entry",
@@ -156,20 +200,34 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
     out
 }
 
-/// The per-round convergence curve of one run.
+/// The convergence curve of one run: per round, or under staggered timing
+/// sampled within rounds, against gossip intervals.
 pub(crate) fn curve_chart(report: &SimReport) -> Chart {
-    let points = report
-        .curve
-        .iter()
-        .enumerate()
-        .map(|(i, f)| ((i + 1) as f64, f * 100.0))
-        .collect();
+    let interval = report.scenario.interval_ms.max(1) as f64;
+    let (points, x_label) = match &report.time {
+        Some(time) => (
+            time.curve
+                .iter()
+                .map(|&(ms, f)| (ms as f64 / interval, f * 100.0))
+                .collect(),
+            format!("gossip intervals (sampled every {} ms)", time.sample_ms),
+        ),
+        None => (
+            report
+                .curve
+                .iter()
+                .enumerate()
+                .map(|(i, f)| ((i + 1) as f64, f * 100.0))
+                .collect(),
+            "round".to_owned(),
+        ),
+    };
     Chart {
         title: format!(
             "Convergence: {} nodes, fan-out {}, seed {}",
             report.scenario.nodes, report.scenario.fanout, report.scenario.seed
         ),
-        x_label: "round".into(),
+        x_label,
         y_label: "nodes up to date (%)".into(),
         log_x: false,
         y_range: Some((0.0, 100.0)),
@@ -229,7 +287,7 @@ pub(crate) fn sweep_table(report: &SweepReport) -> String {
         "nodes",
         "fan-out",
         "runs",
-        "rounds",
+        report.unit,
         "p50",
         "p99",
         "theory",
@@ -240,7 +298,7 @@ pub(crate) fn sweep_table(report: &SweepReport) -> String {
     for p in &report.points {
         let _ = writeln!(
             out,
-            "{:>7} {:>7} {:>5} | {:>6.2} {:>5} {:>5} {:>7.2} | {:>11} | {:>11.2} | {:>6}",
+            "{:>7} {:>7} {:>5} | {:>6.2} {:>5.2} {:>5.2} {:>7.2} | {:>11} | {:>11.2} | {:>6}",
             p.nodes,
             p.fanout,
             p.runs,
@@ -256,8 +314,14 @@ pub(crate) fn sweep_table(report: &SweepReport) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "rounds: until every node holds one update (mean, p50, p99 over seeds); theory: \
-         log_(2f+1) N + log_(f+1) ln N, which is log3 N + log2 ln N at fan-out 1"
+        "{}: until every node holds one update (mean, p50, p99 over seeds){}; theory (in \
+         rounds): log_(2f+1) N + log_(f+1) ln N, which is log3 N + log2 ln N at fan-out 1",
+        report.unit,
+        if report.unit == "intervals" {
+            ", in gossip intervals of virtual time, sampled 20 times per interval"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(out, "replay  {}", report.command);
     out
