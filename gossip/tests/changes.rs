@@ -39,10 +39,21 @@ fn entries(net: &Net, node: usize) -> BTreeMap<String, Entry<String>> {
 }
 
 /// Runs a round and replays node 0's log into `copy`; returns how many
-/// tombstones it collected.
+/// tombstones it collected. Checks that no change is logged twice: the same
+/// write reaching the node from two peers, or twice from one, is one change.
 fn round_and_replay(net: &mut Net, now: u64, copy: &mut BTreeMap<String, Entry<String>>) -> usize {
     net.round(now);
     let changes = net.nodes[0].take_changes();
+    for change in &changes {
+        if let Change::Wrote { key, entry, .. } = change {
+            assert_ne!(
+                copy.get(key).map(|held| held.stamp),
+                Some(entry.stamp),
+                "{key} at {} logged again",
+                entry.stamp
+            );
+        }
+    }
     let collected = changes
         .iter()
         .filter(|c| matches!(c, Change::Collected { .. }))
@@ -87,4 +98,43 @@ fn replaying_the_change_log_rebuilds_the_map_through_writes_deltas_and_collectio
     assert_eq!(net.nodes[0].map().tombstone_count(), 0);
     // A node that does not record keeps no log.
     assert!(net.nodes[1].take_changes().is_empty());
+}
+
+/// The same write reaching a node from two peers in one round is one
+/// change: node 2's delta brings `w2`, then node 1's brings `w1` and `w2`
+/// again. A watcher used to hear of `w2` twice.
+#[test]
+fn a_write_arriving_twice_is_logged_once() {
+    let mut net = Net::full(3, |b| {
+        b.fanout(2)
+            .tick_interval_ms(INTERVAL)
+            .exchange_timeout_ms(50)
+    });
+    let mut now = 10_000;
+    net.round(now);
+    // Node 0 away: node 2's write reaches node 1 only; node 1 writes too.
+    net.down[0] = true;
+    net.nodes[2].put("w2".into(), "2".into(), now).unwrap();
+    now += INTERVAL;
+    net.round(now);
+    assert_eq!(net.nodes[1].get("w2"), Some("2"));
+    net.nodes[1].put("w1".into(), "1".into(), now).unwrap();
+    net.down[0] = false;
+    net.nodes[0].record_changes();
+    // Both open exchanges with node 0 before it answers either: node 2's
+    // delta lands first, then node 1's.
+    now += INTERVAL;
+    net.tick(2, now);
+    net.tick(1, now);
+    net.pump(now);
+    let mut seen = BTreeMap::new();
+    for change in net.nodes[0].take_changes() {
+        if let Change::Wrote { key, entry, .. } = change {
+            assert!(
+                seen.insert(key.clone(), entry.stamp).is_none(),
+                "{key} logged twice"
+            );
+        }
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
 }

@@ -71,22 +71,29 @@ impl Node {
         }
     }
 
-    /// The keys and stamps of `delta`'s entries, if changes are logged:
-    /// after applying it, those whose stamps the map holds are the ones it
-    /// changed.
+    /// The keys and stamps of `delta`'s entries the map does not hold yet,
+    /// if changes are logged: after applying it, those whose stamps the map
+    /// holds are the ones it changed. An entry held already (a duplicate
+    /// delivery, or the same write from two peers) is left out, so that a
+    /// watcher hears of each change once.
     pub(super) fn delta_stamps(&self, delta: &StoreDelta) -> Option<Vec<(String, Stamp)>> {
         self.changes.as_ref()?;
         Some(
             delta
                 .entries()
                 .iter()
+                .filter(|(key, entry)| {
+                    self.replica
+                        .get_entry(key)
+                        .is_none_or(|held| held.stamp != entry.stamp)
+                })
                 .map(|(key, entry)| (key.clone(), entry.stamp))
                 .collect(),
         )
     }
 
     /// Logs the entries of a delta that the map took: those it now holds
-    /// with the delta's stamps.
+    /// with the delta's stamps, and did not before.
     pub(super) fn note_applied(&mut self, from: NodeId, stamps: Vec<(String, Stamp)>) {
         let Some(changes) = self.changes.as_mut() else {
             return;
