@@ -405,20 +405,10 @@ impl QuicClient {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, ClientError> {
-        let max = self.config.max_frame_bytes();
-        if body.is_empty() || body.len() > max {
-            return Err(ClientError::RequestSize {
-                len: body.len(),
-                max,
-            });
-        }
+        let max = self.checked_size(body)?;
         let conn = self.connection()?;
         let exchange = async {
-            let (mut send, mut recv) = conn.open_bi().await?;
-            frame::write_frame(&mut send, body)
-                .await
-                .map_err(write_error)?;
-            let _ = send.finish();
+            let (_send, mut recv) = send_request(&conn, body).await?;
             read_response(&mut recv, max, timeout).await
         };
         self.runtime
@@ -434,21 +424,11 @@ impl QuicClient {
     /// # Errors
     /// [`ClientError`], as [`request`](Self::request).
     pub fn subscribe(&self, body: &[u8]) -> Result<(Vec<u8>, Subscription<'_>), ClientError> {
-        let max = self.config.max_frame_bytes();
-        if body.is_empty() || body.len() > max {
-            return Err(ClientError::RequestSize {
-                len: body.len(),
-                max,
-            });
-        }
+        let max = self.checked_size(body)?;
         let conn = self.connection()?;
         let timeout = self.config.request_timeout();
         let opening = async {
-            let (mut send, mut recv) = conn.open_bi().await?;
-            frame::write_frame(&mut send, body)
-                .await
-                .map_err(write_error)?;
-            let _ = send.finish();
+            let (_send, mut recv) = send_request(&conn, body).await?;
             let first = read_response(&mut recv, max, timeout).await?;
             Ok::<_, ClientError>((first, recv))
         };
@@ -463,6 +443,18 @@ impl QuicClient {
         Ok((first, subscription))
     }
 
+    /// The frame cap, if `body` fits it (and is not empty).
+    fn checked_size(&self, body: &[u8]) -> Result<usize, ClientError> {
+        let max = self.config.max_frame_bytes();
+        if body.is_empty() || body.len() > max {
+            return Err(ClientError::RequestSize {
+                len: body.len(),
+                max,
+            });
+        }
+        Ok(max)
+    }
+
     /// Closes the connection and waits briefly for the node to hear it.
     pub fn close(self) {
         self.endpoint.close(0u32.into(), b"client done");
@@ -471,6 +463,22 @@ impl QuicClient {
             tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await
         });
     }
+}
+
+/// Opens a stream on `conn` and sends `body` on it as the whole request;
+/// returns both halves. Keep the sending half until the first answer has
+/// come: dropped sooner, the node waits out its read timeout before it
+/// lets the stream go.
+async fn send_request(
+    conn: &Connection,
+    body: &[u8],
+) -> Result<(quinn::SendStream, RecvStream), ClientError> {
+    let (mut send, recv) = conn.open_bi().await?;
+    frame::write_frame(&mut send, body)
+        .await
+        .map_err(write_error)?;
+    let _ = send.finish();
+    Ok((send, recv))
 }
 
 /// The client error for a request frame that could not be written.

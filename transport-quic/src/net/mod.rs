@@ -1036,14 +1036,20 @@ impl Shared {
                 Counters::add(&self.counters.requests_answered, 1);
                 return;
             };
-            if !matches!(
-                timeout(read_timeout, write_frame(&mut send, &frame)).await,
-                Ok(Ok(()))
-            ) {
-                debug!(node = %self.id, client_addr = %remote, "client not reading a streamed answer; resetting it");
-                Counters::add(&self.counters.requests_refused, 1);
-                let _ = send.reset(code(wire::STREAM_TIMEOUT));
-                return;
+            match timeout(read_timeout, write_frame(&mut send, &frame)).await {
+                Ok(Ok(())) => {}
+                // The client stopped reading while this frame went out: it
+                // is done, as if the stop had come between frames.
+                Ok(Err(WriteFrameError::Write(quinn::WriteError::Stopped(_)))) => {
+                    Counters::add(&self.counters.requests_answered, 1);
+                    return;
+                }
+                _ => {
+                    debug!(node = %self.id, client_addr = %remote, "client not reading a streamed answer; resetting it");
+                    Counters::add(&self.counters.requests_refused, 1);
+                    let _ = send.reset(code(wire::STREAM_TIMEOUT));
+                    return;
+                }
             }
         }
     }
