@@ -261,6 +261,8 @@ fn two_nodes_serve_put_get_delete_status_and_stop_cleanly() {
     let log = two.log();
     assert!(log.contains("reason=\"SIGTERM\""), "{log}");
     assert!(log.contains("stopped"), "{log}");
+    // The test's certificate directory holds ca.key, as `certs` leaves it.
+    assert!(log.contains("holds the CA's private key"), "{log}");
     let o = client("get", &["last-word"], &addr1, &certs);
     assert_eq!(
         o.status.code(),

@@ -126,6 +126,23 @@ fn a_node_without_its_certificate_does_not_start() {
     );
 }
 
+/// A node key its group or others can read is refused at the start, with
+/// what to do about it.
+#[cfg(unix)]
+#[test]
+fn a_node_key_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = TempDir::new("in-process-key-mode");
+    certs(&dir, 1);
+    let key = dir.path().join("node-0.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let never = std::future::pending::<&'static str>();
+    let err = node::run(config(&dir, 0, free_addr(), vec![]), never).unwrap_err();
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(chain.contains("chmod 600"), "{chain}");
+}
+
 /// Five nodes in-process, node 4 with a clock the test moves: 2 s ahead,
 /// past the 500 ms maximum offset, then back. Its peers report the offset;
 /// it refuses client writes with an error that says why; it takes them

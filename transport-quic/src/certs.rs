@@ -27,7 +27,8 @@
 //! | `client.key` | the client private key (PKCS#8) | clients |
 //!
 //! `<id>` is the decimal node id. Private keys are written with mode `0600`
-//! on Unix. Writing never replaces an existing file.
+//! on Unix, and a key its group or others may read is refused when loaded
+//! ([`CertError::KeyReadable`]). Writing never replaces an existing file.
 
 use std::fmt;
 use std::fs;
@@ -131,6 +132,18 @@ pub enum CertError {
     /// written.
     #[error("{0}: already exists")]
     Exists(PathBuf),
+    /// A private key file can be read by its group or by others: anyone who
+    /// can read it can act as its holder. Nothing was loaded.
+    #[error(
+        "{}: the private key is readable by group or others (mode {mode:04o}); run chmod 600 on it",
+        path.display()
+    )]
+    KeyReadable {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Reading or writing a file failed. When writing a pair, any file of
     /// the pair already written was removed again.
     #[error("{path}: {source}")]
@@ -612,6 +625,7 @@ impl CertDir {
     pub fn load_ca(&self) -> Result<ClusterCa, CertError> {
         let cert = self.load_ca_cert()?;
         let path = self.ca_key_path();
+        check_private(&path)?;
         let key_pem = read(&path)?;
         let key = std::str::from_utf8(&key_pem)
             .ok()
@@ -659,6 +673,7 @@ impl CertDir {
 
     fn load_pair(&self, cert: &Path, key: &Path) -> Result<Identity, CertError> {
         let cert_pem = read(cert)?;
+        check_private(key)?;
         let key_pem = read(key)?;
         Identity::parse(&cert_pem, &key_pem, cert)
     }
@@ -686,6 +701,28 @@ impl CertDir {
         }
         Ok(())
     }
+}
+
+/// Refuses a private key that its group or others may read (Unix only).
+fn check_private(path: &Path) -> Result<(), CertError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let metadata = fs::metadata(path).map_err(|source| CertError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(CertError::KeyReadable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CertError> {
@@ -836,5 +873,47 @@ mod tests {
                 assert_eq!(der.as_ref(), &data[..]);
             }
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keys_readable_by_group_or_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = std::env::temp_dir().join(format!("gkv-key-mode-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let certs = CertDir::new(&dir);
+        let ca = ClusterCa::generate().unwrap();
+        certs.write_ca(&ca).unwrap();
+        certs
+            .write_identity(&ca.issue_node(NodeId::new(3), &[]).unwrap())
+            .unwrap();
+        certs.write_identity(&ca.issue_client().unwrap()).unwrap();
+        assert!(certs.load_node(NodeId::new(3)).is_ok());
+        let chmod = |path: &Path, mode: u32| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        };
+        let (_, node_key) = certs.node_paths(NodeId::new(3));
+        let (_, client_key) = certs.client_paths();
+        for (path, mode) in [(&node_key, 0o644), (&node_key, 0o640), (&client_key, 0o604)] {
+            chmod(path, mode);
+            let refused = if path == &node_key {
+                certs.load_node(NodeId::new(3)).map(drop)
+            } else {
+                certs.load_client().map(drop)
+            };
+            assert!(
+                matches!(&refused, Err(CertError::KeyReadable { mode: m, .. }) if *m == mode),
+                "{refused:?}"
+            );
+            chmod(path, 0o600);
+        }
+        chmod(&certs.ca_key_path(), 0o644);
+        assert!(matches!(
+            certs.load_ca(),
+            Err(CertError::KeyReadable { .. })
+        ));
+        assert!(certs.load_node(NodeId::new(3)).is_ok() && certs.load_client().is_ok());
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -110,6 +110,15 @@ where
 {
     let id = config.id;
     let dir = CertDir::new(&config.certs);
+    if dir.ca_key_path().exists() {
+        warn!(
+            target: LOG_TARGET,
+            path = %dir.ca_key_path().display(),
+            "the certificate directory holds the CA's private key: whoever reads this host's \
+             files can issue certificates for any node or client; keep ca.key only where \
+             certificates are issued"
+        );
+    }
     let identity = dir
         .load_node(id)
         .map_err(|source| NodeError::NodeCertificate {
