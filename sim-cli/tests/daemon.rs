@@ -327,6 +327,42 @@ fn clients_without_this_clusters_certificate_are_refused() {
     );
 }
 
+/// A run of refused handshakes is counted one by one, but warned about
+/// once per period: a flood must not become a flood of log lines.
+#[test]
+fn refused_handshakes_are_counted_and_their_warnings_held_to_one_a_period() {
+    let dir = TempDir::new("refused-flood");
+    let certs = certs(&dir, "c", "1");
+    let foreign = certs_of_other_cluster(&dir);
+    let addr = free_addr();
+    let mut one = start(&dir, &certs, 1, &addr, &[]);
+    one.listen_addr(LIMIT);
+    let attempts = 12;
+    for _ in 0..attempts {
+        let o = client("get", &["k", "--timeout-ms", "3000"], &addr, &foreign);
+        assert_eq!(o.status.code(), Some(2));
+    }
+    let o = client("status", &["--json"], &addr, &certs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let refused = json(&o)["transport"]["handshakes_refused"]
+        .as_u64()
+        .unwrap();
+    assert!(refused >= attempts, "{refused} refusals counted");
+    let status = one.terminate(LIMIT).expect("exits after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    let warned = one
+        .log()
+        .lines()
+        .filter(|line| line.contains("refused connection") && line.contains("WARN"))
+        .count();
+    // The run takes a few seconds, well inside one 10 s period.
+    assert!(
+        (1..=2).contains(&warned),
+        "{warned} warnings:\n{}",
+        one.log()
+    );
+}
+
 fn certs_of_other_cluster(dir: &TempDir) -> String {
     certs(dir, "other", "1")
 }

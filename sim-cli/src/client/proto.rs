@@ -298,6 +298,10 @@ pub struct TransportStatus {
     pub connections_accepted: u64,
     /// Incoming handshakes refused (no or foreign certificate).
     pub handshakes_refused: u64,
+    /// Incoming connections refused because the connection limit was held.
+    pub connections_refused_busy: u64,
+    /// Peer streams refused because the exchange limit was held.
+    pub streams_refused_busy: u64,
     /// Connections refused for a false identity claim or wrong ALPN.
     pub identities_refused: u64,
     /// Streams reset for bad frames or timeouts.
@@ -325,6 +329,8 @@ impl From<transport_quic::QuicStats> for TransportStatus {
             connect_failures: s.connect_failures,
             connections_accepted: s.connections_accepted,
             handshakes_refused: s.handshakes_refused,
+            connections_refused_busy: s.connections_refused_busy,
+            streams_refused_busy: s.streams_refused_busy,
             identities_refused: s.identities_refused,
             streams_rejected: s.streams_rejected,
             frames_sent: s.frames_sent,

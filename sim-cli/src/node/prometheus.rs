@@ -207,6 +207,24 @@ pub(crate) fn render(status: &Status, requests: &RequestMetrics) -> String {
     );
     counter(
         &mut registry,
+        "quic_connections_refused_busy",
+        "Incoming QUIC connections refused at the connection limit",
+        t.connections_refused_busy,
+    );
+    counter(
+        &mut registry,
+        "quic_streams_refused_busy",
+        "Peer streams refused at the exchange limit",
+        t.streams_refused_busy,
+    );
+    counter(
+        &mut registry,
+        "client_requests_refused",
+        "Client requests refused (limit reached, malformed, unanswered)",
+        t.requests_refused,
+    );
+    counter(
+        &mut registry,
         "quic_bytes_sent",
         "Gossip frame bytes sent over QUIC",
         t.bytes_sent,

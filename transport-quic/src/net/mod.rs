@@ -35,8 +35,10 @@ use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::wire::{self, StreamHeader};
 
 mod link;
+mod warnings;
 
 use link::Link;
+use warnings::{Refusal, Warnings};
 
 /// How long shutdown waits, after closing the endpoint, for the close frames
 /// to go out.
@@ -206,6 +208,8 @@ pub(crate) struct Shared {
     serves_clients: bool,
     requests: Mutex<Option<crossbeam_channel::Sender<ClientRequest>>>,
     pub(crate) counters: Counters,
+    /// Keeps warnings about refusals to one per kind per period.
+    warnings: Warnings,
     tracker: TaskTracker,
     stop: CancellationToken,
     closed: AtomicBool,
@@ -246,6 +250,7 @@ impl Shared {
             serves_clients: parts.requests.is_some(),
             requests: Mutex::new(parts.requests),
             counters: Counters::default(),
+            warnings: Warnings::default(),
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             closed: AtomicBool::new(false),
@@ -709,8 +714,11 @@ impl Shared {
                     Counters::add(&self.counters.streams_rejected, 1);
                     if matches!(err, FrameError::Timeout) {
                         debug!(node = %self.id, %peer, peer_addr = %remote, "stream went quiet without finishing; resetting it");
-                    } else {
-                        warn!(node = %self.id, %peer, peer_addr = %remote, error = %err, "bad frame; resetting the stream");
+                    } else if let Some(suppressed) = self
+                        .warnings
+                        .admit(Refusal::Stream, std::time::Instant::now())
+                    {
+                        warn!(node = %self.id, %peer, peer_addr = %remote, error = %err, suppressed, "bad frame; resetting the stream");
                     }
                     let _ = recv.stop(code(reset));
                     return ReaderEnd::Rejected(reset);
@@ -749,7 +757,12 @@ impl Shared {
             Ok(connecting) => connecting,
             Err(err) => {
                 Counters::add(&self.counters.handshakes_refused, 1);
-                warn!(node = %self.id, peer_addr = %remote, error = %err, "refused connection before the handshake");
+                if let Some(suppressed) = self
+                    .warnings
+                    .admit(Refusal::Handshake, std::time::Instant::now())
+                {
+                    warn!(node = %self.id, peer_addr = %remote, error = %err, suppressed, "refused connection before the handshake");
+                }
                 return;
             }
         };
@@ -769,12 +782,22 @@ impl Shared {
             }
             Ok(Err(err)) => {
                 Counters::add(&self.counters.handshakes_refused, 1);
-                warn!(node = %self.id, peer_addr = %remote, error = %err, "refused connection: TLS handshake failed");
+                if let Some(suppressed) = self
+                    .warnings
+                    .admit(Refusal::Handshake, std::time::Instant::now())
+                {
+                    warn!(node = %self.id, peer_addr = %remote, error = %err, suppressed, "refused connection: TLS handshake failed");
+                }
                 return;
             }
             Err(_) => {
                 Counters::add(&self.counters.handshakes_refused, 1);
-                warn!(node = %self.id, peer_addr = %remote, "refused connection: TLS handshake timed out");
+                if let Some(suppressed) = self
+                    .warnings
+                    .admit(Refusal::Handshake, std::time::Instant::now())
+                {
+                    warn!(node = %self.id, peer_addr = %remote, suppressed, "refused connection: TLS handshake timed out");
+                }
                 return;
             }
         };
@@ -794,7 +817,12 @@ impl Shared {
 
     fn refuse(&self, conn: &Connection, close_code: u32, reason: &'static str) {
         Counters::add(&self.counters.identities_refused, 1);
-        warn!(node = %self.id, peer_addr = %conn.remote_address(), reason, "refused connection");
+        if let Some(suppressed) = self
+            .warnings
+            .admit(Refusal::Identity, std::time::Instant::now())
+        {
+            warn!(node = %self.id, peer_addr = %conn.remote_address(), reason, suppressed, "refused connection");
+        }
         conn.close(code(close_code), reason.as_bytes());
     }
 
@@ -831,8 +859,13 @@ impl Shared {
                 .map(|role| role.to_string())
                 .unwrap_or_else(|_| "no gossip-kv identity".to_owned());
             Counters::add(&self.counters.identities_refused, 1);
-            warn!(node = %self.id, peer_addr = %remote, claimed = %claimed, certificate = %presented,
-                "refused connection: the certificate is not valid for the node id the hello claims");
+            if let Some(suppressed) = self
+                .warnings
+                .admit(Refusal::Identity, std::time::Instant::now())
+            {
+                warn!(node = %self.id, peer_addr = %remote, claimed = %claimed, certificate = %presented, suppressed,
+                    "refused connection: the certificate is not valid for the node id the hello claims");
+            }
             conn.close(code(wire::CONN_IDENTITY_REFUSED), b"identity mismatch");
             return;
         }
@@ -882,7 +915,12 @@ impl Shared {
             Ok(header) => header,
             Err(reason) => {
                 Counters::add(&self.counters.streams_rejected, 1);
-                warn!(node = %self.id, %peer, peer_addr = %remote, %reason, "bad stream header; resetting the stream");
+                if let Some(suppressed) = self
+                    .warnings
+                    .admit(Refusal::Stream, std::time::Instant::now())
+                {
+                    warn!(node = %self.id, %peer, peer_addr = %remote, %reason, suppressed, "bad stream header; resetting the stream");
+                }
                 let _ = send.reset(code(wire::STREAM_MALFORMED));
                 let _ = recv.stop(code(wire::STREAM_MALFORMED));
                 return;
