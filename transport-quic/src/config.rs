@@ -24,6 +24,7 @@ pub enum QuicConfigError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuicConfig {
     max_frame_bytes: usize,
+    max_incoming_frame_bytes: usize,
     connect_timeout: Duration,
     read_timeout: Duration,
     exchange_idle: Duration,
@@ -49,6 +50,7 @@ impl Default for QuicConfig {
     fn default() -> QuicConfig {
         QuicConfig {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_incoming_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(5),
             exchange_idle: Duration::from_secs(3),
@@ -78,6 +80,16 @@ impl QuicConfig {
     /// The largest frame sent or accepted, in bytes (default 4 MiB).
     pub fn max_frame_bytes(&self) -> usize {
         self.max_frame_bytes
+    }
+
+    /// The largest frame a peer or client may send this node (its gossip
+    /// frames, datagrams and client requests), at most
+    /// [`max_frame_bytes`](Self::max_frame_bytes) (default 4 MiB). A node
+    /// sets it to its largest gossip message, so that no peer can make it
+    /// buffer more than one message's worth per stream; answers to clients
+    /// may still take `max_frame_bytes`.
+    pub fn max_incoming_frame_bytes(&self) -> usize {
+        self.max_incoming_frame_bytes.min(self.max_frame_bytes)
     }
 
     /// How long a connection handshake (and the hello after it) may take
@@ -196,6 +208,8 @@ impl QuicConfigBuilder {
     setters! {
         /// See [`QuicConfig::max_frame_bytes`].
         max_frame_bytes: usize;
+        /// See [`QuicConfig::max_incoming_frame_bytes`].
+        max_incoming_frame_bytes: usize;
         /// See [`QuicConfig::connect_timeout`].
         connect_timeout: Duration;
         /// See [`QuicConfig::read_timeout`].
@@ -237,6 +251,11 @@ impl QuicConfigBuilder {
         if c.max_frame_bytes == 0 || u32::try_from(c.max_frame_bytes).is_err() {
             return Err(QuicConfigError::FrameCap {
                 got: c.max_frame_bytes,
+            });
+        }
+        if c.max_incoming_frame_bytes == 0 {
+            return Err(QuicConfigError::FrameCap {
+                got: c.max_incoming_frame_bytes,
             });
         }
         let durations = [

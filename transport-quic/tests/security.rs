@@ -292,6 +292,41 @@ fn an_oversize_frame_resets_only_its_stream() {
     fx.still_serving(3);
 }
 
+/// A node caps what peers may send it at its own largest message, not at
+/// the transport's 4 MiB frame cap.
+#[test]
+fn frames_over_the_incoming_cap_are_refused() {
+    let ca = ClusterCa::generate().unwrap();
+    let victim = QuicTransport::builder(
+        ca.issue_node(NodeId::new(1), &[]).unwrap(),
+        ca.cert().clone(),
+    )
+    .config(
+        common::test_config_builder()
+            .max_incoming_frame_bytes(1_000)
+            .build()
+            .unwrap(),
+    )
+    .build()
+    .unwrap();
+    let raw = Raw::new();
+    let conn = raw.connect_as(
+        &ca.issue_node(NodeId::new(2), &[]).unwrap(),
+        &ca,
+        victim.local_addr(),
+        NodeId::new(1),
+        NodeId::new(2),
+    );
+    let mut over = header(7);
+    over.extend(frame(&[1u8; 1_001]));
+    let (mut send, mut recv) = raw.open_with(&conn, &over);
+    assert_eq!(
+        raw.reset_code(&mut send, &mut recv),
+        Some(u64::from(wire::STREAM_FRAME_TOO_LARGE))
+    );
+    assert_eq!(victim.stats().streams_rejected, 1);
+}
+
 #[test]
 fn random_bytes_are_rejected() {
     let mut fx = Fixture::new();

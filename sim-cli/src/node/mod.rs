@@ -186,6 +186,9 @@ where
         .map_err(NodeError::Runtime)?;
     let quic_config = QuicConfig::builder()
         .exchange_idle(Duration::from_millis(config.exchange_timeout_ms))
+        // No gossip message, and no client request, is larger: a peer cannot
+        // make this node buffer more per stream.
+        .max_incoming_frame_bytes(config.max_message_bytes)
         // The drain has already waited for the peers; what is left to
         // flush is the final frames of exchanges, which a live peer takes
         // in a round trip.

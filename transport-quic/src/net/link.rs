@@ -148,7 +148,7 @@ impl Shared {
 
     /// Hands every datagram on `conn` to the node as a frame from `peer`.
     async fn read_datagrams(&self, peer: NodeId, conn: &Connection) {
-        let max = self.config.max_frame_bytes();
+        let max = self.config.max_incoming_frame_bytes();
         while let Ok(datagram) = conn.read_datagram().await {
             if datagram.is_empty() || datagram.len() > max {
                 Counters::add(&self.counters.datagrams_rejected, 1);

@@ -679,7 +679,7 @@ impl Shared {
         mut recv: RecvStream,
         activity: Arc<Activity>,
     ) -> ReaderEnd {
-        let max = self.config.max_frame_bytes();
+        let max = self.config.max_incoming_frame_bytes();
         let wait = self.config.exchange_idle() + self.config.read_timeout();
         loop {
             let next = tokio::select! {
@@ -979,13 +979,14 @@ impl Shared {
         permit: OwnedSemaphorePermit,
     ) {
         let max = self.config.max_frame_bytes();
+        let request_max = self.config.max_incoming_frame_bytes();
         let read_timeout = self.config.read_timeout();
         let refuse = |send: &mut SendStream, recv: &mut RecvStream, value: u32| {
             Counters::add(&self.counters.requests_refused, 1);
             let _ = send.reset(code(value));
             let _ = recv.stop(code(value));
         };
-        let body = match read_frame(&mut recv, max, read_timeout, read_timeout).await {
+        let body = match read_frame(&mut recv, request_max, read_timeout, read_timeout).await {
             Ok(Some(body)) => body,
             Ok(None) => {
                 warn!(node = %self.id, client_addr = %remote, "empty request stream; resetting it");
