@@ -151,6 +151,15 @@ fn writing_never_replaces_and_loading_checks_everything() {
     let (cert, key) = dir.node_paths(NodeId::new(4));
     std::fs::write(&cert, five.cert_pem()).unwrap();
     std::fs::write(&key, five.key_pem()).unwrap();
+    // A key its group or others can read is refused before anything else.
+    assert!(matches!(
+        dir.load_node(NodeId::new(4)),
+        Err(CertError::KeyReadable { .. })
+    ));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     assert!(matches!(
         dir.load_node(NodeId::new(4)),
         Err(CertError::NoIdentity)
@@ -166,6 +175,10 @@ fn writing_never_replaces_and_loading_checks_everything() {
     let (cert, key) = dir.client_paths();
     std::fs::write(&cert, b"not a certificate").unwrap();
     std::fs::write(&key, b"not a key").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     assert!(matches!(dir.load_client(), Err(CertError::Pem { .. })));
     // A node identity cannot build a client, a client identity cannot
     // build a node.
