@@ -819,7 +819,7 @@ impl Shared {
         Counters::add(&self.counters.identities_refused, 1);
         if let Some(suppressed) = self
             .warnings
-            .admit(Refusal::Identity, std::time::Instant::now())
+            .admit(Refusal::Role, std::time::Instant::now())
         {
             warn!(node = %self.id, peer_addr = %conn.remote_address(), reason, suppressed, "refused connection");
         }

@@ -17,13 +17,17 @@ pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 pub(crate) enum Refusal {
     /// A connection refused before or during the TLS handshake.
     Handshake,
-    /// A connection closed after the handshake for its identity or role.
+    /// A connection closed after the handshake: its hello claims a node id
+    /// its certificate does not prove.
     Identity,
+    /// A connection closed after the handshake: a certificate on the wrong
+    /// protocol, or a missing or malformed hello.
+    Role,
     /// A stream reset for a bad header or frame.
     Stream,
 }
 
-const KINDS: usize = 3;
+const KINDS: usize = 4;
 
 /// When each kind last warned, and how many were left out since.
 #[derive(Debug, Default)]
