@@ -67,5 +67,5 @@ pub use sim::{
     IDLE_ROUNDS, KindCounts, LoggedWrite, Mismatch, Outcome, Reference, SAMPLES_PER_INTERVAL,
     Scenario, ScenarioError, SimError, SimReport, SpreadStats, Summary, SweepPoint, SweepReport,
     SweepSpec, TimeReport, TrafficStats, Verification, WritePattern, WriteStats, draw, fuzz,
-    simulate, sweep, theory_rounds,
+    human_bytes, simulate, sweep, theory_rounds,
 };

@@ -79,12 +79,7 @@ impl ResponseStream {
     /// sent, the stream goes on); [`RespondError::Gone`] once the client
     /// went away or the transport shut down.
     pub async fn send(&self, frame: Vec<u8>) -> Result<(), RespondError> {
-        if frame.is_empty() || frame.len() > self.max {
-            return Err(RespondError::TooLarge {
-                len: frame.len(),
-                max: self.max,
-            });
-        }
+        check_response(&frame, self.max)?;
         self.tx.send(frame).await.map_err(|_| RespondError::Gone)
     }
 
@@ -93,12 +88,7 @@ impl ResponseStream {
     /// # Errors
     /// As [`send`](Self::send).
     pub fn send_blocking(&self, frame: Vec<u8>) -> Result<(), RespondError> {
-        if frame.is_empty() || frame.len() > self.max {
-            return Err(RespondError::TooLarge {
-                len: frame.len(),
-                max: self.max,
-            });
-        }
+        check_response(&frame, self.max)?;
         self.tx.blocking_send(frame).map_err(|_| RespondError::Gone)
     }
 
@@ -112,6 +102,17 @@ impl ResponseStream {
     pub fn max_frame_bytes(&self) -> usize {
         self.max
     }
+}
+
+/// Refuses an empty response frame or one over `max`.
+fn check_response(frame: &[u8], max: usize) -> Result<(), RespondError> {
+    if frame.is_empty() || frame.len() > max {
+        return Err(RespondError::TooLarge {
+            len: frame.len(),
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// Why a response was not sent.
@@ -156,12 +157,7 @@ impl Responder {
     /// # Errors
     /// [`RespondError`]; nothing was sent.
     pub fn respond(self, response: Vec<u8>) -> Result<(), RespondError> {
-        if response.len() > self.max || response.is_empty() {
-            return Err(RespondError::TooLarge {
-                len: response.len(),
-                max: self.max,
-            });
-        }
+        check_response(&response, self.max)?;
         self.tx
             .send(Answer::Once(response))
             .map_err(|_| RespondError::Gone)

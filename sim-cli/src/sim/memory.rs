@@ -60,8 +60,8 @@ pub(crate) fn available() -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
-/// A byte count for people: `1.5 GiB`.
-pub(crate) fn human(bytes: u64) -> String {
+/// A byte count for people, in binary units: `512 B`, `1.5 GiB`.
+pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

@@ -39,6 +39,7 @@ mod timing;
 pub use engine::IDLE_ROUNDS;
 pub use error::SimError;
 pub use fuzz::{FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET, draw, fuzz};
+pub use memory::human as human_bytes;
 pub use reference::{LoggedWrite, Reference};
 pub use report::{
     ExchangeCounts, FaultStats, KindCounts, Mismatch, Outcome, SimReport, TrafficStats,

@@ -39,16 +39,5 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
 
 /// A byte count with a binary unit.
 pub(crate) fn bytes(count: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = count as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{count} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    ::sim::human_bytes(count)
 }
