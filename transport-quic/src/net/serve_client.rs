@@ -1,0 +1,164 @@
+//! Serving a client connection: one request per stream, answered once or
+//! streamed.
+
+use super::*;
+
+impl Shared {
+    pub(super) async fn serve_client(
+        self: &Arc<Self>,
+        conn: Connection,
+        leaf: CertificateDer<'static>,
+    ) {
+        let remote = conn.remote_address();
+        if !tls::proves_client(&leaf) {
+            self.refuse(
+                &conn,
+                wire::CONN_ROLE_REFUSED,
+                "a node certificate on the client protocol",
+            );
+            return;
+        }
+        debug!(node = %self.id, client_addr = %remote, "client connected");
+        loop {
+            let stream = tokio::select! {
+                stream = conn.accept_bi() => stream,
+                () = self.stop.cancelled() => break,
+            };
+            let Ok((mut send, mut recv)) = stream else {
+                break;
+            };
+            let Ok(permit) = Arc::clone(&self.request_permits).try_acquire_owned() else {
+                Counters::add(&self.counters.requests_refused, 1);
+                debug!(node = %self.id, client_addr = %remote, "request limit reached; refusing a request");
+                let _ = send.reset(code(wire::STREAM_BUSY));
+                let _ = recv.stop(code(wire::STREAM_BUSY));
+                continue;
+            };
+            let shared = Arc::clone(self);
+            self.tracker
+                .spawn(shared.serve_request(remote, send, recv, permit));
+        }
+    }
+
+    pub(super) async fn serve_request(
+        self: Arc<Self>,
+        remote: SocketAddr,
+        mut send: SendStream,
+        mut recv: RecvStream,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let max = self.config.max_frame_bytes();
+        let request_max = self.config.max_incoming_frame_bytes();
+        let read_timeout = self.config.read_timeout();
+        let refuse = |send: &mut SendStream, recv: &mut RecvStream, value: u32| {
+            Counters::add(&self.counters.requests_refused, 1);
+            let _ = send.reset(code(value));
+            let _ = recv.stop(code(value));
+        };
+        let body = match read_frame(&mut recv, request_max, read_timeout, read_timeout).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                warn!(node = %self.id, client_addr = %remote, "empty request stream; resetting it");
+                refuse(&mut send, &mut recv, wire::STREAM_MALFORMED);
+                return;
+            }
+            Err(err) => {
+                if let Some(value) = err.reset_code() {
+                    warn!(node = %self.id, client_addr = %remote, error = %err, "bad request frame; resetting the stream");
+                    refuse(&mut send, &mut recv, value);
+                }
+                return;
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        let request = ClientRequest {
+            body,
+            remote,
+            responder: Responder::new(tx, max, permit),
+        };
+        // The permit goes with the request, so the channel, which holds as
+        // many requests as there are permits, is never full.
+        let refused = match lock(&self.requests).as_ref() {
+            Some(requests) => match requests.try_send(request) {
+                Ok(()) => None,
+                Err(crossbeam_channel::TrySendError::Full(_)) => Some(wire::STREAM_BUSY),
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                    Some(wire::STREAM_SHUTDOWN)
+                }
+            },
+            None => Some(wire::STREAM_SHUTDOWN),
+        };
+        if let Some(value) = refused {
+            refuse(&mut send, &mut recv, value);
+            return;
+        }
+        match timeout(self.config.request_timeout(), rx).await {
+            Ok(Ok(Answer::Stream(frames))) => self.stream_response(remote, send, frames).await,
+            Ok(Ok(Answer::Once(response))) => {
+                let written = timeout(read_timeout, write_frame(&mut send, &response)).await;
+                if matches!(written, Ok(Ok(()))) {
+                    let _ = send.finish();
+                    let _ = timeout(read_timeout, send.stopped()).await;
+                    Counters::add(&self.counters.requests_answered, 1);
+                } else {
+                    Counters::add(&self.counters.requests_refused, 1);
+                    let _ = send.reset(code(wire::STREAM_TIMEOUT));
+                }
+            }
+            Ok(Err(_)) | Err(_) => {
+                debug!(node = %self.id, client_addr = %remote, "request unanswered");
+                refuse(&mut send, &mut recv, wire::STREAM_UNANSWERED);
+            }
+        }
+    }
+
+    /// Writes the frames of a streamed answer as the application sends
+    /// them, until it drops its end (the stream finishes), the client stops
+    /// reading or leaves, or the transport shuts down (the stream
+    /// finishes). A frame the client does not take within the read timeout
+    /// resets the stream.
+    pub(super) async fn stream_response(
+        &self,
+        remote: SocketAddr,
+        mut send: SendStream,
+        mut frames: mpsc::Receiver<Vec<u8>>,
+    ) {
+        let read_timeout = self.config.read_timeout();
+        let stopped = send.stopped();
+        tokio::pin!(stopped);
+        loop {
+            let frame = tokio::select! {
+                frame = frames.recv() => frame,
+                () = self.stop.cancelled() => None,
+                _ = &mut stopped => {
+                    debug!(node = %self.id, client_addr = %remote, "client stopped reading a streamed answer");
+                    Counters::add(&self.counters.requests_answered, 1);
+                    return;
+                }
+            };
+            let Some(frame) = frame else {
+                let _ = send.finish();
+                // Until the client has it all: the connection may close
+                // once this task lets go of the stream.
+                let _ = timeout(read_timeout, &mut stopped).await;
+                Counters::add(&self.counters.requests_answered, 1);
+                return;
+            };
+            match timeout(read_timeout, write_frame(&mut send, &frame)).await {
+                Ok(Ok(())) => {}
+                // The client stopped reading while this frame went out: it
+                // is done, as if the stop had come between frames.
+                Ok(Err(WriteFrameError::Write(quinn::WriteError::Stopped(_)))) => {
+                    Counters::add(&self.counters.requests_answered, 1);
+                    return;
+                }
+                _ => {
+                    debug!(node = %self.id, client_addr = %remote, "client not reading a streamed answer; resetting it");
+                    Counters::add(&self.counters.requests_refused, 1);
+                    let _ = send.reset(code(wire::STREAM_TIMEOUT));
+                    return;
+                }
+            }
+        }
+    }
+}
