@@ -508,7 +508,7 @@ async fn next_frame(
     max: usize,
     wait: Duration,
 ) -> Result<Option<Vec<u8>>, ClientError> {
-    match frame::read_frame(recv, max, wait, wait).await {
+    match frame::read_frame(recv, max, None, wait, wait).await {
         Ok(frame) => Ok(frame),
         Err(FrameError::Reset(code)) => Err(ClientError::Refused(code.into_inner())),
         Err(FrameError::Lost(quinn::ReadError::ConnectionLost(err))) => {

@@ -31,6 +31,13 @@ pub struct QuicConfig {
     max_concurrent_exchanges: usize,
     max_concurrent_requests: usize,
     max_incoming_connections: usize,
+    handshake_timeout: Duration,
+    max_pending_handshakes: usize,
+    max_pending_handshakes_per_source: usize,
+    max_exchanges_per_peer: usize,
+    max_requests_per_connection: usize,
+    stream_lifetime: Duration,
+    max_partial_frame_bytes: usize,
     request_timeout: Duration,
     inbox_capacity: usize,
     keep_alive: Duration,
@@ -57,6 +64,13 @@ impl Default for QuicConfig {
             max_concurrent_exchanges: 256,
             max_concurrent_requests: 64,
             max_incoming_connections: 1024,
+            handshake_timeout: Duration::from_secs(3),
+            max_pending_handshakes: 128,
+            max_pending_handshakes_per_source: 32,
+            max_exchanges_per_peer: 64,
+            max_requests_per_connection: 16,
+            stream_lifetime: Duration::from_secs(15),
+            max_partial_frame_bytes: 64 << 20,
             request_timeout: Duration::from_secs(10),
             inbox_capacity: 1024,
             keep_alive: Duration::from_secs(5),
@@ -132,6 +146,62 @@ impl QuicConfig {
     /// the handshake (default 1024).
     pub fn max_incoming_connections(&self) -> usize {
         self.max_incoming_connections
+    }
+
+    /// How long an incoming connection's TLS handshake may take before it is
+    /// dropped (default 3 s). Until then it holds a pending-handshake slot,
+    /// not a connection slot.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    /// How many incoming handshakes from addresses that are not known
+    /// peers may be under way at once (default 128). Past a quarter of it,
+    /// a source that has not proved its address gets a QUIC Retry first,
+    /// which costs this node no state, so a flood of spoofed or half-open
+    /// handshakes cannot fill the slots; past all of it, new handshakes are
+    /// refused. Known peers' addresses have as many slots again of their
+    /// own.
+    pub fn max_pending_handshakes(&self) -> usize {
+        self.max_pending_handshakes
+    }
+
+    /// How many of the pending handshakes one source IP address may hold
+    /// (default 32).
+    pub fn max_pending_handshakes_per_source(&self) -> usize {
+        self.max_pending_handshakes_per_source
+    }
+
+    /// How many exchange streams one peer may have served at once, over all
+    /// its connections (default 64), within
+    /// [`max_concurrent_exchanges`](Self::max_concurrent_exchanges): one
+    /// peer cannot take the slots every other peer needs.
+    pub fn max_exchanges_per_peer(&self) -> usize {
+        self.max_exchanges_per_peer
+    }
+
+    /// How many requests one client connection may have open at once
+    /// (default 16), within
+    /// [`max_concurrent_requests`](Self::max_concurrent_requests).
+    pub fn max_requests_per_connection(&self) -> usize {
+        self.max_requests_per_connection
+    }
+
+    /// The longest a peer-opened exchange stream is served, however active
+    /// it stays (default 15 s): an idle timer alone would let a peer that
+    /// trickles bytes keep a slot for ever.
+    pub fn stream_lifetime(&self) -> Duration {
+        self.stream_lifetime
+    }
+
+    /// How many bytes of frames still arriving from peers and clients the
+    /// node holds at once (default 64 MiB, and never less than
+    /// [`max_incoming_frame_bytes`](Self::max_incoming_frame_bytes)). A
+    /// frame whose announced length does not fit is refused with
+    /// [`STREAM_BUSY`](crate::wire::STREAM_BUSY).
+    pub fn max_partial_frame_bytes(&self) -> usize {
+        self.max_partial_frame_bytes
+            .max(self.max_incoming_frame_bytes())
     }
 
     /// How long the application has to answer a client request, and how
@@ -222,6 +292,20 @@ impl QuicConfigBuilder {
         max_concurrent_requests: usize;
         /// See [`QuicConfig::max_incoming_connections`].
         max_incoming_connections: usize;
+        /// See [`QuicConfig::handshake_timeout`].
+        handshake_timeout: Duration;
+        /// See [`QuicConfig::max_pending_handshakes`].
+        max_pending_handshakes: usize;
+        /// See [`QuicConfig::max_pending_handshakes_per_source`].
+        max_pending_handshakes_per_source: usize;
+        /// See [`QuicConfig::max_exchanges_per_peer`].
+        max_exchanges_per_peer: usize;
+        /// See [`QuicConfig::max_requests_per_connection`].
+        max_requests_per_connection: usize;
+        /// See [`QuicConfig::stream_lifetime`].
+        stream_lifetime: Duration;
+        /// See [`QuicConfig::max_partial_frame_bytes`].
+        max_partial_frame_bytes: usize;
         /// See [`QuicConfig::request_timeout`].
         request_timeout: Duration;
         /// See [`QuicConfig::inbox_capacity`].
@@ -263,6 +347,8 @@ impl QuicConfigBuilder {
             ("read_timeout", c.read_timeout),
             ("exchange_idle", c.exchange_idle),
             ("request_timeout", c.request_timeout),
+            ("handshake_timeout", c.handshake_timeout),
+            ("stream_lifetime", c.stream_lifetime),
             ("keep_alive", c.keep_alive),
             ("idle_timeout", c.idle_timeout),
             ("shutdown_timeout", c.shutdown_timeout),
@@ -276,6 +362,14 @@ impl QuicConfigBuilder {
             ("max_concurrent_exchanges", c.max_concurrent_exchanges),
             ("max_concurrent_requests", c.max_concurrent_requests),
             ("max_incoming_connections", c.max_incoming_connections),
+            ("max_pending_handshakes", c.max_pending_handshakes),
+            (
+                "max_pending_handshakes_per_source",
+                c.max_pending_handshakes_per_source,
+            ),
+            ("max_exchanges_per_peer", c.max_exchanges_per_peer),
+            ("max_requests_per_connection", c.max_requests_per_connection),
+            ("max_partial_frame_bytes", c.max_partial_frame_bytes),
             ("inbox_capacity", c.inbox_capacity),
             ("worker_threads", c.worker_threads),
         ];

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use quinn::{ReadExactError, RecvStream, SendStream, VarInt};
+use tokio::sync::Semaphore;
 use tokio::time::timeout;
 
 use crate::wire;
@@ -23,6 +24,8 @@ pub(crate) enum FrameError {
     Truncated,
     #[error("frame did not arrive in time")]
     Timeout,
+    #[error("frame of {len} bytes does not fit the budget of frames still arriving")]
+    OverBudget { len: usize },
     #[error("stream reset by the peer with code {0}")]
     Reset(VarInt),
     #[error("stream or connection closed: {0}")]
@@ -44,6 +47,7 @@ impl FrameError {
             FrameError::TooLarge { .. } => Some(wire::STREAM_FRAME_TOO_LARGE),
             FrameError::Empty | FrameError::Truncated => Some(wire::STREAM_MALFORMED),
             FrameError::Timeout => Some(wire::STREAM_TIMEOUT),
+            FrameError::OverBudget { .. } => Some(wire::STREAM_BUSY),
             FrameError::Reset(_) | FrameError::Lost(_) => None,
         }
     }
@@ -52,10 +56,13 @@ impl FrameError {
 /// Reads one frame: waits up to `wait` for it to start and `read_timeout`
 /// for the rest. `Ok(None)` when the stream finished cleanly between
 /// frames. Never allocates more than the announced length, which is at
-/// most `max`.
+/// most `max`. With a `budget`, the announced length is taken from it for
+/// as long as the frame is arriving, and a frame that does not fit is
+/// refused.
 pub(crate) async fn read_frame(
     recv: &mut RecvStream,
     max: usize,
+    budget: Option<&Semaphore>,
     wait: Duration,
     read_timeout: Duration,
 ) -> Result<Option<Vec<u8>>, FrameError> {
@@ -74,6 +81,15 @@ pub(crate) async fn read_frame(
     if len > max {
         return Err(FrameError::TooLarge { len, max });
     }
+    let _reserved = match budget {
+        Some(budget) => Some(
+            u32::try_from(len)
+                .ok()
+                .and_then(|n| budget.try_acquire_many(n).ok())
+                .ok_or(FrameError::OverBudget { len })?,
+        ),
+        None => None,
+    };
     let mut payload = Vec::with_capacity(len.min(64 * 1024));
     let body = async {
         while payload.len() < len {

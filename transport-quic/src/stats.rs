@@ -31,9 +31,13 @@ stats! {
     connections_dialed,
     /// Dials that failed or timed out.
     connect_failures,
-    /// Incoming connections refused before the handshake because
-    /// `max_incoming_connections` were held.
+    /// Incoming connections refused because a limit was reached: pending
+    /// handshakes (in all, or from one source IP address), or
+    /// `max_incoming_connections` established ones.
     connections_refused_busy,
+    /// Incoming connections answered with a QUIC Retry: under handshake
+    /// load, a source must prove its address before it costs any state.
+    handshakes_retried,
     /// Incoming connections whose TLS handshake succeeded.
     connections_accepted,
     /// Incoming connections refused at the handshake (no certificate, one
@@ -47,10 +51,11 @@ stats! {
     streams_opened,
     /// Exchange streams peers opened that were served.
     streams_accepted,
-    /// Streams refused because the concurrency limit was reached.
+    /// Streams refused because a limit was reached: served exchanges in
+    /// all or for one peer, or the byte budget of frames still arriving.
     streams_refused_busy,
     /// Streams reset for a malformed header or frame, a frame over the cap,
-    /// or a read timeout.
+    /// a read timeout, or outliving `stream_lifetime`.
     streams_rejected,
     /// Frames written to peers.
     frames_sent,

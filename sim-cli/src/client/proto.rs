@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// The client protocol version this build speaks. A frame starting with
 /// another byte is answered with [`ProtoError::UnsupportedVersion`].
-pub const PROTO_VERSION: u8 = 4;
+pub const PROTO_VERSION: u8 = 5;
 
 /// The largest frame either side decodes: the QUIC transport's default frame
 /// cap (4 MiB).
@@ -298,9 +298,13 @@ pub struct TransportStatus {
     pub connections_accepted: u64,
     /// Incoming handshakes refused (no or foreign certificate).
     pub handshakes_refused: u64,
-    /// Incoming connections refused because the connection limit was held.
+    /// Incoming connections refused at a limit: pending handshakes (in all
+    /// or from one source), or established connections.
     pub connections_refused_busy: u64,
-    /// Peer streams refused because the exchange limit was held.
+    /// Incoming connections answered with a QUIC Retry under handshake load.
+    pub handshakes_retried: u64,
+    /// Peer streams refused at a limit: exchanges in all or for one peer, or
+    /// the byte budget of frames still arriving.
     pub streams_refused_busy: u64,
     /// Connections refused for a false identity claim or wrong ALPN.
     pub identities_refused: u64,
@@ -330,6 +334,7 @@ impl From<transport_quic::QuicStats> for TransportStatus {
             connections_accepted: s.connections_accepted,
             handshakes_refused: s.handshakes_refused,
             connections_refused_busy: s.connections_refused_busy,
+            handshakes_retried: s.handshakes_retried,
             streams_refused_busy: s.streams_refused_busy,
             identities_refused: s.identities_refused,
             streams_rejected: s.streams_rejected,

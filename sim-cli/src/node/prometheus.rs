@@ -208,13 +208,19 @@ pub(crate) fn render(status: &Status, requests: &RequestMetrics) -> String {
     counter(
         &mut registry,
         "quic_connections_refused_busy",
-        "Incoming QUIC connections refused at the connection limit",
+        "Incoming QUIC connections refused at a limit (pending handshakes, established connections)",
         t.connections_refused_busy,
     );
     counter(
         &mut registry,
+        "quic_handshakes_retried",
+        "Incoming QUIC connections asked to prove their address (Retry) under handshake load",
+        t.handshakes_retried,
+    );
+    counter(
+        &mut registry,
         "quic_streams_refused_busy",
-        "Peer streams refused at the exchange limit",
+        "Peer streams refused at a limit (exchanges in all or per peer, partial-frame bytes)",
         t.streams_refused_busy,
     );
     counter(

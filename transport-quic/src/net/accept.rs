@@ -1,6 +1,7 @@
 //! Accepting connections: the handshake, then who the peer is (a node
 //! proving its id with its hello, or a client).
 
+use super::admission::{Decision, HandshakeSlot};
 use super::*;
 
 impl Shared {
@@ -13,22 +14,43 @@ impl Shared {
                 () = self.stop.cancelled() => break,
             };
             let Some(incoming) = incoming else { break };
-            let Ok(permit) = Arc::clone(&self.connection_permits).try_acquire_owned() else {
-                Counters::add(&self.counters.connections_refused_busy, 1);
-                debug!(node = %self.id, peer_addr = %incoming.remote_address(),
-                    limit = self.config.max_incoming_connections(), "connection limit reached; refusing");
-                incoming.refuse();
-                continue;
-            };
-            let shared = Arc::clone(&self);
-            self.tracker.spawn(async move {
-                shared.handle_incoming(incoming).await;
-                drop(permit);
-            });
+            let remote = incoming.remote_address();
+            let decision = self.admission.decide(
+                remote.ip(),
+                self.is_peer_address(remote),
+                incoming.remote_address_validated(),
+                incoming.may_retry(),
+            );
+            match decision {
+                Decision::Admit(slot) => {
+                    let shared = Arc::clone(&self);
+                    self.tracker.spawn(shared.handle_incoming(incoming, slot));
+                }
+                Decision::Retry => {
+                    Counters::add(&self.counters.handshakes_retried, 1);
+                    if let Err(err) = incoming.retry() {
+                        err.into_incoming().refuse();
+                    }
+                }
+                Decision::Refuse(limit) => {
+                    Counters::add(&self.counters.connections_refused_busy, 1);
+                    debug!(node = %self.id, peer_addr = %remote, limit, "limit reached; refusing a connection");
+                    incoming.refuse();
+                }
+            }
         }
     }
 
-    pub(super) async fn handle_incoming(self: Arc<Self>, incoming: quinn::Incoming) {
+    /// Whether `addr` is where a known peer listens (and so dials from).
+    fn is_peer_address(&self, addr: SocketAddr) -> bool {
+        lock(&self.peers).values().any(|known| *known == addr)
+    }
+
+    pub(super) async fn handle_incoming(
+        self: Arc<Self>,
+        incoming: quinn::Incoming,
+        slot: HandshakeSlot,
+    ) {
         let remote = incoming.remote_address();
         let connecting = match incoming.accept() {
             Ok(connecting) => connecting,
@@ -47,7 +69,7 @@ impl Shared {
         // peer's is queued here yet.
         let handshake = self
             .stop
-            .run_until_cancelled(timeout(self.config.connect_timeout(), connecting));
+            .run_until_cancelled(timeout(self.config.handshake_timeout(), connecting));
         let Some(handshake) = handshake.await else {
             return;
         };
@@ -77,6 +99,14 @@ impl Shared {
                 }
                 return;
             }
+        };
+        drop(slot);
+        let Ok(_permit) = Arc::clone(&self.connection_permits).try_acquire_owned() else {
+            Counters::add(&self.counters.connections_refused_busy, 1);
+            debug!(node = %self.id, peer_addr = %remote,
+                limit = self.config.max_incoming_connections(), "connection limit reached; refusing");
+            conn.close(code(wire::CONN_BUSY), b"too many connections");
+            return;
         };
         Counters::add(&self.counters.connections_accepted, 1);
         let (alpn, chain) = tls::handshake_facts(&conn);

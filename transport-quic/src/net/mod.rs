@@ -35,6 +35,7 @@ use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::wire::{self, StreamHeader};
 
 mod accept;
+mod admission;
 mod link;
 mod serve_client;
 mod stream;
@@ -208,6 +209,12 @@ pub(crate) struct Shared {
     exchanges: Arc<Semaphore>,
     request_permits: Arc<Semaphore>,
     connection_permits: Arc<Semaphore>,
+    /// Pending-handshake slots.
+    admission: Arc<admission::Admission>,
+    /// Each peer's share of `exchanges`.
+    peer_exchanges: Mutex<HashMap<NodeId, Arc<Semaphore>>>,
+    /// Bytes of frames still arriving, in all.
+    frame_budget: Arc<Semaphore>,
     serves_clients: bool,
     requests: Mutex<Option<crossbeam_channel::Sender<ClientRequest>>>,
     pub(crate) counters: Counters,
@@ -239,6 +246,14 @@ impl Shared {
             exchanges: Arc::new(Semaphore::new(parts.config.max_concurrent_exchanges())),
             request_permits: Arc::new(Semaphore::new(parts.config.max_concurrent_requests())),
             connection_permits: Arc::new(Semaphore::new(parts.config.max_incoming_connections())),
+            admission: admission::Admission::new(&parts.config),
+            peer_exchanges: Mutex::new(HashMap::new()),
+            frame_budget: Arc::new(Semaphore::new(
+                parts
+                    .config
+                    .max_partial_frame_bytes()
+                    .min(Semaphore::MAX_PERMITS),
+            )),
             config: parts.config,
             endpoint: parts.endpoint,
             local_addr,

@@ -19,6 +19,7 @@ impl Shared {
             return;
         }
         debug!(node = %self.id, client_addr = %remote, "client connected");
+        let share = Arc::new(Semaphore::new(self.config.max_requests_per_connection()));
         loop {
             let stream = tokio::select! {
                 stream = conn.accept_bi() => stream,
@@ -27,25 +28,31 @@ impl Shared {
             let Ok((mut send, mut recv)) = stream else {
                 break;
             };
-            let Ok(permit) = Arc::clone(&self.request_permits).try_acquire_owned() else {
+            let Ok(held) = Arc::clone(&share).try_acquire_owned() else {
                 Counters::add(&self.counters.requests_refused, 1);
-                debug!(node = %self.id, client_addr = %remote, "request limit reached; refusing a request");
+                debug!(node = %self.id, client_addr = %remote,
+                    limit = self.config.max_requests_per_connection(), "request limit of one connection reached; refusing a request");
                 let _ = send.reset(code(wire::STREAM_BUSY));
                 let _ = recv.stop(code(wire::STREAM_BUSY));
                 continue;
             };
             let shared = Arc::clone(self);
-            self.tracker
-                .spawn(shared.serve_request(remote, send, recv, permit));
+            self.tracker.spawn(async move {
+                shared.serve_request(remote, send, recv).await;
+                drop(held);
+            });
         }
     }
 
+    /// Reads one request, within the read timeout in all, then takes one of
+    /// the node's request slots for it: a client that trickles its
+    /// requests holds only its own connection's streams, never the slots
+    /// other clients need.
     pub(super) async fn serve_request(
         self: Arc<Self>,
         remote: SocketAddr,
         mut send: SendStream,
         mut recv: RecvStream,
-        permit: OwnedSemaphorePermit,
     ) {
         let max = self.config.max_frame_bytes();
         let request_max = self.config.max_incoming_frame_bytes();
@@ -55,7 +62,17 @@ impl Shared {
             let _ = send.reset(code(value));
             let _ = recv.stop(code(value));
         };
-        let body = match read_frame(&mut recv, request_max, read_timeout, read_timeout).await {
+        let read = read_frame(
+            &mut recv,
+            request_max,
+            Some(&self.frame_budget),
+            read_timeout,
+            read_timeout,
+        );
+        let body = match timeout(read_timeout, read)
+            .await
+            .unwrap_or(Err(FrameError::Timeout))
+        {
             Ok(Some(body)) => body,
             Ok(None) => {
                 warn!(node = %self.id, client_addr = %remote, "empty request stream; resetting it");
@@ -64,11 +81,21 @@ impl Shared {
             }
             Err(err) => {
                 if let Some(value) = err.reset_code() {
-                    warn!(node = %self.id, client_addr = %remote, error = %err, "bad request frame; resetting the stream");
+                    if let Some(suppressed) = self
+                        .warnings
+                        .admit(Refusal::Stream, std::time::Instant::now())
+                    {
+                        warn!(node = %self.id, client_addr = %remote, error = %err, suppressed, "bad request frame; resetting the stream");
+                    }
                     refuse(&mut send, &mut recv, value);
                 }
                 return;
             }
+        };
+        let Ok(permit) = Arc::clone(&self.request_permits).try_acquire_owned() else {
+            debug!(node = %self.id, client_addr = %remote, "request limit reached; refusing a request");
+            refuse(&mut send, &mut recv, wire::STREAM_BUSY);
+            return;
         };
         let (tx, rx) = oneshot::channel();
         let request = ClientRequest {

@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// A served exchange's hold on the node-wide limit and on its peer's
+/// quota.
+pub(super) type ServedSlot = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
 impl Shared {
     // ---- one stream ----
 
@@ -10,6 +14,7 @@ impl Shared {
     /// task delivers the peer's. The stream ends when both sides have ended
     /// the exchange (this node with [`StreamCommand::End`], the peer by
     /// finishing), when it goes quiet for `exchange_idle`, or on an error.
+    /// A stream that outlives `stream_lifetime` is reset, however active.
     /// The served-exchange `permit` goes as soon as this node has ended: it
     /// answers nothing more on this stream.
     #[allow(clippy::too_many_arguments)]
@@ -21,9 +26,10 @@ impl Shared {
         mut send: SendStream,
         recv: RecvStream,
         mut rx: mpsc::UnboundedReceiver<StreamCommand>,
-        mut permit: Option<OwnedSemaphorePermit>,
+        mut permit: Option<ServedSlot>,
     ) {
         let activity = Arc::new(Activity::new());
+        let expires = Instant::now() + self.config.stream_lifetime();
         let mut reader = self.tracker.spawn_on(
             Arc::clone(self).read_frames(key.peer, remote, recv, Arc::clone(&activity)),
             &self.runtime,
@@ -77,6 +83,15 @@ impl Shared {
                     if activity.last() + idle <= Instant::now() {
                         break;
                     }
+                },
+                () = tokio::time::sleep_until(expires) => {
+                    Counters::add(&self.counters.streams_rejected, 1);
+                    if let Some(suppressed) = self.warnings.admit(Refusal::Stream, std::time::Instant::now()) {
+                        warn!(node = %self.id, peer = %key.peer, peer_addr = %remote, suppressed,
+                            lifetime_ms = self.config.stream_lifetime().as_millis(), "stream outlived its lifetime; resetting it");
+                    }
+                    reset = Some(wire::STREAM_TIMEOUT);
+                    break;
                 },
                 () = self.stop.cancelled() => break,
             }
@@ -149,7 +164,7 @@ impl Shared {
         let wait = self.config.exchange_idle() + self.config.read_timeout();
         loop {
             let next = tokio::select! {
-                next = read_frame(&mut recv, max, wait, self.config.read_timeout()) => next,
+                next = read_frame(&mut recv, max, Some(&self.frame_budget), wait, self.config.read_timeout()) => next,
                 () = self.stop.cancelled() => {
                     let _ = recv.stop(code(wire::STREAM_SHUTDOWN));
                     return ReaderEnd::Shutdown;
@@ -177,14 +192,20 @@ impl Shared {
                         debug!(node = %self.id, %peer, peer_addr = %remote, error = %err, "stream ended");
                         return ReaderEnd::Lost;
                     };
-                    Counters::add(&self.counters.streams_rejected, 1);
-                    if matches!(err, FrameError::Timeout) {
+                    if matches!(err, FrameError::OverBudget { .. }) {
+                        Counters::add(&self.counters.streams_refused_busy, 1);
+                        debug!(node = %self.id, %peer, peer_addr = %remote, error = %err, "refusing a frame");
+                    } else if matches!(err, FrameError::Timeout) {
+                        Counters::add(&self.counters.streams_rejected, 1);
                         debug!(node = %self.id, %peer, peer_addr = %remote, "stream went quiet without finishing; resetting it");
-                    } else if let Some(suppressed) = self
-                        .warnings
-                        .admit(Refusal::Stream, std::time::Instant::now())
-                    {
-                        warn!(node = %self.id, %peer, peer_addr = %remote, error = %err, suppressed, "bad frame; resetting the stream");
+                    } else {
+                        Counters::add(&self.counters.streams_rejected, 1);
+                        if let Some(suppressed) = self
+                            .warnings
+                            .admit(Refusal::Stream, std::time::Instant::now())
+                        {
+                            warn!(node = %self.id, %peer, peer_addr = %remote, error = %err, suppressed, "bad frame; resetting the stream");
+                        }
                     }
                     let _ = recv.stop(code(reset));
                     return ReaderEnd::Rejected(reset);
@@ -194,18 +215,39 @@ impl Shared {
     }
 
     /// Serves the exchange streams `peer` opens on `conn`, each on a task of
-    /// its own, within the served-exchange limit, until the connection
-    /// closes.
+    /// its own, within the served-exchange limits (in all and for this
+    /// peer), until the connection closes.
     pub(super) async fn accept_streams(self: &Arc<Self>, peer: NodeId, conn: &Connection) {
         let remote = conn.remote_address();
+        let quota = Arc::clone(
+            lock(&self.peer_exchanges)
+                .entry(peer)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.config.max_exchanges_per_peer()))),
+        );
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-            let Ok(permit) = Arc::clone(&self.exchanges).try_acquire_owned() else {
-                Counters::add(&self.counters.streams_refused_busy, 1);
-                debug!(node = %self.id, %peer, peer_addr = %remote,
-                    limit = self.config.max_concurrent_exchanges(), "exchange limit reached; refusing a stream");
-                let _ = send.reset(code(wire::STREAM_BUSY));
-                let _ = recv.stop(code(wire::STREAM_BUSY));
-                continue;
+            let permits = Arc::clone(&quota)
+                .try_acquire_owned()
+                .map_err(|_| {
+                    (
+                        "exchange limit for one peer",
+                        self.config.max_exchanges_per_peer(),
+                    )
+                })
+                .and_then(|own| {
+                    Arc::clone(&self.exchanges)
+                        .try_acquire_owned()
+                        .map(|all| (all, own))
+                        .map_err(|_| ("exchange limit", self.config.max_concurrent_exchanges()))
+                });
+            let permit = match permits {
+                Ok(permit) => permit,
+                Err((what, limit)) => {
+                    Counters::add(&self.counters.streams_refused_busy, 1);
+                    debug!(node = %self.id, %peer, peer_addr = %remote, limit, "{what} reached; refusing a stream");
+                    let _ = send.reset(code(wire::STREAM_BUSY));
+                    let _ = recv.stop(code(wire::STREAM_BUSY));
+                    continue;
+                }
             };
             let shared = Arc::clone(self);
             self.tracker
@@ -219,7 +261,7 @@ impl Shared {
         remote: SocketAddr,
         mut send: SendStream,
         mut recv: RecvStream,
-        permit: OwnedSemaphorePermit,
+        permit: ServedSlot,
     ) {
         let mut bytes = [0u8; wire::STREAM_HEADER_LEN];
         let header = match timeout(self.config.read_timeout(), recv.read_exact(&mut bytes)).await {

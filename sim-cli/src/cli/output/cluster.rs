@@ -416,14 +416,15 @@ pub(crate) fn status_text(status: &Status) -> String {
     let _ = writeln!(
         out,
         "transport   {} dialed ({} failed), {} accepted, {} handshakes and {} identities refused, \
-         {} connections and {} streams refused at their limits, {} streams rejected, {} frames \
-         dropped; {} client requests answered, {} refused",
+         {} connections and {} streams refused at their limits, {} handshakes retried, {} streams \
+         rejected, {} frames dropped; {} client requests answered, {} refused",
         t.connections_dialed,
         t.connect_failures,
         t.connections_accepted,
         t.handshakes_refused,
         t.identities_refused,
         t.connections_refused_busy,
+        t.handshakes_retried,
         t.streams_refused_busy,
         t.streams_rejected,
         t.frames_dropped,
