@@ -25,6 +25,8 @@ pub struct Config {
     pub(crate) tick_interval_ms: u64,
     pub(crate) exchange_timeout_ms: u64,
     pub(crate) max_message_bytes: usize,
+    pub(crate) max_keys: Option<u64>,
+    pub(crate) max_data_bytes: Option<u64>,
     pub(crate) pull_depth: usize,
     pub(crate) max_clock_offset_ms: u64,
     pub(crate) suspect_after_failures: u32,
@@ -48,6 +50,8 @@ impl Config {
                 tick_interval_ms: 1_000,
                 exchange_timeout_ms: 3_000,
                 max_message_bytes: 1 << 20,
+                max_keys: None,
+                max_data_bytes: None,
                 pull_depth: MAX_PULL_DEPTH,
                 max_clock_offset_ms: DEFAULT_MAX_OFFSET_MS,
                 suspect_after_failures: 2,
@@ -89,6 +93,19 @@ impl Config {
     /// The most bytes one encoded message may take.
     pub fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
+    }
+
+    /// The most live keys this node holds before it refuses client writes
+    /// of new keys; `None`: no limit.
+    pub fn max_keys(&self) -> Option<u64> {
+        self.max_keys
+    }
+
+    /// The most key and value bytes (tombstones' keys included) this node
+    /// holds before it refuses client writes that would add more; `None`:
+    /// no limit.
+    pub fn max_data_bytes(&self) -> Option<u64> {
+        self.max_data_bytes
     }
 
     /// Exchanges kept open with a peer whose last delta was cut to the
@@ -161,6 +178,26 @@ impl ConfigBuilder {
     /// The most bytes one encoded message may take (default 1 MiB).
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.config.max_message_bytes = bytes;
+        self
+    }
+
+    /// A quota on live keys (default none): past it, client writes of new
+    /// keys are refused with [`WriteError::StoreFull`](crate::WriteError::StoreFull);
+    /// overwrites and deletes still go through. Entries from peers are
+    /// taken whatever the quota: they were accepted elsewhere, and
+    /// refusing them would split the cluster.
+    pub fn max_keys(mut self, keys: Option<u64>) -> Self {
+        self.config.max_keys = keys;
+        self
+    }
+
+    /// A quota on the bytes of keys and values held (default none): past
+    /// it, client writes that would add bytes are refused with
+    /// [`WriteError::StoreFull`](crate::WriteError::StoreFull); writes that
+    /// shrink the data and deletes still go through. Entries from peers are
+    /// taken whatever the quota, as with [`max_keys`](Self::max_keys).
+    pub fn max_data_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.config.max_data_bytes = bytes;
         self
     }
 

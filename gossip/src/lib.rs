@@ -97,8 +97,8 @@ pub use message::{
 };
 pub use metrics::{Metrics, Traffic};
 pub use node::{
-    Change, ClockStatus, Event, ExchangeEnd, MessageError, MessageLimits, Node, StoreMap, Transmit,
-    WriteError, origin_member, vector_hash, writer_origin,
+    Change, ClockStatus, Event, ExchangeEnd, MessageError, MessageLimits, Node, Quota, StoreMap,
+    Transmit, WriteError, origin_member, vector_hash, writer_origin,
 };
 pub use persist::{Persist, PersistError};
 pub use transport::{Incoming, Transport, TransportError};

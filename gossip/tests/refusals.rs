@@ -16,8 +16,8 @@ mod common;
 
 use common::member;
 use gossip::{
-    Ack, Config, Digest, Event, Message, MessageError, Node, StoreDelta, Syn, SynAck, WriteError,
-    codec, writer_origin,
+    Ack, Config, Digest, Event, Message, MessageError, Node, Quota, StoreDelta, Syn, SynAck,
+    WriteError, codec, writer_origin,
 };
 use lww_crdt::{ClockError, Entry, Hlc, NodeId, Stamp};
 
@@ -242,4 +242,47 @@ fn a_node_whose_clock_is_used_up_refuses_writes() {
         Err(WriteError::ClockExhausted { last: Hlc::MAX })
     );
     assert_eq!(node.get("k"), Some("old"));
+}
+
+/// Quotas count what the node holds, its saved state included; a full
+/// node refuses writes that add keys or bytes, changes nothing doing so,
+/// and still takes deletes and writes that shrink the data.
+#[test]
+fn a_full_node_refuses_new_data_but_takes_deletes_and_shrinking_writes() {
+    let mut saved = gossip::StoreMap::new();
+    saved.put(
+        "a".to_owned(),
+        "0123456789".to_owned(),
+        Stamp::new(Hlc::new(NOW - 1_000, 0), NodeId::new(1)),
+    );
+    let config = Config::builder(NodeId::new(0))
+        .max_keys(Some(3))
+        .max_data_bytes(Some(40))
+        .build()
+        .unwrap();
+    let mut node = Node::with_state(config, saved, [member(1)]);
+    node.put("b".into(), "x".repeat(20), NOW).unwrap();
+    let before = snapshot(&node);
+    assert_eq!(
+        node.put("c".into(), "x".repeat(8), NOW),
+        Err(WriteError::StoreFull {
+            quota: Quota::DataBytes,
+            held: 32,
+            max: 40
+        })
+    );
+    assert_eq!(snapshot(&node), before);
+    node.put("c".into(), "x".repeat(7), NOW).unwrap();
+    assert_eq!(
+        node.put("d".into(), String::new(), NOW),
+        Err(WriteError::StoreFull {
+            quota: Quota::Keys,
+            held: 3,
+            max: 3
+        })
+    );
+    node.put("b".into(), "y".into(), NOW).unwrap();
+    node.delete("a".into(), NOW).unwrap();
+    node.put("d".into(), "z".into(), NOW).unwrap();
+    assert_eq!(node.map().len(), 3);
 }

@@ -97,7 +97,7 @@ pub use clock::{
 pub use delta::{Budget, DELTA_FRAME_LEN, Delta, InvalidState};
 pub use entry::{EncodedLen, Entry, Stamp};
 pub use id::NodeId;
-pub use map::{Applied, ApplyReport, LwwMap};
+pub use map::{Applied, ApplyReport, LwwMap, Weigher};
 pub use replica::Replica;
 pub use version_vector::VersionVector;
 

@@ -213,7 +213,14 @@ pub struct LwwMap<K, V> {
     /// The join of every frontier tombstones were purged at: an entry at or
     /// below it for a key this map does not hold lost to a purged tombstone.
     pub(crate) purged: VersionVector,
+    /// What [`weight`](Self::weight) sums, if the owner asked for it.
+    weigher: Option<Weigher<K, V>>,
+    weight: u64,
 }
+
+/// How much one key and its entry weigh, for [`LwwMap::weigh_with`]: bytes
+/// held, say.
+pub type Weigher<K, V> = fn(&K, &Entry<V>) -> u64;
 
 impl<K, V> Default for LwwMap<K, V> {
     fn default() -> Self {
@@ -226,6 +233,8 @@ impl<K, V> Default for LwwMap<K, V> {
             tombstones: BTreeSet::new(),
             version_vector: VersionVector::new(),
             purged: VersionVector::new(),
+            weigher: None,
+            weight: 0,
         }
     }
 }
@@ -234,6 +243,25 @@ impl<K, V> LwwMap<K, V> {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps the sum of `weigher` over every entry (tombstones included),
+    /// from now on, as entries come and go: what a quota on the bytes a map
+    /// holds needs, at the cost of one call per change. Weighs the entries
+    /// held now once.
+    pub fn weigh_with(&mut self, weigher: Weigher<K, V>) {
+        self.weight = self
+            .slots
+            .iter()
+            .map(|slot| weigher(&slot.key, &slot.entry))
+            .sum();
+        self.weigher = Some(weigher);
+    }
+
+    /// The sum kept since [`weigh_with`](Self::weigh_with); `None` if it was
+    /// never called.
+    pub fn weight(&self) -> Option<u64> {
+        self.weigher.map(|_| self.weight)
     }
 
     /// Live keys (tombstones not counted).
@@ -498,6 +526,10 @@ where
                     return Applied::Unchanged;
                 }
                 let old = std::mem::replace(&mut slot.entry, entry.into_owned());
+                if let Some(weigh) = self.weigher {
+                    self.weight =
+                        self.weight - weigh(&slot.key, &old) + weigh(&slot.key, &slot.entry);
+                }
                 let new_stamp = slot.entry.stamp;
                 let new_is_tombstone = slot.entry.is_tombstone();
                 self.unindex(old.stamp, old.is_tombstone(), index);
@@ -512,6 +544,9 @@ where
                         probe_hash(bucket.hash)
                     });
                 self.index(entry.stamp, entry.is_tombstone(), position);
+                if let Some(weigh) = self.weigher {
+                    self.weight += weigh(&key, &entry);
+                }
                 self.slots.push(Slot {
                     key: key.into_owned(),
                     entry: entry.into_owned(),
@@ -557,6 +592,9 @@ where
             found.remove();
         }
         let removed = self.slots.swap_remove(index as usize);
+        if let Some(weigh) = self.weigher {
+            self.weight -= weigh(&removed.key, &removed.entry);
+        }
         self.unindex(removed.entry.stamp, removed.entry.is_tombstone(), index);
         let last = self.slots.len() as u32;
         if index == last {
@@ -649,6 +687,37 @@ mod tests {
             map.insert(key.to_owned(), entry);
         }
         map
+    }
+
+    #[expect(clippy::ptr_arg, reason = "a Weigher of String keys takes &String")]
+    fn bytes(key: &String, entry: &Entry<String>) -> u64 {
+        (key.len() + entry.value.as_ref().map_or(0, String::len)) as u64
+    }
+
+    fn recount(map: &LwwMap<String, String>) -> u64 {
+        map.entries().map(|(key, entry)| bytes(key, entry)).sum()
+    }
+
+    #[test]
+    fn the_weight_follows_every_change() {
+        let mut m = map(&[("a", Some("12345"), 1, 1), ("bb", None, 1, 2)]);
+        assert_eq!(m.weight(), None);
+        m.weigh_with(bytes);
+        assert_eq!(m.weight(), Some(1 + 5 + 2));
+        m.put("a".into(), "1".into(), stamp(2, 1));
+        m.put("ccc".into(), "1234".into(), stamp(2, 2));
+        m.put("ccc".into(), "older".into(), stamp(1, 2));
+        assert_eq!(m.weight(), Some(recount(&m)));
+        m.delete("ccc".into(), stamp(3, 2));
+        m.merge(&map(&[
+            ("d", Some("xy"), 5, 3),
+            ("a", Some("long value"), 6, 3),
+        ]));
+        assert_eq!(m.weight(), Some(recount(&m)));
+        let stable = m.version_vector().clone();
+        assert_eq!(m.purge_tombstones(&stable), 2);
+        assert_eq!(m.weight(), Some(recount(&m)));
+        assert_eq!(m.weight(), Some(1 + 10 + 1 + 2));
     }
 
     #[test]

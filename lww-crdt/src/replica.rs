@@ -99,6 +99,12 @@ where
         &self.map
     }
 
+    /// Keeps the map's [`weight`](LwwMap::weight) by `weigher` from now on
+    /// (see [`LwwMap::weigh_with`]).
+    pub fn weigh_with(&mut self, weigher: crate::Weigher<K, V>) {
+        self.map.weigh_with(weigher);
+    }
+
     /// Gives up the map.
     pub fn into_map(self) -> LwwMap<K, V> {
         self.map

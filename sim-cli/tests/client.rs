@@ -275,3 +275,45 @@ fn status_shows_a_write_no_peer_holds_until_one_does() {
     one.stop().unwrap();
     zero.stop().unwrap();
 }
+
+/// A node at its quota refuses writes that add keys or bytes, saying which
+/// quota and flag, over the client and the CLI; deletes and shrinking
+/// overwrites still go through.
+#[test]
+fn a_full_node_refuses_new_data_and_names_its_quota() {
+    let dir = TempDir::new("client-quota");
+    let certs = certs(&dir, "c", "0");
+    let mut node_config = config(&certs, 0, vec![]);
+    node_config.max_keys = Some(2);
+    node_config.max_data_bytes = Some(100);
+    let node = InProcess::start(node_config.clone());
+    let client = connect(&certs, &node_config);
+    assert!(eventually(LIMIT, || client.put("a", "1").is_ok()));
+    client.put("b", &"x".repeat(90)).unwrap();
+    assert!(matches!(
+        client.put("c", "1"),
+        Err(ClientError::Refused(ProtoError::StoreFull {
+            held: 2,
+            max: 2,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        client.put("a", &"y".repeat(10)),
+        Err(ClientError::Refused(ProtoError::StoreFull {
+            held: 93,
+            max: 100,
+            ..
+        }))
+    ));
+    let refused = cli("put", &["c", "1"], &node_config.listen.to_string(), &certs);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("--max-keys"), "{message}");
+    client.put("b", "short").unwrap();
+    client.delete("a").unwrap();
+    client.put("c", "1").unwrap();
+    assert!(client.get("a").unwrap().is_none_or(|entry| entry.value.is_none()));
+    client.close();
+    node.stop().unwrap();
+}

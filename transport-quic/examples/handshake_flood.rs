@@ -52,7 +52,8 @@ fn main() {
         let due = u64::try_from(started.elapsed().as_millis()).unwrap() * u64::from(rate) / 1000;
         while sent < due {
             let _guard = runtime.enter();
-            match endpoint.connect_with(config.clone(), relay, &node_name(lww_crdt::NodeId::new(1))) {
+            match endpoint.connect_with(config.clone(), relay, &node_name(lww_crdt::NodeId::new(1)))
+            {
                 Ok(connecting) => held.push(connecting),
                 Err(err) => eprintln!("connect: {err}"),
             }

@@ -159,6 +159,31 @@ pub enum MessageError {
     FromSelf(NodeId),
 }
 
+/// What a node's quotas count ([`WriteError::StoreFull`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quota {
+    /// Live keys ([`ConfigBuilder::max_keys`](crate::ConfigBuilder::max_keys)).
+    Keys,
+    /// Bytes of keys and values ([`ConfigBuilder::max_data_bytes`](
+    /// crate::ConfigBuilder::max_data_bytes)).
+    DataBytes,
+}
+
+impl std::fmt::Display for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Quota::Keys => "keys",
+            Quota::DataBytes => "bytes of data",
+        })
+    }
+}
+
+/// The bytes a key and its entry hold, for the data quota.
+#[expect(clippy::ptr_arg, reason = "a Weigher of String keys takes &String")]
+fn data_bytes(key: &String, entry: &lww_crdt::Entry<String>) -> u64 {
+    (key.len() + entry.value.as_ref().map_or(0, String::len)) as u64
+}
+
 /// Why a client write was refused. Nothing was written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
@@ -179,6 +204,19 @@ pub enum WriteError {
          is not yet measured against theirs"
     )]
     NotJoined,
+    /// The node holds as much as its quota allows: the write would add a
+    /// key past [`Config::max_keys`](crate::Config::max_keys) or bytes past
+    /// [`Config::max_data_bytes`](crate::Config::max_data_bytes). Deletes
+    /// still go through.
+    #[error("this node is full: it holds {held} {quota}, its quota is {max}")]
+    StoreFull {
+        /// What is full.
+        quota: Quota,
+        /// How much the node holds.
+        held: u64,
+        /// The quota.
+        max: u64,
+    },
     /// The node is shutting down ([`Node::start_draining`]): a write taken
     /// now might not reach any peer before it stops.
     #[error("this node is shutting down and takes no more writes")]
@@ -361,7 +399,10 @@ impl Node {
         let origin = writer_origin(config.id, config.incarnation);
         // The node's own saved state (or an empty map): resumed unchecked,
         // since its clock is not set before the first call.
-        let replica = Replica::resume(origin, clock, map);
+        let mut replica = Replica::resume(origin, clock, map);
+        if config.max_data_bytes.is_some() {
+            replica.weigh_with(data_bytes);
+        }
         let me = Member {
             id: config.id,
             address: config.address.clone(),
@@ -495,6 +536,7 @@ impl Node {
     /// [`WriteError::ClockOutOfRange`] while its clock is.
     pub fn put(&mut self, key: String, value: String, now_ms: u64) -> Result<Stamp, WriteError> {
         self.check_writable(key.encoded_len() + value.encoded_len())?;
+        self.check_quota(&key, &value)?;
         self.time.set(now_ms);
         self.vector_hash = None;
         let written = self.changes.is_some().then(|| key.clone());
@@ -737,6 +779,37 @@ impl Node {
         let len = entry_len + 2 * 9 + 1;
         if len > max {
             return Err(WriteError::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    /// Whether the quotas leave room for writing `value` to `key`.
+    fn check_quota(&self, key: &str, value: &str) -> Result<(), WriteError> {
+        let map = self.replica.map();
+        let held = map.get_entry(key);
+        if let Some(max) = self.config.max_keys {
+            let keys = map.len() as u64;
+            let adds_a_key = held.is_none_or(|entry| entry.is_tombstone());
+            if adds_a_key && keys >= max {
+                return Err(WriteError::StoreFull {
+                    quota: Quota::Keys,
+                    held: keys,
+                    max,
+                });
+            }
+        }
+        if let (Some(max), Some(bytes)) = (self.config.max_data_bytes, map.weight()) {
+            let before = held.map_or(0, |entry| {
+                (key.len() + entry.value.as_ref().map_or(0, String::len)) as u64
+            });
+            let after = (key.len() + value.len()) as u64;
+            if after > before && bytes - before + after > max {
+                return Err(WriteError::StoreFull {
+                    quota: Quota::DataBytes,
+                    held: bytes,
+                    max,
+                });
+            }
         }
         Ok(())
     }

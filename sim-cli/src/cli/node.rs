@@ -47,6 +47,15 @@ pub(crate) struct NodeArgs {
     /// frame cap).
     #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
     pub(crate) max_message_bytes: usize,
+    /// The most live keys the node holds before it refuses client writes of
+    /// new keys (deletes and overwrites still go through; entries from
+    /// peers are always taken); 0: no limit.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub(crate) max_keys: u64,
+    /// The most bytes of keys and values the node holds before it refuses
+    /// client writes that would add more; 0: no limit.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub(crate) max_data_bytes: u64,
     /// Exchanges kept open, without waiting for the interval, with a peer
     /// whose last message was cut to --max-message-bytes: how fast a
     /// node far behind catches up (0 to 3; 0 keeps catch-up at one message
@@ -115,6 +124,8 @@ impl NodeArgs {
             fanout: usize::try_from(self.fanout).unwrap_or(usize::MAX),
             exchange_timeout_ms: self.exchange_timeout_ms,
             max_message_bytes: self.max_message_bytes,
+            max_keys: Some(self.max_keys).filter(|&n| n > 0),
+            max_data_bytes: Some(self.max_data_bytes).filter(|&n| n > 0),
             pull_depth: self.pull_depth,
             incarnation: self.incarnation,
             drain_ms: self.drain_ms,

@@ -186,6 +186,21 @@ pub enum ProtoError {
         /// The clock's last timestamp.
         last: Hlc,
     },
+    /// The node holds as much as its quota allows; the write was not taken.
+    #[error(
+        "the node is full: it holds {held} {what}, its quota (--{flag}) is {max}; the write \
+         was not taken: delete keys, or raise the quota"
+    )]
+    StoreFull {
+        /// What is full: "keys" or "bytes of data".
+        what: String,
+        /// The node flag that sets the quota.
+        flag: String,
+        /// How much the node holds.
+        held: u64,
+        /// The quota.
+        max: u64,
+    },
     /// A listing's limit is out of range.
     #[error("limit {limit} is out of range: give 1 to {max}")]
     BadLimit {

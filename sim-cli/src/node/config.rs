@@ -40,6 +40,11 @@ pub struct NodeConfig {
     pub exchange_timeout_ms: u64,
     /// The largest gossip message in bytes (`--max-message-bytes`).
     pub max_message_bytes: usize,
+    /// The quota on live keys (`--max-keys`); `None`: no limit.
+    pub max_keys: Option<u64>,
+    /// The quota on bytes of keys and values (`--max-data-bytes`); `None`:
+    /// no limit.
+    pub max_data_bytes: Option<u64>,
     /// Exchanges kept open with a peer whose last message was cut to size
     /// (`--pull-depth`).
     pub pull_depth: usize,
@@ -114,6 +119,8 @@ impl NodeConfig {
             fanout: 3,
             exchange_timeout_ms: 1_000,
             max_message_bytes: 1 << 20,
+            max_keys: Some(10_000_000),
+            max_data_bytes: Some(1 << 30),
             pull_depth: gossip::MAX_PULL_DEPTH,
             incarnation: None,
             drain_ms: 1_000,

@@ -190,6 +190,7 @@ impl From<WriteError> for ApiError {
         let (status, code) = match &err {
             WriteError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             WriteError::NotJoined => (StatusCode::SERVICE_UNAVAILABLE, "not_joined"),
+            WriteError::StoreFull { .. } => (StatusCode::INSUFFICIENT_STORAGE, "store_full"),
             WriteError::Draining => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             WriteError::ClockOutOfRange { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "clock_out_of_range")

@@ -250,6 +250,8 @@ where
         .tick_interval_ms(config.interval_ms)
         .exchange_timeout_ms(config.exchange_timeout_ms)
         .max_message_bytes(config.max_message_bytes)
+        .max_keys(config.max_keys)
+        .max_data_bytes(config.max_data_bytes)
         .pull_depth(config.pull_depth)
         .join_before_writing(true)
         // A member restarted on its data directory is known to the members

@@ -199,6 +199,16 @@ fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
             max: max as u64,
         }),
         Err(WriteError::NotJoined) => Response::Error(ProtoError::NotJoined),
+        Err(WriteError::StoreFull { quota, held, max }) => Response::Error(ProtoError::StoreFull {
+            what: quota.to_string(),
+            flag: match quota {
+                gossip::Quota::Keys => "max-keys",
+                gossip::Quota::DataBytes => "max-data-bytes",
+            }
+            .to_owned(),
+            held,
+            max,
+        }),
         Err(WriteError::Draining) => Response::Error(ProtoError::ShuttingDown),
         Err(WriteError::ClockOutOfRange {
             peers_beyond,
