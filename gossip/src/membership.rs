@@ -4,7 +4,7 @@
 //! thousands of members: a sorted list of ids, plus addresses and health only
 //! for the members that have them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lww_crdt::NodeId;
@@ -83,6 +83,9 @@ pub(crate) struct Membership {
     ids: Arc<Vec<NodeId>>,
     /// Addresses of the peers that have one.
     addresses: HashMap<NodeId, String>,
+    /// The peers whose address is the one they stated themselves; any
+    /// other address was heard from a third member.
+    stated: HashSet<NodeId>,
     /// Health of the peers heard from or failed at least once; the rest are
     /// alive and never heard from.
     health: HashMap<NodeId, Health>,
@@ -98,6 +101,7 @@ impl Membership {
             me,
             ids: Arc::new(Vec::new()),
             addresses: HashMap::new(),
+            stated: HashSet::new(),
             health: HashMap::new(),
             hash,
             suspect_after,
@@ -135,6 +139,7 @@ impl Membership {
         self.hash = shared.hash ^ own ^ if listed { member_hash(me, "") } else { 0 };
         self.ids = Arc::clone(&shared.ids);
         self.addresses.clear();
+        self.stated.clear();
         self.health.clear();
     }
 
@@ -178,8 +183,39 @@ impl Membership {
         members
     }
 
-    /// Learns a member; returns whether it was new. A known member's address
-    /// is filled in if it had none.
+    /// Learns a member from what the member itself said: its address, if
+    /// it gave one, replaces whatever address was heard from others (any
+    /// member could have planted that one), and a later statement replaces
+    /// it again (the member moved). Returns whether the member was new.
+    pub(crate) fn state(&mut self, member: Member) -> bool {
+        if member.id == self.me.id {
+            return false;
+        }
+        if member.address.is_empty() || !self.contains(member.id) {
+            let new = self.add(member.clone());
+            if !member.address.is_empty() {
+                self.stated.insert(member.id);
+            }
+            return new;
+        }
+        let old = self.addresses.get(&member.id).map_or("", String::as_str);
+        if old != member.address {
+            self.hash ^= member_hash(member.id, old) ^ member_hash(member.id, &member.address);
+            self.addresses.insert(member.id, member.address);
+        }
+        self.stated.insert(member.id);
+        false
+    }
+
+    /// Whether `id`'s address is the one it stated itself.
+    pub(crate) fn address_is_stated(&self, id: NodeId) -> bool {
+        self.stated.contains(&id)
+    }
+
+    /// Learns a member heard of from a third member or from outside the
+    /// protocol; returns whether it was new. A known member's address is
+    /// filled in if it had none, and never replaced: only the member itself
+    /// can change it ([`state`](Self::state)).
     pub(crate) fn add(&mut self, member: Member) -> bool {
         if member.id == self.me.id {
             return false;
@@ -459,6 +495,29 @@ mod tests {
         }
         assert!(a.add(member(9)));
         assert_eq!(shared.len(), 5, "learning must not change the shared list");
+    }
+
+    #[test]
+    fn an_address_a_member_states_beats_one_heard_from_others() {
+        let mut a = Membership::new(member(0), 2, 4);
+        let at = |address: &str| Member {
+            id: NodeId::new(1),
+            address: address.into(),
+        };
+        assert!(a.add(at("10.6.6.6:7000")));
+        assert!(!a.add(at("10.0.0.1:7000")), "hearsay never replaces");
+        assert_eq!(a.members()[1].address, "10.6.6.6:7000");
+        assert!(!a.address_is_stated(NodeId::new(1)));
+        assert!(!a.state(at("10.0.0.1:7000")));
+        assert_eq!(a.members()[1].address, "10.0.0.1:7000");
+        assert!(a.address_is_stated(NodeId::new(1)));
+        assert!(!a.add(at("10.6.6.6:7000")), "nor a planted one later");
+        assert_eq!(a.members()[1].address, "10.0.0.1:7000");
+        let mut b = Membership::new(member(0), 2, 4);
+        b.add(at("10.0.0.1:7000"));
+        assert_eq!(a.hash(), b.hash());
+        assert!(!a.state(at("10.0.0.2:7000")), "a member may move");
+        assert_eq!(a.members()[1].address, "10.0.0.2:7000");
     }
 
     #[test]

@@ -250,3 +250,32 @@ fn a_member_that_joins_later_learns_who_left() {
         assert_eq!(net.nodes[i].members(), net.nodes[2].members(), "node {i}");
     }
 }
+
+/// Node 2 plants a false address for node 1, known to node 0 without one;
+/// once node 1 itself speaks to node 0, its own address replaces the
+/// planted one, and further hearsay does not bring it back.
+#[test]
+fn an_address_a_member_states_replaces_one_planted_by_another() {
+    let planted = Member {
+        id: NodeId::new(1),
+        address: "10.6.6.6:7000".into(),
+    };
+    let mut zero = node(0, &[]);
+    zero.add_member(Member {
+        id: NodeId::new(1),
+        address: String::new(),
+    });
+    zero.add_member(planted.clone());
+    assert_eq!(zero.peers()[0].member, planted);
+    let mut net = Net::new(vec![zero, node(1, &[0])]);
+    net.tick(1, 1_000);
+    net.pump(1_000);
+    let one = net.nodes[0]
+        .peers()
+        .into_iter()
+        .find(|peer| peer.member.id == NodeId::new(1))
+        .unwrap();
+    assert_eq!(one.member, addressed(1), "the planted address stuck");
+    assert!(!net.nodes[0].add_member(planted));
+    assert_eq!(net.nodes[0].members(), net.nodes[1].members());
+}

@@ -313,7 +313,12 @@ fn a_full_node_refuses_new_data_and_names_its_quota() {
     client.put("b", "short").unwrap();
     client.delete("a").unwrap();
     client.put("c", "1").unwrap();
-    assert!(client.get("a").unwrap().is_none_or(|entry| entry.value.is_none()));
+    assert!(
+        client
+            .get("a")
+            .unwrap()
+            .is_none_or(|entry| entry.value.is_none())
+    );
     client.close();
     node.stop().unwrap();
 }

@@ -344,7 +344,7 @@ impl Node {
         let unmoved = self.vector_hash() == open.syn_hash;
         let held = self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
         let unmoved = unmoved && held_from_others(self) == others_before;
-        self.learn_members(syn_ack.members);
+        self.learn_members(from, syn_ack.members);
         // A `Behind` view is a floor on the responder's vector only if this
         // node's vector did not move since its `Syn` (see below).
         let mut view_is_floor = true;
@@ -486,7 +486,7 @@ impl Node {
         // `SynAck` with a matching hash the exchange is already over here,
         // and the initiator's list (its own address among it) came only
         // this way.
-        self.learn_members(ack.members.take());
+        self.learn_members(from, ack.members.take());
         let answered = ack
             .from_initiator
             .then(|| self.answered.remove(&(from, ack.exchange)))

@@ -867,10 +867,16 @@ impl Node {
         }
     }
 
-    fn learn_members(&mut self, list: Option<MemberList>) {
+    /// Learns the member list `from` sent: its own entry is what it states
+    /// about itself, the rest is hearsay.
+    fn learn_members(&mut self, from: NodeId, list: Option<MemberList>) {
         let Some(list) = list else { return };
         for member in list.members {
-            self.add_member(member);
+            if member.id != from {
+                self.add_member(member);
+            } else if self.members.state(member.clone()) {
+                self.events.push_back(Event::MemberJoined(member));
+            }
         }
         for departure in list.left {
             if self.members.leave(departure.id, departure.incarnation) {
