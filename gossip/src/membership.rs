@@ -208,6 +208,7 @@ impl Membership {
     }
 
     /// Whether `id`'s address is the one it stated itself.
+    #[cfg(test)]
     pub(crate) fn address_is_stated(&self, id: NodeId) -> bool {
         self.stated.contains(&id)
     }

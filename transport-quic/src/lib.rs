@@ -110,6 +110,7 @@
 pub mod certs;
 mod client;
 mod config;
+mod dns;
 mod drive;
 mod frame;
 mod net;

@@ -2,7 +2,7 @@
 //! its builder, and [`QuicHandle`] for whoever else needs to reach it.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +61,14 @@ pub enum AddressError {
 /// # Errors
 /// [`AddressError`].
 pub fn resolve_member(member: &Member) -> Result<SocketAddr, AddressError> {
+    resolve_member_with(member, crate::dns::system)
+}
+
+/// [`resolve_member`] with a host-name `lookup` of the caller's.
+fn resolve_member_with(
+    member: &Member,
+    lookup: impl FnOnce(&str) -> std::io::Result<SocketAddr>,
+) -> Result<SocketAddr, AddressError> {
     let address = member.address.trim();
     if address.is_empty() {
         return Err(AddressError::Empty(member.id));
@@ -68,21 +76,11 @@ pub fn resolve_member(member: &Member) -> Result<SocketAddr, AddressError> {
     if let Ok(addr) = address.parse() {
         return Ok(addr);
     }
-    let resolve = |source| AddressError::Resolve {
+    lookup(address).map_err(|source| AddressError::Resolve {
         id: member.id,
         address: address.to_owned(),
         source,
-    };
-    address
-        .to_socket_addrs()
-        .map_err(resolve)?
-        .next()
-        .ok_or_else(|| {
-            resolve(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no addresses",
-            ))
-        })
+    })
 }
 
 /// Builds a [`QuicTransport`]; see [`QuicTransport::builder`].
@@ -514,15 +512,24 @@ impl QuicHandle {
 
     /// Feeds every member's address (skipping this node), for instance from
     /// `NodeHandle::with_node(|node| node.members())`. Returns the members
-    /// whose address could not be used; the others are in the table.
+    /// whose address could not be used; the others are in the table. Host
+    /// names are looked up at most once a minute (a failed lookup is tried
+    /// again after 5 s), so calling this every interval costs no DNS
+    /// queries in between.
     pub fn sync_members<'a>(
         &self,
         members: impl IntoIterator<Item = &'a Member>,
     ) -> Vec<AddressError> {
+        let now = std::time::Instant::now();
+        let lookup = |address: &str| self.shared.dns.resolve(address, now);
         members
             .into_iter()
             .filter(|member| member.id != self.shared.id)
-            .filter_map(|member| self.add_member(member).err())
+            .filter_map(|member| {
+                resolve_member_with(member, lookup)
+                    .map(|addr| self.add_peer(member.id, addr))
+                    .err()
+            })
             .collect()
     }
 

@@ -215,6 +215,8 @@ pub(crate) struct Shared {
     peer_exchanges: Mutex<HashMap<NodeId, Arc<Semaphore>>>,
     /// Bytes of frames still arriving, in all.
     frame_budget: Arc<Semaphore>,
+    /// Members' host names, resolved.
+    pub(crate) dns: crate::dns::DnsCache,
     serves_clients: bool,
     requests: Mutex<Option<crossbeam_channel::Sender<ClientRequest>>>,
     pub(crate) counters: Counters,
@@ -248,6 +250,7 @@ impl Shared {
             connection_permits: Arc::new(Semaphore::new(parts.config.max_incoming_connections())),
             admission: admission::Admission::new(&parts.config),
             peer_exchanges: Mutex::new(HashMap::new()),
+            dns: crate::dns::DnsCache::new(crate::dns::system),
             frame_budget: Arc::new(Semaphore::new(
                 parts
                     .config
