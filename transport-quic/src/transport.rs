@@ -14,6 +14,7 @@ use crate::certs::{CaCert, Identity};
 use crate::client::RequestReceiver;
 use crate::config::{QuicConfig, transport_config};
 use crate::net::{DiscoverError, Shared, SharedParts};
+use crate::revoked::DenyList;
 use crate::stats::QuicStats;
 use crate::tls::{self, TlsError};
 
@@ -95,6 +96,7 @@ pub struct QuicTransportBuilder {
     config: QuicConfig,
     runtime: Option<tokio::runtime::Handle>,
     serve_clients: bool,
+    revoked: DenyList,
 }
 
 impl QuicTransportBuilder {
@@ -138,6 +140,18 @@ impl QuicTransportBuilder {
         self
     }
 
+    /// Refuses, during the TLS handshake, every certificate whose serial
+    /// `revoked` holds: clients' and peers' connecting to this node, and a
+    /// peer's when this node dials it (default: an empty list). The list is
+    /// shared: [`DenyList::replace`] on any clone takes effect for the
+    /// handshakes that follow, without a restart. Such refusals are counted
+    /// by [`DenyList::refused`], and, on the accepting side, in
+    /// [`QuicStats::handshakes_refused`] too.
+    pub fn revoked(mut self, revoked: DenyList) -> Self {
+        self.revoked = revoked;
+        self
+    }
+
     /// Binds the endpoint and starts accepting.
     ///
     /// # Errors
@@ -157,18 +171,22 @@ impl QuicTransportBuilder {
         // Per-connection stream credit a little above the global limit, so
         // that excess streams reach the limit and are refused explicitly
         // rather than waiting for credit.
-        let mut server = tls::quinn_server(tls::server_config(
+        let mut server = tls::quinn_server(tls::server_config_with_revoked(
             &self.identity,
             &self.ca,
             self.serve_clients,
+            &self.revoked,
         )?)?;
         server.transport_config(Arc::new(transport_config(
             &config,
             served.saturating_add(16),
             1,
         )));
-        let mut peer_client =
-            tls::quinn_client(tls::peer_client_config(&self.identity, &self.ca)?)?;
+        let mut peer_client = tls::quinn_client(tls::peer_client_config_with_revoked(
+            &self.identity,
+            &self.ca,
+            &self.revoked,
+        )?)?;
         // A link carries exchange streams both ways, whichever side dialed.
         peer_client.transport_config(Arc::new(transport_config(
             &config,
@@ -287,6 +305,7 @@ impl QuicTransport {
             config: QuicConfig::default(),
             runtime: None,
             serve_clients: false,
+            revoked: DenyList::new(),
         }
     }
 

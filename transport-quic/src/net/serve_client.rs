@@ -10,15 +10,15 @@ impl Shared {
         leaf: CertificateDer<'static>,
     ) {
         let remote = conn.remote_address();
-        if !tls::proves_client(&leaf) {
+        let Some(client) = tls::client_identity(&leaf) else {
             self.refuse(
                 &conn,
                 wire::CONN_ROLE_REFUSED,
                 "a node certificate on the client protocol",
             );
             return;
-        }
-        debug!(node = %self.id, client_addr = %remote, "client connected");
+        };
+        debug!(node = %self.id, client_addr = %remote, client = %client, "client connected");
         loop {
             let stream = tokio::select! {
                 stream = conn.accept_bi() => stream,
@@ -36,13 +36,14 @@ impl Shared {
             };
             let shared = Arc::clone(self);
             self.tracker
-                .spawn(shared.serve_request(remote, send, recv, permit));
+                .spawn(shared.serve_request(remote, client.clone(), send, recv, permit));
         }
     }
 
     pub(super) async fn serve_request(
         self: Arc<Self>,
         remote: SocketAddr,
+        client: crate::certs::ClientIdentity,
         mut send: SendStream,
         mut recv: RecvStream,
         permit: OwnedSemaphorePermit,
@@ -74,6 +75,7 @@ impl Shared {
         let request = ClientRequest {
             body,
             remote,
+            client,
             responder: Responder::new(tx, max, permit),
         };
         // The permit goes with the request, so the channel, which holds as
