@@ -313,14 +313,12 @@ pub enum CertError {
     InvalidRole(String),
     /// The client certificate in a client's files names another client.
     /// Nothing was loaded.
-    #[error("{path}: the certificate is {found}'s, not client {wanted:?}'s")]
+    #[error("{path}: the certificate is {found}'s, not this client's")]
     OtherClient {
         /// The certificate file.
         path: PathBuf,
-        /// The client asked for.
-        wanted: String,
         /// The client it names.
-        found: ClientIdentity,
+        found: String,
     },
     /// No certificate of the CA bundle belongs to the CA private key: the
     /// key and the certificates do not go together. Nothing was loaded.
@@ -1086,6 +1084,10 @@ impl CertDir {
                 return Err(CertError::Exists(path));
             }
         }
+        fs::create_dir_all(&self.root).map_err(|source| CertError::Io {
+            path: self.root.clone(),
+            source,
+        })?;
         create_private_dir(&self.ca_dir())?;
         let pem = ca.cert().to_pem();
         self.write_pair(
@@ -1213,8 +1215,7 @@ impl CertDir {
         if client.name() != name {
             return Err(CertError::OtherClient {
                 path: cert,
-                wanted: name.to_owned(),
-                found: client.clone(),
+                found: client.to_string(),
             });
         }
         self.load_ca_cert()?.verify(identity.chain(), false)?;

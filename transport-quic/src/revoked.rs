@@ -140,6 +140,7 @@ pub enum DenyListError {
 struct Inner {
     serials: RwLock<Arc<HashSet<Serial>>>,
     refused: AtomicU64,
+    replaced: tokio::sync::Notify,
 }
 
 /// Serial numbers whose certificates are refused at the TLS handshake,
@@ -175,6 +176,15 @@ impl DenyList {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *slot = Arc::new(set);
+        drop(slot);
+        self.inner.replaced.notify_waiters();
+    }
+
+    /// Completes at the next [`replace`](Self::replace) made after this call:
+    /// what holders of open connections wait on, to close those whose
+    /// certificate was revoked meanwhile.
+    pub fn replaced(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.replaced.notified()
     }
 
     fn current(&self) -> Arc<HashSet<Serial>> {

@@ -239,12 +239,18 @@ pub fn server_config(
     ca: &CaCert,
     serve_clients: bool,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    server_config_with_revoked(identity, ca, serve_clients, &DenyList::new())
+    let mut alpn = vec![PEER_ALPN.to_vec()];
+    if serve_clients {
+        alpn.push(CLIENT_ALPN.to_vec());
+    }
+    node_server_config(identity, ca, alpn, None)
 }
 
 /// [`server_config`] refusing, during the handshake, a client or peer
 /// certificate whose serial `revoked` holds (now or after a
-/// [`replace`](DenyList::replace)).
+/// [`replace`](DenyList::replace)). It offers no TLS session resumption:
+/// a resumed session skips the certificate checks, so every handshake is
+/// a full one.
 ///
 /// # Errors
 /// As [`server_config`].
@@ -258,7 +264,7 @@ pub fn server_config_with_revoked(
     if serve_clients {
         alpn.push(CLIENT_ALPN.to_vec());
     }
-    node_server_config(identity, ca, alpn, revoked)
+    node_server_config(identity, ca, alpn, Some(revoked))
 }
 
 /// A node's configuration for an HTTPS API on TCP: presents the node's
@@ -272,11 +278,12 @@ pub fn https_server_config(
     identity: &Identity,
     ca: &CaCert,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    https_server_config_with_revoked(identity, ca, &DenyList::new())
+    node_server_config(identity, ca, vec![b"http/1.1".to_vec()], None)
 }
 
 /// [`https_server_config`] refusing, during the handshake, a client
-/// certificate whose serial `revoked` holds.
+/// certificate whose serial `revoked` holds; without session resumption,
+/// as [`server_config_with_revoked`].
 ///
 /// # Errors
 /// As [`https_server_config`].
@@ -285,7 +292,7 @@ pub fn https_server_config_with_revoked(
     ca: &CaCert,
     revoked: &DenyList,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    node_server_config(identity, ca, vec![b"http/1.1".to_vec()], revoked)
+    node_server_config(identity, ca, vec![b"http/1.1".to_vec()], Some(revoked))
 }
 
 /// TLS 1.3 presenting the node's certificate, requiring one from the CA,
@@ -294,19 +301,30 @@ fn node_server_config(
     identity: &Identity,
     ca: &CaCert,
     alpn: Vec<Vec<u8>>,
-    revoked: &DenyList,
+    revoked: Option<&DenyList>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     need_node(identity)?;
     let provider = provider();
-    let verifier = Arc::new(DenyingClientVerifier {
-        inner: WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone()).build()?,
-        revoked: revoked.clone(),
-    });
+    let webpki =
+        WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone()).build()?;
+    let verifier: Arc<dyn ClientCertVerifier> = match revoked {
+        Some(revoked) => Arc::new(DenyingClientVerifier {
+            inner: webpki,
+            revoked: revoked.clone(),
+        }),
+        None => webpki,
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain().to_vec(), identity.key().clone_key())?;
     config.alpn_protocols = alpn;
+    if revoked.is_some() {
+        // A resumed session keeps the certificate it was made with, unchecked:
+        // a revoked one would come back on it.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    }
     Ok(config)
 }
 
@@ -314,19 +332,27 @@ fn client_builder(
     identity: &Identity,
     ca: &CaCert,
     alpn: &[u8],
-    revoked: &DenyList,
+    revoked: Option<&DenyList>,
 ) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(DenyingServerVerifier {
-        inner: WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider.clone()).build()?,
-        revoked: revoked.clone(),
-    });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(identity.chain().to_vec(), identity.key().clone_key())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let builder = match revoked {
+        Some(revoked) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(DenyingServerVerifier {
+                inner: WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider).build()?,
+                revoked: revoked.clone(),
+            })),
+        None => builder.with_root_certificates(roots(ca)?),
+    };
+    let mut config =
+        builder.with_client_auth_cert(identity.chain().to_vec(), identity.key().clone_key())?;
     config.alpn_protocols = vec![alpn.to_vec()];
+    if revoked.is_some() {
+        // Resuming would skip checking the server's certificate again.
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(config)
 }
 
@@ -341,11 +367,13 @@ pub fn peer_client_config(
     identity: &Identity,
     ca: &CaCert,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    peer_client_config_with_revoked(identity, ca, &DenyList::new())
+    need_node(identity)?;
+    client_builder(identity, ca, PEER_ALPN, None)
 }
 
 /// [`peer_client_config`] refusing, during the handshake, a peer whose
-/// certificate's serial `revoked` holds.
+/// certificate's serial `revoked` holds; without session resumption, so
+/// every dial checks the peer's certificate anew.
 ///
 /// # Errors
 /// As [`peer_client_config`].
@@ -355,7 +383,7 @@ pub fn peer_client_config_with_revoked(
     revoked: &DenyList,
 ) -> Result<rustls::ClientConfig, TlsError> {
     need_node(identity)?;
-    client_builder(identity, ca, PEER_ALPN, revoked)
+    client_builder(identity, ca, PEER_ALPN, Some(revoked))
 }
 
 /// A client's configuration: presents the client certificate, trusts only
@@ -370,7 +398,7 @@ pub fn client_config(identity: &Identity, ca: &CaCert) -> Result<rustls::ClientC
             wanted: "a client identity",
         });
     }
-    client_builder(identity, ca, CLIENT_ALPN, &DenyList::new())
+    client_builder(identity, ca, CLIENT_ALPN, None)
 }
 
 /// Wraps a rustls server configuration for quinn.

@@ -64,6 +64,9 @@ pub const CONN_IDENTITY_REFUSED: u32 = 0x21;
 pub const CONN_ROLE_REFUSED: u32 = 0x22;
 /// Connection close code: the endpoint is shutting down.
 pub const CONN_SHUTDOWN: u32 = 0x23;
+/// Connection close code: the peer's certificate was revoked while the
+/// connection was open (its serial joined the deny-list).
+pub const CONN_REVOKED: u32 = 0x24;
 
 /// Why bytes are not a valid hello or stream header. Nothing was changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -143,10 +143,12 @@ fn syn(to: u64, exchange: u64, payload: &[u8]) -> Transmit {
 }
 
 #[test]
-fn a_revoked_node_is_refused_both_when_it_dials_and_when_it_is_dialed() {
+fn a_revoked_node_loses_its_open_link_and_is_refused_both_when_it_dials_and_when_it_is_dialed() {
+    capture_logs();
     let ca = ClusterCa::generate().unwrap();
     let two_identity = ca.issue_node(NodeId::new(2), &[]).unwrap();
-    let revoked = DenyList::from_serials([serial(&two_identity)]);
+    let two_serial = serial(&two_identity);
+    let revoked = DenyList::new();
     let mut one = node(
         ca.issue_node(NodeId::new(1), &[]).unwrap(),
         ca.cert(),
@@ -155,23 +157,43 @@ fn a_revoked_node_is_refused_both_when_it_dials_and_when_it_is_dialed() {
     let mut two = node(two_identity, ca.cert(), &DenyList::new());
     one.add_peer(NodeId::new(2), two.local_addr());
     two.add_peer(NodeId::new(1), one.local_addr());
+    // A link, used both ways.
+    two.send(syn(1, 1, b"hello")).unwrap();
+    assert_eq!(receive(&mut one, 1, LIMIT)[0].payload, b"hello");
+    one.send(syn(2, 1, b"hello back")).unwrap();
+    assert_eq!(receive(&mut two, 1, LIMIT)[0].payload, b"hello back");
+    let accepted = one.stats().connections_accepted;
 
-    // Node 2 dials node 1: refused by node 1's verifier on accept.
-    two.send(syn(1, 1, b"let me in")).unwrap();
-    assert!(eventually(LIMIT, || one.stats().handshakes_refused >= 1));
+    // Node 2 revoked: its open link is closed, and when it dials again
+    // node 1's verifier refuses it.
+    revoked.replace([two_serial.clone()]);
+    let mut exchange = 1;
+    assert!(
+        eventually(LIMIT, || {
+            exchange += 1;
+            two.send(syn(1, exchange, b"let me in")).unwrap();
+            one.stats().handshakes_refused >= 1
+        }),
+        "{:?} {:?}\n{}",
+        one.stats(),
+        two.stats(),
+        common::log_lines_with(&[""]).join("\n")
+    );
     assert!(receive(&mut one, 1, Duration::from_millis(300)).is_empty());
+    assert_eq!(one.stats().connections_accepted, accepted);
     // Node 1 dials node 2: node 2's certificate is refused by node 1's own
     // verifier, and nothing is sent.
     let before = revoked.refused();
-    one.send(syn(2, 1, b"secret")).unwrap();
-    assert!(eventually(LIMIT, || one.stats().connect_failures >= 1));
-    assert!(revoked.refused() > before);
+    let dialed = one.stats().connections_dialed;
+    exchange += 1;
+    one.send(syn(2, exchange, b"secret")).unwrap();
+    assert!(eventually(LIMIT, || revoked.refused() > before));
     assert!(receive(&mut two, 1, Duration::from_millis(300)).is_empty());
-    assert_eq!(one.stats().connections_dialed, 0);
+    assert_eq!(one.stats().connections_dialed, dialed);
 
-    // Lifted, the two talk: after the reconnect backoff, node 1 dials anew.
+    // Lifted, the two talk again: after the reconnect backoff, node 1
+    // dials anew.
     revoked.replace([]);
-    let mut exchange = 10;
     let reached = eventually(LIMIT, || {
         exchange += 1;
         one.send(syn(2, exchange, b"hello again")).unwrap();
@@ -181,6 +203,55 @@ fn a_revoked_node_is_refused_both_when_it_dials_and_when_it_is_dialed() {
         reached,
         "node 1 never reached node 2 once the list was emptied"
     );
+}
+
+#[test]
+fn a_client_revoked_while_connected_has_its_connection_closed() {
+    let ca = ClusterCa::generate().unwrap();
+    let revoked = DenyList::new();
+    let node = node(
+        ca.issue_node(NodeId::new(1), &[]).unwrap(),
+        ca.cert(),
+        &revoked,
+    );
+    let requests = node.requests().unwrap();
+    let server = thread::spawn(move || {
+        let request = requests.recv().unwrap();
+        let stream = request.responder.stream(4).unwrap();
+        stream.send_blocking(b"watching".to_vec()).unwrap();
+        // Held open until the client goes.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(stream.closed());
+    });
+    let watcher = ca
+        .issue_named_client(&ClientIdentity::new("watcher", ClientRole::Read).unwrap())
+        .unwrap();
+    let client = QuicClient::connect(
+        node.local_addr(),
+        &node_name(NodeId::new(1)),
+        &watcher,
+        ca.cert(),
+        QuicConfig::default(),
+    )
+    .unwrap();
+    let (first, mut frames) = client.subscribe(b"follow").unwrap();
+    assert_eq!(first, b"watching");
+    revoked.replace([serial(&watcher)]);
+    // The stream ends with the connection, well before any timeout.
+    let started = std::time::Instant::now();
+    let ended = frames.next(LIMIT);
+    assert!(!matches!(ended, Ok(Some(_))), "{ended:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(client.request(b"again").is_err());
+    drop(client);
+    server.join().unwrap();
 }
 
 #[test]

@@ -19,9 +19,20 @@ impl Shared {
             return;
         };
         debug!(node = %self.id, client_addr = %remote, client = %client, "client connected");
+        let serial = crate::revoked::Serial::of(&leaf);
+        let revoked = || serial.as_ref().is_some_and(|s| self.revoked.contains(s));
         loop {
             let stream = tokio::select! {
                 stream = conn.accept_bi() => stream,
+                () = self.revoked.replaced() => {
+                    if revoked() {
+                        warn!(node = %self.id, client_addr = %remote, client = %client,
+                            "closed the connection of a client whose certificate was revoked");
+                        conn.close(code(wire::CONN_REVOKED), b"certificate revoked");
+                        break;
+                    }
+                    continue;
+                }
                 () = self.stop.cancelled() => break,
             };
             let Ok((mut send, mut recv)) = stream else {
