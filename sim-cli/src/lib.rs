@@ -44,8 +44,9 @@
 //! - [`node`]: [`node::run`] and [`node::NodeConfig`] (`mod.rs`,
 //!   `config.rs`), serving clients (`serve.rs`), the membership log fed by
 //!   the node's events (`members.rs`), seeds given by address
-//!   (`seeds.rs`), draining on shutdown (`drain.rs`), [`node::NodeError`]
-//!   (`error.rs`).
+//!   (`seeds.rs`), draining on shutdown (`drain.rs`), the audit log of
+//!   client writes (`audit.rs`), the `--revoked` deny-list and its reloads
+//!   (`revocation.rs`), [`node::NodeError`] (`error.rs`).
 //! - [`client`]: [`client::Client`], [`client::Target`] and
 //!   [`client::Credentials`] (`mod.rs`), [`client::ClientError`]
 //!   (`error.rs`), and the protocol they speak ([`client::proto`]).

@@ -262,10 +262,12 @@ impl QuicTransportBuilder {
         let watcher = Arc::clone(&shared);
         shared.runtime.spawn(async move {
             loop {
+                // Waiting from before the sweep: a replace during it is
+                // not missed.
+                let replaced = watcher.revoked.replaced();
+                watcher.close_revoked_links();
                 tokio::select! {
-                    () = watcher.revoked.replaced() => {
-                        watcher.close_revoked_links();
-                    }
+                    () = replaced => {}
                     () = watcher.stopped() => break,
                 }
             }

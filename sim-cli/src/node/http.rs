@@ -606,15 +606,20 @@ pub(crate) async fn serve(
             tokio::pin!(connection);
             // A certificate revoked while its connection is open: cut it.
             loop {
+                // Waiting from before the check: a replace after it is not
+                // missed.
+                let replaced = revoked.replaced();
+                if serial
+                    .as_ref()
+                    .is_some_and(|serial| revoked.contains(serial))
+                {
+                    tracing::warn!(target: crate::node::LOG_TARGET, from = %from, client = %client,
+                        "closed the HTTPS connection of a client whose certificate was revoked");
+                    return;
+                }
                 tokio::select! {
                     () = &mut connection => return,
-                    () = revoked.replaced() => {
-                        if serial.as_ref().is_some_and(|serial| revoked.contains(serial)) {
-                            tracing::warn!(target: crate::node::LOG_TARGET, from = %from, client = %client,
-                                "closed the HTTPS connection of a client whose certificate was revoked");
-                            return;
-                        }
-                    }
+                    () = replaced => {}
                 }
             }
         });

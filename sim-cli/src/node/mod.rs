@@ -14,6 +14,8 @@
 //!   node's events report (and, through `checks_log`, settings that differ,
 //!   clocks that drift and messages refused for far-future stamps) and
 //!   feeding the members the node knows into the transport's peer table;
+//! - with `--revoked`, a task on the I/O runtime re-reads the deny-list
+//!   file when it changes (`revocation`); `audit` logs every client write;
 //! - the calling thread waits for the shutdown future, then `drain`s (stops
 //!   taking writes, tells every member it is leaving, waits until recent
 //!   writes have reached some peers), stops the driver, shuts the transport

@@ -22,17 +22,18 @@ impl Shared {
         let serial = crate::revoked::Serial::of(&leaf);
         let revoked = || serial.as_ref().is_some_and(|s| self.revoked.contains(s));
         loop {
+            // Waiting from before the check: a replace after it is not
+            // missed.
+            let replaced = self.revoked.replaced();
+            if revoked() {
+                warn!(node = %self.id, client_addr = %remote, client = %client,
+                    "closed the connection of a client whose certificate was revoked");
+                conn.close(code(wire::CONN_REVOKED), b"certificate revoked");
+                break;
+            }
             let stream = tokio::select! {
                 stream = conn.accept_bi() => stream,
-                () = self.revoked.replaced() => {
-                    if revoked() {
-                        warn!(node = %self.id, client_addr = %remote, client = %client,
-                            "closed the connection of a client whose certificate was revoked");
-                        conn.close(code(wire::CONN_REVOKED), b"certificate revoked");
-                        break;
-                    }
-                    continue;
-                }
+                () = replaced => continue,
                 () = self.stop.cancelled() => break,
             };
             let Ok((mut send, mut recv)) = stream else {
