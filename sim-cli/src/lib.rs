@@ -44,8 +44,9 @@
 //! - [`node`]: [`node::run`] and [`node::NodeConfig`] (`mod.rs`,
 //!   `config.rs`), serving clients (`serve.rs`), the membership log fed by
 //!   the node's events (`members.rs`), seeds given by address
-//!   (`seeds.rs`), draining on shutdown (`drain.rs`), [`node::NodeError`]
-//!   (`error.rs`).
+//!   (`seeds.rs`), draining on shutdown (`drain.rs`), the audit log of
+//!   client writes (`audit.rs`), the `--revoked` deny-list and its reloads
+//!   (`revocation.rs`), [`node::NodeError`] (`error.rs`).
 //! - [`client`]: [`client::Client`], [`client::Target`] and
 //!   [`client::Credentials`] (`mod.rs`), [`client::ClientError`]
 //!   (`error.rs`), and the protocol they speak ([`client::proto`]).
@@ -69,3 +70,34 @@ pub use sim::{
     SweepSpec, TimeReport, TrafficStats, Verification, WritePattern, WriteStats, draw, fuzz,
     human_bytes, simulate, sweep, theory_rounds,
 };
+
+/// Seconds since 1970 as a UTC date and time, `2025-06-01 12:00:00 UTC`, as
+/// certificate dates are shown; out of the calendar's range, the seconds
+/// themselves.
+pub fn utc_date(unix_secs: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix_secs) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ),
+        Err(_) => format!("{unix_secs} s since 1970"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_read_as_utc() {
+        assert_eq!(super::utc_date(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc_date(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(
+            super::utc_date(i64::MAX),
+            format!("{} s since 1970", i64::MAX)
+        );
+    }
+}

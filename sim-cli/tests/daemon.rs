@@ -68,7 +68,8 @@ fn certs_writes_every_file_and_never_overwrites() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let names = [
         "ca.pem",
-        "ca.key",
+        "ca/ca.key",
+        "ca/ca.pem",
         "node-0.pem",
         "node-0.key",
         "node-1.pem",

@@ -7,11 +7,21 @@
 //! - a node's certificate names `node-<id>.gossip-kv` ([`node_name`]), plus
 //!   the IP addresses and DNS names it is reached at; it may act as TLS
 //!   server and as TLS client (it dials its peers).
-//! - the client certificate names `client.gossip-kv` ([`CLIENT_NAME`]) and
-//!   may only act as a TLS client.
+//! - a client certificate names the client and its role
+//!   ([`ClientIdentity`]): `<name>.<role>.client.gossip-kv`, the role `read`
+//!   (reads only) or `write` (reads and writes), and may only act as a TLS
+//!   client. The first client certificate, `client.gossip-kv`
+//!   ([`CLIENT_NAME`]), is the client named `client` with role `write`.
 //!
 //! Names under `.gossip-kv` are reserved for these roles: a node certificate
-//! cannot carry another node's name or the client name as an extra name.
+//! cannot carry another node's name or a client name as an extra name.
+//!
+//! Node and client certificates are valid for [`DEFAULT_LEAF_VALIDITY`] (90
+//! days) unless [`ClusterCa::set_validity`] says otherwise; the CA for
+//! [`DEFAULT_CA_VALIDITY`]. Each certificate's serial number is a hash of
+//! its public key (20 bytes), unique to it; [`CertInfo`] reads it, with the
+//! rest of what an operator needs to know, from a PEM file, and
+//! [`DenyList`](crate::revoked::DenyList) refuses the serials listed in it.
 //!
 //! # Directory layout
 //!
@@ -19,15 +29,19 @@
 //!
 //! | file | content | who needs it |
 //! |---|---|---|
-//! | `ca.pem` | the cluster CA certificate | every node and client |
-//! | `ca.key` | the CA private key (PKCS#8) | only whoever issues certificates; keep it offline |
+//! | `ca.pem` | the cluster CA certificates trusted: one, or several during a CA change (a bundle) | every node and client |
+//! | `ca/ca.key` | the CA private key (PKCS#8), in a directory of its own (mode `0700`) | only whoever issues certificates; keep it offline |
+//! | `ca/ca.pem` | the certificate of the CA that `ca/ca.key` belongs to | beside its key |
 //! | `node-<id>.pem` | node `<id>`'s certificate | node `<id>` |
 //! | `node-<id>.key` | node `<id>`'s private key (PKCS#8) | node `<id>` |
-//! | `client.pem` | the client certificate | clients |
-//! | `client.key` | the client private key (PKCS#8) | clients |
+//! | `client.pem` | the first client certificate (`client`, role `write`) | clients |
+//! | `client.key` | its private key (PKCS#8) | clients |
+//! | `client-<name>.pem`, `client-<name>.key` | client `<name>`'s certificate and key | that client |
 //!
-//! `<id>` is the decimal node id. Private keys are written with mode `0600`
-//! on Unix, and a key its group or others may read is refused when loaded
+//! `<id>` is the decimal node id. Directories written before the CA had a
+//! directory of its own hold `ca.key` beside `ca.pem`; [`CertDir::load_ca`]
+//! still finds it there. Private keys are written with mode `0600` on Unix,
+//! and a key its group or others may read is refused when loaded
 //! ([`CertError::KeyReadable`]). Writing never replaces an existing file.
 
 use std::fmt;
@@ -48,8 +62,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 /// The DNS suffix reserved for cluster identities.
 pub const DOMAIN: &str = "gossip-kv";
 
-/// The DNS name the client certificate carries.
+/// The DNS name the first client certificate carries (`client.pem`): the
+/// client named [`FIRST_CLIENT`] with role [`ClientRole::Write`].
 pub const CLIENT_NAME: &str = "client.gossip-kv";
+
+/// The name of the client whose certificate is [`CLIENT_NAME`]; no other
+/// client certificate may take it.
+pub const FIRST_CLIENT: &str = "client";
+
+/// The longest client name: one DNS label.
+pub const MAX_CLIENT_NAME: usize = 63;
 
 /// The common name of the cluster CA. Certificates issued by a CA loaded
 /// from files name this issuer, so a CA made elsewhere must use it too.
@@ -58,8 +80,10 @@ pub const CA_COMMON_NAME: &str = "gossip-kv cluster CA";
 /// How long a new CA certificate is valid by default (ten years).
 pub const DEFAULT_CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// How long a new node or client certificate is valid by default (two years).
-pub const DEFAULT_LEAF_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+/// How long a new node or client certificate is valid by default (90
+/// days): a stolen key is good for a season at most, and renewing is
+/// routine.
+pub const DEFAULT_LEAF_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// The DNS name node `id`'s certificate carries: `node-<id>.gossip-kv`.
 pub fn node_name(id: NodeId) -> String {
@@ -97,6 +121,174 @@ pub fn parse_node_name(name: &str) -> Option<NodeId> {
     (id.to_string() == digits).then_some(NodeId::new(id))
 }
 
+/// What a client may do, as its certificate says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClientRole {
+    /// Reads only: `get`, `keys`, `watch`, `status`, `members`, metrics.
+    Read,
+    /// Reads and writes (`put`, `delete`).
+    Write,
+}
+
+impl ClientRole {
+    /// The role as certificates and flags spell it: `read` or `write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientRole::Read => "read",
+            ClientRole::Write => "write",
+        }
+    }
+
+    /// Whether the role allows writes.
+    pub fn may_write(self) -> bool {
+        self == ClientRole::Write
+    }
+}
+
+impl fmt::Display for ClientRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ClientRole {
+    type Err = CertError;
+
+    fn from_str(text: &str) -> Result<ClientRole, CertError> {
+        match text {
+            "read" => Ok(ClientRole::Read),
+            "write" => Ok(ClientRole::Write),
+            other => Err(CertError::InvalidRole(other.to_owned())),
+        }
+    }
+}
+
+/// Who a client is and what it may do: the name and role its certificate
+/// binds (`<name>.<role>.client.gossip-kv`, or [`CLIENT_NAME`] for the
+/// client named [`FIRST_CLIENT`] with role `write`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientIdentity {
+    name: String,
+    role: ClientRole,
+}
+
+impl ClientIdentity {
+    /// A named client.
+    ///
+    /// # Errors
+    /// [`CertError::InvalidClientName`] unless `name` is one DNS label of
+    /// lower-case letters, digits and `-` (1 to [`MAX_CLIENT_NAME`]
+    /// characters, no `-` first or last), other than [`FIRST_CLIENT`].
+    pub fn new(name: &str, role: ClientRole) -> Result<ClientIdentity, CertError> {
+        check_client_name(name)?;
+        if name == FIRST_CLIENT {
+            return Err(CertError::InvalidClientName {
+                name: name.to_owned(),
+                reason: "reserved: it is the name of client.pem, the first client certificate",
+            });
+        }
+        Ok(ClientIdentity {
+            name: name.to_owned(),
+            role,
+        })
+    }
+
+    /// The client of `client.pem` ([`CLIENT_NAME`]): named [`FIRST_CLIENT`],
+    /// role `write`.
+    pub fn first() -> ClientIdentity {
+        ClientIdentity {
+            name: FIRST_CLIENT.to_owned(),
+            role: ClientRole::Write,
+        }
+    }
+
+    /// The client's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What it may do.
+    pub fn role(&self) -> ClientRole {
+        self.role
+    }
+
+    /// The DNS name its certificate carries.
+    pub fn dns_name(&self) -> String {
+        if self.is_first() {
+            CLIENT_NAME.to_owned()
+        } else {
+            format!("{}.{}.{CLIENT_NAME}", self.name, self.role)
+        }
+    }
+
+    fn is_first(&self) -> bool {
+        self.name == FIRST_CLIENT
+    }
+}
+
+impl fmt::Display for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client {:?} (role {})", self.name, self.role)
+    }
+}
+
+/// Checks a client name: one DNS label of lower-case letters, digits and
+/// `-`, 1 to [`MAX_CLIENT_NAME`] characters, no `-` first or last.
+///
+/// # Errors
+/// [`CertError::InvalidClientName`], saying what is wrong.
+pub fn check_client_name(name: &str) -> Result<(), CertError> {
+    let refuse = |reason| {
+        Err(CertError::InvalidClientName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return refuse("empty");
+    }
+    if name.len() > MAX_CLIENT_NAME {
+        return refuse("longer than 63 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return refuse("only a-z, 0-9 and '-' may appear");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return refuse("'-' may not come first or last");
+    }
+    Ok(())
+}
+
+/// The client a DNS name stands for, if it is a client name:
+/// [`CLIENT_NAME`], or `<name>.<role>.client.gossip-kv` with a valid name
+/// and role (lower case only).
+pub fn parse_client_name(dns: &str) -> Option<ClientIdentity> {
+    if dns == CLIENT_NAME {
+        return Some(ClientIdentity::first());
+    }
+    let rest = dns.strip_suffix(CLIENT_NAME)?.strip_suffix('.')?;
+    let (name, role) = rest.split_once('.')?;
+    ClientIdentity::new(name, role.parse().ok()?).ok()
+}
+
+/// The client a certificate proves: its one client name among its DNS
+/// names. `None` for a node or CA certificate, one naming two clients, or
+/// bytes that are not a certificate. The chain is not checked here: take
+/// the leaf of a chain the TLS handshake verified.
+pub fn client_in_certificate(leaf: &CertificateDer<'_>) -> Option<ClientIdentity> {
+    match role_of(leaf) {
+        Ok(Role::Client) => {}
+        _ => return None,
+    }
+    let parsed = webpki::EndEntityCert::try_from(leaf).ok()?;
+    parsed
+        .valid_dns_names()
+        .find_map(|name| parse_client_name(&name.to_ascii_lowercase()))
+}
+
 /// Why certificates could not be made, loaded or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -107,6 +299,34 @@ pub enum CertError {
     /// or lies in the reserved `.gossip-kv` domain. Nothing was issued.
     #[error("invalid subject name {0:?} (empty, not a DNS name, or under .{DOMAIN})")]
     InvalidName(String),
+    /// A client name is not one DNS label of `a-z`, `0-9` and `-`, or is
+    /// reserved. Nothing was issued or loaded.
+    #[error("invalid client name {name:?}: {reason}")]
+    InvalidClientName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A client role is neither `read` nor `write`.
+    #[error("invalid client role {0:?}: give read or write")]
+    InvalidRole(String),
+    /// The client certificate in a client's files names another client.
+    /// Nothing was loaded.
+    #[error("{path}: the certificate is {found}'s, not this client's")]
+    OtherClient {
+        /// The certificate file.
+        path: PathBuf,
+        /// The client it names.
+        found: String,
+    },
+    /// No certificate of the CA bundle belongs to the CA private key: the
+    /// key and the certificates do not go together. Nothing was loaded.
+    #[error("{path}: no certificate of the CA bundle goes with this CA private key")]
+    CaKeyMismatch {
+        /// The key file.
+        path: PathBuf,
+    },
     /// A PEM file holds no certificate or key of the expected kind, or is
     /// not PEM. Nothing was loaded.
     #[error("{path}: no usable {what} in PEM")]
@@ -122,7 +342,10 @@ pub enum CertError {
     Invalid(webpki::Error),
     /// A certificate names no role (no node name and no client name), or
     /// more than one. Nothing was loaded.
-    #[error("certificate names no single gossip-kv identity (node-<id>.{DOMAIN} or {CLIENT_NAME})")]
+    #[error(
+        "certificate names no single gossip-kv identity (node-<id>.{DOMAIN}, {CLIENT_NAME} or \
+         <name>.<role>.{CLIENT_NAME})"
+    )]
     NoIdentity,
     /// A certificate was not issued by the expected CA (or has expired).
     /// Nothing was loaded or written.
@@ -173,48 +396,69 @@ impl fmt::Display for Role {
     }
 }
 
-/// The cluster CA certificate: the only trust anchor nodes and clients
-/// accept.
+/// The cluster CA certificates nodes and clients trust: one, or several
+/// while the cluster changes CA (a bundle, `ca.pem` holding them one after
+/// another). A certificate issued by any of them is accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaCert {
-    der: CertificateDer<'static>,
+    ders: Vec<CertificateDer<'static>>,
 }
 
 impl CaCert {
-    /// Parses the first certificate of a PEM text.
+    /// Parses every certificate of a PEM text (a bundle, or one).
     ///
     /// # Errors
-    /// [`CertError::Pem`] when there is none.
+    /// [`CertError::Pem`] when there is none, or the text is not PEM.
     pub fn from_pem(pem: &str) -> Result<CaCert, CertError> {
-        let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| CertError::Pem {
-            path: PathBuf::from("<memory>"),
-            what: "CA certificate",
-        })?;
-        Ok(CaCert { der })
+        parse_bundle(pem.as_bytes(), Path::new("<memory>"))
     }
 
-    /// The certificate, DER-encoded.
+    /// The bundle of `cas`' certificates, in order, each once: what a
+    /// cluster changing CA trusts.
+    pub fn bundle<'a>(cas: impl IntoIterator<Item = &'a CaCert>) -> CaCert {
+        let mut ders: Vec<CertificateDer<'static>> = Vec::new();
+        for der in cas.into_iter().flat_map(|ca| ca.ders.iter()) {
+            if !ders.contains(der) {
+                ders.push(der.clone());
+            }
+        }
+        CaCert { ders }
+    }
+
+    /// The first certificate, DER-encoded.
     pub fn der(&self) -> &CertificateDer<'static> {
-        &self.der
+        // Never empty: every constructor refuses an empty bundle.
+        &self.ders[0]
     }
 
-    /// The certificate as PEM text.
+    /// Every certificate of the bundle, DER-encoded.
+    pub fn ders(&self) -> &[CertificateDer<'static>] {
+        &self.ders
+    }
+
+    /// The certificates as PEM text, one after another.
     pub fn to_pem(&self) -> String {
-        pem_encode("CERTIFICATE", self.der.as_ref())
+        self.ders
+            .iter()
+            .map(|der| pem_encode("CERTIFICATE", der.as_ref()))
+            .collect()
     }
 
-    /// Checks that `chain` (leaf first) is issued by this CA, is currently
-    /// valid, and is fit for TLS client authentication, and for server
-    /// authentication too when `server` is set.
+    /// Checks that `chain` (leaf first) is issued by one of these CAs, is
+    /// currently valid, and is fit for TLS client authentication, and for
+    /// server authentication too when `server` is set.
     ///
     /// # Errors
     /// [`CertError::WrongCa`] or [`CertError::Invalid`]; nothing changes.
     pub fn verify(&self, chain: &[CertificateDer<'_>], server: bool) -> Result<(), CertError> {
         let leaf = chain.first().ok_or(CertError::NoIdentity)?;
         let cert = webpki::EndEntityCert::try_from(leaf).map_err(CertError::Invalid)?;
-        let anchor = webpki::anchor_from_trusted_cert(&self.der).map_err(CertError::Invalid)?;
+        let anchors = self
+            .ders
+            .iter()
+            .map(|der| webpki::anchor_from_trusted_cert(der).map_err(CertError::Invalid))
+            .collect::<Result<Vec<_>, _>>()?;
         let now = UnixTime::now();
-        let anchors = [anchor];
         let intermediates = chain.get(1..).unwrap_or_default();
         let check = |usage| {
             cert.verify_for_usage(
@@ -235,6 +479,35 @@ impl CaCert {
         }
         Ok(())
     }
+}
+
+/// Every certificate of a PEM text; at least one.
+fn parse_bundle(pem: &[u8], path: &Path) -> Result<CaCert, CertError> {
+    let ders = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|ders| !ders.is_empty())
+        .ok_or_else(|| CertError::Pem {
+            path: path.to_owned(),
+            what: "CA certificate",
+        })?;
+    Ok(CaCert { ders })
+}
+
+/// The certificate of `bundle` whose public key is `key`'s.
+fn matching_cert(bundle: &CaCert, key: &KeyPair) -> Option<CaCert> {
+    use rcgen::PublicKeyData as _;
+    bundle
+        .ders
+        .iter()
+        .find(|der| {
+            x509_parser::parse_x509_certificate(der.as_ref()).is_ok_and(|(_, cert)| {
+                cert.public_key().subject_public_key.data.as_ref() == key.der_bytes()
+            })
+        })
+        .map(|der| CaCert {
+            ders: vec![der.clone()],
+        })
 }
 
 /// A cluster CA with its private key: issues node and client certificates.
@@ -291,23 +564,33 @@ impl ClusterCa {
         let params = ca_params(DEFAULT_CA_VALIDITY);
         let der = params.self_signed(&key)?.der().clone();
         Ok(ClusterCa {
-            cert: CaCert { der },
+            cert: CaCert { ders: vec![der] },
             issuer: Issuer::new(params, key),
             validity: DEFAULT_LEAF_VALIDITY,
         })
     }
 
     /// A CA from its certificate and private key in PEM. The certificate
-    /// must name [`CA_COMMON_NAME`] as its subject (as every CA this module
-    /// makes does): issuing checks each new certificate against it.
+    /// text may be a bundle: the CA is the certificate whose public key is
+    /// the key's. It must name [`CA_COMMON_NAME`] as its subject (as every
+    /// CA this module makes does): issuing checks each new certificate
+    /// against it.
     ///
     /// # Errors
-    /// [`CertError::Pem`] or [`CertError::Generate`] for unusable input.
+    /// [`CertError::Pem`] for unusable input, [`CertError::CaKeyMismatch`]
+    /// when no certificate goes with the key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<ClusterCa, CertError> {
-        let cert = CaCert::from_pem(cert_pem)?;
+        let bundle = CaCert::from_pem(cert_pem)?;
         let key = KeyPair::from_pem(key_pem).map_err(|_| CertError::Pem {
             path: PathBuf::from("<memory>"),
             what: "CA private key",
+        })?;
+        Self::from_parts(&bundle, key, Path::new("<memory>"))
+    }
+
+    fn from_parts(bundle: &CaCert, key: KeyPair, path: &Path) -> Result<ClusterCa, CertError> {
+        let cert = matching_cert(bundle, &key).ok_or_else(|| CertError::CaKeyMismatch {
+            path: path.to_owned(),
         })?;
         Ok(ClusterCa {
             cert,
@@ -364,18 +647,32 @@ impl ClusterCa {
         )
     }
 
-    /// Issues the client certificate: it names `client.gossip-kv` and is
-    /// only fit for TLS client authentication.
+    /// Issues the first client certificate (`client.pem`): it names
+    /// `client.gossip-kv`, the client [`FIRST_CLIENT`] with role `write`,
+    /// and is only fit for TLS client authentication.
     ///
     /// # Errors
     /// As [`ClusterCa::issue_node`].
     pub fn issue_client(&self) -> Result<Identity, CertError> {
-        self.issue(
-            CLIENT_NAME,
-            vec![dns_san(CLIENT_NAME)?],
+        self.issue_named_client(&ClientIdentity::first())
+    }
+
+    /// Issues `client`'s certificate: it names
+    /// `<name>.<role>.client.gossip-kv` ([`ClientIdentity::dns_name`]) and
+    /// is only fit for TLS client authentication.
+    ///
+    /// # Errors
+    /// As [`ClusterCa::issue_node`].
+    pub fn issue_named_client(&self, client: &ClientIdentity) -> Result<Identity, CertError> {
+        let name = client.dns_name();
+        let mut identity = self.issue(
+            &name,
+            vec![dns_san(&name)?],
             vec![ExtendedKeyUsagePurpose::ClientAuth],
             Role::Client,
-        )
+        )?;
+        identity.client = Some(client.clone());
+        Ok(identity)
     }
 
     fn issue(
@@ -399,6 +696,7 @@ impl ClusterCa {
         let cert = params.signed_by(&key, &self.issuer)?;
         let identity = Identity {
             role,
+            client: None,
             chain: vec![cert.der().clone()],
             key: PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         };
@@ -420,6 +718,7 @@ fn dns_san(name: &str) -> Result<SanType, CertError> {
 /// leaf names.
 pub struct Identity {
     role: Role,
+    client: Option<ClientIdentity>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
@@ -436,6 +735,7 @@ impl Clone for Identity {
     fn clone(&self) -> Identity {
         Identity {
             role: self.role,
+            client: self.client.clone(),
             chain: self.chain.clone(),
             key: self.key.clone_key(),
         }
@@ -445,7 +745,8 @@ impl Clone for Identity {
 impl Identity {
     /// An identity from PEM texts: the certificate chain (leaf first) and
     /// the private key. The role comes from the leaf's names: exactly one
-    /// of `node-<id>.gossip-kv` and `client.gossip-kv`.
+    /// node name (`node-<id>.gossip-kv`) or client name
+    /// ([`parse_client_name`]).
     ///
     /// # Errors
     /// [`CertError::Pem`], [`CertError::Invalid`] or
@@ -472,12 +773,23 @@ impl Identity {
             what: "private key",
         })?;
         let role = role_of(&chain[0])?;
-        Ok(Identity { role, chain, key })
+        let client = client_in_certificate(&chain[0]);
+        Ok(Identity {
+            role,
+            client,
+            chain,
+            key,
+        })
     }
 
     /// The role the certificate names.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The client's name and role, for a client identity.
+    pub fn client(&self) -> Option<&ClientIdentity> {
+        self.client.as_ref()
     }
 
     /// The node id, for a node identity.
@@ -520,10 +832,13 @@ impl Identity {
 pub fn role_of(cert: &CertificateDer<'_>) -> Result<Role, CertError> {
     let parsed = webpki::EndEntityCert::try_from(cert).map_err(CertError::Invalid)?;
     let mut role = None;
+    let mut clients = 0;
     for name in parsed.valid_dns_names() {
-        let found = if name.eq_ignore_ascii_case(CLIENT_NAME) {
+        let lower = name.to_ascii_lowercase();
+        let found = if parse_client_name(&lower).is_some() {
+            clients += 1;
             Role::Client
-        } else if let Some(id) = parse_node_name(&name.to_ascii_lowercase()) {
+        } else if let Some(id) = parse_node_name(&lower) {
             Role::Node(id)
         } else {
             continue;
@@ -533,7 +848,141 @@ pub fn role_of(cert: &CertificateDer<'_>) -> Result<Role, CertError> {
         }
         role = Some(found);
     }
+    // A certificate naming two clients would leave the role in doubt.
+    if clients > 1 {
+        return Err(CertError::NoIdentity);
+    }
     role.ok_or(CertError::NoIdentity)
+}
+
+/// What one certificate holds that an operator needs: its serial (to
+/// revoke it), whom it names and in what role, and when it is valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The serial number, as a deny-list takes it.
+    pub serial: crate::revoked::Serial,
+    /// The subject's distinguished name, e.g. `CN=node-1.gossip-kv`.
+    pub subject: String,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// What the certificate is for the cluster.
+    pub kind: CertKind,
+    /// The DNS names it carries.
+    pub dns_names: Vec<String>,
+    /// The IP addresses it carries.
+    pub ip_addresses: Vec<IpAddr>,
+    /// Valid from, in seconds since 1970 (UTC).
+    pub not_before: i64,
+    /// Valid until, in seconds since 1970 (UTC).
+    pub not_after: i64,
+}
+
+/// What a certificate is for the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertKind {
+    /// A CA certificate.
+    Ca,
+    /// Node `id`'s certificate.
+    Node(NodeId),
+    /// A client's certificate, with its name and role.
+    Client(ClientIdentity),
+    /// Neither: no single gossip-kv identity.
+    Other,
+}
+
+impl fmt::Display for CertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertKind::Ca => f.write_str("CA"),
+            CertKind::Node(id) => write!(f, "node {id}"),
+            CertKind::Client(client) => client.fmt(f),
+            CertKind::Other => f.write_str("no gossip-kv identity"),
+        }
+    }
+}
+
+impl CertInfo {
+    /// Reads a DER certificate.
+    ///
+    /// # Errors
+    /// [`CertError::Pem`] for bytes that are not an X.509 certificate.
+    pub fn parse(der: &CertificateDer<'_>) -> Result<CertInfo, CertError> {
+        let bad = || CertError::Pem {
+            path: PathBuf::from("<memory>"),
+            what: "X.509 certificate",
+        };
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|_| bad())?;
+        let mut dns_names = Vec::new();
+        let mut ip_addresses = Vec::new();
+        if let Ok(Some(names)) = cert.subject_alternative_name() {
+            for name in &names.value.general_names {
+                match name {
+                    x509_parser::extensions::GeneralName::DNSName(dns) => {
+                        dns_names.push((*dns).to_owned());
+                    }
+                    x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                        if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
+                            ip_addresses.push(IpAddr::from(v4));
+                        } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
+                            ip_addresses.push(IpAddr::from(v6));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let kind = if cert.is_ca() {
+            CertKind::Ca
+        } else {
+            match role_of(der) {
+                Ok(Role::Node(id)) => CertKind::Node(id),
+                Ok(Role::Client) => {
+                    client_in_certificate(der).map_or(CertKind::Other, CertKind::Client)
+                }
+                Err(_) => CertKind::Other,
+            }
+        };
+        Ok(CertInfo {
+            serial: crate::revoked::Serial::from_bytes(cert.raw_serial()),
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            kind,
+            dns_names,
+            ip_addresses,
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+
+    /// Reads every certificate of a PEM file (a bundle gives several).
+    ///
+    /// # Errors
+    /// [`CertError::Io`], or [`CertError::Pem`] when it holds no
+    /// certificate.
+    pub fn read_pem_file(path: &Path) -> Result<Vec<CertInfo>, CertError> {
+        let pem = read(path)?;
+        let bundle = parse_bundle(&pem, path).map_err(|_| CertError::Pem {
+            path: path.to_owned(),
+            what: "certificate",
+        })?;
+        bundle
+            .ders()
+            .iter()
+            .map(|der| {
+                CertInfo::parse(der).map_err(|_| CertError::Pem {
+                    path: path.to_owned(),
+                    what: "X.509 certificate",
+                })
+            })
+            .collect()
+    }
+}
+
+/// When a DER certificate stops being valid, in seconds since 1970 (UTC);
+/// `None` if it does not parse.
+pub fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// A directory of cluster certificates; see the [module documentation](self)
@@ -554,14 +1003,38 @@ impl CertDir {
         &self.root
     }
 
-    /// `ca.pem`.
+    /// `ca.pem`: the CA certificates every node and client trusts.
     pub fn ca_cert_path(&self) -> PathBuf {
         self.root.join("ca.pem")
     }
 
-    /// `ca.key`.
+    /// `ca/`: the CA's own directory, holding its key.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.root.join("ca")
+    }
+
+    /// `ca/ca.key`: where the CA private key is written.
     pub fn ca_key_path(&self) -> PathBuf {
+        self.ca_dir().join("ca.key")
+    }
+
+    /// `ca/ca.pem`: the certificate of the CA whose key is `ca/ca.key`.
+    pub fn ca_own_cert_path(&self) -> PathBuf {
+        self.ca_dir().join("ca.pem")
+    }
+
+    /// `ca.key` beside `ca.pem`: where directories written before the CA
+    /// had a directory of its own keep the CA private key.
+    pub fn old_ca_key_path(&self) -> PathBuf {
         self.root.join("ca.key")
+    }
+
+    /// The CA private keys present in this directory, in either place.
+    pub fn ca_keys_present(&self) -> Vec<PathBuf> {
+        [self.ca_key_path(), self.old_ca_key_path()]
+            .into_iter()
+            .filter(|path| path.exists())
+            .collect()
     }
 
     /// `node-<id>.pem` and `node-<id>.key`.
@@ -572,73 +1045,129 @@ impl CertDir {
         )
     }
 
-    /// `client.pem` and `client.key`.
+    /// `client.pem` and `client.key`: the first client's.
     pub fn client_paths(&self) -> (PathBuf, PathBuf) {
         (self.root.join("client.pem"), self.root.join("client.key"))
     }
 
-    /// Writes `ca.pem` and `ca.key`, creating the directory if needed.
-    ///
-    /// # Errors
-    /// [`CertError::Exists`] if either file exists, [`CertError::Io`]
-    /// otherwise; neither file is left behind on failure.
-    pub fn write_ca(&self, ca: &ClusterCa) -> Result<(), CertError> {
-        self.write_pair(
-            &self.ca_cert_path(),
-            &ca.cert().to_pem(),
-            &self.ca_key_path(),
-            &ca.key_pem(),
+    /// `client-<name>.pem` and `client-<name>.key`; for [`FIRST_CLIENT`],
+    /// `client.pem` and `client.key`. The name is not checked here.
+    pub fn named_client_paths(&self, name: &str) -> (PathBuf, PathBuf) {
+        if name == FIRST_CLIENT {
+            return self.client_paths();
+        }
+        (
+            self.root.join(format!("client-{name}.pem")),
+            self.root.join(format!("client-{name}.key")),
         )
     }
 
-    /// Writes an identity to `node-<id>.pem`/`.key` or
-    /// `client.pem`/`.key`, by its role.
+    /// The files [`CertDir::write_ca`] writes: `ca.pem`, `ca/ca.key` and
+    /// `ca/ca.pem`.
+    pub fn ca_paths(&self) -> [PathBuf; 3] {
+        [
+            self.ca_cert_path(),
+            self.ca_key_path(),
+            self.ca_own_cert_path(),
+        ]
+    }
+
+    /// Writes `ca.pem`, then `ca/ca.key` and `ca/ca.pem` in the CA's own
+    /// directory (mode `0700`), creating the directories if needed.
+    ///
+    /// # Errors
+    /// [`CertError::Exists`] if any of the files exists, [`CertError::Io`]
+    /// otherwise; no file is left behind on failure.
+    pub fn write_ca(&self, ca: &ClusterCa) -> Result<(), CertError> {
+        for path in self.ca_paths() {
+            if path.exists() {
+                return Err(CertError::Exists(path));
+            }
+        }
+        fs::create_dir_all(&self.root).map_err(|source| CertError::Io {
+            path: self.root.clone(),
+            source,
+        })?;
+        create_private_dir(&self.ca_dir())?;
+        let pem = ca.cert().to_pem();
+        self.write_pair(
+            &self.ca_own_cert_path(),
+            &pem,
+            &self.ca_key_path(),
+            &ca.key_pem(),
+        )?;
+        if let Err(err) = write_new(&self.ca_cert_path(), &pem, false) {
+            let _ = fs::remove_file(self.ca_key_path());
+            let _ = fs::remove_file(self.ca_own_cert_path());
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Writes an identity to `node-<id>.pem`/`.key`, or to its client's
+    /// files ([`CertDir::named_client_paths`]), by its role.
     ///
     /// # Errors
     /// As [`CertDir::write_ca`].
     pub fn write_identity(&self, identity: &Identity) -> Result<(), CertError> {
-        let (cert, key) = match identity.role() {
-            Role::Node(id) => self.node_paths(id),
-            Role::Client => self.client_paths(),
-        };
+        let (cert, key) = self.identity_paths(identity);
         self.write_pair(&cert, &identity.cert_pem(), &key, &identity.key_pem())
     }
 
-    /// Reads `ca.pem`.
+    /// Where [`CertDir::write_identity`] writes `identity`.
+    pub fn identity_paths(&self, identity: &Identity) -> (PathBuf, PathBuf) {
+        match (identity.role(), identity.client()) {
+            (Role::Node(id), _) => self.node_paths(id),
+            (Role::Client, Some(client)) => self.named_client_paths(client.name()),
+            (Role::Client, None) => self.client_paths(),
+        }
+    }
+
+    /// Reads `ca.pem`: the CA certificates trusted (one, or a bundle).
     ///
     /// # Errors
     /// [`CertError::Io`] or [`CertError::Pem`].
     pub fn load_ca_cert(&self) -> Result<CaCert, CertError> {
         let path = self.ca_cert_path();
         let pem = read(&path)?;
-        let der = CertificateDer::from_pem_slice(&pem).map_err(|_| CertError::Pem {
-            path,
-            what: "CA certificate",
-        })?;
-        Ok(CaCert { der })
+        parse_bundle(&pem, &path)
     }
 
-    /// Reads `ca.pem` and `ca.key`, to issue more certificates.
+    /// Reads the CA and its private key, to issue more certificates:
+    /// `ca/ca.key` with `ca/ca.pem` (or `ca.pem` if there is none), else
+    /// `ca.key` beside `ca.pem`, as directories written before the CA had a
+    /// directory of its own keep it. The CA is the certificate whose
+    /// public key is the key's.
     ///
     /// # Errors
-    /// [`CertError::Io`] or [`CertError::Pem`].
+    /// [`CertError::Io`] (no key in either place: the new one is named),
+    /// [`CertError::Pem`], [`CertError::KeyReadable`] or
+    /// [`CertError::CaKeyMismatch`].
     pub fn load_ca(&self) -> Result<ClusterCa, CertError> {
-        let cert = self.load_ca_cert()?;
-        let path = self.ca_key_path();
-        check_private(&path)?;
-        let key_pem = read(&path)?;
+        let (key_path, cert_path) = if self.ca_key_path().exists() {
+            let own = self.ca_own_cert_path();
+            let cert = if own.exists() {
+                own
+            } else {
+                self.ca_cert_path()
+            };
+            (self.ca_key_path(), cert)
+        } else if self.old_ca_key_path().exists() {
+            (self.old_ca_key_path(), self.ca_cert_path())
+        } else {
+            (self.ca_key_path(), self.ca_cert_path())
+        };
+        check_private(&key_path)?;
+        let key_pem = read(&key_path)?;
+        let bundle = parse_bundle(&read(&cert_path)?, &cert_path)?;
         let key = std::str::from_utf8(&key_pem)
             .ok()
             .and_then(|pem| KeyPair::from_pem(pem).ok())
             .ok_or(CertError::Pem {
-                path,
+                path: key_path.clone(),
                 what: "CA private key",
             })?;
-        Ok(ClusterCa {
-            cert,
-            issuer: Issuer::new(ca_params(DEFAULT_CA_VALIDITY), key),
-            validity: DEFAULT_LEAF_VALIDITY,
-        })
+        ClusterCa::from_parts(&bundle, key, &key_path)
     }
 
     /// Reads node `id`'s identity and checks that it names that node and
@@ -656,16 +1185,38 @@ impl CertDir {
         Ok(identity)
     }
 
-    /// Reads the client identity and checks that it is the client's and
-    /// chains to `ca.pem`.
+    /// Reads the first client's identity (`client.pem`) and checks that it
+    /// is a client's and chains to `ca.pem`.
     ///
     /// # Errors
     /// As [`CertDir::load_node`].
     pub fn load_client(&self) -> Result<Identity, CertError> {
-        let (cert, key) = self.client_paths();
+        self.load_named_client(FIRST_CLIENT)
+    }
+
+    /// Reads client `name`'s identity (`client-<name>.pem`, or `client.pem`
+    /// for [`FIRST_CLIENT`]) and checks that it names that client and
+    /// chains to `ca.pem`.
+    ///
+    /// # Errors
+    /// [`CertError::InvalidClientName`] for a name no client can have,
+    /// [`CertError::OtherClient`] for files naming another client, else as
+    /// [`CertDir::load_node`].
+    pub fn load_named_client(&self, name: &str) -> Result<Identity, CertError> {
+        check_client_name(name)?;
+        let (cert, key) = self.named_client_paths(name);
         let identity = self.load_pair(&cert, &key)?;
-        if identity.role() != Role::Client {
+        let Some(client) = identity
+            .client()
+            .filter(|_| identity.role() == Role::Client)
+        else {
             return Err(CertError::NoIdentity);
+        };
+        if client.name() != name {
+            return Err(CertError::OtherClient {
+                path: cert,
+                found: client.to_string(),
+            });
         }
         self.load_ca_cert()?.verify(identity.chain(), false)?;
         Ok(identity)
@@ -701,6 +1252,23 @@ impl CertDir {
         }
         Ok(())
     }
+}
+
+/// Creates `dir` (and its parents) with mode `0700` on Unix: the CA's key
+/// lives there.
+fn create_private_dir(dir: &Path) -> Result<(), CertError> {
+    let io = |source| CertError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io)
 }
 
 /// Refuses a private key that its group or others may read (Unix only).
@@ -833,6 +1401,129 @@ mod tests {
     }
 
     #[test]
+    fn client_names_are_one_lower_case_dns_label_and_not_the_first_clients() {
+        for good in ["alice", "a", "prom-1", "0", &"x".repeat(MAX_CLIENT_NAME)] {
+            let client = ClientIdentity::new(good, ClientRole::Read).unwrap();
+            assert_eq!(client.name(), good);
+            assert_eq!(parse_client_name(&client.dns_name()), Some(client));
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            (&"x".repeat(MAX_CLIENT_NAME + 1)[..], "longer"),
+            ("Alice", "only a-z"),
+            ("al.ice", "only a-z"),
+            ("al ice", "only a-z"),
+            ("al_ice", "only a-z"),
+            ("-alice", "first or last"),
+            ("alice-", "first or last"),
+            ("client", "reserved"),
+        ] {
+            match ClientIdentity::new(bad, ClientRole::Write) {
+                Err(err @ CertError::InvalidClientName { .. }) => {
+                    assert!(err.to_string().contains(why), "{bad:?}: {err}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            "admin".parse::<ClientRole>(),
+            Err(CertError::InvalidRole(_))
+        ));
+        assert_eq!(
+            parse_client_name(CLIENT_NAME),
+            Some(ClientIdentity::first())
+        );
+        for bad in [
+            "alice.admin.client.gossip-kv",
+            "alice.client.gossip-kv",
+            "a.b.read.client.gossip-kv",
+            "client.write.client.gossip-kv",
+            "alice.read.client.gossip-kvx",
+        ] {
+            assert_eq!(parse_client_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_named_client_certificate_binds_its_name_and_role() {
+        let ca = ClusterCa::generate().unwrap();
+        let reader = ClientIdentity::new("prometheus", ClientRole::Read).unwrap();
+        let issued = ca.issue_named_client(&reader).unwrap();
+        assert_eq!(issued.role(), Role::Client);
+        assert_eq!(issued.client(), Some(&reader));
+        let leaf = &issued.chain()[0];
+        assert_eq!(client_in_certificate(leaf), Some(reader.clone()));
+        assert_eq!(node_in_certificate(leaf), None);
+        // Read back from PEM, the name and role come from the certificate.
+        let again = Identity::from_pem(&issued.cert_pem(), &issued.key_pem()).unwrap();
+        assert_eq!(again.client(), Some(&reader));
+        ca.cert().verify(issued.chain(), false).unwrap();
+        assert!(ca.cert().verify(issued.chain(), true).is_err());
+        // The first client certificate is the client "client", role write.
+        let first = ca.issue_client().unwrap();
+        assert_eq!(
+            client_in_certificate(&first.chain()[0]),
+            Some(ClientIdentity::first())
+        );
+        // A node certificate names no client.
+        let node = ca.issue_node(NodeId::new(1), &[]).unwrap();
+        assert_eq!(client_in_certificate(&node.chain()[0]), None);
+    }
+
+    #[test]
+    fn leaves_last_90_days_by_default_and_the_ca_ten_years() {
+        let ca = ClusterCa::generate().unwrap();
+        let days = |der: &CertificateDer<'_>| {
+            let info = CertInfo::parse(der).unwrap();
+            (info.not_after - info.not_before) as f64 / 86_400.0
+        };
+        // An hour of slack before the issue time.
+        let leaf = days(&ca.issue_node(NodeId::new(1), &[]).unwrap().chain()[0]);
+        assert!((leaf - 90.0).abs() < 0.1, "{leaf}");
+        let ca_days = days(ca.cert().der());
+        assert!((ca_days - 3650.0).abs() < 0.1, "{ca_days}");
+        let mut short = ClusterCa::generate().unwrap();
+        short.set_validity(Duration::from_secs(7 * 86_400));
+        let week = days(&short.issue_client().unwrap().chain()[0]);
+        assert!((week - 7.0).abs() < 0.1, "{week}");
+    }
+
+    #[test]
+    fn a_bundle_trusts_every_ca_in_it_and_a_ca_key_finds_its_own_certificate() {
+        let old = ClusterCa::generate().unwrap();
+        let new = ClusterCa::generate().unwrap();
+        let bundle = CaCert::bundle([old.cert(), new.cert(), old.cert()]);
+        assert_eq!(bundle.ders().len(), 2);
+        let parsed = CaCert::from_pem(&bundle.to_pem()).unwrap();
+        assert_eq!(parsed, bundle);
+        for ca in [&old, &new] {
+            let node = ca.issue_node(NodeId::new(1), &[]).unwrap();
+            bundle.verify(node.chain(), true).unwrap();
+        }
+        // The key picks its certificate out of the bundle.
+        let reloaded = ClusterCa::from_pem(&bundle.to_pem(), &new.key_pem()).unwrap();
+        assert_eq!(reloaded.cert(), new.cert());
+        let third = ClusterCa::generate().unwrap();
+        assert!(matches!(
+            ClusterCa::from_pem(&bundle.to_pem(), &third.key_pem()),
+            Err(CertError::CaKeyMismatch { .. })
+        ));
+        // A CA's certificate is shown as a CA, a leaf with its serial.
+        let info = CertInfo::parse(new.cert().der()).unwrap();
+        assert_eq!(info.kind, CertKind::Ca);
+        let leaf = new
+            .issue_node(NodeId::new(4), &["10.0.0.4".into()])
+            .unwrap();
+        let info = CertInfo::parse(&leaf.chain()[0]).unwrap();
+        assert_eq!(info.kind, CertKind::Node(NodeId::new(4)));
+        assert_eq!(info.ip_addresses, ["10.0.0.4".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            Some(info.serial),
+            crate::revoked::Serial::of(&leaf.chain()[0])
+        );
+    }
+
+    #[test]
     fn reserved_and_invalid_names_are_refused() {
         let ca = ClusterCa::generate().unwrap();
         for bad in [
@@ -908,6 +1599,11 @@ mod tests {
             );
             chmod(path, 0o600);
         }
+        // The CA's key lives in a directory of its own, closed to others.
+        assert!(certs.ca_key_path().starts_with(certs.ca_dir()));
+        assert!(!certs.old_ca_key_path().exists());
+        let dir_mode = fs::metadata(certs.ca_dir()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
         chmod(&certs.ca_key_path(), 0o644);
         assert!(matches!(
             certs.load_ca(),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use quinn::{Connection, Endpoint, RecvStream};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
-use crate::certs::{CaCert, Identity};
+use crate::certs::{CaCert, ClientIdentity, Identity};
 use crate::config::{QuicConfig, transport_config};
 use crate::frame::{self, FrameError};
 use crate::lock;
@@ -30,6 +30,9 @@ pub struct ClientRequest {
     pub body: Vec<u8>,
     /// The client's address.
     pub remote: SocketAddr,
+    /// Who the client is and what it may do, as its certificate (verified
+    /// in the handshake) says.
+    pub client: ClientIdentity,
     /// Sends the response.
     pub responder: Responder,
 }

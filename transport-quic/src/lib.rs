@@ -87,8 +87,10 @@
 //!
 //! - `certs`: the cluster CA, node and client identities, the PEM directory
 //!   layout ([`certs::CertDir`]).
-//! - `tls`: rustls configurations (ring, TLS 1.3, CA-pinned, ALPN) and the
-//!   checks tying a certificate to a node id or the client role.
+//! - `tls`: rustls configurations (ring, TLS 1.3, CA-pinned, ALPN, the
+//!   deny-list checked in the handshake) and the checks tying a certificate
+//!   to a node id or a client.
+//! - `revoked`: [`DenyList`], the serials of revoked certificates.
 //! - `wire`: the hello, stream headers, frames and error codes.
 //! - `config`: [`QuicConfig`], limits and timeouts, and the quinn
 //!   transport parameters they make.
@@ -114,11 +116,13 @@ mod dns;
 mod drive;
 mod frame;
 mod net;
+pub mod revoked;
 mod stats;
 pub mod tls;
 mod transport;
 pub mod wire;
 
+pub use certs::{ClientIdentity, ClientRole};
 pub use client::{
     ClientError, ClientRequest, QuicClient, RecvRequestError, RequestReceiver, RespondError,
     Responder, ResponseStream, Subscription,
@@ -126,6 +130,7 @@ pub use client::{
 pub use config::{DEFAULT_MAX_FRAME_BYTES, QuicConfig, QuicConfigBuilder, QuicConfigError};
 pub use drive::DrivenNode;
 pub use net::DiscoverError;
+pub use revoked::{DenyList, DenyListError, Serial};
 pub use stats::QuicStats;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};
 pub use transport::{

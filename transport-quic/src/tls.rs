@@ -3,18 +3,26 @@
 //! role.
 //!
 //! Servers require a client certificate chaining to the CA
-//! (`WebPkiClientVerifier`); clients trust only the CA. Only TLS 1.3 is
-//! offered (QUIC needs nothing else).
+//! (`WebPkiClientVerifier`); clients trust only the CA. Both may trust a
+//! bundle of CAs (a CA change), and both may refuse certificates whose
+//! serial a [`DenyList`] holds: the `*_with_revoked` configurations check
+//! it during the handshake, after the chain, so a revoked certificate
+//! cannot connect at all. Only TLS 1.3 is offered (QUIC needs nothing
+//! else).
 
 use std::sync::Arc;
 
 use lww_crdt::NodeId;
-use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, DnsName, ServerName};
+use rustls::pki_types::{CertificateDer, DnsName, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-use crate::certs::{CLIENT_NAME, CaCert, Identity, Role, node_name};
+use crate::certs::{CaCert, ClientIdentity, Identity, Role, node_name};
+use crate::revoked::DenyList;
 
 /// ALPN of the node-to-node gossip protocol, version 2 (links carry streams
 /// both ways, and datagrams).
@@ -30,8 +38,8 @@ pub enum TlsError {
     /// match its certificate, an unusable CA, ...).
     #[error("TLS configuration refused: {0}")]
     Rustls(#[from] rustls::Error),
-    /// The client certificate verifier could not be built from the CA.
-    #[error("client verifier: {0}")]
+    /// A certificate verifier could not be built from the CA.
+    #[error("certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
     /// The identity's role does not fit the configuration (a client
     /// identity for a node's server, or the reverse).
@@ -93,8 +101,124 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 fn roots(ca: &CaCert) -> Result<Arc<RootCertStore>, TlsError> {
     let mut roots = RootCertStore::empty();
-    roots.add(ca.der().clone())?;
+    for der in ca.ders() {
+        roots.add(der.clone())?;
+    }
     Ok(Arc::new(roots))
+}
+
+/// A client certificate verifier that refuses, after the chain checks,
+/// a chain holding a revoked certificate.
+#[derive(Debug)]
+struct DenyingClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    revoked: DenyList,
+}
+
+impl ClientCertVerifier for DenyingClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        self.revoked.check(std::slice::from_ref(end_entity))?;
+        self.revoked.check(intermediates)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A server certificate verifier that refuses, after the chain and name
+/// checks, a chain holding a revoked certificate.
+#[derive(Debug)]
+struct DenyingServerVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    revoked: DenyList,
+}
+
+impl ServerCertVerifier for DenyingServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        self.revoked.check(std::slice::from_ref(end_entity))?;
+        self.revoked.check(intermediates)?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[DistinguishedName]> {
+        self.inner.root_hint_subjects()
+    }
 }
 
 fn need_node(identity: &Identity) -> Result<NodeId, TlsError> {
@@ -119,13 +243,34 @@ pub fn server_config(
     if serve_clients {
         alpn.push(CLIENT_ALPN.to_vec());
     }
-    node_server_config(identity, ca, alpn)
+    node_server_config(identity, ca, alpn, None)
+}
+
+/// [`server_config`] refusing, during the handshake, a client or peer
+/// certificate whose serial `revoked` holds (now or after a
+/// [`replace`](DenyList::replace)). It offers no TLS session resumption:
+/// a resumed session skips the certificate checks, so every handshake is
+/// a full one.
+///
+/// # Errors
+/// As [`server_config`].
+pub fn server_config_with_revoked(
+    identity: &Identity,
+    ca: &CaCert,
+    serve_clients: bool,
+    revoked: &DenyList,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let mut alpn = vec![PEER_ALPN.to_vec()];
+    if serve_clients {
+        alpn.push(CLIENT_ALPN.to_vec());
+    }
+    node_server_config(identity, ca, alpn, Some(revoked))
 }
 
 /// A node's configuration for an HTTPS API on TCP: presents the node's
 /// certificate, requires a client certificate from the CA, and offers
 /// HTTP/1.1. The server must still check that the client's certificate is
-/// a client's ([`proves_client`]), not a node's.
+/// a client's ([`client_identity`]), not a node's.
 ///
 /// # Errors
 /// [`TlsError`] for a client identity or an unusable certificate or key.
@@ -133,7 +278,21 @@ pub fn https_server_config(
     identity: &Identity,
     ca: &CaCert,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    node_server_config(identity, ca, vec![b"http/1.1".to_vec()])
+    node_server_config(identity, ca, vec![b"http/1.1".to_vec()], None)
+}
+
+/// [`https_server_config`] refusing, during the handshake, a client
+/// certificate whose serial `revoked` holds; without session resumption,
+/// as [`server_config_with_revoked`].
+///
+/// # Errors
+/// As [`https_server_config`].
+pub fn https_server_config_with_revoked(
+    identity: &Identity,
+    ca: &CaCert,
+    revoked: &DenyList,
+) -> Result<rustls::ServerConfig, TlsError> {
+    node_server_config(identity, ca, vec![b"http/1.1".to_vec()], Some(revoked))
 }
 
 /// TLS 1.3 presenting the node's certificate, requiring one from the CA,
@@ -142,16 +301,30 @@ fn node_server_config(
     identity: &Identity,
     ca: &CaCert,
     alpn: Vec<Vec<u8>>,
+    revoked: Option<&DenyList>,
 ) -> Result<rustls::ServerConfig, TlsError> {
     need_node(identity)?;
     let provider = provider();
-    let verifier =
+    let webpki =
         WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone()).build()?;
+    let verifier: Arc<dyn ClientCertVerifier> = match revoked {
+        Some(revoked) => Arc::new(DenyingClientVerifier {
+            inner: webpki,
+            revoked: revoked.clone(),
+        }),
+        None => webpki,
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain().to_vec(), identity.key().clone_key())?;
     config.alpn_protocols = alpn;
+    if revoked.is_some() {
+        // A resumed session keeps the certificate it was made with, unchecked:
+        // a revoked one would come back on it.
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    }
     Ok(config)
 }
 
@@ -159,12 +332,27 @@ fn client_builder(
     identity: &Identity,
     ca: &CaCert,
     alpn: &[u8],
+    revoked: Option<&DenyList>,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(ca)?)
-        .with_client_auth_cert(identity.chain().to_vec(), identity.key().clone_key())?;
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let builder = match revoked {
+        Some(revoked) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(DenyingServerVerifier {
+                inner: WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider).build()?,
+                revoked: revoked.clone(),
+            })),
+        None => builder.with_root_certificates(roots(ca)?),
+    };
+    let mut config =
+        builder.with_client_auth_cert(identity.chain().to_vec(), identity.key().clone_key())?;
     config.alpn_protocols = vec![alpn.to_vec()];
+    if revoked.is_some() {
+        // Resuming would skip checking the server's certificate again.
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(config)
 }
 
@@ -180,7 +368,22 @@ pub fn peer_client_config(
     ca: &CaCert,
 ) -> Result<rustls::ClientConfig, TlsError> {
     need_node(identity)?;
-    client_builder(identity, ca, PEER_ALPN)
+    client_builder(identity, ca, PEER_ALPN, None)
+}
+
+/// [`peer_client_config`] refusing, during the handshake, a peer whose
+/// certificate's serial `revoked` holds; without session resumption, so
+/// every dial checks the peer's certificate anew.
+///
+/// # Errors
+/// As [`peer_client_config`].
+pub fn peer_client_config_with_revoked(
+    identity: &Identity,
+    ca: &CaCert,
+    revoked: &DenyList,
+) -> Result<rustls::ClientConfig, TlsError> {
+    need_node(identity)?;
+    client_builder(identity, ca, PEER_ALPN, Some(revoked))
 }
 
 /// A client's configuration: presents the client certificate, trusts only
@@ -192,10 +395,10 @@ pub fn client_config(identity: &Identity, ca: &CaCert) -> Result<rustls::ClientC
     if identity.role() != Role::Client {
         return Err(TlsError::Role {
             got: identity.role(),
-            wanted: "the client identity",
+            wanted: "a client identity",
         });
     }
-    client_builder(identity, ca, CLIENT_ALPN)
+    client_builder(identity, ca, CLIENT_ALPN, None)
 }
 
 /// Wraps a rustls server configuration for quinn.
@@ -234,9 +437,17 @@ pub fn proves_node(leaf: &CertificateDer<'_>, id: NodeId) -> bool {
     valid_for(leaf, &node_name(id))
 }
 
-/// Whether `leaf` is the client certificate: valid for `client.gossip-kv`.
+/// Whether `leaf` is a client certificate: it names one client
+/// ([`client_identity`]).
 pub fn proves_client(leaf: &CertificateDer<'_>) -> bool {
-    valid_for(leaf, CLIENT_NAME)
+    client_identity(leaf).is_some()
+}
+
+/// The client `leaf` (already verified against the CA by the handshake)
+/// names, with its role; `None` for a node's certificate or one naming no
+/// single client.
+pub fn client_identity(leaf: &CertificateDer<'_>) -> Option<ClientIdentity> {
+    crate::certs::client_in_certificate(leaf)
 }
 
 /// The ALPN protocol and the peer's certificate chain of an established

@@ -14,6 +14,7 @@ use crate::certs::{CaCert, Identity};
 use crate::client::RequestReceiver;
 use crate::config::{QuicConfig, transport_config};
 use crate::net::{DiscoverError, Shared, SharedParts};
+use crate::revoked::DenyList;
 use crate::stats::QuicStats;
 use crate::tls::{self, TlsError};
 
@@ -93,6 +94,7 @@ pub struct QuicTransportBuilder {
     config: QuicConfig,
     runtime: Option<tokio::runtime::Handle>,
     serve_clients: bool,
+    revoked: Option<DenyList>,
 }
 
 impl QuicTransportBuilder {
@@ -136,6 +138,22 @@ impl QuicTransportBuilder {
         self
     }
 
+    /// Refuses, during the TLS handshake, every certificate whose serial
+    /// `revoked` holds: clients' and peers' connecting to this node, and a
+    /// peer's when this node dials it (default: none). With a list, TLS
+    /// sessions are not resumed (a resumed session skips the certificate
+    /// checks): every handshake is a full one. The list is
+    /// shared: [`DenyList::replace`] on any clone takes effect for the
+    /// handshakes that follow, without a restart, and closes the open
+    /// connections of clients, and the current link of peers, whose
+    /// certificate it now holds. Handshake refusals are counted
+    /// by [`DenyList::refused`], and, on the accepting side, in
+    /// [`QuicStats::handshakes_refused`] too.
+    pub fn revoked(mut self, revoked: DenyList) -> Self {
+        self.revoked = Some(revoked);
+        self
+    }
+
     /// Binds the endpoint and starts accepting.
     ///
     /// # Errors
@@ -155,18 +173,27 @@ impl QuicTransportBuilder {
         // Per-connection stream credit a little above the global limit, so
         // that excess streams reach the limit and are refused explicitly
         // rather than waiting for credit.
-        let mut server = tls::quinn_server(tls::server_config(
-            &self.identity,
-            &self.ca,
-            self.serve_clients,
-        )?)?;
+        let revoked = self.revoked.clone().unwrap_or_default();
+        let mut server = tls::quinn_server(match &self.revoked {
+            Some(revoked) => tls::server_config_with_revoked(
+                &self.identity,
+                &self.ca,
+                self.serve_clients,
+                revoked,
+            )?,
+            None => tls::server_config(&self.identity, &self.ca, self.serve_clients)?,
+        })?;
         server.transport_config(Arc::new(transport_config(
             &config,
             served.saturating_add(16),
             1,
         )));
-        let mut peer_client =
-            tls::quinn_client(tls::peer_client_config(&self.identity, &self.ca)?)?;
+        let mut peer_client = tls::quinn_client(match &self.revoked {
+            Some(revoked) => {
+                tls::peer_client_config_with_revoked(&self.identity, &self.ca, revoked)?
+            }
+            None => tls::peer_client_config(&self.identity, &self.ca)?,
+        })?;
         // A link carries exchange streams both ways, whichever side dialed.
         peer_client.transport_config(Arc::new(transport_config(
             &config,
@@ -220,12 +247,29 @@ impl QuicTransportBuilder {
                 peers: self.peers,
                 inbox: inbox_tx,
                 requests: requests_tx,
+                revoked,
             })
             .map_err(|source| SetupError::Bind {
                 addr: self.bind,
                 source,
             })?
         };
+        // A certificate revoked while its connection is open: the link is
+        // closed (client connections watch the list themselves), and the
+        // redial is refused at the handshake.
+        let watcher = Arc::clone(&shared);
+        shared.runtime.spawn(async move {
+            loop {
+                // Waiting from before the sweep: a replace during it is
+                // not missed.
+                let replaced = watcher.revoked.replaced();
+                watcher.close_revoked_links();
+                tokio::select! {
+                    () = replaced => {}
+                    () = watcher.stopped() => break,
+                }
+            }
+        });
         Ok(QuicTransport {
             shared,
             inbox,
@@ -285,6 +329,7 @@ impl QuicTransport {
             config: QuicConfig::default(),
             runtime: None,
             serve_clients: false,
+            revoked: None,
         }
     }
 

@@ -67,6 +67,9 @@ pub const CONN_SHUTDOWN: u32 = 0x23;
 /// Connection close code: `max_incoming_connections` connections are
 /// established already.
 pub const CONN_BUSY: u32 = 0x24;
+/// Connection close code: the peer's certificate was revoked while the
+/// connection was open (its serial joined the deny-list).
+pub const CONN_REVOKED: u32 = 0x25;
 
 /// Why bytes are not a valid hello or stream header. Nothing was changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

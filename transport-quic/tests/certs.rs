@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use gossip::{MessageKind, Transmit, Transport};
 use lww_crdt::NodeId;
-use transport_quic::certs::{CertDir, CertError, ClusterCa, Role};
+use transport_quic::certs::{CaCert, CertDir, CertError, ClusterCa, Role};
 use transport_quic::{QuicClient, QuicConfig, QuicTransport};
 
 use common::receive;
@@ -62,7 +62,7 @@ fn a_cluster_directory_round_trips() {
     assert_eq!(
         names,
         [
-            "ca.key",
+            "ca",
             "ca.pem",
             "client.key",
             "client.pem",
@@ -81,6 +81,14 @@ fn a_cluster_directory_round_trips() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+
+    // The CA's key is in a directory of its own, beside a copy of its
+    // certificate.
+    assert!(dir.ca_key_path().ends_with("ca/ca.key"));
+    assert_eq!(
+        std::fs::read(dir.ca_own_cert_path()).unwrap(),
+        std::fs::read(dir.ca_cert_path()).unwrap()
+    );
 
     // Reloaded, the CA issues more certificates that chain to ca.pem.
     let reloaded = dir.load_ca().unwrap();
@@ -128,6 +136,48 @@ fn a_cluster_directory_round_trips() {
     .unwrap();
     assert_eq!(client.request(b"ping").unwrap(), b"ping");
     server.join().unwrap();
+}
+
+#[test]
+fn the_ca_is_found_in_its_directory_or_beside_ca_pem_as_it_used_to_be() {
+    let tmp = TempDir::new("ca-places");
+    // A directory written before the CA had a directory of its own.
+    let old = CertDir::new(tmp.0.join("old"));
+    let ca = ClusterCa::generate().unwrap();
+    std::fs::create_dir_all(old.root()).unwrap();
+    std::fs::write(old.ca_cert_path(), ca.cert().to_pem()).unwrap();
+    std::fs::write(old.old_ca_key_path(), ca.key_pem()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            old.old_ca_key_path(),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    assert_eq!(old.load_ca().unwrap().cert(), ca.cert());
+    assert_eq!(old.ca_keys_present(), [old.old_ca_key_path()]);
+    // Neither place: the error names the new one.
+    let empty = CertDir::new(tmp.0.join("empty"));
+    match empty.load_ca() {
+        Err(CertError::Io { path, .. }) => assert_eq!(path, empty.ca_key_path()),
+        other => panic!("{other:?}"),
+    }
+    // During a CA change ca.pem is a bundle: the key in ca/ still issues
+    // with its own certificate, ca/ca.pem.
+    let new_dir = CertDir::new(tmp.0.join("new"));
+    let next = ClusterCa::generate().unwrap();
+    new_dir.write_ca(&next).unwrap();
+    std::fs::write(
+        new_dir.ca_cert_path(),
+        CaCert::bundle([ca.cert(), next.cert()]).to_pem(),
+    )
+    .unwrap();
+    let loaded = new_dir.load_ca().unwrap();
+    assert_eq!(loaded.cert(), next.cert());
+    let node = loaded.issue_node(NodeId::new(1), &[]).unwrap();
+    new_dir.write_identity(&node).unwrap();
+    new_dir.load_node(NodeId::new(1)).unwrap();
 }
 
 #[test]

@@ -13,9 +13,14 @@ pub(crate) struct ClientArgs {
     /// The node to ask: HOST:PORT (UDP).
     #[arg(long, value_name = "ADDR", env = "GOSSIP_KV_NODE")]
     pub(crate) node: String,
-    /// Directory holding ca.pem, client.pem and client.key.
+    /// Directory holding ca.pem, client.pem and client.key (or the
+    /// --client's files).
     #[arg(long, value_name = "DIR", env = "GOSSIP_KV_CERTS")]
     pub(crate) certs: PathBuf,
+    /// Act as client NAME: client-NAME.pem and client-NAME.key in --certs
+    /// (default: client.pem and client.key).
+    #[arg(long = "client", value_name = "NAME", env = "GOSSIP_KV_CLIENT")]
+    pub(crate) client: Option<String>,
     /// The node's id: authenticate it as node-ID.gossip-kv.
     #[arg(long, value_name = "ID")]
     pub(crate) node_id: Option<u64>,
@@ -44,9 +49,14 @@ pub(crate) struct NodesArgs {
     /// certificate carries). Repeatable.
     #[arg(long = "node", value_name = "ADDR", required = true)]
     pub(crate) nodes: Vec<String>,
-    /// Directory holding ca.pem, client.pem and client.key.
+    /// Directory holding ca.pem, client.pem and client.key (or the
+    /// --client's files).
     #[arg(long, value_name = "DIR")]
     pub(crate) certs: PathBuf,
+    /// Act as client NAME: client-NAME.pem and client-NAME.key in --certs
+    /// (default: client.pem and client.key).
+    #[arg(long = "client", value_name = "NAME", env = "GOSSIP_KV_CLIENT")]
+    pub(crate) client: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -55,7 +65,7 @@ pub(crate) struct NodesArgs {
 /// A connection to the node named by `args`.
 pub(crate) fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
     let target = Target::resolve(&args.node, args.node_id, args.server_name.as_deref())?;
-    let credentials = Credentials::load(&args.certs)?;
+    let credentials = Credentials::load_as(&args.certs, args.client.as_deref())?;
     Ok(Client::connect(target, &credentials, args.timeout())?)
 }
 

@@ -73,7 +73,10 @@ fn poll(args: &ConvergedArgs) -> anyhow::Result<ConvergedReport> {
     let start = Instant::now();
     let timeout = Duration::from_millis(args.timeout_ms);
     let deadline = start + timeout;
-    let credentials = Arc::new(Credentials::load(&args.nodes.certs)?);
+    let credentials = Arc::new(Credentials::load_as(
+        &args.nodes.certs,
+        args.nodes.client.as_deref(),
+    )?);
     let mut connections: Vec<Option<Client>> = args.nodes.nodes.iter().map(|_| None).collect();
     let mut views: Vec<NodeView> = args
         .nodes

@@ -98,6 +98,11 @@ pub(crate) struct NodeArgs {
     /// (docs/http-api.md).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<SocketAddr>,
+    /// A file of certificate serial numbers (hex, one a line; # comments)
+    /// refused at every TLS handshake: clients, peers either way, HTTPS.
+    /// Re-read within seconds of a change, without a restart.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) revoked: Option<PathBuf>,
 }
 
 /// `--sync`.
@@ -140,6 +145,7 @@ impl NodeArgs {
             },
             leave_on_stop: self.leave_on_stop || self.data_dir.is_none(),
             http: self.http,
+            revoked: self.revoked.clone(),
         }
     }
 }

@@ -32,12 +32,15 @@ pub enum ClientError {
     /// The client certificate or key is missing or unusable. Nothing was
     /// sent.
     #[error(
-        "cannot load the client certificate from {} (client.pem, client.key, ca.pem)",
-        dir.display()
+        "cannot load the client certificate of client {name:?} from {} ({}, ca.pem)",
+        dir.display(),
+        client_files(name)
     )]
     ClientCertificate {
         /// The certificate directory.
         dir: PathBuf,
+        /// The client's name (`client` for `client.pem`).
+        name: String,
         /// What was wrong.
         #[source]
         source: CertError,
@@ -133,4 +136,13 @@ pub enum ClientError {
     /// calls for. The request may have been carried out.
     #[error("the node sent an unexpected answer: {0:?}")]
     Unexpected(Box<Response>),
+}
+
+/// The files client `name` is read from, as `sim-cli certs` names them.
+fn client_files(name: &str) -> String {
+    if name == transport_quic::certs::FIRST_CLIENT {
+        "client.pem, client.key".to_owned()
+    } else {
+        format!("client-{name}.pem, client-{name}.key")
+    }
 }

@@ -130,7 +130,7 @@ fn host_part(node: &str) -> Option<&str> {
     Some(host)
 }
 
-/// The client identity and the cluster CA, as `sim-cli certs` wrote them.
+/// A client identity and the cluster CA, as `sim-cli certs` wrote them.
 pub struct Credentials {
     identity: Identity,
     ca: CaCert,
@@ -150,13 +150,26 @@ impl Credentials {
     /// [`ClientError::CaCertificate`]: missing or unusable files, with
     /// their paths.
     pub fn load(dir: &Path) -> Result<Credentials, ClientError> {
+        Self::load_as(dir, None)
+    }
+
+    /// Loads client `name`'s certificate and key (`client-NAME.pem` and
+    /// `.key`; with `None`, `client.pem` and `client.key`) and `ca.pem`
+    /// from `dir`.
+    ///
+    /// # Errors
+    /// As [`Credentials::load`]; a name no client can have is refused
+    /// before any file is read.
+    pub fn load_as(dir: &Path, name: Option<&str>) -> Result<Credentials, ClientError> {
         let dir = CertDir::new(dir);
-        let identity = dir
-            .load_client()
-            .map_err(|source| ClientError::ClientCertificate {
-                dir: dir.root().to_path_buf(),
-                source,
-            })?;
+        let name = name.unwrap_or(transport_quic::certs::FIRST_CLIENT);
+        let identity =
+            dir.load_named_client(name)
+                .map_err(|source| ClientError::ClientCertificate {
+                    dir: dir.root().to_path_buf(),
+                    name: name.to_owned(),
+                    source,
+                })?;
         let ca = dir.load_ca_cert().map_err(ClientError::CaCertificate)?;
         Ok(Credentials { identity, ca })
     }

@@ -215,6 +215,18 @@ pub enum ProtoError {
         /// Watches the node follows at once.
         max: u64,
     },
+    /// The client's certificate gives it the role `read`: it may read, not
+    /// write. The write was not taken.
+    #[error(
+        "client {client:?} has role {role}: it may read but not write; the write was not taken \
+         (use a client certificate with role write)"
+    )]
+    Forbidden {
+        /// The client's name, from its certificate.
+        client: String,
+        /// Its role, from its certificate.
+        role: String,
+    },
     /// The node's data directory failed: the write may be in its memory
     /// and may still spread, but it was not made durable, and the node is
     /// stopping.
@@ -407,11 +419,31 @@ pub struct Status {
     pub transport: TransportStatus,
     /// Where the node keeps its state.
     pub storage: StorageStatus,
+    /// The node's certificate and the revocation list it enforces.
+    pub security: SecurityStatus,
     /// How long ago (ms) the oldest client write on this node that no peer
     /// is known to hold yet was made: what a crash of this node without a
     /// data directory would lose first. `None` when every write is held by
     /// some peer.
     pub oldest_unacknowledged_write_ms: Option<u64>,
+}
+
+/// The node's certificate and its revocation list, as `status` reports
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityStatus {
+    /// The serial of the node's certificate, in hex.
+    pub certificate_serial: String,
+    /// When the node's certificate expires, in seconds since 1970 (UTC).
+    pub certificate_not_after: i64,
+    /// The deny-list file (`--revoked`), if any.
+    pub revoked_file: Option<String>,
+    /// Serials on the deny-list in force.
+    pub revoked_serials: u64,
+    /// TLS handshakes refused because a certificate was on the list: QUIC
+    /// peers and clients connecting, peers this node dialed, and HTTPS
+    /// clients.
+    pub revoked_refused: u64,
 }
 
 /// Where a node keeps its state, as `status` reports it.

@@ -70,6 +70,9 @@ pub struct NodeConfig {
     /// loopback, HTTPS with client certificates elsewhere; `None` serves
     /// none.
     pub http: Option<SocketAddr>,
+    /// A file of certificate serials to refuse at every TLS handshake
+    /// (`--revoked`), re-read when it changes; `None` refuses none.
+    pub revoked: Option<PathBuf>,
 }
 
 /// An offset in ms, shared with whoever holds a clone, that a node adds to
@@ -129,6 +132,7 @@ impl NodeConfig {
             sync: SyncMode::Always,
             leave_on_stop: true,
             http: None,
+            revoked: None,
         }
     }
 }

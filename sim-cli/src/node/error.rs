@@ -73,6 +73,16 @@ pub enum NodeError {
         #[source]
         source: CertError,
     },
+    /// The revocation list (`--revoked`) cannot be read, or a line of it
+    /// is malformed (the error names the line).
+    #[error("--revoked {}: the revocation list cannot be used", path.display())]
+    Revoked {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: transport_quic::DenyListError,
+    },
     /// No incarnation was given and the wall clock cannot make one.
     #[error("the wall clock ({secs} s since 1970) is outside 2020..2156; pass --incarnation")]
     WallClock {

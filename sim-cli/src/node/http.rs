@@ -14,12 +14,17 @@
 //!
 //! Plain HTTP on a loopback address; on any other, HTTPS (TLS 1.3) with
 //! the node's certificate, and every client must present a client
-//! certificate of the cluster (`serve_tls`).
+//! certificate of the cluster (`serve_tls`). Over HTTPS the client's
+//! certificate names it and its role: a client with role `read` gets 403
+//! `forbidden` for a write. Plain HTTP on loopback has no certificate: it
+//! is not authenticated, and takes writes as before (audited as client
+//! `-`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -33,8 +38,10 @@ use lww_crdt::{Entry, Stamp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::client::proto::ProtoError;
+use crate::node::audit::{self, Caller};
 use crate::node::prometheus::RequestMetrics;
-use crate::node::serve::Server;
+use crate::node::serve::{self, Server};
 use crate::node::{listing, watch};
 
 /// Requests served at once; past that, 503 with `Retry-After`.
@@ -315,11 +322,20 @@ fn written(stamp: Stamp) -> Response {
         .into_response()
 }
 
+/// Refuses a write from a caller whose role does not allow it (403).
+fn allowed(caller: &Caller, op: &'static str, key: &str) -> Result<(), ApiError> {
+    serve::forbidden(caller, op, key).map_err(|refused: ProtoError| {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", refused.to_string())
+    })
+}
+
 async fn write(
     State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    allowed(&caller, "put", &key)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -338,17 +354,26 @@ async fn write(
     })?;
     let node = api.node.clone();
     // A write may wait for the disk (`--sync always`): off the I/O thread.
-    let stamp = tokio::task::spawn_blocking(move || node.put(key, value))
+    let written_key = key.clone();
+    let stamp = tokio::task::spawn_blocking(move || node.put(written_key, value))
         .await
         .map_err(|_| internal("the write task failed"))??;
+    audit::write_taken(&caller, "put", &key, &stamp);
     Ok(written(stamp))
 }
 
-async fn delete(State(api): State<Api>, Path(key): Path<String>) -> Result<Response, ApiError> {
+async fn delete(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    allowed(&caller, "delete", &key)?;
     let node = api.node.clone();
-    let stamp = tokio::task::spawn_blocking(move || node.delete(key))
+    let deleted_key = key.clone();
+    let stamp = tokio::task::spawn_blocking(move || node.delete(deleted_key))
         .await
         .map_err(|_| internal("the delete task failed"))??;
+    audit::write_taken(&caller, "delete", &key, &stamp);
     Ok(written(stamp))
 }
 
@@ -528,15 +553,18 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the API on `listener` until `stop` changes: plain HTTP, or over
 /// TLS with `tls`. With TLS every client must present a client
-/// certificate of the cluster (`sim-cli certs` issues `client.pem`); a
-/// node's certificate, another CA's or none is refused at the handshake,
-/// and logged. Connections open when `stop` changes are cut when the
-/// node's runtime stops.
+/// certificate of the cluster (`sim-cli certs` issues `client.pem` and
+/// `client-NAME.pem`), which names the client and its role for the
+/// requests on that connection; a node's certificate, another CA's, a
+/// revoked one or none is refused at the handshake, and logged.
+/// Connections open when `stop` changes are cut when the node's runtime
+/// stops.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    revoked: transport_quic::DenyList,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
@@ -547,9 +575,10 @@ pub(crate) async fn serve(
             },
             _ = stop.changed() => return,
         };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
+        let (acceptor, app, revoked) = (acceptor.clone(), app.clone(), revoked.clone());
         tokio::spawn(async move {
             let Some(acceptor) = acceptor else {
+                let app = app.layer(Extension(Caller::Loopback));
                 return serve_connection(hyper_util::rt::TokioIo::new(tcp), app).await;
             };
             let refused = |why: &str| {
@@ -560,16 +589,40 @@ pub(crate) async fn serve(
                 Ok(Err(err)) => return refused(&err.to_string()),
                 Err(_) => return refused("the TLS handshake took too long"),
             };
-            let is_client = tls
+            let leaf = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .is_some_and(transport_quic::tls::proves_client);
-            if !is_client {
+                .cloned();
+            let Some(client) = leaf.as_ref().and_then(transport_quic::tls::client_identity) else {
                 return refused("its certificate is not a client certificate of this cluster");
+            };
+            let serial = leaf.as_ref().and_then(transport_quic::Serial::of);
+            let app = app.layer(Extension(Caller::Client {
+                client: client.clone(),
+                via: "https",
+            }));
+            let connection = serve_connection(hyper_util::rt::TokioIo::new(tls), app);
+            tokio::pin!(connection);
+            // A certificate revoked while its connection is open: cut it.
+            loop {
+                // Waiting from before the check: a replace after it is not
+                // missed.
+                let replaced = revoked.replaced();
+                if serial
+                    .as_ref()
+                    .is_some_and(|serial| revoked.contains(serial))
+                {
+                    tracing::warn!(target: crate::node::LOG_TARGET, from = %from, client = %client,
+                        "closed the HTTPS connection of a client whose certificate was revoked");
+                    return;
+                }
+                tokio::select! {
+                    () = &mut connection => return,
+                    () = replaced => {}
+                }
             }
-            serve_connection(hyper_util::rt::TokioIo::new(tls), app).await;
         });
     }
 }

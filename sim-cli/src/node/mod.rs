@@ -14,6 +14,8 @@
 //!   node's events report (and, through `checks_log`, settings that differ,
 //!   clocks that drift and messages refused for far-future stamps) and
 //!   feeding the members the node knows into the transport's peer table;
+//! - with `--revoked`, a task on the I/O runtime re-reads the deny-list
+//!   file when it changes (`revocation`); `audit` logs every client write;
 //! - the calling thread waits for the shutdown future, then `drain`s (stops
 //!   taking writes, tells every member it is leaving, waits until recent
 //!   writes have reached some peers), stops the driver, shuts the transport
@@ -46,6 +48,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod audit;
 mod checks_log;
 mod config;
 mod drain;
@@ -54,6 +57,7 @@ pub mod http;
 mod listing;
 mod members;
 mod prometheus;
+mod revocation;
 mod seeds;
 mod serve;
 pub mod store;
@@ -71,16 +75,21 @@ use tracing::{info, warn};
 use transport_quic::certs::CertDir;
 use transport_quic::{DrivenNode, QuicConfig, QuicHandle, QuicTransport};
 
+pub use audit::AUDIT_TARGET;
 pub use config::{
     ClockSkew, INCARNATION_EPOCH_SECS, NodeConfig, Peer, gc_every_ticks, wall_clock_incarnation,
 };
 pub use error::NodeError;
+pub use revocation::RELOAD_EVERY as REVOKED_RELOAD_EVERY;
 pub use store::{StoreError, SyncMode};
 
 /// The target of the node's log lines. It names the module they came from
 /// before the daemon became a library, so that the lines, and `RUST_LOG`
 /// filters naming it, stay as they were.
 pub(crate) const LOG_TARGET: &str = "sim_cli::daemon";
+
+/// A node whose certificate expires sooner than this warns at its start.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// The bound on the transport's graceful shutdown.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
@@ -110,13 +119,14 @@ where
 {
     let id = config.id;
     let dir = CertDir::new(&config.certs);
-    if dir.ca_key_path().exists() {
+    for path in dir.ca_keys_present() {
         warn!(
             target: LOG_TARGET,
-            path = %dir.ca_key_path().display(),
+            path = %path.display(),
             "the certificate directory holds the CA's private key: whoever reads this host's \
-             files can issue certificates for any node or client; keep ca.key only where \
-             certificates are issued"
+             files can issue certificates for any node or client; keep the ca/ directory (and \
+             any ca.key) only where certificates are issued, and copy to a node ca.pem and its \
+             own node-ID.pem and node-ID.key"
         );
     }
     let identity = dir
@@ -132,6 +142,18 @@ where
             path: dir.ca_cert_path(),
             source,
         })?;
+
+    // With --revoked: the deny-list every handshake checks.
+    let revoked = match &config.revoked {
+        Some(path) => Some(revocation::load(path)?),
+        None => None,
+    };
+    let security = serve::Security::of(
+        &identity,
+        revoked.clone().unwrap_or_default(),
+        config.revoked.clone(),
+    );
+    warn_if_expiring(id, &security);
 
     let opened = match &config.data_dir {
         Some(dir) => Some(store::Store::open(dir, id, config.sync)?),
@@ -156,8 +178,13 @@ where
     // Off loopback, the API is HTTPS with the node's certificate.
     let http_tls = match config.http {
         Some(addr) if !http::plain_allowed(addr) => Some(Arc::new(
-            transport_quic::tls::https_server_config(&identity, &ca)
-                .map_err(|source| NodeError::HttpTls { addr, source })?,
+            match &revoked {
+                Some(revoked) => {
+                    transport_quic::tls::https_server_config_with_revoked(&identity, &ca, revoked)
+                }
+                None => transport_quic::tls::https_server_config(&identity, &ca),
+            }
+            .map_err(|source| NodeError::HttpTls { addr, source })?,
         )),
         _ => None,
     };
@@ -195,16 +222,18 @@ where
         .shutdown_timeout(SHUTDOWN_BOUND)
         .build()
         .map_err(NodeError::TransportConfig)?;
-    let transport = QuicTransport::builder(identity, ca)
+    let mut builder = QuicTransport::builder(identity, ca)
         .bind(config.listen)
         .config(quic_config)
         .runtime(runtime.handle().clone())
-        .serve_clients(true)
-        .build()
-        .map_err(|source| NodeError::Listen {
-            listen: config.listen,
-            source,
-        })?;
+        .serve_clients(true);
+    if let Some(revoked) = &revoked {
+        builder = builder.revoked(revoked.clone());
+    }
+    let transport = builder.build().map_err(|source| NodeError::Listen {
+        listen: config.listen,
+        source,
+    })?;
     let local = transport.local_addr();
     let advertise = advertised(config.advertise, local);
     let http_listener = match http_listener {
@@ -323,7 +352,13 @@ where
         seeds,
         feed,
         http: http_listener.map(|listener| (listener, http_tls)),
+        security,
     };
+    if let (Some(path), Some(revoked)) = (&config.revoked, revoked) {
+        running
+            .runtime
+            .spawn(revocation::follow(path.clone(), revoked));
+    }
     if let Err(err) = running.start_helpers(&config, local, helpers) {
         running.stop(false);
         return Err(err);
@@ -361,6 +396,8 @@ struct Helpers {
     /// The HTTP API's listener and its TLS configuration off loopback,
     /// with `--http`.
     http: Option<(tokio::net::TcpListener, Option<Arc<rustls::ServerConfig>>)>,
+    /// The node's certificate and revocation list, for `status`.
+    security: serve::Security,
 }
 
 /// A started node: its driver, transport, helper threads and runtime.
@@ -396,6 +433,7 @@ impl Running {
             seeds: starting,
             feed,
             http: http_listener,
+            security,
         } = helpers;
         let server = Arc::new(serve::Server {
             node: self.handle.clone(),
@@ -406,6 +444,7 @@ impl Running {
             store: self.store.clone(),
             feed,
             runtime: self.runtime.handle().clone(),
+            security,
         });
         if let Some((listener, tls)) = http_listener {
             let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -414,7 +453,9 @@ impl Running {
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 info!(target: LOG_TARGET, addr = %addr, scheme, "HTTP API listening");
             }
-            self.runtime.spawn(http::serve(listener, app, tls, stopped));
+            let revoked = server.security.revoked.clone();
+            self.runtime
+                .spawn(http::serve(listener, app, tls, stopped, revoked));
             self.http_stop = Some(stop);
         }
         let client = spawn_thread("client", move || serve::serve_clients(&server, &requests))?;
@@ -493,6 +534,26 @@ impl Running {
                 warn!(target: LOG_TARGET, node = %id, error = %err, "the data directory could not be synced at the stop");
             }
         }
+    }
+}
+
+/// Warns when the node's certificate expires within [`EXPIRY_WARNING`].
+fn warn_if_expiring(id: lww_crdt::NodeId, security: &serve::Security) {
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let left = security.not_after.saturating_sub(now);
+    let warn_within = i64::try_from(EXPIRY_WARNING.as_secs()).unwrap_or(i64::MAX);
+    if left < warn_within {
+        warn!(
+            target: LOG_TARGET,
+            node = %id,
+            expires = %crate::utc_date(security.not_after),
+            days_left = left.div_euclid(86_400),
+            serial = %security.serial,
+            "this node's certificate expires soon: issue a new one (sim-cli certs --add) and \
+             restart the node with it before then, or its peers and clients will refuse it"
+        );
     }
 }
 

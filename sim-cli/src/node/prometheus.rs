@@ -242,6 +242,27 @@ pub(crate) fn render(status: &Status, requests: &RequestMetrics) -> String {
         t.bytes_received,
     );
 
+    let security = &status.security;
+    counter(
+        &mut registry,
+        "revoked_handshakes_refused",
+        "TLS handshakes refused for a certificate on the revocation list (QUIC both ways, HTTPS)",
+        security.revoked_refused,
+    );
+    gauge(
+        &mut registry,
+        "revoked_serials",
+        "Certificate serials on the revocation list in force",
+        security.revoked_serials,
+    );
+    let expiry = Gauge::<i64>::default();
+    expiry.set(security.certificate_not_after);
+    registry.register(
+        "certificate_expiry_timestamp_seconds",
+        "When this node's certificate expires, in seconds since 1970",
+        expiry,
+    );
+
     registry.register(
         "http_requests",
         "HTTP API requests by route, method and status",

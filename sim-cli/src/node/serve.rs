@@ -4,16 +4,52 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use std::path::PathBuf;
+
 use gossip::{NodeHandle, WriteError};
 use tracing::debug;
-use transport_quic::{QuicHandle, RecvRequestError, RequestReceiver};
+use transport_quic::certs::Identity;
+use transport_quic::{DenyList, QuicHandle, RecvRequestError, RequestReceiver};
 
 use crate::client::proto::{
-    self, MemberStatus, OriginStatus, ProtoError, Request, Response, Status, StorageStatus,
-    TransportStatus,
+    self, MemberStatus, OriginStatus, ProtoError, Request, Response, SecurityStatus, Status,
+    StorageStatus, TransportStatus,
 };
+use crate::node::audit::{self, Caller};
 use crate::node::watch::{self, ChangeFeed};
 use crate::node::{LOG_TARGET, POLL, listing};
+
+/// The node's certificate and the revocation list it enforces, for
+/// `status`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Security {
+    /// The deny-list in force (shared with the transport and HTTPS).
+    pub(crate) revoked: DenyList,
+    /// The file it is read from.
+    pub(crate) revoked_file: Option<PathBuf>,
+    /// The node certificate's serial, in hex.
+    pub(crate) serial: String,
+    /// When the node's certificate expires (seconds since 1970, UTC).
+    pub(crate) not_after: i64,
+}
+
+impl Security {
+    /// The node `identity`'s, enforcing `revoked` read from `file`.
+    pub(crate) fn of(identity: &Identity, revoked: DenyList, file: Option<PathBuf>) -> Security {
+        let leaf = identity.chain().first();
+        Security {
+            revoked,
+            revoked_file: file,
+            serial: leaf
+                .and_then(transport_quic::Serial::of)
+                .map(|serial| serial.to_string())
+                .unwrap_or_default(),
+            not_after: leaf
+                .and_then(transport_quic::certs::not_after)
+                .unwrap_or_default(),
+        }
+    }
+}
 
 /// What the client thread needs to answer requests.
 pub(crate) struct Server {
@@ -28,6 +64,8 @@ pub(crate) struct Server {
     pub(crate) feed: ChangeFeed,
     /// Where QUIC watches run.
     pub(crate) runtime: tokio::runtime::Handle,
+    /// The node's certificate and revocation list.
+    pub(crate) security: Security,
 }
 
 /// Answers requests until the transport shuts down.
@@ -46,7 +84,13 @@ pub(crate) fn serve_clients(server: &Server, requests: &RequestReceiver) {
                         );
                         continue;
                     }
-                    Ok(decoded) => server.answer_request(decoded),
+                    Ok(decoded) => {
+                        let caller = Caller::Client {
+                            client: request.client.clone(),
+                            via: "quic",
+                        };
+                        server.answer_request(decoded, &caller)
+                    }
                     Err(err) => err.to_response(),
                 };
                 debug!(target: LOG_TARGET, client = %request.remote, response = response_kind(&response), "request");
@@ -79,18 +123,24 @@ impl Server {
     /// gets an error response.
     #[cfg(test)]
     pub(crate) fn answer(&self, body: &[u8]) -> Response {
+        let caller = Caller::Client {
+            client: transport_quic::ClientIdentity::first(),
+            via: "quic",
+        };
         match proto::decode::<Request>(body) {
-            Ok(request) => self.answer_request(request),
+            Ok(request) => self.answer_request(request, &caller),
             Err(err) => err.to_response(),
         }
     }
 
-    /// The response to one request; a watch, which is answered with a
-    /// stream ([`watch::serve_watch`]), is refused here.
-    pub(crate) fn answer_request(&self, request: Request) -> Response {
+    /// The response to one request from `caller`; a watch, which is
+    /// answered with a stream ([`watch::serve_watch`]), is refused here. A
+    /// write from a client whose role is `read` is refused
+    /// ([`ProtoError::Forbidden`]); every write taken is audited.
+    pub(crate) fn answer_request(&self, request: Request, caller: &Caller) -> Response {
         match request {
-            Request::Put { key, value } => written(self.node.put(key, value)),
-            Request::Delete { key } => written(self.node.delete(key)),
+            Request::Put { key, value } => self.write(caller, "put", key, Some(value)),
+            Request::Delete { key } => self.write(caller, "delete", key, None),
             Request::Get { key } => Response::Entry {
                 entry: self.node.get_entry(&key),
             },
@@ -122,6 +172,28 @@ impl Server {
                 reason: proto::DecodeFailure::Invalid,
             }),
         }
+    }
+
+    /// A put (`value` given) or a delete from `caller`, if its role
+    /// allows it, audited.
+    fn write(
+        &self,
+        caller: &Caller,
+        op: &'static str,
+        key: String,
+        value: Option<String>,
+    ) -> Response {
+        if let Err(refused) = forbidden(caller, op, &key) {
+            return Response::Error(refused);
+        }
+        let result = match value {
+            Some(value) => self.node.put(key.clone(), value),
+            None => self.node.delete(key.clone()),
+        };
+        if let Ok(stamp) = &result {
+            audit::write_taken(caller, op, &key, stamp);
+        }
+        written(result)
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -171,6 +243,7 @@ impl Server {
                 metrics: *node.metrics(),
                 transport: TransportStatus::default(),
                 storage: StorageStatus::default(),
+                security: SecurityStatus::default(),
                 oldest_unacknowledged_write_ms: node
                     .oldest_unacknowledged_write()
                     .map(|hlc| now.saturating_sub(hlc.physical_ms())),
@@ -180,6 +253,17 @@ impl Server {
         status.uptime_ms = self.started.elapsed().as_millis() as u64;
         status.interval_ms = self.interval_ms;
         status.transport = self.quic.stats().into();
+        status.security = SecurityStatus {
+            certificate_serial: self.security.serial.clone(),
+            certificate_not_after: self.security.not_after,
+            revoked_file: self
+                .security
+                .revoked_file
+                .as_ref()
+                .map(|path| path.display().to_string()),
+            revoked_serials: self.security.revoked.len() as u64,
+            revoked_refused: self.security.revoked.refused(),
+        };
         if let Some(store) = &self.store {
             status.storage = StorageStatus {
                 data_dir: Some(store.dir().display().to_string()),
@@ -189,6 +273,23 @@ impl Server {
         }
         status
     }
+}
+
+/// Refuses a write from a caller whose role does not allow it, and says
+/// so in the audit log.
+///
+/// # Errors
+/// [`ProtoError::Forbidden`], naming the client and its role.
+pub(crate) fn forbidden(caller: &Caller, op: &'static str, key: &str) -> Result<(), ProtoError> {
+    if caller.may_write() {
+        return Ok(());
+    }
+    audit::write_forbidden(caller, op, key);
+    let (client, role) = match caller {
+        Caller::Client { client, .. } => (client.name().to_owned(), client.role().to_string()),
+        Caller::Loopback => ("-".to_owned(), "-".to_owned()),
+    };
+    Err(ProtoError::Forbidden { client, role })
 }
 
 fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
@@ -320,6 +421,7 @@ mod tests {
             store: None,
             feed: ChangeFeed::new(),
             runtime: runtime.handle().clone(),
+            security: Security::default(),
         };
         assert!(matches!(
             server.answer(&[&[proto::PROTO_VERSION][..], b"garbage"].concat()),

@@ -92,6 +92,30 @@ impl Shared {
         }
     }
 
+    /// Closes and forgets every link whose peer's certificate the
+    /// deny-list now holds (it was revoked while the link was open);
+    /// returns how many.
+    pub(crate) fn close_revoked_links(&self) -> usize {
+        let mut links = lock(&self.links);
+        let revoked: Vec<NodeId> = links
+            .iter()
+            .filter(|(_, link)| {
+                let (_, chain) = crate::tls::handshake_facts(&link.conn);
+                chain.is_some_and(|chain| self.revoked.revoked_in(&chain).is_some())
+            })
+            .map(|(&peer, _)| peer)
+            .collect();
+        for peer in &revoked {
+            if let Some(link) = links.remove(peer) {
+                tracing::warn!(node = %self.id, %peer, peer_addr = %link.conn.remote_address(),
+                    "closed the link to a peer whose certificate was revoked");
+                link.conn
+                    .close(code(wire::CONN_REVOKED), b"certificate revoked");
+            }
+        }
+        revoked.len()
+    }
+
     /// Closes and forgets the link to `peer`.
     pub(super) fn close_link(&self, peer: NodeId) {
         if let Some(link) = lock(&self.links).remove(&peer) {

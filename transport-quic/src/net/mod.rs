@@ -219,6 +219,9 @@ pub(crate) struct Shared {
     pub(crate) dns: crate::dns::DnsCache,
     serves_clients: bool,
     requests: Mutex<Option<crossbeam_channel::Sender<ClientRequest>>>,
+    /// Serials refused at the handshake; open connections whose
+    /// certificate joins it are closed.
+    pub(crate) revoked: crate::revoked::DenyList,
     pub(crate) counters: Counters,
     /// Keeps warnings about refusals to one per kind per period.
     warnings: Warnings,
@@ -238,6 +241,7 @@ pub(crate) struct SharedParts {
     pub(crate) peers: HashMap<NodeId, SocketAddr>,
     pub(crate) inbox: mpsc::Sender<gossip::Incoming>,
     pub(crate) requests: Option<crossbeam_channel::Sender<ClientRequest>>,
+    pub(crate) revoked: crate::revoked::DenyList,
 }
 
 impl Shared {
@@ -270,6 +274,7 @@ impl Shared {
             inbox: parts.inbox,
             serves_clients: parts.requests.is_some(),
             requests: Mutex::new(parts.requests),
+            revoked: parts.revoked,
             counters: Counters::default(),
             warnings: Warnings::default(),
             tracker: TaskTracker::new(),

@@ -10,19 +10,31 @@ impl Shared {
         leaf: CertificateDer<'static>,
     ) {
         let remote = conn.remote_address();
-        if !tls::proves_client(&leaf) {
+        let Some(client) = tls::client_identity(&leaf) else {
             self.refuse(
                 &conn,
                 wire::CONN_ROLE_REFUSED,
                 "a node certificate on the client protocol",
             );
             return;
-        }
-        debug!(node = %self.id, client_addr = %remote, "client connected");
+        };
+        debug!(node = %self.id, client_addr = %remote, client = %client, "client connected");
+        let serial = crate::revoked::Serial::of(&leaf);
+        let revoked = || serial.as_ref().is_some_and(|s| self.revoked.contains(s));
         let share = Arc::new(Semaphore::new(self.config.max_requests_per_connection()));
         loop {
+            // Waiting from before the check: a replace after it is not
+            // missed.
+            let replaced = self.revoked.replaced();
+            if revoked() {
+                warn!(node = %self.id, client_addr = %remote, client = %client,
+                    "closed the connection of a client whose certificate was revoked");
+                conn.close(code(wire::CONN_REVOKED), b"certificate revoked");
+                break;
+            }
             let stream = tokio::select! {
                 stream = conn.accept_bi() => stream,
+                () = replaced => continue,
                 () = self.stop.cancelled() => break,
             };
             let Ok((mut send, mut recv)) = stream else {
@@ -37,8 +49,9 @@ impl Shared {
                 continue;
             };
             let shared = Arc::clone(self);
+            let client = client.clone();
             self.tracker.spawn(async move {
-                shared.serve_request(remote, send, recv).await;
+                shared.serve_request(remote, client, send, recv).await;
                 drop(held);
             });
         }
@@ -51,6 +64,7 @@ impl Shared {
     pub(super) async fn serve_request(
         self: Arc<Self>,
         remote: SocketAddr,
+        client: crate::certs::ClientIdentity,
         mut send: SendStream,
         mut recv: RecvStream,
     ) {
@@ -101,6 +115,7 @@ impl Shared {
         let request = ClientRequest {
             body,
             remote,
+            client,
             responder: Responder::new(tx, max, permit),
         };
         // The permit goes with the request, so the channel, which holds as

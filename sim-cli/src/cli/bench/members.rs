@@ -64,7 +64,7 @@ fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
     let start = Instant::now();
     let timeout = Duration::from_millis(args.timeout_ms);
     let every = Duration::from_millis(args.poll_ms);
-    let credentials = Credentials::load(&args.nodes.certs)?;
+    let credentials = Credentials::load_as(&args.nodes.certs, args.nodes.client.as_deref())?;
     let targets = args
         .nodes
         .nodes

@@ -52,7 +52,7 @@ pub(crate) struct SpreadReport {
 }
 
 fn connect_all(args: &NodesArgs, timeout: Duration) -> anyhow::Result<Vec<Client>> {
-    let credentials = Credentials::load(&args.certs)?;
+    let credentials = Credentials::load_as(&args.certs, args.client.as_deref())?;
     let mut clients = Vec::with_capacity(args.nodes.len());
     for node in &args.nodes {
         clients.push(Client::connect(

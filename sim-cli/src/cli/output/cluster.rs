@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use sim::client::proto::{MemberStatus, Status};
 
-use crate::cli::certs::CertsReport;
+use crate::cli::certs::{CertsReport, Shown};
 use crate::cli::converged::ConvergedReport;
 use crate::cli::output::{bytes, json};
 
@@ -14,7 +14,7 @@ pub(crate) fn certs_report(report: &CertsReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} in {}: {} node certificate(s){}",
+        "{} in {}: {} node certificate(s) and {} client certificate(s){}, valid {} days",
         if report.new_ca {
             "new cluster CA"
         } else {
@@ -22,11 +22,18 @@ pub(crate) fn certs_report(report: &CertsReport) -> String {
         },
         report.dir.display(),
         report.nodes.len(),
-        if report.new_ca {
-            " and the client certificate"
+        report.clients.len(),
+        if report.clients.is_empty() {
+            String::new()
         } else {
-            ""
-        }
+            let clients: Vec<String> = report
+                .clients
+                .iter()
+                .map(|c| format!("{} ({})", c.name, c.role))
+                .collect();
+            format!(" [{}]", clients.join(", "))
+        },
+        report.valid_days
     );
     for file in &report.files {
         let _ = writeln!(
@@ -36,6 +43,43 @@ pub(crate) fn certs_report(report: &CertsReport) -> String {
             file.what,
             if file.secret { " [mode 0600]" } else { "" }
         );
+    }
+    out
+}
+
+/// What `certs --show` found in `path`: each certificate's serial (what
+/// `node --revoked` takes), identity, names and validity.
+pub(crate) fn shown_certs(path: &std::path::Path, shown: &[Shown]) -> String {
+    let mut out = String::new();
+    for (i, cert) in shown.iter().enumerate() {
+        if shown.len() > 1 {
+            let _ = writeln!(
+                out,
+                "{} (certificate {} of {})",
+                path.display(),
+                i + 1,
+                shown.len()
+            );
+        } else {
+            let _ = writeln!(out, "{}", path.display());
+        }
+        let left = if cert.days_left < 0 {
+            "EXPIRED".to_owned()
+        } else {
+            format!("{} days left", cert.days_left)
+        };
+        let rows = [
+            ("serial", cert.serial.clone()),
+            ("identity", cert.identity.clone()),
+            ("subject", cert.subject.clone()),
+            ("issuer", cert.issuer.clone()),
+            ("names", cert.names.join(", ")),
+            ("not before", cert.not_before_text.clone()),
+            ("not after", format!("{} ({left})", cert.not_after_text)),
+        ];
+        for (name, value) in rows {
+            let _ = writeln!(out, "  {name:<11} {value}");
+        }
     }
     out
 }
@@ -298,6 +342,14 @@ pub(crate) fn status_json(status: &Status) -> String {
             "disk_bytes": status.storage.disk_bytes,
             "in_memory_only": status.storage.data_dir.is_none(),
         },
+        "security": {
+            "certificate_serial": status.security.certificate_serial,
+            "certificate_not_after": status.security.certificate_not_after,
+            "certificate_not_after_text": sim::utc_date(status.security.certificate_not_after),
+            "revoked_file": status.security.revoked_file,
+            "revoked_serials": status.security.revoked_serials,
+            "revoked_refused": status.security.revoked_refused,
+        },
     }))
 }
 
@@ -329,6 +381,33 @@ pub(crate) fn status_text(status: &Status) -> String {
             );
         }
     }
+    let security = &status.security;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let days_left = (security.certificate_not_after - now).div_euclid(86_400);
+    let _ = writeln!(
+        out,
+        "certificate serial {}, expires {} ({})",
+        security.certificate_serial,
+        sim::utc_date(security.certificate_not_after),
+        if days_left < 0 {
+            "EXPIRED".to_owned()
+        } else {
+            format!("{days_left} days left")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "revoked     {}",
+        match &security.revoked_file {
+            Some(file) => format!(
+                "{} serials from {file}; {} handshakes refused for them",
+                security.revoked_serials, security.revoked_refused
+            ),
+            None => "no revocation list (--revoked)".to_owned(),
+        }
+    );
     if let Some(ms) = status.oldest_unacknowledged_write_ms {
         let _ = writeln!(
             out,

@@ -41,3 +41,8 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
 pub(crate) fn bytes(count: u64) -> String {
     ::sim::human_bytes(count)
 }
+
+/// Seconds since 1970 as a UTC date.
+pub(crate) fn utc_date(unix_secs: i64) -> String {
+    ::sim::utc_date(unix_secs)
+}
