@@ -325,3 +325,41 @@ fn a_client_trickling_requests_does_not_starve_the_others() {
     drop(victim);
     server.join().unwrap();
 }
+
+/// A peer that stays down is dialed again and again (every probe); its
+/// outage is warned about once, not once per dial.
+#[test]
+fn a_peer_that_stays_down_is_warned_about_once() {
+    common::capture_logs();
+    let ca = ClusterCa::generate().unwrap();
+    let config = test_config_builder()
+        .connect_timeout(Duration::from_millis(300))
+        .reconnect_backoff(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let mut node = QuicTransport::builder(
+        ca.issue_node(NodeId::new(70), &[]).unwrap(),
+        ca.cert().clone(),
+    )
+    .config(config)
+    .build()
+    .unwrap();
+    // Bound and never read: whatever is sent there goes unanswered.
+    let silent = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    node.add_peer(NodeId::new(71), silent.local_addr().unwrap());
+    for exchange in 0..4 {
+        node.send(Transmit {
+            to: NodeId::new(71),
+            kind: MessageKind::Syn,
+            exchange,
+            from_initiator: true,
+            payload: vec![1; 2000],
+        })
+        .unwrap();
+        let failed = exchange + 1;
+        assert!(common::eventually(LIMIT, || node.stats().connect_failures >= failed));
+        thread::sleep(Duration::from_millis(100));
+    }
+    let warned = common::log_lines_with(&["WARN", "could not connect to peer", "node=70"]);
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+}

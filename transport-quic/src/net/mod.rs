@@ -103,11 +103,12 @@ fn drain_dropped(rx: &mut mpsc::UnboundedReceiver<StreamCommand>) -> u64 {
     dropped
 }
 
-/// Dialing one peer: one dial at a time, and the last failure, for the
-/// backoff.
+/// Dialing one peer: one dial at a time, the last failure, for the
+/// backoff, and how many dials failed since one last succeeded.
 #[derive(Default)]
 struct Slot {
     failed: Option<(Instant, SocketAddr)>,
+    failures: u64,
 }
 
 /// Why [`QuicHandle::discover`](crate::QuicHandle::discover) found no node
@@ -510,14 +511,27 @@ impl Shared {
         match self.dial(peer, addr).await {
             Ok(conn) => {
                 Counters::add(&self.counters.connections_dialed, 1);
-                debug!(node = %self.id, %peer, %addr, "connected to peer");
+                if slot.failures > 0 {
+                    info!(node = %self.id, %peer, peer_addr = %addr, failed_dials = slot.failures, "connected to peer again");
+                } else {
+                    debug!(node = %self.id, %peer, %addr, "connected to peer");
+                }
                 self.add_dialed_link(peer, &conn, addr);
                 slot.failed = None;
+                slot.failures = 0;
                 Ok(conn)
             }
             Err(err) => {
                 Counters::add(&self.counters.connect_failures, 1);
-                warn!(node = %self.id, %peer, peer_addr = %addr, error = %err, "could not connect to peer");
+                // A peer that is down is dialed again at every probe: one
+                // warning for the outage, not one per dial.
+                if slot.failures == 0 {
+                    warn!(node = %self.id, %peer, peer_addr = %addr, error = %err,
+                        "could not connect to peer; further failures are logged at debug until it answers");
+                } else {
+                    debug!(node = %self.id, %peer, peer_addr = %addr, error = %err, failures = slot.failures + 1, "could not connect to peer");
+                }
+                slot.failures += 1;
                 slot.failed = Some((Instant::now(), addr));
                 Err(err)
             }
