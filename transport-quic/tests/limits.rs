@@ -38,6 +38,32 @@ fn node(ca: &ClusterCa, id: u64, config: QuicConfig) -> QuicTransport {
     .unwrap()
 }
 
+/// Node 1 (the victim), node 2 (a well-behaved peer that knows it), and a
+/// raw connection to node 1 authenticated as node 3.
+fn victim_friend_and_intruder(
+    ca: &ClusterCa,
+    config: QuicConfig,
+) -> (QuicTransport, QuicTransport, Raw, quinn::Connection) {
+    let victim = node(ca, 1, config.clone());
+    let friend = QuicTransport::builder(
+        ca.issue_node(NodeId::new(2), &[]).unwrap(),
+        ca.cert().clone(),
+    )
+    .config(config)
+    .peer(NodeId::new(1), victim.local_addr())
+    .build()
+    .unwrap();
+    let raw = Raw::new();
+    let conn = raw.connect_as(
+        &ca.issue_node(NodeId::new(3), &[]).unwrap(),
+        ca,
+        victim.local_addr(),
+        NodeId::new(1),
+        NodeId::new(3),
+    );
+    (victim, friend, raw, conn)
+}
+
 /// Node 2 sends node 1 `count` frames on fresh exchanges; all arrive.
 fn exchanges_get_through(from: &mut QuicTransport, to: &mut QuicTransport, first: u64, count: u64) {
     for exchange in first..first + count {
@@ -134,23 +160,7 @@ fn one_peer_hoarding_streams_leaves_room_for_the_others() {
         .max_exchanges_per_peer(16)
         .build()
         .unwrap();
-    let mut victim = node(&ca, 1, config.clone());
-    let mut friend = QuicTransport::builder(
-        ca.issue_node(NodeId::new(2), &[]).unwrap(),
-        ca.cert().clone(),
-    )
-    .config(config)
-    .peer(NodeId::new(1), victim.local_addr())
-    .build()
-    .unwrap();
-    let hoarder = Raw::new();
-    let conn = hoarder.connect_as(
-        &ca.issue_node(NodeId::new(3), &[]).unwrap(),
-        &ca,
-        victim.local_addr(),
-        NodeId::new(1),
-        NodeId::new(3),
-    );
+    let (mut victim, mut friend, hoarder, conn) = victim_friend_and_intruder(&ca, config);
     // 70 streams, each stopped inside its first frame.
     let mut streams = Vec::new();
     for exchange in 0..70 {
@@ -225,23 +235,7 @@ fn partial_frames_share_a_byte_budget() {
         .max_partial_frame_bytes(600 << 10)
         .build()
         .unwrap();
-    let mut victim = node(&ca, 1, config.clone());
-    let mut friend = QuicTransport::builder(
-        ca.issue_node(NodeId::new(2), &[]).unwrap(),
-        ca.cert().clone(),
-    )
-    .config(config)
-    .peer(NodeId::new(1), victim.local_addr())
-    .build()
-    .unwrap();
-    let raw = Raw::new();
-    let conn = raw.connect_as(
-        &ca.issue_node(NodeId::new(3), &[]).unwrap(),
-        &ca,
-        victim.local_addr(),
-        NodeId::new(1),
-        NodeId::new(3),
-    );
+    let (mut victim, mut friend, raw, conn) = victim_friend_and_intruder(&ca, config);
     let announce = |exchange| {
         let mut bytes = header(exchange);
         bytes.extend((250u32 << 10).to_be_bytes());
