@@ -54,7 +54,8 @@ pub struct Metrics {
     /// Received entries that changed nothing: already known, or older than
     /// what was held.
     pub entries_redundant: u64,
-    /// Messages refused: undecodable, or carrying timestamps too far ahead.
+    /// Messages refused: claiming to come from this node itself,
+    /// undecodable, or carrying timestamps too far ahead.
     pub messages_rejected: u64,
     /// Messages dropped because they would not fit the size limit.
     pub messages_oversize: u64,

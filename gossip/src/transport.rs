@@ -31,6 +31,10 @@ pub enum TransportError {
         /// The limit.
         max: usize,
     },
+    /// The frame is empty, and this transport carries no empty frames (on
+    /// a QUIC stream an empty frame is malformed). Nothing was sent.
+    #[error("empty frames are not carried")]
+    EmptyFrame,
     /// The transport was shut down; it will deliver nothing more.
     #[error("transport closed")]
     Closed,

@@ -285,6 +285,11 @@ pub enum ClientError {
     /// request was received.
     #[error("malformed response")]
     MalformedResponse,
+    /// The request could not be written whole: its stream was closed under
+    /// it, or the connection refused it (0-RTT rejected). The node did not
+    /// get it whole and answers nothing.
+    #[error("request not sent: {0}")]
+    RequestNotSent(#[source] quinn::WriteError),
 }
 
 /// A blocking client of one node: connects with the client certificate and
@@ -475,13 +480,14 @@ async fn send_request(
     let (mut send, recv) = conn.open_bi().await?;
     frame::write_frame(&mut send, body)
         .await
-        .map_err(write_error)?;
+        .map_err(|err| write_error(err, body.len()))?;
     let _ = send.finish();
     Ok((send, recv))
 }
 
-/// The client error for a request frame that could not be written.
-fn write_error(err: frame::WriteFrameError) -> ClientError {
+/// The client error for a request frame of `len` bytes that could not be
+/// written.
+fn write_error(err: frame::WriteFrameError, len: usize) -> ClientError {
     match err {
         frame::WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
             ClientError::Refused(code.into_inner())
@@ -489,7 +495,13 @@ fn write_error(err: frame::WriteFrameError) -> ClientError {
         frame::WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
             ClientError::Connection(err)
         }
-        _ => ClientError::MalformedResponse,
+        frame::WriteFrameError::Write(other) => ClientError::RequestNotSent(other),
+        // Requests are checked against the frame cap first; this is what
+        // a length beyond any prefix would be.
+        frame::WriteFrameError::TooLong => ClientError::RequestSize {
+            len,
+            max: u32::MAX as usize,
+        },
     }
 }
 
@@ -551,5 +563,31 @@ impl Subscription<'_> {
             self.recv = None;
         }
         frame
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_could_not_be_written_says_so() {
+        let closed = write_error(
+            frame::WriteFrameError::Write(quinn::WriteError::ClosedStream),
+            5,
+        );
+        assert!(matches!(
+            closed,
+            ClientError::RequestNotSent(quinn::WriteError::ClosedStream)
+        ));
+        let stopped = write_error(
+            frame::WriteFrameError::Write(quinn::WriteError::Stopped(quinn::VarInt::from_u32(
+                0x12,
+            ))),
+            5,
+        );
+        assert!(matches!(stopped, ClientError::Refused(0x12)));
+        let too_long = write_error(frame::WriteFrameError::TooLong, 7);
+        assert!(matches!(too_long, ClientError::RequestSize { len: 7, .. }));
     }
 }

@@ -373,6 +373,17 @@ fn frames_over_the_cap_are_refused_before_sending() {
             max: 1024
         }
     ));
+    // An empty frame is refused as such, not as an I/O failure.
+    let err = t[0]
+        .send(Transmit {
+            to: NodeId::new(1),
+            kind: MessageKind::Syn,
+            exchange: 1,
+            from_initiator: true,
+            payload: Vec::new(),
+        })
+        .unwrap_err();
+    assert!(matches!(err, gossip::TransportError::EmptyFrame), "{err:?}");
 }
 
 #[test]

@@ -607,8 +607,10 @@ impl Node {
     /// Handles one frame from `from`.
     ///
     /// # Errors
-    /// [`MessageError`] if the frame is undecodable or carries timestamps too
-    /// far ahead; nothing changes then.
+    /// [`MessageError`] if the frame claims to come from this node itself, is
+    /// undecodable, or carries timestamps too far ahead. Nothing changes then
+    /// but the node's time, which moves to `now_ms` as with any call (the
+    /// timestamp check needs it), and the count of refused messages.
     pub fn handle_message(
         &mut self,
         from: NodeId,

@@ -138,6 +138,8 @@ enum LinkError {
     Backoff,
     #[error("timed out")]
     Timeout,
+    #[error("a frame of {0} bytes is longer than a length prefix can say")]
+    FrameTooLong(usize),
     #[error(transparent)]
     Connect(#[from] quinn::ConnectError),
     #[error(transparent)]
@@ -347,10 +349,7 @@ impl Shared {
             });
         }
         if frame.payload.is_empty() {
-            return Err(TransportError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "empty frames are not carried",
-            )));
+            return Err(TransportError::EmptyFrame);
         }
         // Each node numbers the exchanges it opens, so both directions may
         // use one number: the frame says which side of its exchange it is.

@@ -144,7 +144,7 @@ impl Shared {
             Err(_) => Err(LinkError::Timeout),
             Ok(Err(WriteFrameError::Write(err))) => Err(LinkError::Write(err)),
             // Frames are checked against the cap (a u32) before queueing.
-            Ok(Err(WriteFrameError::TooLong)) => Err(LinkError::Timeout),
+            Ok(Err(WriteFrameError::TooLong)) => Err(LinkError::FrameTooLong(payload.len())),
             Ok(Ok(())) => {
                 Counters::add(&self.counters.frames_sent, 1);
                 Counters::add(&self.counters.bytes_sent, payload.len() as u64);
