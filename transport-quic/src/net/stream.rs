@@ -29,7 +29,8 @@ impl Shared {
         mut permit: Option<ServedSlot>,
     ) {
         let activity = Arc::new(Activity::new());
-        let expires = Instant::now() + self.config.stream_lifetime();
+        let lifetime = tokio::time::sleep(self.config.stream_lifetime());
+        tokio::pin!(lifetime);
         let mut reader = self.tracker.spawn_on(
             Arc::clone(self).read_frames(key.peer, remote, recv, Arc::clone(&activity)),
             &self.runtime,
@@ -84,7 +85,7 @@ impl Shared {
                         break;
                     }
                 },
-                () = tokio::time::sleep_until(expires) => {
+                () = &mut lifetime => {
                     Counters::add(&self.counters.streams_rejected, 1);
                     if let Some(suppressed) = self.warnings.admit(Refusal::Stream, std::time::Instant::now()) {
                         warn!(node = %self.id, peer = %key.peer, peer_addr = %remote, suppressed,
