@@ -98,3 +98,24 @@ fn a_different_seed_gives_a_different_trace() {
         assert_ne!(a.stats, b.stats, "{timing:?}");
     }
 }
+
+/// The traces of a few fixed runs, as recorded. A change meant to leave the
+/// protocol's behaviour alone (a restructuring, say) must leave these as
+/// they are; a change that alters behaviour on purpose updates them, and
+/// says why in its commit.
+#[test]
+fn recorded_traces_are_unchanged() {
+    let traces: Vec<u64> = [Timing::Lockstep, Timing::Staggered { latency_ms: 30 }]
+        .into_iter()
+        .flat_map(|timing| [7, 8].map(|seed| run(seed, timing).trace))
+        .collect();
+    assert_eq!(traces, RECORDED_TRACES);
+}
+
+/// Seeds 7 and 8 in lockstep, then staggered.
+const RECORDED_TRACES: [u64; 4] = [
+    0xa396_b70d_b43a_9d7d,
+    0x1f77_538c_6712_78df,
+    0xc32e_1d82_fa4c_e00f,
+    0x357d_2a90_122d_20d4,
+];
