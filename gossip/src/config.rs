@@ -28,6 +28,7 @@ pub struct Config {
     pub(crate) max_keys: Option<u64>,
     pub(crate) max_data_bytes: Option<u64>,
     pub(crate) pull_depth: usize,
+    pub(crate) optimisations: Optimisations,
     pub(crate) max_clock_offset_ms: u64,
     pub(crate) suspect_after_failures: u32,
     pub(crate) down_after_failures: u32,
@@ -53,6 +54,7 @@ impl Config {
                 max_keys: None,
                 max_data_bytes: None,
                 pull_depth: MAX_PULL_DEPTH,
+                optimisations: Optimisations::ALL,
                 max_clock_offset_ms: DEFAULT_MAX_OFFSET_MS,
                 suspect_after_failures: 2,
                 down_after_failures: 4,
@@ -114,6 +116,11 @@ impl Config {
         self.pull_depth
     }
 
+    /// The optimisations of the exchange in force.
+    pub fn optimisations(&self) -> Optimisations {
+        self.optimisations
+    }
+
     /// How far ahead of local time a remote timestamp may be.
     pub fn max_clock_offset_ms(&self) -> u64 {
         self.max_clock_offset_ms
@@ -133,6 +140,43 @@ impl Config {
     pub fn address(&self) -> &str {
         &self.address
     }
+}
+
+/// The optimisations of the exchange, each of which may be switched off
+/// without making the protocol wrong: only slower or costlier. Pulling a cut
+/// delta has its own setting, [`ConfigBuilder::pull_depth`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Optimisations {
+    /// A `Syn` carries only a hash of the vector when the peer last reported
+    /// that hash, and a responder whose vector matches answers with its hash.
+    pub hash_digest: bool,
+    /// A responder that is behind lists only the origins where it is
+    /// (`Behind`), not its whole vector.
+    pub behind_digest: bool,
+    /// Deltas sent to a peer are remembered until they land or cannot land,
+    /// and the next delta for that peer starts past them.
+    pub track_in_flight: bool,
+    /// The part of a received delta that overtook the delta it follows is
+    /// held until that one lands, rather than dropped and sent again.
+    pub hold_early_parts: bool,
+}
+
+impl Optimisations {
+    /// Every optimisation on: the default.
+    pub const ALL: Self = Self {
+        hash_digest: true,
+        behind_digest: true,
+        track_in_flight: true,
+        hold_early_parts: true,
+    };
+
+    /// Every optimisation off.
+    pub const NONE: Self = Self {
+        hash_digest: false,
+        behind_digest: false,
+        track_in_flight: false,
+        hold_early_parts: false,
+    };
 }
 
 /// Builds a [`Config`]; [`build`](ConfigBuilder::build) checks it.
@@ -213,6 +257,23 @@ impl ConfigBuilder {
     pub fn pull_depth(mut self, depth: usize) -> Self {
         self.config.pull_depth = depth;
         self
+    }
+
+    /// Which optimisations of the exchange to use (default
+    /// [`Optimisations::ALL`]).
+    pub fn optimisations(mut self, optimisations: Optimisations) -> Self {
+        self.config.optimisations = optimisations;
+        self
+    }
+
+    /// The base protocol: every optimisation of the exchange off
+    /// ([`Optimisations::NONE`]) and no pulling
+    /// ([`pull_depth`](Self::pull_depth) 0). Each exchange sends a whole
+    /// vector and is answered with the entries past it and a whole vector.
+    /// Slower and costlier; the optimised protocol must reach the same
+    /// states, which tests check by running both.
+    pub fn unoptimised(self) -> Self {
+        self.optimisations(Optimisations::NONE).pull_depth(0)
     }
 
     /// How far ahead of local time a remote timestamp may be (default 500 ms).

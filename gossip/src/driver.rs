@@ -444,13 +444,14 @@ impl Driver {
         self.handle.shared.stop.load(Ordering::Relaxed)
     }
 
-    /// How long until the node's next timer is due; zero if it is. At most
+    /// How long until the node's next timer is due; zero if it is, or if
+    /// the node has not ticked yet. At most
     /// a millisecond while frames wait for the durable copy (see
     /// [`persist_to`](Self::persist_to)).
     pub fn until_due(&self) -> Duration {
         let now = self.handle.clock.now_ms();
         let due = self.handle.lock().poll_timeout();
-        let until = Duration::from_millis(due.saturating_sub(now));
+        let until = Duration::from_millis(due.map_or(0, |due| due.saturating_sub(now)));
         if self.held.is_empty() {
             until
         } else {
@@ -487,7 +488,7 @@ impl Driver {
         {
             let mut node = self.handle.lock();
             let now = self.handle.clock.now_ms();
-            if node.poll_timeout() <= now {
+            if node.poll_timeout().is_none_or(|due| due <= now) {
                 self.handle.shared.log_if_needed(&mut node);
                 node.handle_tick(now);
             }

@@ -85,7 +85,7 @@ mod transport;
 
 pub use config::{
     Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MAX_PULL_DEPTH,
-    MIN_MAX_MESSAGE_BYTES,
+    MIN_MAX_MESSAGE_BYTES, Optimisations,
 };
 pub use driver::{
     ChangeSink, Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,

@@ -23,10 +23,28 @@
 //! drop its state when it returns, is what splits a cluster for good when
 //! both sides of a partition do it to each other; see docs/design.md.)
 
+use std::collections::{HashMap, VecDeque};
+
 use lww_crdt::{NodeId, VersionVector};
 
-use super::{GC_SNAPSHOTS, Node};
+use super::Node;
 use crate::membership::Liveness;
+
+/// Snapshots of its own vector a node keeps for tombstone collection.
+const GC_SNAPSHOTS: usize = 4;
+
+/// What a node keeps for tombstone collection.
+#[derive(Debug, Default)]
+pub(super) struct Collection {
+    /// Snapshots of this node's own vector, one per GC period, oldest
+    /// first, with the period they were taken in.
+    snapshots: VecDeque<(u64, VersionVector)>,
+    /// Per peer, the newest snapshot period its vector is known to dominate.
+    reached: HashMap<NodeId, u64>,
+    /// The snapshot period found stable at the previous collection: only a
+    /// snapshot stable for a whole GC period is purged below.
+    stable_before: Option<u64>,
+}
 
 impl Node {
     /// Takes a snapshot and purges below the newest snapshot that every
@@ -34,20 +52,26 @@ impl Node {
     pub(super) fn collect_garbage(&mut self) {
         let period = self.ticks / u64::from(self.config.gc_every_ticks);
         let vector = self.version_vector().clone();
-        self.snapshots.push_back((period, vector));
-        while self.snapshots.len() > GC_SNAPSHOTS {
-            self.snapshots.pop_front();
+        self.collection.snapshots.push_back((period, vector));
+        while self.collection.snapshots.len() > GC_SNAPSHOTS {
+            self.collection.snapshots.pop_front();
         }
         let stable_now = self.stable_period();
-        let purge_at = match (self.stable_before, stable_now) {
+        let purge_at = match (self.collection.stable_before, stable_now) {
             (Some(before), Some(now)) => Some(before.min(now)),
             _ => None,
         };
-        self.stable_before = stable_now;
+        self.collection.stable_before = stable_now;
         let Some(purge_at) = purge_at else {
             return;
         };
-        let Some((_, stable)) = self.snapshots.iter().rev().find(|(p, _)| *p <= purge_at) else {
+        let Some((_, stable)) = self
+            .collection
+            .snapshots
+            .iter()
+            .rev()
+            .find(|(p, _)| *p <= purge_at)
+        else {
             return;
         };
         let stable = stable.clone();
@@ -76,7 +100,7 @@ impl Node {
             if self.members.liveness(id) == Liveness::Left {
                 continue;
             }
-            stable = stable.min(*self.reached.get(&id)?);
+            stable = stable.min(*self.collection.reached.get(&id)?);
         }
         Some(stable)
     }
@@ -86,13 +110,14 @@ impl Node {
     pub(super) fn learn_peer_vector(&mut self, peer: NodeId, vector: &VersionVector) {
         self.note_acknowledged(vector);
         let newest = self
+            .collection
             .snapshots
             .iter()
             .rev()
             .find(|(_, snapshot)| snapshot.dominated_by(vector))
             .map(|(period, _)| *period);
         if let Some(period) = newest {
-            let reached = self.reached.entry(peer).or_insert(period);
+            let reached = self.collection.reached.entry(peer).or_insert(period);
             *reached = (*reached).max(period);
         }
     }
@@ -101,8 +126,8 @@ impl Node {
     /// every snapshot.
     pub(super) fn peer_matches_us(&mut self, peer: NodeId) {
         self.note_all_acknowledged();
-        if let Some(&(period, _)) = self.snapshots.back() {
-            let reached = self.reached.entry(peer).or_insert(period);
+        if let Some(&(period, _)) = self.collection.snapshots.back() {
+            let reached = self.collection.reached.entry(peer).or_insert(period);
             *reached = (*reached).max(period);
         }
     }
@@ -111,15 +136,16 @@ impl Node {
     /// member, which starts over: what the old life had reached, the deltas
     /// in flight to it and the parts held from it say nothing now.
     pub(super) fn note_incarnation(&mut self, from: NodeId, incarnation: u32) {
-        let known = self.incarnations.entry(from).or_insert(incarnation);
+        let known = self.lives.incarnations.entry(from).or_insert(incarnation);
         if incarnation > *known {
             *known = incarnation;
-            self.reached.remove(&from);
-            self.in_flight.remove(&from);
-            self.deferred.retain(|held| held.from != from);
+            self.collection.reached.remove(&from);
+            self.pipeline.forget_peer(from);
             // The new life numbers its exchanges from zero again: a `Syn`
             // of it is not a duplicate of one the old life sent.
-            self.answered.retain(|&(initiator, _), _| initiator != from);
+            self.exchanges
+                .answered
+                .retain(|&(initiator, _), _| initiator != from);
         }
     }
 }

@@ -11,33 +11,28 @@
 
 use lww_crdt::{Hlc, NodeId, VersionVector};
 
-use super::in_flight::{MAX_IN_FLIGHT, SettledBy};
+use super::pipeline::{MAX_IN_FLIGHT, OpenExchanges, SettledBy};
 use super::{
     CLOCK_SAMPLE_TICKS, Node, Outstanding, digest_len_bound, members_len_bound, vector_hash,
     vector_len_bound,
 };
 use crate::config::MAX_PULL_DEPTH;
-use crate::membership::Liveness;
-use crate::message::{Ack, Digest, Message, Refusal, StoreDelta, Syn, SynAck, SynFlags};
+use crate::message::{Ack, Digest, MemberList, Message, StoreDelta, Syn, SynAck, SynFlags};
 
 impl Node {
     /// Opens an exchange with `peer`, at a tick or `pulled` by
     /// [`pull_rest`](Self::pull_rest); returns whether its `Syn` went.
     pub(super) fn open_exchange(&mut self, peer: NodeId, now_ms: u64, pulled: bool) -> bool {
-        let exchange = self.next_exchange;
-        self.next_exchange += 1;
+        let exchange = self.exchanges.next_id;
+        self.exchanges.next_id += 1;
         let own = self.vector_hash();
         // A hash tells the peer this node finished every earlier exchange
-        // with it (see `in_flight`), so it goes only when none is open, and
+        // with it (see `pipeline`), so it goes only when none is open, and
         // never in a pull, which may open more at once.
-        let alone = !pulled && !self.outstanding.values().any(|open| open.peer == peer);
-        let digest = if alone && self.known_hashes.get(&peer) == Some(&own) {
-            Digest::Hash(own)
-        } else {
-            Digest::Full(self.version_vector().clone())
-        };
+        let alone = !pulled && !self.exchanges.opened.values().any(|open| open.peer == peer);
+        let (digest, _) = self.choose_digest(peer, PeerSaid::Nothing { alone });
         let flags = SynFlags::default()
-            .with(SynFlags::LEAVING, self.leaving)
+            .with(SynFlags::LEAVING, self.lives.leaving)
             .with(
                 SynFlags::WANTS_CLOCK,
                 // A joining node asks at every tick until it can judge
@@ -47,7 +42,7 @@ impl Node {
             );
         let known = self
             .checks
-            .peer_knows_our_limit(peer, self.incarnations.get(&peer).copied());
+            .peer_knows_our_limit(peer, self.lives.incarnations.get(&peer).copied());
         let syn = Message::Syn(Syn {
             exchange,
             incarnation: self.config.incarnation,
@@ -60,7 +55,7 @@ impl Node {
             return false;
         }
         self.metrics.exchanges_started += 1;
-        self.outstanding.insert(
+        self.exchanges.opened.insert(
             exchange,
             Outstanding {
                 peer,
@@ -74,55 +69,70 @@ impl Node {
     }
 
     /// Opens the next exchanges with `peer` now rather than at the next
-    /// tick, after a delta from it that was cut to the message budget: a
-    /// node that is far behind pulls the rest as fast as it applies it, not
-    /// one message per tick. `pull_depth` exchanges at once, so that the peer
-    /// prepares the next part while this node applies the last one; the peer
-    /// starts each part past the ones still in flight.
-    ///
-    /// Each pulled `Syn` carries this node's whole vector, so a node pulls
-    /// only while that vector takes at most a quarter of a message: with
-    /// many writers and small messages, the vectors would cost more than
-    /// the rounds they save.
-    ///
-    /// `round_trip_ms` is how long the exchange that brought the cut delta
-    /// took. The pulled answers share the link, so on a slow one they would
-    /// miss their deadline together: only as many are opened as answers of
-    /// that duration fit in half the exchange timeout, at least one.
-    fn pull_rest(&mut self, peer: NodeId, round_trip_ms: u64, now_ms: u64) {
-        let syn_bytes = vector_len_bound(self.version_vector());
-        if syn_bytes > self.config.max_message_bytes / 4 {
-            return;
-        }
-        // Holding all the peer held when it last answered: nothing to pull.
+    /// tick, after a delta from it that was cut to the message budget, as
+    /// many as [`Pipeline::pulls_to_open`](super::pipeline::Pipeline::pulls_to_open)
+    /// says. `round_trip_ms` is how long the exchange that brought the cut
+    /// delta took.
+    pub(super) fn pull_rest(&mut self, peer: NodeId, round_trip_ms: u64, now_ms: u64) {
+        let open = OpenExchanges {
+            with_peer: self
+                .exchanges
+                .opened
+                .values()
+                .filter(|open| open.peer == peer)
+                .count(),
+            pulling_elsewhere: self
+                .exchanges
+                .opened
+                .values()
+                .any(|open| open.pulled && open.peer != peer),
+        };
         let own = self.vector_hash();
-        if self.known_hashes.get(&peer) == Some(&own) {
-            return;
-        }
-        // One peer at a time: each peer starts from this node's vector and
-        // knows only of its own parts in flight, so all would send the same.
-        if self
-            .outstanding
-            .values()
-            .any(|open| open.pulled && open.peer != peer)
-        {
-            return;
-        }
-        let open = self
-            .outstanding
-            .values()
-            .filter(|open| open.peer == peer)
-            .count();
-        let fit = (self.config.exchange_timeout_ms / 2 / round_trip_ms.max(1)).max(1);
-        let depth = self
-            .config
-            .pull_depth
-            .min(usize::try_from(fit).unwrap_or(usize::MAX));
-        for _ in open..depth {
+        let vector_bytes = vector_len_bound(self.version_vector());
+        let pulls =
+            self.pipeline
+                .pulls_to_open(&self.config, peer, own, vector_bytes, open, round_trip_ms);
+        for _ in 0..pulls {
             if !self.open_exchange(peer, now_ms, true) {
                 return;
             }
             self.metrics.exchanges_pulled += 1;
+        }
+    }
+
+    /// What this node tells `peer` of its own vector, given what the peer
+    /// said of its own; and whether it asks for the peer's whole vector.
+    ///
+    /// - Opening an exchange: the hash if the peer last reported the same
+    ///   and no other exchange with it is open, the whole vector otherwise.
+    /// - Answering a hash: the hash if it matches, else the whole vector and
+    ///   a request for the peer's.
+    /// - Answering a vector: the hash if it matches, else where this node
+    ///   is behind (`Behind`).
+    ///
+    /// With an optimisation off ([`Optimisations`](crate::Optimisations)),
+    /// the whole vector goes instead of the hash or of `Behind`.
+    fn choose_digest(&mut self, peer: NodeId, said: PeerSaid<'_>) -> (Digest, bool) {
+        let own = self.vector_hash();
+        let optimisations = self.pipeline.optimisations();
+        let hashes = optimisations.hash_digest;
+        match said {
+            PeerSaid::Nothing { alone }
+                if alone && hashes && self.pipeline.last_hash_is(peer, own) =>
+            {
+                (Digest::Hash(own), false)
+            }
+            PeerSaid::Hash(hash) | PeerSaid::Vector(_, hash) if hashes && hash == own => {
+                (Digest::Hash(own), false)
+            }
+            PeerSaid::Hash(hash) => (Digest::Full(self.version_vector().clone()), hash != own),
+            PeerSaid::Vector(vector, hash) if optimisations.behind_digest && hash != own => {
+                let lagging = lagging(self.version_vector(), vector);
+                (Digest::Behind { hash: own, lagging }, false)
+            }
+            PeerSaid::Nothing { .. } | PeerSaid::Vector(..) => {
+                (Digest::Full(self.version_vector().clone()), false)
+            }
         }
     }
 
@@ -131,7 +141,7 @@ impl Node {
     /// if the `Syn` held only a hash that does not match, with the whole
     /// vector and a request for the initiator's.
     pub(super) fn on_syn(&mut self, from: NodeId, syn: Syn, now_ms: u64) {
-        if self.answered.contains_key(&(from, syn.exchange)) {
+        if self.exchanges.answered.contains_key(&(from, syn.exchange)) {
             // A duplicate of a `Syn` already answered: a second answer would
             // follow the exchange's end, and its delta, never taken, would
             // stay in flight until its deadline.
@@ -141,56 +151,20 @@ impl Node {
             self.refuse(from, &syn, refusal, now_ms);
             return;
         }
-        let time_ms = syn.flags.contains(SynFlags::WANTS_CLOCK).then_some(now_ms);
-        // The peer has finished any earlier exchange it opened with us; a
-        // delta it holds back until an earlier one lands stays in flight,
-        // which its vector tells.
-        match &syn.digest {
-            Digest::Full(vector) => self.settle_seen(from, vector),
-            _ => self.settle(
-                from,
-                |s| matches!(s, SettledBy::PeerExchange(e) if e != syn.exchange),
-            ),
-        }
-        let own = self.vector_hash();
+        let said = self.learn_syn_view(from, &syn);
         let members = (syn.members_hash != self.members.hash()).then(|| self.member_list());
-        let (digest, delta, wants_vector) = match syn.digest {
-            Digest::Hash(hash) | Digest::Behind { hash, .. } if hash == own => {
-                self.known_hashes.insert(from, hash);
-                self.peer_matches_us(from);
-                (Digest::Hash(own), StoreDelta::default(), false)
+        let (digest, wants_vector) = self.choose_digest(from, said);
+        let delta = match said {
+            PeerSaid::Vector(peer, hash) if hash != self.vector_hash() => {
+                let reserve =
+                    digest_len_bound(&digest) + members.as_ref().map_or(0, members_len_bound);
+                self.pipeline
+                    .delta_for(&self.replica, from, peer, self.delta_budget(reserve))
             }
-            Digest::Hash(hash) | Digest::Behind { hash, .. } => {
-                self.known_hashes.insert(from, hash);
-                (
-                    Digest::Full(self.version_vector().clone()),
-                    StoreDelta::default(),
-                    true,
-                )
-            }
-            Digest::Full(peer) => {
-                let hash = vector_hash(&peer);
-                self.known_hashes.insert(from, hash);
-                if hash == own {
-                    self.peer_matches_us(from);
-                    (Digest::Hash(own), StoreDelta::default(), false)
-                } else {
-                    self.learn_peer_vector(from, &peer);
-                    self.settle_seen(from, &peer);
-                    let digest = Digest::Behind {
-                        hash: own,
-                        lagging: lagging(self.version_vector(), &peer),
-                    };
-                    let reserve =
-                        digest_len_bound(&digest) + members.as_ref().map_or(0, members_len_bound);
-                    let delta = self.delta_for(from, &peer, self.delta_budget(reserve));
-                    (digest, delta, false)
-                }
-            }
+            _ => StoreDelta::default(),
         };
         let equal = matches!(digest, Digest::Hash(_));
-        self.metrics.entries_sent += delta.len() as u64;
-        let sent = (!delta.is_empty()).then(|| delta.covered().clone());
+        let sent = self.outgoing(&delta);
         let syn_ack = Message::SynAck(SynAck {
             exchange: syn.exchange,
             incarnation: self.config.incarnation,
@@ -199,87 +173,54 @@ impl Node {
             wants_vector,
             members,
             members_hash: self.members.hash(),
-            time_ms,
+            time_ms: syn.flags.contains(SynFlags::WANTS_CLOCK).then_some(now_ms),
             refusal: None,
         });
         if self.send(from, &syn_ack) && !equal {
             let deadline = now_ms + self.config.exchange_timeout_ms;
-            self.answered.insert((from, syn.exchange), deadline);
-            let settled_by = SettledBy::PeerExchange(syn.exchange);
-            self.remember_sent(from, sent, settled_by, now_ms);
+            self.exchanges
+                .answered
+                .insert((from, syn.exchange), deadline);
+            self.note_sent(from, sent, SettledBy::PeerExchange(syn.exchange), now_ms);
         } else {
             // Equal vectors: the initiator's answer, if any, needs none.
             self.end_exchange(from, syn.exchange, false);
         }
     }
 
-    /// Whether `message` shows that its sender's message limit differs from
-    /// this node's: a `Syn` declaring another, or a `SynAck` refusing this
-    /// node's.
-    pub(super) fn limits_differ(&self, message: &Message) -> bool {
-        match message {
-            Message::Syn(syn) => syn
-                .max_message_bytes
-                .is_some_and(|theirs| theirs != self.message_limit()),
-            Message::SynAck(syn_ack) => {
-                matches!(syn_ack.refusal, Some(Refusal::MaxMessageBytes(_)))
+    /// Learns what a `Syn` tells of its sender's vector, and settles the
+    /// deltas it shows landed; returns what it said.
+    fn learn_syn_view<'a>(&mut self, from: NodeId, syn: &'a Syn) -> PeerSaid<'a> {
+        // The peer has finished any earlier exchange it opened with us; a
+        // delta it holds back until an earlier one lands stays in flight,
+        // which its vector tells.
+        let (said, hash) = match &syn.digest {
+            Digest::Full(vector) => {
+                self.pipeline.saw_vector(from, vector);
+                let hash = vector_hash(vector);
+                (PeerSaid::Vector(vector, hash), hash)
             }
-            Message::Ack(_) => false,
-        }
-    }
-
-    /// Notes that `peer`'s message limit differs from this node's, unless
-    /// the peer has left: a leaver goes on gossiping while it drains, and
-    /// what it declares then is nothing to report, again, about a member
-    /// that has gone.
-    fn note_limits_differ(&mut self, peer: NodeId, ours: u32, theirs: u32) {
-        if self.members.liveness(peer) != Liveness::Left {
-            self.checks
-                .limits_differ(peer, ours, theirs, &mut self.events);
-        }
-    }
-
-    /// Why `syn` is refused, if its sender's message limit differs from
-    /// this node's, or this node has not checked it in the sender's
-    /// current life and the `Syn` leaves it out.
-    fn limit_refusal(&mut self, from: NodeId, syn: &Syn) -> Option<Refusal> {
-        let ours = self.message_limit();
-        match syn.max_message_bytes {
-            Some(theirs) if theirs != ours => {
-                self.note_limits_differ(from, ours, theirs);
-                Some(Refusal::MaxMessageBytes(ours))
+            Digest::Hash(hash) | Digest::Behind { hash, .. } => {
+                self.pipeline.settle(
+                    from,
+                    |s| matches!(s, SettledBy::PeerExchange(e) if e != syn.exchange),
+                );
+                (PeerSaid::Hash(*hash), *hash)
             }
-            Some(_) => {
-                self.checks.their_limit_matches(from, syn.incarnation);
-                None
-            }
-            None if self.checks.knows_their_limit(from, syn.incarnation) => None,
-            None => Some(Refusal::LimitUnknown),
+        };
+        self.pipeline.saw_hash(from, hash);
+        if hash == self.vector_hash() {
+            self.peer_matches_us(from);
+        } else if let PeerSaid::Vector(vector, _) = said {
+            self.learn_peer_vector(from, vector);
         }
-    }
-
-    /// Answers a `Syn` with `refusal` and nothing else: entries sent under
-    /// one message limit may not fit another.
-    fn refuse(&mut self, from: NodeId, syn: &Syn, refusal: Refusal, now_ms: u64) {
-        let syn_ack = Message::SynAck(SynAck {
-            exchange: syn.exchange,
-            incarnation: self.config.incarnation,
-            delta: StoreDelta::default(),
-            digest: Digest::Hash(self.vector_hash()),
-            wants_vector: false,
-            members: None,
-            members_hash: self.members.hash(),
-            time_ms: syn.flags.contains(SynFlags::WANTS_CLOCK).then_some(now_ms),
-            refusal: Some(refusal),
-        });
-        self.send(from, &syn_ack);
-        self.end_exchange(from, syn.exchange, false);
+        said
     }
 
     /// Takes the answer to an exchange this node opened, and closes it with
     /// what the responder lacks.
     pub(super) fn on_syn_ack(&mut self, from: NodeId, syn_ack: SynAck, now_ms: u64) {
-        let open = match self.outstanding.get(&syn_ack.exchange) {
+        let open = match self.exchanges.opened.get(&syn_ack.exchange) {
             Some(open)
                 if open.peer == from && !open.awaiting_final && now_ms <= open.deadline_ms =>
             {
@@ -290,7 +231,7 @@ impl Node {
                 return;
             }
         };
-        self.outstanding.remove(&syn_ack.exchange);
+        self.exchanges.opened.remove(&syn_ack.exchange);
         self.metrics.exchanges_completed += 1;
         let exchange = syn_ack.exchange;
         let opened_ms = open.deadline_ms - self.config.exchange_timeout_ms;
@@ -312,24 +253,6 @@ impl Node {
         }
     }
 
-    /// Notes what a `SynAck` says of the two message limits; returns whether
-    /// it refused the exchange.
-    fn was_refused(&mut self, from: NodeId, syn_ack: &SynAck) -> bool {
-        match syn_ack.refusal {
-            // The responder took this node's limit, sent now or before.
-            None => {
-                self.checks.our_limit_taken(from, syn_ack.incarnation);
-                return false;
-            }
-            Some(Refusal::MaxMessageBytes(theirs)) => {
-                let ours = self.message_limit();
-                self.note_limits_differ(from, ours, theirs);
-            }
-            Some(Refusal::LimitUnknown) => self.checks.limit_unknown_to(from),
-        }
-        true
-    }
-
     /// Applies the answer to an exchange this node opened and sends the
     /// closing `Ack`: bare if the responder lacks nothing, so that it knows
     /// the exchange is over.
@@ -338,30 +261,58 @@ impl Node {
         // Whether this node's vector is still the one its `Syn` carried, and
         // then moves only by what the responder sent: not by parts held from
         // other peers that the answer lets in.
-        let held_from_others =
-            |node: &Node| node.deferred.iter().filter(|d| d.from != from).count();
-        let others_before = held_from_others(self);
+        let others_before = self.pipeline.held_from_others(from);
         let unmoved = self.vector_hash() == open.syn_hash;
         let held = self.apply(from, syn_ack.delta, open.deadline_ms, now_ms);
-        let unmoved = unmoved && held_from_others(self) == others_before;
+        let unmoved = unmoved && self.pipeline.held_from_others(from) == others_before;
         self.learn_members(from, syn_ack.members);
+        let peer = self.learn_answer_view(from, syn_ack.digest, unmoved);
+        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.member_list());
+        // After a `SynAck` that was more than a matching hash the responder
+        // waits for this `Ack`: it goes even empty, as the receipt that ends
+        // the exchange on both sides.
+        if peer.is_none() && members.is_none() {
+            return;
+        }
+        let closing = Closing {
+            exchange: syn_ack.exchange,
+            peer,
+            members,
+            // The vector goes if asked for, or to tell the responder that
+            // part of its delta was held back, which keeps that part in
+            // flight there.
+            with_vector: syn_ack.wants_vector || held,
+            received_all,
+        };
+        self.send_closing_ack(from, closing, open, now_ms);
+    }
+
+    /// Learns the responder's vector from the digest in its `SynAck`;
+    /// returns it, unless the digest was a hash. `unmoved`: whether this
+    /// node's vector moved since its `Syn` only by what the responder sent.
+    fn learn_answer_view(
+        &mut self,
+        from: NodeId,
+        digest: Digest,
+        unmoved: bool,
+    ) -> Option<VersionVector> {
         // A `Behind` view is a floor on the responder's vector only if this
         // node's vector did not move since its `Syn` (see below).
         let mut view_is_floor = true;
-        let peer = match syn_ack.digest {
+        let peer = match digest {
             Digest::Hash(hash) => {
-                self.known_hashes.insert(from, hash);
+                self.pipeline.saw_hash(from, hash);
                 if hash == self.vector_hash() {
                     self.peer_matches_us(from);
                 }
-                None
+                return None;
             }
             Digest::Full(peer) => {
-                self.known_hashes.insert(from, vector_hash(&peer));
-                Some(peer)
+                self.pipeline.saw_hash(from, vector_hash(&peer));
+                peer
             }
             Digest::Behind { hash, lagging } => {
-                self.known_hashes.insert(from, hash);
+                self.pipeline.saw_hash(from, hash);
                 // Everywhere the responder did not list, it is at least as
                 // far as this node was when its `Syn` went: take this node's
                 // frontier there. If something else moved that frontier
@@ -371,8 +322,7 @@ impl Node {
                 // must not learn from it: it would count the responder as
                 // holding deletes it lacks.
                 view_is_floor = unmoved;
-                let view: VersionVector = self
-                    .version_vector()
+                self.version_vector()
                     .iter()
                     .map(|(origin, hlc)| {
                         let theirs = lagging
@@ -380,56 +330,53 @@ impl Node {
                             .map_or(hlc, |i| lagging[i].1);
                         (origin, theirs)
                     })
-                    .collect();
-                Some(view)
+                    .collect()
             }
         };
-        if let Some(peer) = &peer {
-            if view_is_floor {
-                self.learn_peer_vector(from, peer);
-            }
-            self.settle_seen(from, peer);
+        if view_is_floor {
+            self.learn_peer_vector(from, &peer);
         }
-        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.member_list());
-        // The vector goes if asked for, or to tell the responder that part of
-        // its delta was held back, which keeps that part in flight there.
-        let vector = (syn_ack.wants_vector || held).then(|| self.version_vector().clone());
-        let delta = match &peer {
+        self.pipeline.saw_vector(from, &peer);
+        Some(peer)
+    }
+
+    /// Sends the initiator's `Ack`, and waits for the final `Ack` if it
+    /// asks for one.
+    fn send_closing_ack(&mut self, from: NodeId, closing: Closing, open: Outstanding, now_ms: u64) {
+        let vector = closing.with_vector.then(|| self.version_vector().clone());
+        let delta = match &closing.peer {
             Some(peer) => {
                 let reserve = vector.as_ref().map_or(0, vector_len_bound)
-                    + members.as_ref().map_or(0, members_len_bound);
-                self.delta_for(from, peer, self.delta_budget(reserve))
+                    + closing.members.as_ref().map_or(0, members_len_bound);
+                self.pipeline
+                    .delta_for(&self.replica, from, peer, self.delta_budget(reserve))
             }
             None => StoreDelta::default(),
         };
         // A final `Ack` carries what this node lacks if it sends its vector,
         // and is at least a receipt if it sends entries: that receipt is what
-        // settles them (see `in_flight`).
-        let wants_delta = vector.is_some();
-        let awaiting_final = wants_delta || !delta.is_empty();
-        if received_all && delta.is_complete() && !wants_delta && peer.is_some() {
+        // settles them (see `pipeline`).
+        let awaiting_final = closing.with_vector || !delta.is_empty();
+        if closing.received_all
+            && delta.is_complete()
+            && !closing.with_vector
+            && closing.peer.is_some()
+        {
             // Each side now has all the other had: once the Ack lands, both
             // hold the same vector, so the next Syn to this peer can be a
             // hash. (If the Ack is lost, that hash mismatches and the peer
             // asks for the vector.)
             let own = self.vector_hash();
-            self.known_hashes.insert(from, own);
+            self.pipeline.saw_hash(from, own);
         }
-        // After a `SynAck` that was more than a matching hash the responder
-        // waits for this `Ack`: it goes even empty, as the receipt that ends
-        // the exchange on both sides.
-        if peer.is_none() && members.is_none() {
-            return;
-        }
-        self.metrics.entries_sent += delta.len() as u64;
-        let sent = (!delta.is_empty()).then(|| delta.covered().clone());
+        let sent = self.outgoing(&delta);
         let ack = Message::Ack(Ack {
-            exchange: syn_ack.exchange,
+            exchange: closing.exchange,
             incarnation: self.config.incarnation,
             from_initiator: true,
             delta,
             vector,
-            members,
+            members: closing.members,
         });
         if self.send(from, &ack) && awaiting_final {
             // The final `Ack` is two more hops away, and its delta is built
@@ -439,132 +386,51 @@ impl Node {
             // longer than the timeout. Counted from the `Syn`, every final
             // `Ack` on such a link came late, and the entries only it
             // carried never arrived.
-            self.outstanding.insert(
-                syn_ack.exchange,
+            self.exchanges.opened.insert(
+                closing.exchange,
                 Outstanding {
                     awaiting_final: true,
                     deadline_ms: now_ms + self.config.exchange_timeout_ms,
                     ..open
                 },
             );
-            let settled_by = SettledBy::FinalAck(syn_ack.exchange);
-            self.remember_sent(from, sent, settled_by, now_ms);
+            self.note_sent(from, sent, SettledBy::FinalAck(closing.exchange), now_ms);
         }
     }
 
-    /// Takes an `Ack`: the initiator's, for an exchange this node answered,
-    /// or the responder's final one, for an exchange this node opened.
-    pub(super) fn on_ack(&mut self, from: NodeId, ack: Ack, now_ms: u64) {
-        let exchange = ack.exchange;
-        let taken = self.take_ack(from, ack, now_ms);
-        if taken.closes_answered {
-            // The initiator sends nothing after its `Ack`, so neither does
-            // this node after its answer to it.
-            self.end_exchange(from, exchange, false);
-        }
-        if let Some(round_trip_ms) = taken.applied_cut {
-            self.pull_rest(from, round_trip_ms, now_ms);
-        }
-    }
-
-    /// Takes an `Ack`, answering it if it is the initiator's.
-    fn take_ack(&mut self, from: NodeId, mut ack: Ack, now_ms: u64) -> AckTaken {
-        // Whether or not it is still current, the peer sent it after taking,
-        // holding back or dropping the delta this node sent it in that
-        // exchange; a final one with a vector says it held some back.
-        match (&ack.vector, ack.from_initiator) {
-            (Some(vector), _) => self.settle_seen(from, vector),
-            // A bare `Ack` only closes the exchange. What the initiator sent
-            // before it, its `SynAck` view above all, may still be on the
-            // way and predate the delta, so the delta stays in flight until
-            // the initiator's next `Syn` or a vector that shows it.
-            (None, true) if ack.delta.is_empty() && ack.members.is_none() => {}
-            (None, true) => self.settle(from, |s| s == SettledBy::PeerExchange(ack.exchange)),
-            (None, false) => self.settle(from, |s| s == SettledBy::FinalAck(ack.exchange)),
-        }
-        // Members are learned from any `Ack`, current or not: after a
-        // `SynAck` with a matching hash the exchange is already over here,
-        // and the initiator's list (its own address among it) came only
-        // this way.
-        self.learn_members(from, ack.members.take());
-        let answered = ack
-            .from_initiator
-            .then(|| self.answered.remove(&(from, ack.exchange)))
-            .flatten();
-        let closes_answered = answered.is_some();
-        let deadline = if ack.from_initiator {
-            answered
-        } else {
-            match self.outstanding.get(&ack.exchange) {
-                Some(open) if open.peer == from && open.awaiting_final => {
-                    let deadline = open.deadline_ms;
-                    self.outstanding.remove(&ack.exchange);
-                    Some(deadline)
-                }
-                _ => None,
-            }
-        };
-        let mut taken = AckTaken {
-            closes_answered,
-            applied_cut: None,
-        };
-        let Some(deadline) = deadline.filter(|&deadline| now_ms <= deadline) else {
-            self.metrics.messages_late += 1;
-            return taken;
-        };
-        let carried_entries = !ack.delta.is_empty();
-        // This node's last message in the exchange (its `SynAck`, or its
-        // `Ack` asking for this one) went one timeout before the deadline.
-        let began_ms = deadline.saturating_sub(self.config.exchange_timeout_ms);
-        taken.applied_cut = was_cut(&ack.delta).then(|| now_ms.saturating_sub(began_ms));
-        let held = self.apply(from, ack.delta, deadline, now_ms);
-        if !ack.from_initiator {
-            return taken;
-        }
-        let delta = match ack.vector {
-            Some(peer) => {
-                self.known_hashes.insert(from, vector_hash(&peer));
-                self.learn_peer_vector(from, &peer);
-                self.settle_seen(from, &peer);
-                self.delta_for(from, &peer, self.delta_budget(0))
-            }
-            // Just a receipt for the entries.
-            None if carried_entries => StoreDelta::default(),
-            None => return taken,
-        };
-        // A receipt for entries held back says so with this node's vector,
-        // so the initiator still counts them in flight.
-        let vector = held.then(|| self.version_vector().clone());
+    /// Counts the entries of `delta`, about to be sent, and returns where it
+    /// ends if it carries any: what [`note_sent`](Self::note_sent) keeps.
+    pub(super) fn outgoing(&mut self, delta: &StoreDelta) -> Option<VersionVector> {
         self.metrics.entries_sent += delta.len() as u64;
-        let sent = (!delta.is_empty()).then(|| delta.covered().clone());
-        let reply = Message::Ack(Ack {
-            exchange: ack.exchange,
-            incarnation: self.config.incarnation,
-            from_initiator: false,
-            delta,
-            vector,
-            members: None,
-        });
-        if self.send(from, &reply) {
-            // The initiator's next `Syn` tells whether it landed: a vector
-            // shows it, and a hash goes only once this exchange is over.
-            let settled_by = SettledBy::PeerExchange(ack.exchange);
-            self.remember_sent(from, sent, settled_by, now_ms);
-        }
-        taken
+        (!delta.is_empty()).then(|| delta.covered().clone())
+    }
+
+    /// Keeps a delta just sent to `peer` in flight until `settled_by` or
+    /// the exchange timeout.
+    pub(super) fn note_sent(
+        &mut self,
+        peer: NodeId,
+        covered: Option<VersionVector>,
+        settled_by: SettledBy,
+        now_ms: u64,
+    ) {
+        let until_ms = now_ms + self.config.exchange_timeout_ms;
+        self.pipeline.sent(peer, covered, settled_by, until_ms);
     }
 
     /// Ends every exchange still open on this side, before they are all
     /// dropped.
     pub(super) fn end_open_exchanges(&mut self) {
         let mut open: Vec<(NodeId, u64, bool)> = self
-            .outstanding
+            .exchanges
+            .opened
             .iter()
             .filter(|(_, open)| !open.awaiting_final)
             .map(|(&exchange, open)| (open.peer, exchange, true))
             .collect();
         open.extend(
-            self.answered
+            self.exchanges
+                .answered
                 .keys()
                 .map(|&(peer, exchange)| (peer, exchange, false)),
         );
@@ -578,14 +444,15 @@ impl Node {
     /// against its peer.
     pub(super) fn expire(&mut self, now_ms: u64) {
         let mut expired: Vec<(u64, Outstanding)> = self
-            .outstanding
+            .exchanges
+            .opened
             .iter()
             .filter(|(_, open)| open.deadline_ms < now_ms)
             .map(|(&exchange, open)| (exchange, *open))
             .collect();
         expired.sort_unstable_by_key(|&(exchange, _)| exchange);
         for (exchange, open) in expired {
-            self.outstanding.remove(&exchange);
+            self.exchanges.opened.remove(&exchange);
             if open.awaiting_final {
                 continue;
             }
@@ -607,6 +474,7 @@ impl Node {
             }
         }
         let mut unanswered: Vec<(NodeId, u64)> = self
+            .exchanges
             .answered
             .iter()
             .filter(|(_, deadline)| **deadline < now_ms)
@@ -614,11 +482,11 @@ impl Node {
             .collect();
         unanswered.sort_unstable();
         for (initiator, exchange) in unanswered {
-            self.answered.remove(&(initiator, exchange));
+            self.exchanges.answered.remove(&(initiator, exchange));
             self.end_exchange(initiator, exchange, false);
         }
-        self.expire_in_flight(now_ms);
-        self.expire_deferred(now_ms);
+        self.pipeline.expire_in_flight(now_ms);
+        self.expire_held(now_ms);
     }
 }
 
@@ -626,18 +494,35 @@ impl Node {
 // keeps deltas in flight to it: the extra ones would come back empty.
 const _: () = assert!(MAX_PULL_DEPTH <= MAX_IN_FLIGHT);
 
-/// What taking an `Ack` did.
-struct AckTaken {
-    /// It closed an exchange this node answered and had not ended yet.
-    closes_answered: bool,
-    /// It was applied, and its delta was cut to the sender's message budget:
-    /// how long after its exchange began (or this node's answer in it went).
-    applied_cut: Option<u64>,
+/// What a peer said of its vector, for [`Node::choose_digest`].
+#[derive(Clone, Copy, Debug)]
+enum PeerSaid<'a> {
+    /// Nothing yet: this node opens the exchange, `alone` if no other
+    /// exchange with the peer is open and it is not a pull.
+    Nothing { alone: bool },
+    /// Its vector's hash.
+    Hash(u64),
+    /// Its whole vector, and the vector's hash.
+    Vector(&'a VersionVector, u64),
+}
+
+/// What the initiator's `Ack` will say.
+struct Closing {
+    exchange: u64,
+    /// The responder's vector, as its `SynAck` showed it: the `Ack` carries
+    /// what lies past it. `None` if the `SynAck` carried a matching hash.
+    peer: Option<VersionVector>,
+    /// This node's member list, if the responder's differs.
+    members: Option<MemberList>,
+    /// Whether this node's vector goes too.
+    with_vector: bool,
+    /// Whether the `SynAck`'s delta was complete.
+    received_all: bool,
 }
 
 /// Whether `delta` carries entries and was cut short of all the sender had
 /// to send: more is waiting.
-fn was_cut(delta: &StoreDelta) -> bool {
+pub(super) fn was_cut(delta: &StoreDelta) -> bool {
     !delta.is_empty() && !delta.is_complete()
 }
 

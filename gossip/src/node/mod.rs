@@ -1,30 +1,38 @@
 //! The protocol state machine: its state, its public inputs and outputs.
-//! The exchange itself lives in `exchange`, tombstone collection and
-//! incarnations in `collect`.
+//! See docs/design.md, "A map of the core", for which file holds which rule.
 
+mod ack;
+mod apply;
 mod changes;
 mod checks;
 mod collect;
+mod errors;
 mod exchange;
-mod in_flight;
+mod limits;
+mod outputs;
+mod pipeline;
 mod unacked;
 
 pub use changes::Change;
 pub use checks::{ClockStatus, MessageLimits};
+pub use errors::{MessageError, Quota, WriteError};
+pub use outputs::{Event, ExchangeEnd, Transmit};
+
+use outputs::MAX_PENDING_ENDS;
 
 use std::collections::{HashMap, VecDeque};
 
 use lww_crdt::{
-    ApplyReport, Budget, ClockError, EncodedLen, Entry, HybridClock, LwwMap, ManualClock, NodeId,
-    Replica, Stamp, VersionVector,
+    Budget, ClockError, EncodedLen, Entry, HybridClock, LwwMap, ManualClock, NodeId, Replica,
+    Stamp, VersionVector,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
-use crate::codec::{self, DecodeError};
+use crate::codec;
 use crate::config::Config;
 use crate::membership::{Liveness, Membership, PeerState, SharedPeers, Transition, mix};
-use crate::message::{Digest, Member, MemberList, Message, MessageKind, StoreDelta, SynFlags};
+use crate::message::{Digest, Member, MemberList, Message, StoreDelta, SynFlags};
 use crate::metrics::Metrics;
 
 /// The map type a node replicates.
@@ -43,230 +51,39 @@ pub fn origin_member(origin: NodeId) -> NodeId {
     NodeId::new(origin.get() & u64::from(u32::MAX))
 }
 
-/// An encoded message for the transport to carry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// The destination member.
-    pub to: NodeId,
-    /// Its kind: a transport that keeps one stream per exchange opens a
-    /// stream for a `Syn` and reuses it for the rest.
-    pub kind: MessageKind,
-    /// The exchange it belongs to, chosen by the exchange's initiator: with
-    /// the two members' ids and [`from_initiator`](Self::from_initiator) it
-    /// names the exchange, since both members number their own exchanges.
-    pub exchange: u64,
-    /// Whether this node opened the exchange (a `Syn` or the initiator's
-    /// `Ack`) or answers it.
-    pub from_initiator: bool,
-    /// The encoded frame.
-    pub payload: Vec<u8>,
-}
-
-/// Word that this node sends nothing more in one exchange: a transport that
-/// carries each exchange on a stream of its own closes its side of that
-/// stream now instead of waiting for it to go quiet. A transport without such
-/// streams ignores it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExchangeEnd {
-    /// The other member of the exchange.
-    pub peer: NodeId,
-    /// The exchange, numbered by its initiator as in [`Transmit::exchange`].
-    pub exchange: u64,
-    /// Whether this node opened the exchange, as in
-    /// [`Transmit::from_initiator`].
-    pub from_initiator: bool,
-}
-
-/// Ends held for a caller that does not drain them: an end only lets a
-/// stream close early, so the oldest go first.
-const MAX_PENDING_ENDS: usize = 256;
-
-/// Something the caller may want to know about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A peer answered after being suspect or down.
-    PeerUp(NodeId),
-    /// A peer missed enough exchanges to be suspected.
-    PeerSuspect(NodeId),
-    /// A peer missed enough exchanges to be considered down.
-    PeerDown(NodeId),
-    /// A member was learned through gossip.
-    MemberJoined(Member),
-    /// A peer said it was leaving: it is no longer contacted or waited for,
-    /// until it speaks in a newer incarnation.
-    PeerLeft(NodeId),
-    /// A peer's clock was measured more than half the maximum offset from
-    /// this node's (`skewed`), or back within a quarter of it after that.
-    ClockOffset {
-        /// The peer.
-        peer: NodeId,
-        /// Its clock minus this node's (ms).
-        offset_ms: i64,
-        /// Whether it is now beyond half the maximum offset.
-        skewed: bool,
-    },
-    /// This node's clock went beyond the maximum offset from most measured
-    /// peers (client writes are refused from now on), or came back in range.
-    OwnClock(ClockStatus),
-    /// A message from `from` was refused whole: it carried a stamp more than
-    /// the maximum offset ahead of this node's clock
-    /// ([`MessageError::Clock`]). Raised for every such message; a caller
-    /// that logs it should limit the rate.
-    ClockRefused {
-        /// The sender.
-        from: NodeId,
-        /// How far ahead of this node's physical clock its stamp was (ms).
-        ahead_ms: u64,
-    },
-    /// A peer's settings differ from this node's where they must agree: the
-    /// two refuse to exchange (reported once per peer and value).
-    SettingsDiffer {
-        /// The peer.
-        peer: NodeId,
-        /// The two message limits.
-        max_message_bytes: MessageLimits,
-    },
-    /// A delta from `from` changed the map.
-    Updated {
-        /// The sender.
-        from: NodeId,
-        /// What it changed.
-        report: ApplyReport,
-    },
-}
-
-/// Why a received message was refused. The node's state is unchanged.
-#[derive(Debug, thiserror::Error)]
-pub enum MessageError {
-    /// The bytes are not a valid message.
-    #[error("undecodable message from {from}: {source}")]
-    Decode {
-        /// The claimed sender.
-        from: NodeId,
-        /// What was wrong.
-        source: DecodeError,
-    },
-    /// The message carries a timestamp too far ahead of local time.
-    #[error("message from {from} refused: {source}")]
-    Clock {
-        /// The sender.
-        from: NodeId,
-        /// The offending timestamp.
-        source: ClockError,
-    },
-    /// A message claiming to come from this node itself.
-    #[error("message claims to come from this node ({0})")]
-    FromSelf(NodeId),
-}
-
-/// What a node's quotas count ([`WriteError::StoreFull`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Quota {
-    /// Live keys ([`ConfigBuilder::max_keys`](crate::ConfigBuilder::max_keys)).
-    Keys,
-    /// Bytes of keys and values ([`ConfigBuilder::max_data_bytes`](
-    /// crate::ConfigBuilder::max_data_bytes)).
-    DataBytes,
-}
-
-impl std::fmt::Display for Quota {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Quota::Keys => "keys",
-            Quota::DataBytes => "bytes of data",
-        })
-    }
-}
-
 /// The bytes a key and its entry hold, for the data quota.
 #[expect(clippy::ptr_arg, reason = "a Weigher of String keys takes &String")]
 fn data_bytes(key: &String, entry: &lww_crdt::Entry<String>) -> u64 {
     (key.len() + entry.value.as_ref().map_or(0, String::len)) as u64
 }
 
-/// Why a client write was refused. Nothing was written.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WriteError {
-    /// The entry could not fit a message alongside a digest.
-    #[error("key and value take up to {len} bytes; at most {max} fit a gossip message")]
-    TooLarge {
-        /// The entry's encoded bound.
-        len: usize,
-        /// The largest accepted.
-        max: usize,
-    },
-    /// The node joins through seeds ([`ConfigBuilder::join_before_writing`](
-    /// crate::ConfigBuilder::join_before_writing)) and no member has answered
-    /// it yet (the rest of the cluster may not know it exists), or it has
-    /// not yet measured its clock against enough peers to judge it.
-    #[error(
-        "this node has not joined the cluster yet: no member has been heard from, or its clock \
-         is not yet measured against theirs"
-    )]
-    NotJoined,
-    /// The node holds as much as its quota allows: the write would add a
-    /// key past [`Config::max_keys`](crate::Config::max_keys) or bytes past
-    /// [`Config::max_data_bytes`](crate::Config::max_data_bytes). Deletes
-    /// still go through.
-    #[error("this node is full: it holds {held} {quota}, its quota is {max}")]
-    StoreFull {
-        /// What is full.
-        quota: Quota,
-        /// How much the node holds.
-        held: u64,
-        /// The quota.
-        max: u64,
-    },
-    /// The node is shutting down ([`Node::start_draining`]): a write taken
-    /// now might not reach any peer before it stops.
-    #[error("this node is shutting down and takes no more writes")]
-    Draining,
-    /// This node's clock is beyond the maximum offset from most of the peers
-    /// it measured ([`Node::clock_status`]): its stamps would be refused by
-    /// its peers, or lose to writes made long before.
-    #[error(
-        "this node's clock is more than {max_offset_ms} ms off from {peers_beyond} of the \
-         {peers_measured} peers it measured (median offset {median_offset_ms} ms); writes \
-         are refused until it is back in range"
-    )]
-    ClockOutOfRange {
-        /// Peers measured beyond the maximum offset.
-        peers_beyond: usize,
-        /// Peers measured.
-        peers_measured: usize,
-        /// The median offset (peer minus this node, ms).
-        median_offset_ms: i64,
-        /// The maximum offset.
-        max_offset_ms: u64,
-    },
-    /// The write is in this node's map, but its durable copy could not be
-    /// written ([`Persist`](crate::Persist)): it was not acknowledged as
-    /// durable, and the node stops.
-    #[error(transparent)]
-    Storage(#[from] crate::PersistError),
-    /// The node's clock holds the largest timestamp and cannot stamp a
-    /// write after it (its state holds a stamp near the end of time): no
-    /// write is taken rather than one reusing a stamp.
-    #[error(
-        "this node's clock has reached the largest timestamp ({last}); no write can be stamped after it"
-    )]
-    ClockExhausted {
-        /// The clock's last timestamp.
-        last: lww_crdt::Hlc,
-    },
+/// The replica a node gossips.
+type StoreReplica = Replica<String, String, ManualClock>;
+
+/// The exchanges a node has open, on either side.
+#[derive(Debug, Default)]
+struct Exchanges {
+    /// Exchanges this node opened, by id.
+    opened: HashMap<u64, Outstanding>,
+    /// Exchanges this node answered and may still get an `Ack` for, by
+    /// initiator and id, with their deadlines.
+    answered: HashMap<(NodeId, u64), u64>,
+    /// The id of the next exchange this node opens.
+    next_id: u64,
 }
 
-impl From<lww_crdt::ClockError> for WriteError {
-    fn from(err: lww_crdt::ClockError) -> Self {
-        match err {
-            lww_crdt::ClockError::Exhausted { last } => WriteError::ClockExhausted { last },
-            // A write observes no remote stamp; should it be refused for
-            // one, the clock is as good as used up.
-            lww_crdt::ClockError::TooFarAhead { remote, .. } => {
-                WriteError::ClockExhausted { last: remote }
-            }
-        }
-    }
+/// This node's life in the cluster, and the lives its peers speak in.
+#[derive(Debug)]
+struct Lives {
+    /// The latest incarnation each peer has spoken as.
+    incarnations: HashMap<NodeId, u32>,
+    /// Whether writes are taken: from the start, or once a member has been
+    /// heard from (see [`Config::join_before_writing`]).
+    joined: bool,
+    /// Refusing writes before shutting down (see [`Node::start_draining`]).
+    draining: bool,
+    /// Leaving: every `Syn` says so (see [`Node::leave`]).
+    leaving: bool,
 }
 
 /// An exchange this node opened.
@@ -281,18 +98,6 @@ struct Outstanding {
     /// This node's vector hash when its `Syn` went.
     syn_hash: u64,
 }
-
-/// What applying one delta (or a held part of one) did.
-#[derive(Clone, Copy, Debug, Default)]
-struct Applied {
-    /// It took some origin's frontier, which may let a held part in.
-    advanced: bool,
-    /// Part of it was held back.
-    deferred: bool,
-}
-
-/// Snapshots of its own vector a node keeps for tombstone collection.
-const GC_SNAPSHOTS: usize = 4;
 
 /// A node asks for its peers' clocks on one tick in this many, and a peer's
 /// again only once this many ticks have passed since it was measured.
@@ -331,7 +136,9 @@ const MESSAGE_OVERHEAD: usize = 64 - lww_crdt::DELTA_FRAME_LEN;
 pub struct Node {
     config: Config,
     time: ManualClock,
-    replica: Replica<String, String, ManualClock>,
+    replica: StoreReplica,
+    /// This node's vector hash, until the vector moves.
+    vector_hash: Option<u64>,
     members: Membership,
     rng: SmallRng,
     outbox: VecDeque<Transmit>,
@@ -339,42 +146,17 @@ pub struct Node {
     /// in `outbox`.
     ended: VecDeque<ExchangeEnd>,
     events: VecDeque<Event>,
-    /// Exchanges this node opened, by id.
-    outstanding: HashMap<u64, Outstanding>,
-    /// Exchanges this node answered and may still get an `Ack` for, by
-    /// initiator and id, with their deadlines.
-    answered: HashMap<(NodeId, u64), u64>,
-    next_exchange: u64,
     next_tick_ms: Option<u64>,
     ticks: u64,
-    /// The vector hash each peer last reported.
-    known_hashes: HashMap<NodeId, u64>,
-    /// Per peer, the deltas sent to it that may still land (see
-    /// `in_flight`).
-    in_flight: HashMap<NodeId, Vec<in_flight::InFlight>>,
-    /// Parts of received deltas that overtook the delta they follow, held
-    /// until it lands or their deadline passes (see `in_flight`).
-    deferred: Vec<in_flight::Deferred>,
-    /// Snapshots of this node's own vector, one per GC period, oldest
-    /// first, with the period they were taken in.
-    snapshots: VecDeque<(u64, VersionVector)>,
-    /// Per peer, the newest snapshot period its vector is known to dominate.
-    reached: HashMap<NodeId, u64>,
-    /// The snapshot period found stable at the previous collection: only a
-    /// snapshot stable for a whole GC period is purged below.
-    stable_before: Option<u64>,
-    /// The latest incarnation each peer has spoken as.
-    incarnations: HashMap<NodeId, u32>,
-    /// Whether writes are taken: from the start, or once a member has been
-    /// heard from (see [`Config::join_before_writing`]).
-    joined: bool,
-    /// Refusing writes before shutting down (see [`Node::start_draining`]).
-    draining: bool,
-    /// Leaving: every `Syn` says so (see [`Node::leave`]).
-    leaving: bool,
+    exchanges: Exchanges,
+    /// What goes to and comes from each peer beyond the base exchange (see
+    /// `pipeline`).
+    pipeline: pipeline::Pipeline,
+    /// Tombstone collection (see `collect`).
+    collection: collect::Collection,
+    lives: Lives,
     /// Peers' clock offsets and settings (see `checks`).
     checks: checks::PeerChecks,
-    vector_hash: Option<u64>,
     metrics: Metrics,
     /// The change log, when kept (see `changes`).
     changes: Option<Vec<changes::Change>>,
@@ -422,6 +204,7 @@ impl Node {
         );
         Self {
             rng: SmallRng::seed_from_u64(config.seed),
+            pipeline: pipeline::Pipeline::new(config.optimisations),
             config,
             time,
             replica,
@@ -429,21 +212,16 @@ impl Node {
             outbox: VecDeque::new(),
             ended: VecDeque::new(),
             events: VecDeque::new(),
-            outstanding: HashMap::new(),
-            answered: HashMap::new(),
-            next_exchange: 0,
             next_tick_ms: None,
             ticks: 0,
-            known_hashes: HashMap::new(),
-            in_flight: HashMap::new(),
-            deferred: Vec::new(),
-            snapshots: VecDeque::new(),
-            reached: HashMap::new(),
-            stable_before: None,
-            incarnations: HashMap::new(),
-            joined,
-            draining: false,
-            leaving: false,
+            exchanges: Exchanges::default(),
+            collection: collect::Collection::default(),
+            lives: Lives {
+                incarnations: HashMap::new(),
+                joined,
+                draining: false,
+                leaving: false,
+            },
             checks,
             vector_hash: None,
             metrics: Metrics::default(),
@@ -494,7 +272,7 @@ impl Node {
     pub fn peers(&self) -> Vec<PeerState> {
         let mut peers = self.members.peers();
         for peer in &mut peers {
-            peer.incarnation = self.incarnations.get(&peer.member.id).copied();
+            peer.incarnation = self.lives.incarnations.get(&peer.member.id).copied();
             peer.clock_offset_ms = self.checks.offset(peer.member.id);
         }
         peers
@@ -570,10 +348,12 @@ impl Node {
 
     /// When [`handle_tick`](Self::handle_tick) should next be called: the next
     /// gossip round or the earliest exchange deadline, whichever is first.
-    pub fn poll_timeout(&self) -> u64 {
-        let deadline = self.outstanding.values().map(|o| o.deadline_ms).min();
-        let tick = self.next_tick_ms.unwrap_or(0);
-        deadline.map_or(tick, |d| d.min(tick))
+    /// `None` before the first call, which starts the rounds: a node has no
+    /// timer until then, and a caller starts it by ticking it.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let tick = self.next_tick_ms?;
+        let deadline = self.exchanges.opened.values().map(|o| o.deadline_ms).min();
+        Some(deadline.map_or(tick, |d| d.min(tick)))
     }
 
     /// Advances time: expires unanswered exchanges and, when a gossip round is
@@ -586,7 +366,7 @@ impl Node {
         }
         self.next_tick_ms = Some(now_ms + self.config.tick_interval_ms);
         self.ticks += 1;
-        let busy: Vec<NodeId> = self.outstanding.values().map(|o| o.peer).collect();
+        let busy: Vec<NodeId> = self.exchanges.opened.values().map(|o| o.peer).collect();
         let mut targets = self
             .members
             .choose_alive(&mut self.rng, self.config.fanout, |id| !busy.contains(&id));
@@ -639,24 +419,7 @@ impl Node {
         }
         self.metrics.received.record(message.kind(), payload.len());
         let incarnation = message.incarnation();
-        self.note_incarnation(from, incarnation);
-        // A member that refuses to exchange with this node, or that this
-        // node refuses, would never carry its writes.
-        if !self.limits_differ(&message) {
-            self.joined = true;
-        }
-        if self.members.add(Member {
-            id: from,
-            address: String::new(),
-        }) {
-            self.events.push_back(Event::MemberJoined(Member {
-                id: from,
-                address: String::new(),
-            }));
-        }
-        if let Some(Transition::Up) = self.members.heard_from(from, incarnation, now_ms) {
-            self.events.push_back(Event::PeerUp(from));
-        }
+        self.note_sender(from, &message, now_ms);
         let leaving =
             matches!(&message, Message::Syn(syn) if syn.flags.contains(SynFlags::LEAVING));
         match message {
@@ -669,6 +432,28 @@ impl Node {
             self.peer_left(from);
         }
         Ok(())
+    }
+
+    /// Notes that `from` spoke, in the incarnation `message` carries: it is
+    /// a member, it is up, and this node may have joined through it.
+    fn note_sender(&mut self, from: NodeId, message: &Message, now_ms: u64) {
+        let incarnation = message.incarnation();
+        self.note_incarnation(from, incarnation);
+        // A member that refuses to exchange with this node, or that this
+        // node refuses, would never carry its writes.
+        if !self.limits_differ(message) {
+            self.lives.joined = true;
+        }
+        let sender = Member {
+            id: from,
+            address: String::new(),
+        };
+        if self.members.add(sender.clone()) {
+            self.events.push_back(Event::MemberJoined(sender));
+        }
+        if let Some(Transition::Up) = self.members.heard_from(from, incarnation, now_ms) {
+            self.events.push_back(Event::PeerUp(from));
+        }
     }
 
     /// The next frame to send, if any.
@@ -692,10 +477,9 @@ impl Node {
     /// node coming back from being cut off, whose answers were lost with it.
     pub fn forget_exchanges(&mut self) {
         self.end_open_exchanges();
-        self.outstanding.clear();
-        self.answered.clear();
-        self.in_flight.clear();
-        self.deferred.clear();
+        self.exchanges.opened.clear();
+        self.exchanges.answered.clear();
+        self.pipeline.forget_exchanges();
     }
 
     /// The incarnation this node writes in.
@@ -720,7 +504,7 @@ impl Node {
     /// to judge it (three, or all it knows): a node whose clock is wrong
     /// learns it before it takes a write.
     pub fn is_joined(&self) -> bool {
-        self.joined && self.clock_judged()
+        self.lives.joined && self.clock_judged()
     }
 
     fn clock_judged(&self) -> bool {
@@ -731,12 +515,12 @@ impl Node {
     /// gossip goes on: a node about to stop gossips what it holds to its
     /// peers first, and a write it took meanwhile might be left out.
     pub fn start_draining(&mut self) {
-        self.draining = true;
+        self.lives.draining = true;
     }
 
     /// Whether [`start_draining`](Self::start_draining) was called.
     pub fn is_draining(&self) -> bool {
-        self.draining
+        self.lives.draining
     }
 
     /// Leaves the cluster at `now_ms`: refuses writes from now on (as
@@ -748,8 +532,8 @@ impl Node {
     /// they complete (or time out), then stop it.
     pub fn leave(&mut self, now_ms: u64) -> usize {
         self.time.set(now_ms);
-        self.draining = true;
-        self.leaving = true;
+        self.lives.draining = true;
+        self.lives.leaving = true;
         let peers: Vec<NodeId> = self
             .members
             .ids()
@@ -762,7 +546,7 @@ impl Node {
     }
 
     fn check_writable(&self, entry_len: usize) -> Result<(), WriteError> {
-        if self.draining {
+        if self.lives.draining {
             return Err(WriteError::Draining);
         }
         if !self.is_joined() {
@@ -825,50 +609,6 @@ impl Node {
             Message::Syn(_) => Ok(()),
             Message::SynAck(syn_ack) => clock.check(syn_ack.delta.max_hlc()),
             Message::Ack(ack) => clock.check(ack.delta.max_hlc()),
-        }
-    }
-
-    /// Applies a delta from `from` that may be applied until `deadline_ms`;
-    /// a part that overtook the delta it follows is held until then (see
-    /// `in_flight`). Returns whether a part was held.
-    fn apply(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64, now_ms: u64) -> bool {
-        if delta.is_empty() && delta.covered().is_empty() {
-            return false;
-        }
-        self.metrics.entries_received += delta.len() as u64;
-        let applied = self.apply_part(from, delta, deadline_ms);
-        if applied.advanced {
-            self.apply_deferred(now_ms);
-        }
-        applied.deferred
-    }
-
-    /// Applies `delta` and holds back what it left out.
-    fn apply_part(&mut self, from: NodeId, delta: StoreDelta, deadline_ms: u64) -> Applied {
-        let covered = delta.covered().len();
-        let stamps = self.delta_stamps(&delta);
-        // Timestamps were checked before anything was applied.
-        let Ok((report, rest)) = self.replica.apply_or_defer(delta) else {
-            return Applied::default();
-        };
-        if let Some(stamps) = stamps
-            && report.changed() > 0
-        {
-            self.note_applied(from, stamps);
-        }
-        self.vector_hash = None;
-        self.metrics.entries_redundant += report.unchanged as u64;
-        if report.changed() > 0 {
-            self.events.push_back(Event::Updated { from, report });
-        }
-        let left_out = rest.as_ref().map_or(0, |rest| rest.covered().len());
-        let deferred = rest.is_some();
-        if let Some(rest) = rest {
-            self.defer(from, rest, deadline_ms);
-        }
-        Applied {
-            advanced: left_out < covered,
-            deferred,
         }
     }
 
