@@ -12,6 +12,9 @@ use gossip::{ConfigBuilder, Metrics, Optimisations, StoreMap};
 const NODES: u64 = 5;
 const TICK_MS: u64 = 1_000;
 
+/// A change to the default configuration.
+type Configure = fn(ConfigBuilder) -> ConfigBuilder;
+
 /// Every optimisation on but one.
 fn all_but(off: fn(&mut Optimisations)) -> Optimisations {
     let mut optimisations = Optimisations::ALL;
@@ -79,7 +82,7 @@ fn every_optimisation_off_reaches_the_same_maps() {
         "the optimised run did not converge"
     );
     assert!(reference[0].get("late").is_some());
-    let variants: [(&str, fn(ConfigBuilder) -> ConfigBuilder); 6] = [
+    let variants: [(&str, Configure); 6] = [
         ("no hash digests", |b| {
             b.optimisations(all_but(|o| o.hash_digest = false))
         }),
@@ -119,7 +122,7 @@ fn every_optimisation_off_reaches_the_same_maps() {
 
 #[test]
 fn without_hash_digests_an_idle_exchange_carries_whole_vectors() {
-    let idle_bytes = |configure: fn(ConfigBuilder) -> ConfigBuilder| {
+    let idle_bytes = |configure: Configure| {
         let mut net = Net::full(2, configure);
         for writer in 0..2 {
             net.nodes[writer]
