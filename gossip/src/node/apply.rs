@@ -53,6 +53,7 @@ impl Node {
         self.vector_hash = None;
         self.metrics.entries_redundant += report.unchanged as u64;
         if report.changed() > 0 {
+            self.news = true;
             self.events.push_back(Event::Updated { from, report });
         }
         let left_out = rest.as_ref().map_or(0, |rest| rest.covered().len());

@@ -152,7 +152,7 @@ impl Node {
             return;
         }
         let said = self.learn_syn_view(from, &syn);
-        let members = (syn.members_hash != self.members.hash()).then(|| self.member_list());
+        let members = self.members_unlike(syn.members_hash);
         let (digest, wants_vector) = self.choose_digest(from, said);
         let delta = match said {
             PeerSaid::Vector(peer, hash) if hash != self.vector_hash() => {
@@ -211,8 +211,11 @@ impl Node {
         self.pipeline.saw_hash(from, hash);
         if hash == self.vector_hash() {
             self.peer_matches_us(from);
-        } else if let PeerSaid::Vector(vector, _) = said {
-            self.learn_peer_vector(from, vector);
+        } else {
+            self.news = true;
+            if let PeerSaid::Vector(vector, _) = said {
+                self.learn_peer_vector(from, vector);
+            }
         }
         said
     }
@@ -267,7 +270,7 @@ impl Node {
         let unmoved = unmoved && self.pipeline.held_from_others(from) == others_before;
         self.learn_members(from, syn_ack.members);
         let peer = self.learn_answer_view(from, syn_ack.digest, unmoved);
-        let members = (syn_ack.members_hash != self.members.hash()).then(|| self.member_list());
+        let members = self.members_unlike(syn_ack.members_hash);
         // After a `SynAck` that was more than a matching hash the responder
         // waits for this `Ack`: it goes even empty, as the receipt that ends
         // the exchange on both sides.
@@ -299,11 +302,16 @@ impl Node {
         // A `Behind` view is a floor on the responder's vector only if this
         // node's vector did not move since its `Syn` (see below).
         let mut view_is_floor = true;
+        if !matches!(digest, Digest::Hash(_)) {
+            self.news = true;
+        }
         let peer = match digest {
             Digest::Hash(hash) => {
                 self.pipeline.saw_hash(from, hash);
                 if hash == self.vector_hash() {
                     self.peer_matches_us(from);
+                } else {
+                    self.news = true;
                 }
                 return None;
             }
@@ -396,6 +404,14 @@ impl Node {
             );
             self.note_sent(from, sent, SettledBy::FinalAck(closing.exchange), now_ms);
         }
+    }
+
+    /// This node's member list if it is unlike the one hashed to
+    /// `their_hash`, which is news.
+    fn members_unlike(&mut self, their_hash: u64) -> Option<MemberList> {
+        let unlike = their_hash != self.members.hash();
+        self.news |= unlike;
+        unlike.then(|| self.member_list())
     }
 
     /// Counts the entries of `delta`, about to be sent, and returns where it

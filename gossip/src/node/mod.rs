@@ -148,6 +148,10 @@ pub struct Node {
     events: VecDeque<Event>,
     next_tick_ms: Option<u64>,
     ticks: u64,
+    /// Something new was written, received or learned since the last
+    /// tick: the next round uses the full fan-out (see
+    /// [`ConfigBuilder::idle_fanout`](crate::ConfigBuilder::idle_fanout)).
+    news: bool,
     exchanges: Exchanges,
     /// What goes to and comes from each peer beyond the base exchange (see
     /// `pipeline`).
@@ -214,6 +218,7 @@ impl Node {
             events: VecDeque::new(),
             next_tick_ms: None,
             ticks: 0,
+            news: true,
             exchanges: Exchanges::default(),
             collection: collect::Collection::default(),
             lives: Lives {
@@ -317,6 +322,7 @@ impl Node {
         self.check_quota(&key, &value)?;
         self.time.set(now_ms);
         self.vector_hash = None;
+        self.news = true;
         let written = self.changes.is_some().then(|| key.clone());
         let stamp = self.replica.put(key, value)?;
         self.unacknowledged.wrote(stamp.hlc);
@@ -337,6 +343,7 @@ impl Node {
         self.check_writable(key.encoded_len())?;
         self.time.set(now_ms);
         self.vector_hash = None;
+        self.news = true;
         let written = self.changes.is_some().then(|| key.clone());
         let stamp = self.replica.delete(key)?;
         self.unacknowledged.wrote(stamp.hlc);
@@ -367,9 +374,14 @@ impl Node {
         self.next_tick_ms = Some(now_ms + self.config.tick_interval_ms);
         self.ticks += 1;
         let busy: Vec<NodeId> = self.exchanges.opened.values().map(|o| o.peer).collect();
+        let fanout = match self.config.idle_fanout {
+            Some(idle) if !self.news => idle.min(self.config.fanout),
+            _ => self.config.fanout,
+        };
+        self.news = false;
         let mut targets = self
             .members
-            .choose_alive(&mut self.rng, self.config.fanout, |id| !busy.contains(&id));
+            .choose_alive(&mut self.rng, fanout, |id| !busy.contains(&id));
         if self.ticks % u64::from(self.config.probe_every_ticks) == 0 {
             let probe = self
                 .members
