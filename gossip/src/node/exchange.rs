@@ -12,10 +12,8 @@
 use lww_crdt::{Hlc, NodeId, VersionVector};
 
 use super::in_flight::{MAX_IN_FLIGHT, SettledBy};
-use super::{
-    CLOCK_SAMPLE_TICKS, Node, Outstanding, digest_len_bound, members_len_bound, vector_hash,
-    vector_len_bound,
-};
+use super::{CLOCK_SAMPLE_TICKS, Node, Outstanding, vector_hash};
+use crate::codec::{digest_len_bound, members_len_bound, vector_len_bound};
 use crate::config::MAX_PULL_DEPTH;
 use crate::membership::Liveness;
 use crate::message::{Ack, Digest, Message, Refusal, StoreDelta, Syn, SynAck, SynFlags};
