@@ -137,6 +137,37 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// The gossip settings a node runs with: these flags, in life
+    /// `incarnation`, advertising `advertise`, and founding the cluster
+    /// if `founder`. A node joins through its seeds before it writes.
+    ///
+    /// # Errors
+    /// [`gossip::ConfigError`] for flags out of the protocol's range.
+    pub(crate) fn gossip_config(
+        &self,
+        incarnation: u32,
+        advertise: &str,
+        founder: bool,
+    ) -> Result<gossip::Config, gossip::ConfigError> {
+        gossip::Config::builder(self.id)
+            .incarnation(incarnation)
+            .address(advertise)
+            .fanout(self.fanout)
+            .tick_interval_ms(self.interval_ms)
+            .exchange_timeout_ms(self.exchange_timeout_ms)
+            .max_message_bytes(self.max_message_bytes)
+            .max_keys(self.max_keys)
+            .max_data_bytes(self.max_data_bytes)
+            .pull_depth(self.pull_depth)
+            .join_before_writing(true)
+            .founder(founder)
+            .gc_every_ticks(gc_every_ticks(self.interval_ms, self.exchange_timeout_ms))
+            .seed(u64::from(incarnation) << 32 | self.id.get())
+            .build()
+    }
+}
+
 /// A peer to start from: `ID=HOST:PORT`, or `HOST:PORT` alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
@@ -209,6 +240,39 @@ mod tests {
         assert!(wall_clock_incarnation(at(1_000)).is_err());
         assert!(wall_clock_incarnation(at(INCARNATION_EPOCH_SECS + (1 << 32))).is_err());
         assert!(wall_clock_incarnation(SystemTime::now()).is_ok());
+    }
+
+    /// Every gossip setting of a node run with the default flags, spelled
+    /// out: what any change to how they are derived must keep.
+    #[test]
+    fn the_default_flags_give_these_gossip_settings() {
+        let listen = "127.0.0.1:7000".parse().unwrap();
+        let flags = NodeConfig::new(NodeId::new(7), listen, "certs");
+        let expected = |founder| {
+            gossip::Config::builder(NodeId::new(7))
+                .incarnation(3)
+                .address("10.0.0.7:7000")
+                .fanout(3)
+                .tick_interval_ms(100)
+                .exchange_timeout_ms(1_000)
+                .max_message_bytes(1 << 20)
+                .max_keys(Some(10_000_000))
+                .max_data_bytes(Some(1 << 30))
+                .pull_depth(3)
+                .max_clock_offset_ms(500)
+                .liveness_thresholds(2, 4)
+                .probe_every_ticks(10)
+                .gc_every_ticks(11)
+                .join_before_writing(true)
+                .founder(founder)
+                .seed(3 << 32 | 7)
+                .build()
+                .unwrap()
+        };
+        for founder in [false, true] {
+            let config = flags.gossip_config(3, "10.0.0.7:7000", founder).unwrap();
+            assert_eq!(config, expected(founder));
+        }
     }
 
     #[test]
