@@ -133,6 +133,12 @@ impl Config {
     pub fn address(&self) -> &str {
         &self.address
     }
+
+    /// The seed of the node's random choices: with it, a caller that drew
+    /// it at random can rebuild, or compare, the same configuration.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
 }
 
 /// Builds a [`Config`]; [`build`](ConfigBuilder::build) checks it.
