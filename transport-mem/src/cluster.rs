@@ -570,11 +570,10 @@ impl Cluster {
                 address: String::new(),
             })
             .collect();
-        let config = Config::builder(id)
+        let interval = self.config.tick_interval_ms;
+        let config = Config::for_interval(id, interval, interval)
             .incarnation(incarnation)
             .fanout(self.config.fanout)
-            .tick_interval_ms(self.config.tick_interval_ms)
-            .exchange_timeout_ms(self.config.tick_interval_ms)
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
             .join_before_writing(self.config.seed_peers.is_some())

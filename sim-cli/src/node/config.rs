@@ -1,6 +1,8 @@
 //! [`NodeConfig`], what a node runs with (the flags of `sim-cli node`), and
 //! the settings derived from it: the incarnation read from the wall clock
-//! and the tombstone collection period.
+//! and the gossip settings (whose tombstone collection period
+//! `gossip::Config::for_interval` derives from the interval and the
+//! exchange timeout).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -150,19 +152,16 @@ impl NodeConfig {
         advertise: &str,
         founder: bool,
     ) -> Result<gossip::Config, gossip::ConfigError> {
-        gossip::Config::builder(self.id)
+        gossip::Config::for_interval(self.id, self.interval_ms, self.exchange_timeout_ms)
             .incarnation(incarnation)
             .address(advertise)
             .fanout(self.fanout)
-            .tick_interval_ms(self.interval_ms)
-            .exchange_timeout_ms(self.exchange_timeout_ms)
             .max_message_bytes(self.max_message_bytes)
             .max_keys(self.max_keys)
             .max_data_bytes(self.max_data_bytes)
             .pull_depth(self.pull_depth)
             .join_before_writing(true)
             .founder(founder)
-            .gc_every_ticks(gc_every_ticks(self.interval_ms, self.exchange_timeout_ms))
             .seed(u64::from(incarnation) << 32 | self.id.get())
             .build()
     }
@@ -217,14 +216,6 @@ pub(crate) fn hold_incarnation(incarnation: u32) {
     }
 }
 
-/// Ticks between tombstone collections: ten, or enough that the collection
-/// period outlasts the exchange timeout (an exchange still open could carry
-/// an older write).
-pub fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 {
-    let ticks = (exchange_timeout_ms / interval_ms.max(1)).saturating_add(1);
-    u32::try_from(ticks.max(10)).unwrap_or(u32::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -273,12 +264,5 @@ mod tests {
             let config = flags.gossip_config(3, "10.0.0.7:7000", founder).unwrap();
             assert_eq!(config, expected(founder));
         }
-    }
-
-    #[test]
-    fn collections_outlast_the_exchange_timeout() {
-        assert_eq!(gc_every_ticks(100, 1_000), 11);
-        assert_eq!(gc_every_ticks(1_000, 1_000), 10);
-        assert_eq!(gc_every_ticks(0, 1_000), 1_001);
     }
 }
