@@ -69,7 +69,8 @@
 //!
 //! # Layout
 //!
-//! - `config`: [`Config`] and its validation.
+//! - `config`: [`Config`], its presets ([`Config::for_interval`]) and its
+//!   validation.
 //! - `message`: the messages of an exchange.
 //! - `codec`: the wire format, the only module naming the serializer, and
 //!   its size bounds, by which a node cuts deltas to fit its messages.
