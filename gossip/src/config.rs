@@ -15,7 +15,20 @@ pub const MIN_MAX_MESSAGE_BYTES: usize = 512;
 /// deltas in flight to one node.
 pub const MAX_PULL_DEPTH: usize = 3;
 
-/// How a [`Node`](crate::Node) gossips. Build one with [`Config::builder`].
+/// The tick interval of [`Config::builder`].
+const DEFAULT_TICK_INTERVAL_MS: u64 = 1_000;
+
+/// The exchange timeout of [`Config::builder`].
+const DEFAULT_EXCHANGE_TIMEOUT_MS: u64 = 3_000;
+
+/// The fewest ticks between tombstone collections [`Config::for_interval`]
+/// sets: a collection snapshots the node's vector and may walk its
+/// tombstones, work not worth doing every tick.
+const MIN_GC_EVERY_TICKS: u32 = 10;
+
+/// How a [`Node`](crate::Node) gossips. Build one with [`Config::builder`],
+/// or [`Config::for_interval`] for another tick interval or exchange
+/// timeout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub(crate) id: NodeId,
@@ -41,8 +54,36 @@ pub struct Config {
 }
 
 impl Config {
-    /// A builder for node `id`, with defaults for everything else.
+    /// A builder for node `id`, with defaults for everything else: a tick
+    /// every second and exchanges given three seconds, as
+    /// [`for_interval`](Self::for_interval)`(id, 1_000, 3_000)`.
     pub fn builder(id: NodeId) -> ConfigBuilder {
+        Config::for_interval(id, DEFAULT_TICK_INTERVAL_MS, DEFAULT_EXCHANGE_TIMEOUT_MS)
+    }
+
+    /// A builder for node `id` that ticks every `tick_interval_ms` and
+    /// counts an exchange unanswered after `exchange_timeout_ms` as failed,
+    /// with the settings counted in ticks derived from those two so that
+    /// [`build`](ConfigBuilder::build) accepts them, and defaults for
+    /// everything else. Every caller that picks its own interval or timeout
+    /// (a daemon's flags, a simulated cluster) starts here rather than
+    /// re-deriving them.
+    ///
+    /// - Tombstones are collected every 10 ticks, or every so many more
+    ///   that the collection period outlasts the exchange timeout: an
+    ///   exchange still open could carry an older write.
+    /// - One suspect or down peer is probed every 10 ticks; a peer is
+    ///   suspect after 2 failed exchanges in a row and down after 4.
+    ///
+    /// `build` accepts the result whenever `id` fits in 32 bits, both
+    /// durations are at least 1 ms, and the timeout is shorter than
+    /// `u32::MAX` ticks (and than `u64::MAX` ms). Setting the interval or
+    /// the timeout again on the builder derives nothing.
+    pub fn for_interval(
+        id: NodeId,
+        tick_interval_ms: u64,
+        exchange_timeout_ms: u64,
+    ) -> ConfigBuilder {
         ConfigBuilder {
             config: Config {
                 id,
@@ -50,8 +91,8 @@ impl Config {
                 address: String::new(),
                 fanout: 3,
                 idle_fanout: None,
-                tick_interval_ms: 1_000,
-                exchange_timeout_ms: 3_000,
+                tick_interval_ms,
+                exchange_timeout_ms,
                 max_message_bytes: 1 << 20,
                 max_keys: None,
                 max_data_bytes: None,
@@ -61,7 +102,7 @@ impl Config {
                 suspect_after_failures: 2,
                 down_after_failures: 4,
                 probe_every_ticks: 10,
-                gc_every_ticks: 10,
+                gc_every_ticks: gc_every_ticks(tick_interval_ms, exchange_timeout_ms),
                 join_before_writing: false,
                 founder: false,
                 seed: id.get(),
@@ -148,6 +189,20 @@ impl Config {
     pub fn address(&self) -> &str {
         &self.address
     }
+
+    /// The seed of the node's random choices: with it, a caller that drew
+    /// it at random can rebuild, or compare, the same configuration.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+}
+
+/// Ticks between tombstone collections at `tick_interval_ms` a tick:
+/// [`MIN_GC_EVERY_TICKS`], or enough that the collection period outlasts
+/// `exchange_timeout_ms`.
+fn gc_every_ticks(tick_interval_ms: u64, exchange_timeout_ms: u64) -> u32 {
+    let ticks = (exchange_timeout_ms / tick_interval_ms.max(1)).saturating_add(1);
+    u32::try_from(ticks.max(u64::from(MIN_GC_EVERY_TICKS))).unwrap_or(u32::MAX)
 }
 
 /// The optimisations of the exchange, each of which may be switched off
@@ -230,14 +285,16 @@ impl ConfigBuilder {
         self
     }
 
-    /// Milliseconds between ticks (default 1,000).
+    /// Milliseconds between ticks (default 1,000). Unlike
+    /// [`Config::for_interval`], derives no setting counted in ticks.
     pub fn tick_interval_ms(mut self, ms: u64) -> Self {
         self.config.tick_interval_ms = ms;
         self
     }
 
     /// Milliseconds before an unanswered exchange counts as failed (default
-    /// 3,000).
+    /// 3,000). Unlike [`Config::for_interval`], derives no setting counted
+    /// in ticks.
     pub fn exchange_timeout_ms(mut self, ms: u64) -> Self {
         self.config.exchange_timeout_ms = ms;
         self
@@ -320,7 +377,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// Every this many ticks, stable tombstones are purged (default 10).
+    /// Every this many ticks, stable tombstones are purged (default 10, or
+    /// as [`Config::for_interval`] derives it). The period must outlast the
+    /// exchange timeout.
     pub fn gc_every_ticks(mut self, ticks: u32) -> Self {
         self.config.gc_every_ticks = ticks;
         self
@@ -452,4 +511,32 @@ pub enum ConfigError {
         /// The exchange timeout.
         exchange_timeout_ms: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collections_outlast_the_exchange_timeout() {
+        assert_eq!(gc_every_ticks(100, 1_000), 11);
+        assert_eq!(gc_every_ticks(1_000, 1_000), 10);
+        assert_eq!(gc_every_ticks(1_000, 3_000), MIN_GC_EVERY_TICKS);
+        assert_eq!(gc_every_ticks(1, 10_000), 10_001);
+        assert_eq!(gc_every_ticks(0, 1_000), 1_001);
+        assert_eq!(gc_every_ticks(1, u64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn the_builder_is_the_preset_at_the_default_interval() {
+        let id = NodeId::new(9);
+        let config = Config::builder(id).config;
+        assert_eq!(config, Config::for_interval(id, 1_000, 3_000).config);
+        assert_eq!(config.gc_every_ticks, 10);
+        assert_eq!(config.probe_every_ticks, 10);
+        assert_eq!(
+            (config.suspect_after_failures, config.down_after_failures),
+            (2, 4)
+        );
+    }
 }

@@ -58,11 +58,22 @@
 //! Every message fits `max_message_bytes`: deltas are cut to the room left,
 //! between entries, and the next exchange resumes where the cut fell.
 //!
+//! # Features
+//!
+//! - `internals` (off by default): makes the messages of an exchange
+//!   (`Message`, `Syn`, `SynAck`, `Ack` and what they carry) and the
+//!   `codec` module's `encode` and `decode` over them public. The wire
+//!   format is no stable API: a caller drives a [`Node`] with frames it
+//!   does not read. The feature is for tests and fuzzers that craft or
+//!   read frames, such as this crate's own and those of `transport-quic`.
+//!
 //! # Layout
 //!
-//! - `config`: [`Config`] and its validation.
-//! - `message`: the [`Message`]s of an exchange.
-//! - `codec`: the wire format, the only module naming the serializer.
+//! - `config`: [`Config`], its presets ([`Config::for_interval`]) and its
+//!   validation.
+//! - `message`: the messages of an exchange.
+//! - `codec`: the wire format, the only module naming the serializer, and
+//!   its size bounds, by which a node cuts deltas to fit its messages.
 //! - `membership`: members, liveness and peer selection.
 //! - `node`: the [`Node`] state machine.
 //! - `metrics`: per-node counters.
@@ -73,16 +84,24 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "internals")]
 pub mod codec;
+#[cfg(not(feature = "internals"))]
+// Its frame functions and their error are public with `internals` only.
+#[allow(unreachable_pub)]
+mod codec;
 mod config;
 mod driver;
 mod membership;
+// The messages are public with `internals` only.
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 mod message;
 mod metrics;
 mod node;
 mod persist;
 mod transport;
 
+pub use codec::DecodeError;
 pub use config::{
     Config, ConfigBuilder, ConfigError, HARD_MAX_MESSAGE_BYTES, MAX_PULL_DEPTH,
     MIN_MAX_MESSAGE_BYTES, Optimisations,
@@ -91,10 +110,11 @@ pub use driver::{
     ChangeSink, Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,
 };
 pub use membership::{Liveness, PeerState, SharedPeers};
+#[cfg(feature = "internals")]
 pub use message::{
-    Ack, Departure, Digest, Member, MemberList, Message, MessageKind, Refusal, StoreDelta, Syn,
-    SynAck, SynFlags,
+    Ack, Departure, Digest, MemberList, Message, Refusal, StoreDelta, Syn, SynAck, SynFlags,
 };
+pub use message::{Member, MessageKind};
 pub use metrics::{Metrics, Traffic};
 pub use node::{
     Change, ClockStatus, Event, ExchangeEnd, MessageError, MessageLimits, Node, Quota, StoreMap,

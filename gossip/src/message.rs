@@ -232,6 +232,10 @@ impl Message {
 
     /// Whether the sender opened the exchange: a `Syn`, or the initiator's
     /// `Ack`.
+    #[allow(
+        clippy::wrong_self_convention,
+        reason = "sent from the initiator, as `Transmit::from_initiator`: no conversion"
+    )]
     pub fn from_initiator(&self) -> bool {
         match self {
             Message::Syn(_) => true,
@@ -259,14 +263,15 @@ impl Message {
     }
 }
 
-/// The kinds of [`Message`].
+/// The kinds of message of an exchange, for metrics, logs and transports
+/// (see the crate documentation, "The exchange").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum MessageKind {
-    /// [`Message::Syn`].
+    /// A `Syn`: opens an exchange.
     Syn,
-    /// [`Message::SynAck`].
+    /// A `SynAck`: the responder's answer.
     SynAck,
-    /// [`Message::Ack`].
+    /// An `Ack`: closes an exchange, or asks for one more.
     Ack,
 }
 

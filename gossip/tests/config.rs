@@ -139,3 +139,58 @@ fn an_overflowing_gc_period_saturates_instead_of_wrapping() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_preset_derives_its_gc_period_from_the_interval_and_the_timeout() {
+    let id = NodeId::new(1);
+    assert_eq!(
+        Config::for_interval(id, 1_000, 3_000).build(),
+        builder().build()
+    );
+    // Ten ticks of 100 ms would not outlast a 1 s timeout; eleven do.
+    assert_eq!(
+        Config::for_interval(id, 100, 1_000).build(),
+        builder()
+            .tick_interval_ms(100)
+            .exchange_timeout_ms(1_000)
+            .gc_every_ticks(11)
+            .build()
+    );
+    // What the preset derives, the builder may still change.
+    assert_eq!(
+        Config::for_interval(id, 100, 1_000)
+            .gc_every_ticks(10)
+            .build(),
+        Err(ConfigError::GcPeriod {
+            gc_period_ms: 1_000,
+            exchange_timeout_ms: 1_000
+        })
+    );
+    for (interval, timeout) in [
+        (1, 1),
+        (1, u64::from(u32::MAX) - 2),
+        (u64::MAX, u64::MAX - 1),
+    ] {
+        assert!(
+            Config::for_interval(id, interval, timeout).build().is_ok(),
+            "{interval} ms, {timeout} ms"
+        );
+    }
+}
+
+proptest::proptest! {
+    /// Any interval, and any timeout shorter than `u32::MAX` ticks of it,
+    /// builds. Both are drawn over every magnitude.
+    #[test]
+    fn every_preset_in_range_builds(
+        interval in (0u32..64, proptest::num::u64::ANY),
+        timeout in (0u32..64, proptest::num::u64::ANY),
+    ) {
+        let interval = (interval.1 >> interval.0).max(1);
+        let timeout = (timeout.1 >> timeout.0).clamp(1, u64::MAX - 1);
+        proptest::prop_assume!(timeout / interval < u64::from(u32::MAX));
+        let id = NodeId::new(u64::from(u32::MAX));
+        let built = Config::for_interval(id, interval, timeout).build();
+        proptest::prop_assert!(built.is_ok(), "{:?}", built);
+    }
+}

@@ -70,10 +70,8 @@ fn an_old_eviction_notice_is_refused_unread() {
 }
 
 fn honest(id: u64) -> Node {
-    let config = Config::builder(NodeId::new(id))
+    let config = Config::for_interval(NodeId::new(id), INTERVAL, INTERVAL)
         .fanout(2)
-        .tick_interval_ms(INTERVAL)
-        .exchange_timeout_ms(INTERVAL)
         .gc_every_ticks(2)
         .build()
         .unwrap();

@@ -92,9 +92,7 @@ fn run(seed: u64, loss: f64, hold: f64) -> Vec<(Out, u64)> {
     };
     let nodes = (0..NODES)
         .map(|id| {
-            let config = Config::builder(NodeId::new(id))
-                .tick_interval_ms(ROUND_MS)
-                .exchange_timeout_ms(TIMEOUT_MS)
+            let config = Config::for_interval(NodeId::new(id), ROUND_MS, TIMEOUT_MS)
                 .max_message_bytes(1_024)
                 .build()
                 .unwrap();

@@ -68,10 +68,8 @@ fn newcomers_naming_one_seed_learn_every_address() {
 /// A member at a 100 ms interval whose exchanges time out after 100 ms and
 /// which collects tombstones every other tick, in `incarnation`.
 fn quick(id: u64, incarnation: u32) -> gossip::Config {
-    builder(id)
+    gossip::Config::for_interval(NodeId::new(id), 100, 100)
         .fanout(2)
-        .tick_interval_ms(100)
-        .exchange_timeout_ms(100)
         .gc_every_ticks(2)
         .incarnation(incarnation)
         .build()

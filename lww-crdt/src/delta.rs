@@ -5,7 +5,7 @@ use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::MAX_VARINT_LEN;
+use crate::encoded_len::{COVERED_ORIGIN_LEN, DELTA_FRAME_LEN};
 use crate::map::{ApplyReport, IndexKey, LwwMap};
 use crate::{EncodedLen, Entry, Hlc, NodeId, Stamp, VersionVector};
 
@@ -63,14 +63,6 @@ impl Budget {
         }
     }
 }
-
-/// The bytes one origin adds to a delta's frontiers: its id and timestamp in
-/// `covered`, and again in `since`.
-const COVERED_ORIGIN_LEN: usize = 4 * MAX_VARINT_LEN;
-
-/// The bytes a delta takes beyond its entries and origins: the lengths of
-/// its entry list and of its two frontiers, and the `complete` flag.
-pub const DELTA_FRAME_LEN: usize = 3 * MAX_VARINT_LEN + 1;
 
 /// Entries a peer lacks, and how far they are complete.
 ///

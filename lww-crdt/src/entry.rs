@@ -81,54 +81,6 @@ impl<V: Ord> Ord for Entry<V> {
     }
 }
 
-/// An upper bound on the encoded size of a key or value, used to cut deltas
-/// at a byte budget without encoding them.
-///
-/// The bound must hold for the codec in use; the implementations here allow a
-/// 9-byte length prefix, the most a variable-length `u64` takes.
-pub trait EncodedLen {
-    /// At most how many bytes this takes on the wire.
-    fn encoded_len(&self) -> usize;
-}
-
-/// The most bytes a variable-length integer prefix takes.
-pub(crate) const MAX_VARINT_LEN: usize = 9;
-
-impl EncodedLen for String {
-    fn encoded_len(&self) -> usize {
-        self.len() + MAX_VARINT_LEN
-    }
-}
-
-impl EncodedLen for Vec<u8> {
-    fn encoded_len(&self) -> usize {
-        self.len() + MAX_VARINT_LEN
-    }
-}
-
-impl EncodedLen for u64 {
-    fn encoded_len(&self) -> usize {
-        MAX_VARINT_LEN
-    }
-}
-
-impl EncodedLen for u32 {
-    fn encoded_len(&self) -> usize {
-        MAX_VARINT_LEN
-    }
-}
-
-impl<V: EncodedLen> Entry<V> {
-    /// At most how many bytes this entry and `key` take on the wire: the key,
-    /// two variable-length integers of stamp, an option tag and the value.
-    pub fn encoded_len_with<K: EncodedLen>(&self, key: &K) -> usize {
-        key.encoded_len()
-            + 2 * MAX_VARINT_LEN
-            + 1
-            + self.value.as_ref().map_or(0, EncodedLen::encoded_len)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

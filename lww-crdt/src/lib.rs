@@ -70,6 +70,9 @@
 //! - `map`: [`LwwMap`], storage with a per-origin index, writes, reads, the
 //!   join and tombstone purging.
 //! - `delta`: [`Delta`] and [`Budget`]: what a peer lacks, and applying it.
+//! - [`encoded_len`]: upper bounds on encoded sizes, by which deltas are cut
+//!   to a budget without encoding them: [`EncodedLen`] for keys and values,
+//!   and the constants for stamps, entries, vectors and deltas.
 //! - `replica`: [`Replica`], a map with an id and a clock.
 //! - `serde_impl`: canonical, validated serialization of a map.
 //! - [`codec`]: a safe binary encoding (bincode with allocations bounded by
@@ -84,6 +87,7 @@
 mod clock;
 pub mod codec;
 mod delta;
+pub mod encoded_len;
 mod entry;
 mod id;
 mod map;
@@ -94,8 +98,9 @@ mod version_vector;
 pub use clock::{
     ClockError, DEFAULT_MAX_OFFSET_MS, Hlc, HybridClock, ManualClock, PhysicalClock, SystemClock,
 };
-pub use delta::{Budget, DELTA_FRAME_LEN, Delta, InvalidState};
-pub use entry::{EncodedLen, Entry, Stamp};
+pub use delta::{Budget, Delta, InvalidState};
+pub use encoded_len::{DELTA_FRAME_LEN, EncodedLen};
+pub use entry::{Entry, Stamp};
 pub use id::NodeId;
 pub use map::{Applied, ApplyReport, LwwMap, Weigher};
 pub use replica::Replica;

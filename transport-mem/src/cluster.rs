@@ -570,11 +570,10 @@ impl Cluster {
                 address: String::new(),
             })
             .collect();
-        let config = Config::builder(id)
+        let interval = self.config.tick_interval_ms;
+        let config = Config::for_interval(id, interval, interval)
             .incarnation(incarnation)
             .fanout(self.config.fanout)
-            .tick_interval_ms(self.config.tick_interval_ms)
-            .exchange_timeout_ms(self.config.tick_interval_ms)
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
             .join_before_writing(self.config.seed_peers.is_some())
@@ -729,4 +728,51 @@ fn trace_mix(hash: u64, at: u64, from: usize, to: usize, payload: &[u8]) -> u64 
             .rotate_left(29);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Every gossip setting of a simulated node, spelled out: the
+    /// simulator's outputs depend on each, so any change to how they are
+    /// derived must keep them (the seeds are drawn from the cluster's).
+    #[test]
+    fn nodes_get_these_gossip_settings() {
+        for seed_peers in [None, Some(1)] {
+            let cluster = Cluster::new(ClusterConfig {
+                nodes: 4,
+                fanout: 2,
+                tick_interval_ms: 250,
+                max_message_bytes: 4_096,
+                max_clock_offset_ms: 700,
+                seed_peers,
+                ..ClusterConfig::default()
+            })
+            .unwrap();
+            for index in 0..4 {
+                let config = cluster.node(index).unwrap().config();
+                let expected = Config::builder(NodeId::new(index as u64))
+                    .incarnation(0)
+                    .fanout(2)
+                    .tick_interval_ms(250)
+                    .exchange_timeout_ms(250)
+                    .max_message_bytes(4_096)
+                    .max_clock_offset_ms(700)
+                    .pull_depth(3)
+                    .liveness_thresholds(2, 4)
+                    .probe_every_ticks(10)
+                    .gc_every_ticks(10)
+                    .join_before_writing(seed_peers.is_some())
+                    // With one seed, node 0 has none to join: it founds.
+                    .founder(seed_peers.is_none() || index == 0)
+                    .seed(config.seed())
+                    .build()
+                    .unwrap();
+                assert_eq!(config, &expected, "node {index}");
+            }
+        }
+    }
 }

@@ -12,10 +12,8 @@
 use lww_crdt::{Hlc, NodeId, VersionVector};
 
 use super::pipeline::{MAX_IN_FLIGHT, OpenExchanges, SettledBy};
-use super::{
-    CLOCK_SAMPLE_TICKS, Node, Outstanding, digest_len_bound, members_len_bound, vector_hash,
-    vector_len_bound,
-};
+use super::{CLOCK_SAMPLE_TICKS, Node, Outstanding, vector_hash};
+use crate::codec::{digest_len_bound, members_len_bound, vector_len_bound};
 use crate::config::MAX_PULL_DEPTH;
 use crate::message::{Ack, Digest, MemberList, Message, StoreDelta, Syn, SynAck, SynFlags};
 

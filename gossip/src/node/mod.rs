@@ -32,7 +32,7 @@ use rand::rngs::SmallRng;
 use crate::codec;
 use crate::config::Config;
 use crate::membership::{Liveness, Membership, PeerState, SharedPeers, Transition, mix};
-use crate::message::{Digest, Member, MemberList, Message, StoreDelta, SynFlags};
+use crate::message::{Member, MemberList, Message, StoreDelta, SynFlags};
 use crate::metrics::Metrics;
 
 /// The map type a node replicates.
@@ -102,11 +102,6 @@ struct Outstanding {
 /// A node asks for its peers' clocks on one tick in this many, and a peer's
 /// again only once this many ticks have passed since it was measured.
 const CLOCK_SAMPLE_TICKS: u64 = 10;
-
-/// Room left in every message for its envelope, ids, flags and hashes,
-/// beyond the delta's own framing ([`lww_crdt::DELTA_FRAME_LEN`], which its
-/// budget counts): 64 bytes in all.
-const MESSAGE_OVERHEAD: usize = 64 - lww_crdt::DELTA_FRAME_LEN;
 
 /// One member's protocol state: its replica, its view of the cluster, and
 /// the exchanges it has open.
@@ -574,7 +569,7 @@ impl Node {
             });
         }
         let max = self.config.max_message_bytes / 2;
-        let len = entry_len + 2 * 9 + 1;
+        let len = entry_len + lww_crdt::encoded_len::ENTRY_FRAME_LEN;
         if len > max {
             return Err(WriteError::TooLarge { len, max });
         }
@@ -665,7 +660,7 @@ impl Node {
         Budget::bytes(
             self.config
                 .max_message_bytes
-                .saturating_sub(MESSAGE_OVERHEAD + reserve),
+                .saturating_sub(codec::MESSAGE_OVERHEAD + reserve),
         )
         .strict()
     }
@@ -725,25 +720,4 @@ pub fn vector_hash(vector: &VersionVector) -> u64 {
         .fold(mix(vector.len() as u64), |hash, (origin, hlc)| {
             mix(mix(hash ^ origin.get()) ^ hlc.as_u64())
         })
-}
-
-fn digest_len_bound(digest: &Digest) -> usize {
-    match digest {
-        Digest::Hash(_) => 9,
-        Digest::Full(vector) => vector_len_bound(vector),
-        Digest::Behind { lagging, .. } => 18 + 18 * lagging.len(),
-    }
-}
-
-fn vector_len_bound(vector: &VersionVector) -> usize {
-    9 + 18 * vector.len()
-}
-
-fn members_len_bound(list: &MemberList) -> usize {
-    18 + list
-        .members
-        .iter()
-        .map(|m| 18 + m.address.len())
-        .sum::<usize>()
-        + 14 * list.left.len()
 }

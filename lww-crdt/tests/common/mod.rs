@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use lww_crdt::{
     Budget, Delta, Entry, Hlc, HybridClock, LwwMap, ManualClock, NodeId, Replica, Stamp,
-    VersionVector,
+    VersionVector, encoded_len,
 };
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -116,8 +116,11 @@ pub(crate) fn any_budget() -> impl Strategy<Value = Budget> {
 /// The delta's framing, the byte bound of one origin's frontiers (covered
 /// and since) and the largest entry the generators make (1-byte key,
 /// 2-byte value): the smallest byte budget that always carries one entry.
-pub(crate) const MIN_PROGRESS_BYTES: usize =
-    lww_crdt::DELTA_FRAME_LEN + 36 + (1 + 9) + 18 + 1 + (2 + 9);
+pub(crate) const MIN_PROGRESS_BYTES: usize = encoded_len::DELTA_FRAME_LEN
+    + encoded_len::COVERED_ORIGIN_LEN
+    + (1 + encoded_len::MAX_VARINT_LEN)
+    + encoded_len::ENTRY_FRAME_LEN
+    + (2 + encoded_len::MAX_VARINT_LEN);
 
 /// The wire shape of a `Delta`, unchecked, to forge invalid ones.
 #[derive(serde::Serialize)]

@@ -1,6 +1,8 @@
 //! [`NodeConfig`], what a node runs with (the flags of `sim-cli node`), and
 //! the settings derived from it: the incarnation read from the wall clock
-//! and the tombstone collection period.
+//! and the gossip settings (whose tombstone collection period
+//! `gossip::Config::for_interval` derives from the interval and the
+//! exchange timeout).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -137,6 +139,34 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// The gossip settings a node runs with: these flags, in life
+    /// `incarnation`, advertising `advertise`, and founding the cluster
+    /// if `founder`. A node joins through its seeds before it writes.
+    ///
+    /// # Errors
+    /// [`gossip::ConfigError`] for flags out of the protocol's range.
+    pub(crate) fn gossip_config(
+        &self,
+        incarnation: u32,
+        advertise: &str,
+        founder: bool,
+    ) -> Result<gossip::Config, gossip::ConfigError> {
+        gossip::Config::for_interval(self.id, self.interval_ms, self.exchange_timeout_ms)
+            .incarnation(incarnation)
+            .address(advertise)
+            .fanout(self.fanout)
+            .max_message_bytes(self.max_message_bytes)
+            .max_keys(self.max_keys)
+            .max_data_bytes(self.max_data_bytes)
+            .pull_depth(self.pull_depth)
+            .join_before_writing(true)
+            .founder(founder)
+            .seed(u64::from(incarnation) << 32 | self.id.get())
+            .build()
+    }
+}
+
 /// A peer to start from: `ID=HOST:PORT`, or `HOST:PORT` alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
@@ -186,14 +216,6 @@ pub(crate) fn hold_incarnation(incarnation: u32) {
     }
 }
 
-/// Ticks between tombstone collections: ten, or enough that the collection
-/// period outlasts the exchange timeout (an exchange still open could carry
-/// an older write).
-pub fn gc_every_ticks(interval_ms: u64, exchange_timeout_ms: u64) -> u32 {
-    let ticks = (exchange_timeout_ms / interval_ms.max(1)).saturating_add(1);
-    u32::try_from(ticks.max(10)).unwrap_or(u32::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -211,10 +233,36 @@ mod tests {
         assert!(wall_clock_incarnation(SystemTime::now()).is_ok());
     }
 
+    /// Every gossip setting of a node run with the default flags, spelled
+    /// out: what any change to how they are derived must keep.
     #[test]
-    fn collections_outlast_the_exchange_timeout() {
-        assert_eq!(gc_every_ticks(100, 1_000), 11);
-        assert_eq!(gc_every_ticks(1_000, 1_000), 10);
-        assert_eq!(gc_every_ticks(0, 1_000), 1_001);
+    fn the_default_flags_give_these_gossip_settings() {
+        let listen = "127.0.0.1:7000".parse().unwrap();
+        let flags = NodeConfig::new(NodeId::new(7), listen, "certs");
+        let expected = |founder| {
+            gossip::Config::builder(NodeId::new(7))
+                .incarnation(3)
+                .address("10.0.0.7:7000")
+                .fanout(3)
+                .tick_interval_ms(100)
+                .exchange_timeout_ms(1_000)
+                .max_message_bytes(1 << 20)
+                .max_keys(Some(10_000_000))
+                .max_data_bytes(Some(1 << 30))
+                .pull_depth(3)
+                .max_clock_offset_ms(500)
+                .liveness_thresholds(2, 4)
+                .probe_every_ticks(10)
+                .gc_every_ticks(11)
+                .join_before_writing(true)
+                .founder(founder)
+                .seed(3 << 32 | 7)
+                .build()
+                .unwrap()
+        };
+        for founder in [false, true] {
+            let config = flags.gossip_config(3, "10.0.0.7:7000", founder).unwrap();
+            assert_eq!(config, expected(founder));
+        }
     }
 }

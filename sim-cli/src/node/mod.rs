@@ -70,15 +70,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use gossip::{Config, Member, Node, NodeHandle};
+use gossip::{Member, Node, NodeHandle};
 use tracing::{info, warn};
 use transport_quic::certs::CertDir;
 use transport_quic::{DrivenNode, QuicConfig, QuicHandle, QuicTransport};
 
 pub use audit::AUDIT_TARGET;
-pub use config::{
-    ClockSkew, INCARNATION_EPOCH_SECS, NodeConfig, Peer, gc_every_ticks, wall_clock_incarnation,
-};
+pub use config::{ClockSkew, INCARNATION_EPOCH_SECS, NodeConfig, Peer, wall_clock_incarnation};
 pub use error::NodeError;
 pub use revocation::RELOAD_EVERY as REVOKED_RELOAD_EVERY;
 pub use store::{StoreError, SyncMode};
@@ -272,26 +270,11 @@ where
             })?;
         seeds.push(member);
     }
-    let gossip_config = Config::builder(id)
-        .incarnation(incarnation)
-        .address(advertise.clone())
-        .fanout(config.fanout)
-        .tick_interval_ms(config.interval_ms)
-        .exchange_timeout_ms(config.exchange_timeout_ms)
-        .max_message_bytes(config.max_message_bytes)
-        .max_keys(config.max_keys)
-        .max_data_bytes(config.max_data_bytes)
-        .pull_depth(config.pull_depth)
-        .join_before_writing(true)
-        // A member restarted on its data directory is known to the members
-        // it saved: it joins through them.
-        .founder(config.peers.is_empty() && saved.members.iter().all(|m| m.id == id))
-        .gc_every_ticks(gc_every_ticks(
-            config.interval_ms,
-            config.exchange_timeout_ms,
-        ))
-        .seed(u64::from(incarnation) << 32 | id.get())
-        .build()
+    // A member restarted on its data directory is known to the members it
+    // saved: it joins through them.
+    let founder = config.peers.is_empty() && saved.members.iter().all(|m| m.id == id);
+    let gossip_config = config
+        .gossip_config(incarnation, &advertise, founder)
         .map_err(NodeError::GossipConfig)?;
     let restored: Vec<Member> = saved
         .members

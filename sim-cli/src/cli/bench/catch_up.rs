@@ -126,12 +126,11 @@ fn value_of(i: u64, value_bytes: usize) -> String {
 }
 
 fn gossip_config(args: &CatchUpArgs, id: u64) -> anyhow::Result<Config> {
-    Ok(Config::builder(NodeId::new(id))
-        .tick_interval_ms(args.interval_ms)
-        .exchange_timeout_ms(10_000)
-        .gc_every_ticks(sim::node::gc_every_ticks(args.interval_ms, 10_000))
-        .max_message_bytes(args.max_message_bytes)
-        .build()?)
+    Ok(
+        Config::for_interval(NodeId::new(id), args.interval_ms, 10_000)
+            .max_message_bytes(args.max_message_bytes)
+            .build()?,
+    )
 }
 
 /// A node holding the benchmark's data set, knowing `peers`.

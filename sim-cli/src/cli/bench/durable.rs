@@ -274,11 +274,7 @@ fn client_writes(
 }
 
 fn gossip_config(id: u64) -> anyhow::Result<Config> {
-    Ok(Config::builder(NodeId::new(id))
-        .tick_interval_ms(1)
-        .exchange_timeout_ms(10_000)
-        .gc_every_ticks(sim::node::gc_every_ticks(1, 10_000))
-        .build()?)
+    Ok(Config::for_interval(NodeId::new(id), 1, 10_000).build()?)
 }
 
 /// A fresh node (or, with `data` already filled, the node reopened from
