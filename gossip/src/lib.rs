@@ -70,12 +70,15 @@
 //! - `persist`: the [`Persist`] trait, for a durable copy of the map.
 //! - `driver`: runs a node over a transport on its own thread, and hands
 //!   its events to the caller.
+//! - `hash`: [`splitmix_finish`], the mixing step of every stable hash
+//!   (membership, version vectors, the daemon's content hash).
 
 #![forbid(unsafe_code)]
 
 pub mod codec;
 mod config;
 mod driver;
+mod hash;
 mod membership;
 mod message;
 mod metrics;
@@ -90,6 +93,7 @@ pub use config::{
 pub use driver::{
     ChangeSink, Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,
 };
+pub use hash::splitmix_finish;
 pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{
     Ack, Departure, Digest, Member, MemberList, Message, MessageKind, Refusal, StoreDelta, Syn,
