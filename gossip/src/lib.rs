@@ -72,6 +72,8 @@
 //!   its events to the caller.
 //! - `hash`: [`splitmix_finish`], the mixing step of every stable hash
 //!   (membership, version vectors, the daemon's content hash).
+//! - `lock`: [`lock`], a mutex lock that outlives a panicking holder, for
+//!   every crate that shares state between threads.
 
 #![forbid(unsafe_code)]
 
@@ -79,6 +81,7 @@ pub mod codec;
 mod config;
 mod driver;
 mod hash;
+mod lock;
 mod membership;
 mod message;
 mod metrics;
@@ -94,6 +97,7 @@ pub use driver::{
     ChangeSink, Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,
 };
 pub use hash::splitmix_finish;
+pub use lock::lock;
 pub use membership::{Liveness, PeerState, SharedPeers};
 pub use message::{
     Ack, Departure, Digest, Member, MemberList, Message, MessageKind, Refusal, StoreDelta, Syn,

@@ -13,13 +13,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gossip::lock;
 use quinn::{Connection, Endpoint, RecvStream};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::certs::{CaCert, ClientIdentity, Identity};
 use crate::config::{QuicConfig, transport_config};
 use crate::frame::{self, FrameError};
-use crate::lock;
 use crate::tls::{self, TlsError};
 
 /// One client request, handed to the application by a

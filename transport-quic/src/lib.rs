@@ -136,12 +136,3 @@ pub use tls::{CLIENT_ALPN, PEER_ALPN};
 pub use transport::{
     AddressError, QuicHandle, QuicTransport, QuicTransportBuilder, SetupError, resolve_member,
 };
-
-/// Locks `mutex`, whether or not another thread panicked holding it.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every critical section leaves the maps consistent; keep serving after
-    // a panic elsewhere.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}

@@ -5,11 +5,11 @@
 //! runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gossip::{Config, Member, Metrics, Node, NodeHandle};
+use gossip::{Config, Member, Metrics, Node, NodeHandle, lock};
 use lww_crdt::{Entry, NodeId, PhysicalClock, SystemClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -144,21 +144,13 @@ pub(crate) fn simulate_threaded(
         let _ = thread.join();
     }
 
-    let reference = shared
-        .reference
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let reference = lock(&shared.reference).clone();
     let verification = verify(&shared.handles, &reference);
     let mut metrics = Metrics::default();
     for handle in &shared.handles {
         metrics.accumulate(&handle.metrics());
     }
-    let mut writes = shared
-        .writes
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let mut writes = lock(&shared.writes).clone();
     writes.live_keys = reference.expected().len() as u64;
     let net = network.stats();
     let rounds_run = curve.len() as u64;
@@ -345,8 +337,4 @@ fn verify(handles: &[NodeHandle], reference: &Reference) -> Verification {
         }
     }
     verification
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
