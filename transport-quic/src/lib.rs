@@ -91,11 +91,11 @@
 //!   deny-list checked in the handshake) and the checks tying a certificate
 //!   to a node id or a client.
 //! - `revoked`: [`DenyList`], the serials of revoked certificates.
-//! - `wire`: the hello, stream headers, frames and error codes.
+//! - `wire`: the hello, stream headers, frames and error codes, and the
+//!   reading and writing of length-prefixed frames on a stream, the same
+//!   for the node and the client.
 //! - `config`: [`QuicConfig`], limits and timeouts, and the quinn
 //!   transport parameters they make.
-//! - `frame`: length-prefixed frames on a stream, read and written the same
-//!   way by the node and the client.
 //! - `net`: the async core: accept loop, dialing, stream tasks, client
 //!   request serving, shutdown; `net::link`, the links to peers and the
 //!   datagrams on them.
@@ -114,7 +114,6 @@ mod client;
 mod config;
 mod dns;
 mod drive;
-mod frame;
 mod net;
 pub mod revoked;
 mod stats;

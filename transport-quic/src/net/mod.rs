@@ -28,10 +28,9 @@ use tracing::{debug, info, warn};
 use crate::certs::{self, node_name};
 use crate::client::{Answer, ClientRequest, Responder};
 use crate::config::QuicConfig;
-use crate::frame::{FrameError, WriteFrameError, read_frame, write_frame};
 use crate::stats::Counters;
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
-use crate::wire::{self, StreamHeader};
+use crate::wire::{self, FrameError, StreamHeader, WriteFrameError, read_frame, write_frame};
 
 mod accept;
 mod admission;
