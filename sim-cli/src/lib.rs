@@ -29,8 +29,8 @@
 //!
 //! - `sim/`, the simulator, re-exported here:
 //!   - `scenario`: [`Scenario`], what to run, and its validation;
-//!   - `reference`: [`Reference`], the log of accepted writes and the
-//!     state they imply;
+//!   - [`Reference`], the log of accepted writes and the state they
+//!     imply, is `transport_mem::reference`'s;
 //!   - `run`: [`simulate`], which hands a scenario to one of two engines:
 //!     `engine`, deterministic on virtual time, or `threaded`, a driver
 //!     thread per node and concurrent clients on wall-clock time;

@@ -1,13 +1,13 @@
 //! Runs a [`Scenario`] on a deterministic in-memory cluster and checks the
 //! result against the sequential reference.
 
-use lww_crdt::{Entry, Stamp, VersionVector};
+use lww_crdt::{Stamp, VersionVector};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use transport_mem::reference::Reference;
 use transport_mem::{Cluster, ClusterConfig, Faults};
 
 use crate::sim::error::SimError;
-use crate::sim::reference::Reference;
 use crate::sim::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats, assemble};
 use crate::sim::scenario::{CrashMode, Scenario, WritePattern};
 use crate::sim::timing::{SAMPLES_PER_INTERVAL, Timeline};
@@ -315,11 +315,8 @@ impl Run<'_> {
         if let Some(timeline) = self.timeline.as_mut() {
             timeline.wrote(&key, stamp, self.cluster.now_ms());
         }
-        let entry = Entry {
-            stamp,
-            value: (!delete).then_some(value),
-        };
-        self.reference.record(&key, entry);
+        self.reference
+            .record(&key, stamp, (!delete).then_some(value));
         self.writes.accepted += 1;
         self.writes.deletes += u64::from(delete);
         self.target_stale = true;

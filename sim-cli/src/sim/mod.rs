@@ -3,8 +3,8 @@
 //! last-write-wins reference.
 //!
 //! - `scenario`: [`Scenario`], what to run, and its validation.
-//! - `reference`: [`Reference`], the log of accepted writes and the state
-//!   they imply.
+//! - [`Reference`], the log of accepted writes and the state they imply,
+//!   is `transport_mem::reference`'s, re-exported.
 //! - `run`: [`simulate`], which checks a scenario and hands it to one of
 //!   the two engines:
 //!   - `engine`: the deterministic one, on virtual time: faults, workload,
@@ -21,14 +21,13 @@
 //! - [`plot`]: line charts as standalone SVG.
 //!
 //! Imports point one way: `run` -> `engine`, `threaded` -> `report`,
-//! `reference`, `scenario`, `error`; `sweep` and `fuzz` -> `run`.
+//! `scenario`, `error`; `sweep` and `fuzz` -> `run`.
 
 mod engine;
 mod error;
 mod fuzz;
 mod memory;
 pub mod plot;
-mod reference;
 mod report;
 mod run;
 mod scenario;
@@ -40,7 +39,6 @@ pub use engine::IDLE_ROUNDS;
 pub use error::SimError;
 pub use fuzz::{FuzzFailure, FuzzReport, FuzzSpec, HEAL_BUDGET, draw, fuzz};
 pub use memory::human as human_bytes;
-pub use reference::{LoggedWrite, Reference};
 pub use report::{
     ExchangeCounts, FaultStats, KindCounts, Mismatch, Outcome, SimReport, TrafficStats,
     Verification, WriteStats,
@@ -49,3 +47,4 @@ pub use run::simulate;
 pub use scenario::{CrashMode, Scenario, ScenarioError, WritePattern};
 pub use sweep::{Summary, SweepPoint, SweepReport, SweepSpec, sweep, theory_rounds};
 pub use timing::{SAMPLES_PER_INTERVAL, SpreadStats, TimeReport};
+pub use transport_mem::reference::{LoggedWrite, Reference};

@@ -10,13 +10,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use gossip::{Config, Member, Metrics, Node, NodeHandle, lock};
-use lww_crdt::{Entry, NodeId, PhysicalClock, SystemClock};
+use lww_crdt::{NodeId, PhysicalClock, SystemClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use transport_mem::reference::Reference;
 use transport_mem::{Faults, MemNetwork};
 
 use crate::sim::error::SimError;
-use crate::sim::reference::Reference;
 use crate::sim::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats, assemble};
 use crate::sim::scenario::{Scenario, WritePattern};
 
@@ -222,13 +222,7 @@ fn run_client(
             lock(&shared.writes).refused += 1;
             continue;
         };
-        lock(&shared.reference).record(
-            &key,
-            Entry {
-                stamp,
-                value: (!delete).then_some(value),
-            },
-        );
+        lock(&shared.reference).record(&key, stamp, (!delete).then_some(value));
         {
             let mut writes = lock(&shared.writes);
             writes.accepted += 1;
