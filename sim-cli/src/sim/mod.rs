@@ -11,6 +11,9 @@
 //!     rounds, verification;
 //!   - `threaded`: a driver thread per node and concurrent client threads,
 //!     on wall-clock time.
+//! - `verify`: how both engines judge a run against the reference: which
+//!   live replicas have caught up, and whether each reads exactly what it
+//!   implies.
 //! - `report`: [`SimReport`], what a run found, and how both engines
 //!   assemble it.
 //! - `error`: [`SimError`], why a run could not start.
@@ -20,8 +23,8 @@
 //!   and seeds, beside [`theory_rounds`].
 //! - [`plot`]: line charts as standalone SVG.
 //!
-//! Imports point one way: `run` -> `engine`, `threaded` -> `report`,
-//! `scenario`, `error`; `sweep` and `fuzz` -> `run`.
+//! Imports point one way: `run` -> `engine`, `threaded` -> `verify`,
+//! `report`, `scenario`, `error`; `sweep` and `fuzz` -> `run`.
 
 mod engine;
 mod error;
@@ -34,6 +37,7 @@ mod scenario;
 mod sweep;
 mod threaded;
 mod timing;
+mod verify;
 
 pub use engine::IDLE_ROUNDS;
 pub use error::SimError;
