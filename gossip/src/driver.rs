@@ -233,10 +233,7 @@ impl NodeHandle {
     fn lock(&self) -> MutexGuard<'_, Node> {
         // A panic while holding the lock leaves a node whose state is still a
         // valid CRDT state (every mutation is a join), so keep serving it.
-        self.shared
-            .node
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.shared.node)
     }
 }
 

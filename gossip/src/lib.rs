@@ -81,6 +81,10 @@
 //! - `persist`: the [`Persist`] trait, for a durable copy of the map.
 //! - `driver`: runs a node over a transport on its own thread, and hands
 //!   its events to the caller.
+//! - `hash`: [`splitmix_finish`], the mixing step of every stable hash
+//!   (membership, version vectors, the daemon's content hash).
+//! - `lock`: [`lock`], a mutex lock that outlives a panicking holder, for
+//!   every crate that shares state between threads.
 
 #![forbid(unsafe_code)]
 
@@ -92,6 +96,8 @@ pub mod codec;
 mod codec;
 mod config;
 mod driver;
+mod hash;
+mod lock;
 mod membership;
 // The messages are public with `internals` only.
 #[cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
@@ -109,6 +115,8 @@ pub use config::{
 pub use driver::{
     ChangeSink, Driver, EventReceiver, NodeHandle, Output, spawn, spawn_driver, spawn_with_events,
 };
+pub use hash::splitmix_finish;
+pub use lock::lock;
 pub use membership::{Liveness, PeerState, SharedPeers};
 #[cfg(feature = "internals")]
 pub use message::{

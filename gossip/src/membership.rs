@@ -12,6 +12,7 @@ use rand::Rng;
 use rand::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
 
+use crate::hash::splitmix_finish;
 use crate::message::{Departure, Member};
 
 /// How a peer is doing, judged by exchanges with it.
@@ -438,12 +439,10 @@ fn departure_hash(id: NodeId, incarnation: u32) -> u64 {
     mix(mix(id.get() ^ 0x6c65_6674) ^ u64::from(incarnation))
 }
 
-/// The SplitMix64 finalizer: a cheap, well-distributed 64-bit mix.
-pub(crate) fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+/// One SplitMix64 step: the golden-ratio increment, then
+/// [`splitmix_finish`], so that zero does not map to zero.
+pub(crate) fn mix(x: u64) -> u64 {
+    splitmix_finish(x.wrapping_add(0x9e37_79b9_7f4a_7c15))
 }
 
 #[cfg(test)]

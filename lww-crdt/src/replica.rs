@@ -105,11 +105,6 @@ where
         self.map.weigh_with(weigher);
     }
 
-    /// Gives up the map.
-    pub fn into_map(self) -> LwwMap<K, V> {
-        self.map
-    }
-
     /// Writes `value` to `key` with a fresh stamp, which it returns.
     ///
     /// # Errors

@@ -29,11 +29,13 @@
 //!
 //! - `sim/`, the simulator, re-exported here:
 //!   - `scenario`: [`Scenario`], what to run, and its validation;
-//!   - `reference`: [`Reference`], the log of accepted writes and the
-//!     state they imply;
+//!   - [`Reference`], the log of accepted writes and the state they
+//!     imply, is `transport_mem::reference`'s;
 //!   - `run`: [`simulate`], which hands a scenario to one of two engines:
 //!     `engine`, deterministic on virtual time, or `threaded`, a driver
 //!     thread per node and concurrent clients on wall-clock time;
+//!   - `verify`: which replicas have caught up and whether each reads
+//!     exactly the reference, the same for both engines;
 //!   - `report`: [`SimReport`], what a run found; `error`: [`SimError`];
 //!   - `timing`: [`TimeReport`], time within rounds under staggered
 //!     timing; `memory`: the memory a run needs, checked before it runs;

@@ -40,11 +40,15 @@
 //! - `faults`: [`Faults`], the dice, and [`NetworkStats`].
 //! - `cluster`: the deterministic [`Cluster`].
 //! - `threaded`: [`MemNetwork`] and [`MemTransport`] for driver threads.
+//! - [`reference`](mod@reference): [`reference::Reference`], the sequential
+//!   last-writer-wins model of what a converged cluster reads, shared by
+//!   this crate's tests and the simulator.
 
 #![forbid(unsafe_code)]
 
 mod cluster;
 mod faults;
+pub mod reference;
 mod threaded;
 
 pub use cluster::{Cluster, ClusterConfig, ClusterError, Divergence, EPOCH_MS, Timing};

@@ -98,10 +98,7 @@ impl MemNetwork {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (SmallRng, Faults, NetworkStats)> {
-        self.shared
-            .dice
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        gossip::lock(&self.shared.dice)
     }
 
     fn carry(&self, from: NodeId, to: NodeId, payload: Vec<u8>) -> Result<(), TransportError> {

@@ -77,8 +77,8 @@ fn client(handles: Vec<NodeHandle>, seed: u64) -> Vec<Write> {
     writes
 }
 
-fn reads(map: &StoreMap) -> BTreeMap<String, String> {
-    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+fn reads(map: &StoreMap) -> BTreeMap<&str, &str> {
+    map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// Joins `thread`, failing if it does not end by `deadline` or panicked.
@@ -110,7 +110,7 @@ fn sixteen_driven_nodes_converge_to_the_lww_reference_under_concurrent_clients()
         }
     }
     assert!(reference.len() > (CLIENTS as usize) * OPS_PER_CLIENT / 2);
-    let expected = reference.reads();
+    let expected = reference.expected();
     let winners = reference.winners();
 
     let converged_after = loop {
@@ -119,7 +119,11 @@ fn sixteen_driven_nodes_converge_to_the_lww_reference_under_concurrent_clients()
         if identical && reads(&snapshots[0]) == expected {
             for (i, snapshot) in snapshots.iter().enumerate() {
                 for (key, entry) in snapshot.entries() {
-                    assert_eq!(winners.get(key), Some(entry), "node {i}, key {key}");
+                    assert_eq!(
+                        winners.get(key.as_str()).copied(),
+                        Some(entry),
+                        "node {i}, key {key}"
+                    );
                 }
             }
             break started.elapsed();

@@ -13,14 +13,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gossip::lock;
 use quinn::{Connection, Endpoint, RecvStream};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::certs::{CaCert, ClientIdentity, Identity};
 use crate::config::{QuicConfig, transport_config};
-use crate::frame::{self, FrameError};
-use crate::lock;
 use crate::tls::{self, TlsError};
+use crate::wire::{self, FrameError, WriteFrameError};
 
 /// One client request, handed to the application by a
 /// [`RequestReceiver`].
@@ -478,7 +478,7 @@ async fn send_request(
     body: &[u8],
 ) -> Result<(quinn::SendStream, RecvStream), ClientError> {
     let (mut send, recv) = conn.open_bi().await?;
-    frame::write_frame(&mut send, body)
+    wire::write_frame(&mut send, body)
         .await
         .map_err(|err| write_error(err, body.len()))?;
     let _ = send.finish();
@@ -487,18 +487,18 @@ async fn send_request(
 
 /// The client error for a request frame of `len` bytes that could not be
 /// written.
-fn write_error(err: frame::WriteFrameError, len: usize) -> ClientError {
+fn write_error(err: WriteFrameError, len: usize) -> ClientError {
     match err {
-        frame::WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
+        WriteFrameError::Write(quinn::WriteError::Stopped(code)) => {
             ClientError::Refused(code.into_inner())
         }
-        frame::WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
+        WriteFrameError::Write(quinn::WriteError::ConnectionLost(err)) => {
             ClientError::Connection(err)
         }
-        frame::WriteFrameError::Write(other) => ClientError::RequestNotSent(other),
+        WriteFrameError::Write(other) => ClientError::RequestNotSent(other),
         // Requests are checked against the frame cap first; this is what
         // a length beyond any prefix would be.
-        frame::WriteFrameError::TooLong => ClientError::RequestSize {
+        WriteFrameError::TooLong => ClientError::RequestSize {
             len,
             max: u32::MAX as usize,
         },
@@ -523,7 +523,7 @@ async fn next_frame(
     max: usize,
     wait: Duration,
 ) -> Result<Option<Vec<u8>>, ClientError> {
-    match frame::read_frame(recv, max, None, wait, wait).await {
+    match wire::read_frame(recv, max, None, wait, wait).await {
         Ok(frame) => Ok(frame),
         Err(FrameError::Reset(code)) => Err(ClientError::Refused(code.into_inner())),
         Err(FrameError::Lost(quinn::ReadError::ConnectionLost(err))) => {
@@ -572,22 +572,17 @@ mod tests {
 
     #[test]
     fn a_request_that_could_not_be_written_says_so() {
-        let closed = write_error(
-            frame::WriteFrameError::Write(quinn::WriteError::ClosedStream),
-            5,
-        );
+        let closed = write_error(WriteFrameError::Write(quinn::WriteError::ClosedStream), 5);
         assert!(matches!(
             closed,
             ClientError::RequestNotSent(quinn::WriteError::ClosedStream)
         ));
         let stopped = write_error(
-            frame::WriteFrameError::Write(quinn::WriteError::Stopped(quinn::VarInt::from_u32(
-                0x12,
-            ))),
+            WriteFrameError::Write(quinn::WriteError::Stopped(quinn::VarInt::from_u32(0x12))),
             5,
         );
         assert!(matches!(stopped, ClientError::Refused(0x12)));
-        let too_long = write_error(frame::WriteFrameError::TooLong, 7);
+        let too_long = write_error(WriteFrameError::TooLong, 7);
         assert!(matches!(too_long, ClientError::RequestSize { len: 7, .. }));
     }
 }

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::lock;
+use gossip::lock;
 
 /// How long a resolved address is used before it is resolved again.
 pub(crate) const FRESH: Duration = Duration::from_secs(60);

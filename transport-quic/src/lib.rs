@@ -91,11 +91,11 @@
 //!   deny-list checked in the handshake) and the checks tying a certificate
 //!   to a node id or a client.
 //! - `revoked`: [`DenyList`], the serials of revoked certificates.
-//! - `wire`: the hello, stream headers, frames and error codes.
+//! - `wire`: the hello, stream headers, frames and error codes, and the
+//!   reading and writing of length-prefixed frames on a stream, the same
+//!   for the node and the client.
 //! - `config`: [`QuicConfig`], limits and timeouts, and the quinn
 //!   transport parameters they make.
-//! - `frame`: length-prefixed frames on a stream, read and written the same
-//!   way by the node and the client.
 //! - `net`: the async core: accept loop, dialing, stream tasks, client
 //!   request serving, shutdown; `net::link`, the links to peers and the
 //!   datagrams on them.
@@ -114,7 +114,6 @@ mod client;
 mod config;
 mod dns;
 mod drive;
-mod frame;
 mod net;
 pub mod revoked;
 mod stats;
@@ -136,12 +135,3 @@ pub use tls::{CLIENT_ALPN, PEER_ALPN};
 pub use transport::{
     AddressError, QuicHandle, QuicTransport, QuicTransportBuilder, SetupError, resolve_member,
 };
-
-/// Locks `mutex`, whether or not another thread panicked holding it.
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Every critical section leaves the maps consistent; keep serving after
-    // a panic elsewhere.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}

@@ -314,66 +314,63 @@ pub struct OriginStatus {
     pub hlc: Hlc,
 }
 
-/// Transport counters (a subset of `transport_quic::QuicStats`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransportStatus {
-    /// Connections to peers dialed.
-    pub connections_dialed: u64,
-    /// Failed dials.
-    pub connect_failures: u64,
-    /// Incoming connections accepted.
-    pub connections_accepted: u64,
-    /// Incoming handshakes refused (no or foreign certificate).
-    pub handshakes_refused: u64,
-    /// Incoming connections refused at a limit: pending handshakes (in all
-    /// or from one source), or established connections.
-    pub connections_refused_busy: u64,
-    /// Incoming connections answered with a QUIC Retry under handshake load.
-    pub handshakes_retried: u64,
-    /// Peer streams refused at a limit: exchanges in all or for one peer, or
-    /// the byte budget of frames still arriving.
-    pub streams_refused_busy: u64,
-    /// Connections refused for a false identity claim or wrong ALPN.
-    pub identities_refused: u64,
-    /// Streams reset for bad frames or timeouts.
-    pub streams_rejected: u64,
-    /// Frames sent to peers.
-    pub frames_sent: u64,
-    /// Payload bytes sent to peers.
-    pub bytes_sent: u64,
-    /// Frames received from peers.
-    pub frames_received: u64,
-    /// Payload bytes received from peers.
-    pub bytes_received: u64,
-    /// Frames that could not be delivered.
-    pub frames_dropped: u64,
-    /// Client requests answered.
-    pub requests_answered: u64,
-    /// Client requests refused.
-    pub requests_refused: u64,
+/// Declares [`TransportStatus`] and its conversion from
+/// `transport_quic::QuicStats` from one list of fields, so that a field is
+/// named once and copied by name. The order is the wire order: append new
+/// fields, and bump [`PROTO_VERSION`] if any is added or removed.
+macro_rules! transport_status {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Transport counters (a subset of `transport_quic::QuicStats`).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct TransportStatus {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl From<transport_quic::QuicStats> for TransportStatus {
+            fn from(stats: transport_quic::QuicStats) -> Self {
+                TransportStatus {
+                    $($name: stats.$name,)*
+                }
+            }
+        }
+    };
 }
 
-impl From<transport_quic::QuicStats> for TransportStatus {
-    fn from(s: transport_quic::QuicStats) -> Self {
-        TransportStatus {
-            connections_dialed: s.connections_dialed,
-            connect_failures: s.connect_failures,
-            connections_accepted: s.connections_accepted,
-            handshakes_refused: s.handshakes_refused,
-            connections_refused_busy: s.connections_refused_busy,
-            handshakes_retried: s.handshakes_retried,
-            streams_refused_busy: s.streams_refused_busy,
-            identities_refused: s.identities_refused,
-            streams_rejected: s.streams_rejected,
-            frames_sent: s.frames_sent,
-            bytes_sent: s.bytes_sent,
-            frames_received: s.frames_received,
-            bytes_received: s.bytes_received,
-            frames_dropped: s.frames_dropped,
-            requests_answered: s.requests_answered,
-            requests_refused: s.requests_refused,
-        }
-    }
+transport_status! {
+    /// Connections to peers dialed.
+    connections_dialed,
+    /// Failed dials.
+    connect_failures,
+    /// Incoming connections accepted.
+    connections_accepted,
+    /// Incoming handshakes refused (no or foreign certificate).
+    handshakes_refused,
+    /// Incoming connections refused at a limit: pending handshakes (in all
+    /// or from one source), or established connections.
+    connections_refused_busy,
+    /// Incoming connections answered with a QUIC Retry under handshake load.
+    handshakes_retried,
+    /// Peer streams refused at a limit: exchanges in all or for one peer, or
+    /// the byte budget of frames still arriving.
+    streams_refused_busy,
+    /// Connections refused for a false identity claim or wrong ALPN.
+    identities_refused,
+    /// Streams reset for bad frames or timeouts.
+    streams_rejected,
+    /// Frames sent to peers.
+    frames_sent,
+    /// Payload bytes sent to peers.
+    bytes_sent,
+    /// Frames received from peers.
+    frames_received,
+    /// Payload bytes received from peers.
+    bytes_received,
+    /// Frames that could not be delivered.
+    frames_dropped,
+    /// Client requests answered.
+    requests_answered,
+    /// Client requests refused.
+    requests_refused,
 }
 
 /// What `status` reports about a node.

@@ -346,7 +346,9 @@ pub(crate) fn content_hash(map: &gossip::StoreMap) -> u64 {
             }
             None => h.write(&[0]),
         }
-        sum.wrapping_add(finish(h.0))
+        // A final avalanche, so that summed hashes do not cancel in
+        // structured ways.
+        sum.wrapping_add(gossip::splitmix_finish(h.0))
     })
 }
 
@@ -366,16 +368,6 @@ impl Fnv {
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-}
-
-/// A final avalanche (splitmix64), so that summed hashes do not cancel in
-/// structured ways.
-fn finish(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 #[cfg(test)]

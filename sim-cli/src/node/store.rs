@@ -383,10 +383,7 @@ impl Store {
 
     /// Commits everything queued, in order, one fjall batch per hand-over.
     fn write_queued(&self) -> Result<(), PersistError> {
-        let _committing = self
-            .committing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _committing = gossip::lock(&self.committing);
         if self.failed.load(Ordering::Relaxed) {
             return Err(self.failure());
         }
@@ -469,9 +466,7 @@ impl Store {
     }
 
     fn lock(&self) -> MutexGuard<'_, SyncState> {
-        self.sync
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        gossip::lock(&self.sync)
     }
 
     /// Syncs until batch `ticket` is on disk, sharing each sync with every
@@ -574,10 +569,7 @@ struct Wakeup {
 
 impl Wakeup {
     fn notify(&self, dropped: bool) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = gossip::lock(&self.state);
         state.0 = true;
         state.1 |= dropped;
         self.ready.notify_one();
@@ -585,10 +577,7 @@ impl Wakeup {
 
     /// Waits for queued changes; false once the store is gone.
     fn wait(&self) -> bool {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = gossip::lock(&self.state);
         while !state.0 {
             state = self
                 .ready

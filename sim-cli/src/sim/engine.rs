@@ -1,16 +1,17 @@
 //! Runs a [`Scenario`] on a deterministic in-memory cluster and checks the
 //! result against the sequential reference.
 
-use lww_crdt::{Entry, Stamp, VersionVector};
+use lww_crdt::Stamp;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use transport_mem::reference::Reference;
 use transport_mem::{Cluster, ClusterConfig, Faults};
 
 use crate::sim::error::SimError;
-use crate::sim::reference::Reference;
-use crate::sim::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats, assemble};
+use crate::sim::report::{FaultStats, SimReport, Verification, WriteStats, assemble};
 use crate::sim::scenario::{CrashMode, Scenario, WritePattern};
 use crate::sim::timing::{SAMPLES_PER_INTERVAL, Timeline};
+use crate::sim::verify::{Target, Verifier, fraction_caught_up};
 
 /// Separates the workload's random stream from the cluster's.
 const WORKLOAD_STREAM: u64 = 0x776f_726b_6c6f_6164;
@@ -32,9 +33,8 @@ struct Run<'a> {
     cluster: Cluster,
     rng: SmallRng,
     reference: Reference,
-    target: VersionVector,
-    /// What every replica must read, refreshed with `target`.
-    expected: Vec<(String, String)>,
+    /// What every replica must hold, refreshed when `target_stale`.
+    target: Target,
     target_stale: bool,
     nodes: Vec<NodeFaults>,
     writes: WriteStats,
@@ -73,8 +73,7 @@ pub(crate) fn simulate_deterministic(
         cluster,
         rng: SmallRng::seed_from_u64(scenario.seed ^ WORKLOAD_STREAM),
         reference: Reference::new(),
-        target: VersionVector::new(),
-        expected: Vec::new(),
+        target: Target::default(),
         target_stale: false,
         nodes: vec![NodeFaults::default(); scenario.nodes],
         writes: WriteStats::default(),
@@ -237,11 +236,11 @@ impl Run<'_> {
         let Some(timeline) = self.timeline.as_mut() else {
             return 0.0;
         };
-        let (target, expected, start) = (&self.target, &self.expected, self.start_ms);
+        let (target, start) = (&self.target, self.start_ms);
         let mut last = 0.0;
         self.cluster
             .run_round_sampled(SAMPLES_PER_INTERVAL, |cluster, at| {
-                last = caught_up(cluster, target, expected);
+                last = caught_up(cluster, target);
                 timeline.sample(cluster, at, at - start, last);
             });
         last
@@ -315,34 +314,24 @@ impl Run<'_> {
         if let Some(timeline) = self.timeline.as_mut() {
             timeline.wrote(&key, stamp, self.cluster.now_ms());
         }
-        let entry = Entry {
-            stamp,
-            value: (!delete).then_some(value),
-        };
-        self.reference.record(&key, entry);
+        self.reference
+            .record(&key, stamp, (!delete).then_some(value));
         self.writes.accepted += 1;
         self.writes.deletes += u64::from(delete);
         self.target_stale = true;
     }
 
-    /// The fraction of live nodes that hold every surviving write (see
-    /// [`caught_up`]).
+    /// The fraction of live nodes that hold every surviving write.
     fn fraction_caught_up(&mut self) -> f64 {
         self.refresh_target();
-        caught_up(&self.cluster, &self.target, &self.expected)
+        caught_up(&self.cluster, &self.target)
     }
 
     /// Recomputes what every replica must hold, if writes or losses
     /// changed it.
     fn refresh_target(&mut self) {
         if self.target_stale {
-            self.target = self.reference.vector();
-            self.expected = self
-                .reference
-                .expected()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
+            self.target = Target::of(&self.reference);
             self.target_stale = false;
         }
     }
@@ -352,48 +341,13 @@ impl Run<'_> {
     }
 
     fn verify(&self) -> Verification {
-        let expected = self.reference.expected();
-        let mut verification = Verification {
-            ok: true,
-            nodes_checked: 0,
-            keys_checked: expected.len() as u64,
-            first_divergence: None,
-        };
+        let mut verifier = Verifier::new(&self.reference);
         for index in self.cluster.live_nodes() {
-            let Some(node) = self.cluster.node(index) else {
-                continue;
-            };
-            verification.nodes_checked += 1;
-            if verification.first_divergence.is_some() {
-                continue;
-            }
-            let mismatch = |key: &str, expected: Option<&str>, found: Option<&str>| Mismatch {
-                key: key.to_owned(),
-                node: index as u64,
-                expected: expected.map(str::to_owned),
-                found: found.map(str::to_owned),
-            };
-            let missing = expected
-                .iter()
-                .find(|(key, value)| node.get(key) != Some(**value))
-                .map(|(key, value)| mismatch(key, Some(value), node.get(key)));
-            let extra = || {
-                let mut extra: Vec<(&String, &String)> = node
-                    .map()
-                    .iter()
-                    .filter(|(key, _)| !expected.contains_key(key.as_str()))
-                    .collect();
-                extra.sort();
-                extra
-                    .first()
-                    .map(|(key, value)| mismatch(key, None, Some(value)))
-            };
-            if let Some(found) = missing.or_else(extra) {
-                verification.ok = false;
-                verification.first_divergence = Some(found);
+            if let Some(node) = self.cluster.node(index) {
+                verifier.check(index, node);
             }
         }
-        verification
+        verifier.finish()
     }
 
     fn report(mut self, curve: Vec<f64>, converged_round: Option<u64>) -> SimReport {
@@ -434,30 +388,12 @@ impl Run<'_> {
     }
 }
 
-/// The fraction of live nodes that hold every surviving write.
-///
-/// A node whose vector dominates the reference's accounts for every write,
-/// so it reads the reference; that check costs the vector's length. A node
-/// can read the reference without it, when the writer of a superseded
-/// write crashed before anyone learned how far its vector went; for those,
-/// compare reads key by key.
-fn caught_up(cluster: &Cluster, target: &VersionVector, expected: &[(String, String)]) -> f64 {
-    let live: Vec<usize> = cluster.live_nodes().collect();
-    if live.is_empty() {
-        return 0.0;
-    }
-    let caught_up = live
-        .iter()
-        .filter(|&&i| cluster.has_caught_up(i, target) || reads_expected(cluster, i, expected))
-        .count();
-    caught_up as f64 / live.len() as f64
-}
-
-fn reads_expected(cluster: &Cluster, index: usize, expected: &[(String, String)]) -> bool {
-    cluster.node(index).is_some_and(|node| {
-        node.map().len() == expected.len()
-            && expected
-                .iter()
-                .all(|(key, value)| node.get(key) == Some(value.as_str()))
-    })
+/// The fraction of the cluster's live nodes that hold every surviving
+/// write.
+fn caught_up(cluster: &Cluster, target: &Target) -> f64 {
+    fraction_caught_up(
+        cluster
+            .live_nodes()
+            .map(|i| cluster.node(i).is_some_and(|node| target.reached_by(node))),
+    )
 }

@@ -5,20 +5,21 @@
 //! runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gossip::{Config, Member, Metrics, Node, NodeHandle};
-use lww_crdt::{Entry, NodeId, PhysicalClock, SystemClock};
+use gossip::{Config, Member, Metrics, Node, NodeHandle, lock};
+use lww_crdt::{NodeId, PhysicalClock, SystemClock};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use transport_mem::reference::Reference;
 use transport_mem::{Faults, MemNetwork};
 
 use crate::sim::error::SimError;
-use crate::sim::reference::Reference;
-use crate::sim::report::{FaultStats, Mismatch, SimReport, Verification, WriteStats, assemble};
+use crate::sim::report::{FaultStats, SimReport, Verification, WriteStats, assemble};
 use crate::sim::scenario::{Scenario, WritePattern};
+use crate::sim::verify::{Target, Verifier, fraction_caught_up};
 
 /// A node's physical clock: the system clock shifted by its skew.
 #[derive(Clone, Copy, Debug)]
@@ -124,7 +125,7 @@ pub(crate) fn simulate_threaded(
                 }
             }
         }
-        let fraction = fraction_caught_up(&shared);
+        let fraction = caught_up(&shared);
         curve.push(fraction);
         on_round(round + 1, fraction);
         if writing_done && round + 1 >= faults_end && fraction >= 1.0 {
@@ -144,21 +145,13 @@ pub(crate) fn simulate_threaded(
         let _ = thread.join();
     }
 
-    let reference = shared
-        .reference
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let reference = lock(&shared.reference).clone();
     let verification = verify(&shared.handles, &reference);
     let mut metrics = Metrics::default();
     for handle in &shared.handles {
         metrics.accumulate(&handle.metrics());
     }
-    let mut writes = shared
-        .writes
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let mut writes = lock(&shared.writes).clone();
     writes.live_keys = reference.expected().len() as u64;
     let net = network.stats();
     let rounds_run = curve.len() as u64;
@@ -230,13 +223,7 @@ fn run_client(
             lock(&shared.writes).refused += 1;
             continue;
         };
-        lock(&shared.reference).record(
-            &key,
-            Entry {
-                stamp,
-                value: (!delete).then_some(value),
-            },
-        );
+        lock(&shared.reference).record(&key, stamp, (!delete).then_some(value));
         {
             let mut writes = lock(&shared.writes);
             writes.accepted += 1;
@@ -297,56 +284,22 @@ fn apply_faults(
     }
 }
 
-fn fraction_caught_up(shared: &Shared) -> f64 {
-    let target = lock(&shared.reference).vector();
-    let caught_up = shared
-        .handles
-        .iter()
-        .filter(|h| h.with_node(|node| target.dominated_by(node.version_vector())))
-        .count();
-    caught_up as f64 / shared.handles.len().max(1) as f64
+/// The fraction of nodes that hold every write so far: all are live, as
+/// this mode crashes none.
+fn caught_up(shared: &Shared) -> f64 {
+    let target = Target::of(&lock(&shared.reference));
+    fraction_caught_up(
+        shared
+            .handles
+            .iter()
+            .map(|handle| handle.with_node(|node| target.reached_by(node))),
+    )
 }
 
 fn verify(handles: &[NodeHandle], reference: &Reference) -> Verification {
-    let expected = reference.expected();
-    let mut verification = Verification {
-        ok: true,
-        nodes_checked: handles.len() as u64,
-        keys_checked: expected.len() as u64,
-        first_divergence: None,
-    };
+    let mut verifier = Verifier::new(reference);
     for (index, handle) in handles.iter().enumerate() {
-        let map = handle.snapshot();
-        let missing = expected
-            .iter()
-            .find(|(key, value)| map.get(**key) != Some(&value.to_string()));
-        let extra = map
-            .iter()
-            .find(|(key, _)| !expected.contains_key(key.as_str()));
-        let mismatch = match (missing, extra) {
-            (Some((key, value)), _) => Some(Mismatch {
-                key: (*key).to_owned(),
-                node: index as u64,
-                expected: Some((*value).to_owned()),
-                found: map.get(*key).cloned(),
-            }),
-            (None, Some((key, value))) => Some(Mismatch {
-                key: key.clone(),
-                node: index as u64,
-                expected: None,
-                found: Some(value.clone()),
-            }),
-            (None, None) => None,
-        };
-        if let Some(mismatch) = mismatch {
-            verification.ok = false;
-            verification.first_divergence = Some(mismatch);
-            break;
-        }
+        handle.with_node(|node| verifier.check(index, node));
     }
-    verification
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    verifier.finish()
 }

@@ -1,7 +1,7 @@
-//! Shared by the cluster tests: a sequential last-writer-wins reference
-//! model built from the stamps accepted writes return, a seeded random
-//! workload of puts and deletes on random running nodes, an invariant monitor
-//! run after every round, and the convergence check against the reference.
+//! Shared by the cluster tests: a seeded random workload of puts and deletes
+//! on random running nodes, recorded in the sequential reference
+//! (`transport_mem::reference`), an invariant monitor run after every round,
+//! and the convergence check against the reference.
 //!
 //! The reference is the whole specification of a converged cluster: for each
 //! key, the greatest entry (stamp, then value, a delete below any value)
@@ -13,96 +13,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use lww_crdt::{Entry, Stamp};
+use lww_crdt::Entry;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use transport_mem::Cluster;
-
-/// Every accepted write, and what a converged cluster must read.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Reference {
-    /// `(key, entry, lost)` in the order the writes were accepted.
-    writes: Vec<(String, Entry<String>, bool)>,
-    /// Every write by `(key, stamp)`, lost ones included: what "was
-    /// written" means for the no-invented-value check.
-    index: HashMap<(String, Stamp), Option<String>>,
-}
-
-impl Reference {
-    pub(crate) fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records an accepted put (`Some`) or delete (`None`).
-    pub(crate) fn record(&mut self, key: &str, stamp: Stamp, value: Option<String>) {
-        let previous = self.index.insert((key.to_owned(), stamp), value.clone());
-        assert!(
-            previous.is_none(),
-            "stamp {stamp} issued twice for key {key}"
-        );
-        self.writes
-            .push((key.to_owned(), Entry { stamp, value }, false));
-    }
-
-    /// How many writes were accepted.
-    pub(crate) fn len(&self) -> usize {
-        self.writes.len()
-    }
-
-    /// Every write, as `(key, entry, lost)`.
-    pub(crate) fn writes(&self) -> &[(String, Entry<String>, bool)] {
-        &self.writes
-    }
-
-    /// How many writes were lost with crashed nodes.
-    pub(crate) fn lost(&self) -> usize {
-        self.writes.iter().filter(|w| w.2).count()
-    }
-
-    /// Whether `entry` for `key` is one of the accepted writes.
-    pub(crate) fn was_written(&self, key: &str, entry: &Entry<String>) -> bool {
-        self.index.get(&(key.to_owned(), entry.stamp)) == Some(&entry.value)
-    }
-
-    /// Marks lost every surviving write for which `lost(key, entry)` holds;
-    /// returns how many.
-    pub(crate) fn lose(&mut self, lost: impl Fn(&str, &Entry<String>) -> bool) -> usize {
-        let mut count = 0;
-        for (key, entry, gone) in &mut self.writes {
-            if !*gone && lost(key, entry) {
-                *gone = true;
-                count += 1;
-            }
-        }
-        count
-    }
-
-    /// Per key, the greatest surviving entry, tombstones included.
-    pub(crate) fn winners(&self) -> BTreeMap<String, Entry<String>> {
-        let mut winners: BTreeMap<String, Entry<String>> = BTreeMap::new();
-        for (key, entry, lost) in &self.writes {
-            if *lost {
-                continue;
-            }
-            match winners.get_mut(key) {
-                Some(best) if *best >= *entry => {}
-                Some(best) => *best = entry.clone(),
-                None => {
-                    winners.insert(key.clone(), entry.clone());
-                }
-            }
-        }
-        winners
-    }
-
-    /// What every replica must read: the winners that are values.
-    pub(crate) fn reads(&self) -> BTreeMap<String, String> {
-        self.winners()
-            .into_iter()
-            .filter_map(|(key, entry)| entry.value.map(|value| (key, value)))
-            .collect()
-    }
-}
+pub(crate) use transport_mem::reference::Reference;
 
 /// The live reads of node `index`, in key order.
 pub(crate) fn reads_of(cluster: &Cluster, index: usize) -> BTreeMap<String, String> {
@@ -284,13 +199,13 @@ pub(crate) fn run_checked(
 }
 
 /// Whether every live node reads exactly the reference.
-pub(crate) fn matches_reference(cluster: &Cluster, expected: &BTreeMap<String, String>) -> bool {
+pub(crate) fn matches_reference(cluster: &Cluster, expected: &BTreeMap<&str, &str>) -> bool {
     cluster.live_nodes().all(|index| {
         let map = cluster.node(index).expect("a live node").map();
         map.len() == expected.len()
             && expected
                 .iter()
-                .all(|(k, v)| map.get(k.as_str()).is_some_and(|held| held == v))
+                .all(|(k, v)| map.get(*k).is_some_and(|held| held == v))
     })
 }
 
@@ -302,7 +217,7 @@ pub(crate) fn run_until_converged(
     monitor: &mut Monitor,
     max_rounds: u64,
 ) -> u64 {
-    let expected = reference.reads();
+    let expected = reference.expected();
     for round in 0..=max_rounds {
         if cluster.divergence().is_none() && matches_reference(cluster, &expected) {
             return round;
@@ -328,11 +243,15 @@ pub(crate) fn assert_converged_to_reference(cluster: &Cluster, reference: &Refer
         );
     }
     let winners = reference.winners();
-    let expected = reference.reads();
+    let expected = reference.expected();
     let mut live = 0;
     for index in cluster.live_nodes() {
         live += 1;
         let reads = reads_of(cluster, index);
+        let reads: BTreeMap<&str, &str> = reads
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         if reads != expected {
             let missing: Vec<_> = expected
                 .iter()
@@ -351,7 +270,7 @@ pub(crate) fn assert_converged_to_reference(cluster: &Cluster, reference: &Refer
         let node = cluster.node(index).expect("a live node");
         for (key, entry) in node.map().entries() {
             assert_eq!(
-                winners.get(key),
+                winners.get(key.as_str()).copied(),
                 Some(entry),
                 "node {index} holds a superseded entry for {key}"
             );
@@ -373,7 +292,7 @@ pub(crate) fn crash_losing_unshared(
     index: usize,
 ) -> usize {
     let others: Vec<usize> = cluster.live_nodes().filter(|&i| i != index).collect();
-    let lost = reference.lose(|key, entry| {
+    let lost = reference.lose_where(|key, entry| {
         !others.iter().any(|&other| {
             let node = cluster.node(other).expect("a live node");
             node.version_vector().covers(entry.stamp)

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use gossip::lock;
+
 use crate::config::QuicConfig;
-use crate::lock;
 
 /// What to do with one incoming connection.
 pub(super) enum Decision {

@@ -21,12 +21,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gossip::lock;
 use lww_crdt::NodeId;
 use quinn::Connection;
 use tracing::debug;
 
 use super::{Shared, code};
-use crate::lock;
 use crate::stats::Counters;
 use crate::wire;
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gossip::{ExchangeEnd, MessageKind, Transmit, TransportError};
+use gossip::{ExchangeEnd, MessageKind, Transmit, TransportError, lock};
 use lww_crdt::NodeId;
 use quinn::{Connection, ReadExactError, RecvStream, SendStream, VarInt};
 use rustls::pki_types::CertificateDer;
@@ -28,11 +28,9 @@ use tracing::{debug, info, warn};
 use crate::certs::{self, node_name};
 use crate::client::{Answer, ClientRequest, Responder};
 use crate::config::QuicConfig;
-use crate::frame::{FrameError, WriteFrameError, read_frame, write_frame};
-use crate::lock;
 use crate::stats::Counters;
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
-use crate::wire::{self, StreamHeader};
+use crate::wire::{self, FrameError, StreamHeader, WriteFrameError, read_frame, write_frame};
 
 mod accept;
 mod admission;

@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::lock;
+use gossip::lock;
 
 /// The least time between two warnings of one kind.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
