@@ -56,6 +56,15 @@ pub struct ClusterConfig {
     pub max_clock_offset_ms: u64,
     /// Message faults.
     pub faults: Faults,
+    /// Peers each node contacts in a round that follows one with nothing
+    /// new (`gossip::ConfigBuilder::idle_fanout`); `None`: always `fanout`.
+    #[serde(default)]
+    pub idle_fanout: Option<usize>,
+    /// Every optimisation of the exchange off
+    /// (`gossip::ConfigBuilder::unoptimised`): the base protocol, which
+    /// the optimised one must agree with.
+    #[serde(default)]
+    pub unoptimised: bool,
 }
 
 impl Default for ClusterConfig {
@@ -71,6 +80,8 @@ impl Default for ClusterConfig {
             clock_skew_ms: 0,
             max_clock_offset_ms: lww_crdt::DEFAULT_MAX_OFFSET_MS,
             faults: Faults::NONE,
+            idle_fanout: None,
+            unoptimised: false,
         }
     }
 }
@@ -571,9 +582,14 @@ impl Cluster {
             })
             .collect();
         let interval = self.config.tick_interval_ms;
-        let config = Config::for_interval(id, interval, interval)
+        let mut builder = Config::for_interval(id, interval, interval);
+        if self.config.unoptimised {
+            builder = builder.unoptimised();
+        }
+        let config = builder
             .incarnation(incarnation)
             .fanout(self.config.fanout)
+            .idle_fanout(self.config.idle_fanout)
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
             .join_before_writing(self.config.seed_peers.is_some())

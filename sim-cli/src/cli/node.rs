@@ -40,6 +40,12 @@ pub(crate) struct NodeArgs {
     /// Peers contacted per interval.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub(crate) fanout: u64,
+    /// Peers contacted in an interval that follows one in which nothing
+    /// was written, received or learned: an idle cluster's exchanges are
+    /// its whole cost. A node with news goes back to `--fanout` at once.
+    /// Give it the `--fanout` to keep the full fan-out always.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub(crate) idle_fanout: u64,
     /// An exchange unanswered this long counts against the peer (ms).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) exchange_timeout_ms: u64,
@@ -127,6 +133,7 @@ impl NodeArgs {
             certs: self.certs.clone(),
             interval_ms: self.interval_ms,
             fanout: usize::try_from(self.fanout).unwrap_or(usize::MAX),
+            idle_fanout: Some(usize::try_from(self.idle_fanout).unwrap_or(usize::MAX)),
             exchange_timeout_ms: self.exchange_timeout_ms,
             max_message_bytes: self.max_message_bytes,
             max_keys: Some(self.max_keys).filter(|&n| n > 0),

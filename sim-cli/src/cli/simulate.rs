@@ -19,6 +19,16 @@ pub(crate) struct SimulateArgs {
     /// Peers each node contacts per round.
     #[arg(long, default_value_t = 3)]
     pub(crate) fanout: usize,
+    /// Peers each node contacts in a round that follows one in which it
+    /// learned nothing new (default: always --fanout), as `sim-cli node`
+    /// does: what it saves and what it costs.
+    #[arg(long)]
+    pub(crate) idle_fanout: Option<usize>,
+    /// Switch off every optimisation of the exchange (hash and `Behind`
+    /// digests, deltas in flight, held parts, pulling): the base push-pull
+    /// protocol, to see what they buy.
+    #[arg(long)]
+    pub(crate) unoptimised: bool,
     /// Writes the workload issues, each on a random node.
     #[arg(long, default_value_t = 1_000)]
     pub(crate) writes: usize,
@@ -139,6 +149,8 @@ impl SimulateArgs {
             max_clock_offset_ms: self.max_clock_offset_ms,
             threads: self.threads,
             client_threads: self.client_threads,
+            idle_fanout: self.idle_fanout,
+            unoptimised: self.unoptimised,
         }
         .normalized()
     }

@@ -37,6 +37,9 @@ pub struct NodeConfig {
     pub interval_ms: u64,
     /// Peers contacted per interval (`--fanout`).
     pub fanout: usize,
+    /// Peers contacted in an interval that follows one with nothing new
+    /// (`--idle-fanout`); `None`: always `fanout`.
+    pub idle_fanout: Option<usize>,
     /// How long an exchange may stay unanswered before it counts against
     /// the peer, in ms (`--exchange-timeout-ms`).
     pub exchange_timeout_ms: u64,
@@ -122,6 +125,7 @@ impl NodeConfig {
             certs: certs.into(),
             interval_ms: 100,
             fanout: 3,
+            idle_fanout: Some(1),
             exchange_timeout_ms: 1_000,
             max_message_bytes: 1 << 20,
             max_keys: Some(10_000_000),
@@ -156,6 +160,7 @@ impl NodeConfig {
             .incarnation(incarnation)
             .address(advertise)
             .fanout(self.fanout)
+            .idle_fanout(self.idle_fanout.filter(|&idle| idle < self.fanout))
             .max_message_bytes(self.max_message_bytes)
             .max_keys(self.max_keys)
             .max_data_bytes(self.max_data_bytes)
@@ -244,6 +249,7 @@ mod tests {
                 .incarnation(3)
                 .address("10.0.0.7:7000")
                 .fanout(3)
+                .idle_fanout(Some(1))
                 .tick_interval_ms(100)
                 .exchange_timeout_ms(1_000)
                 .max_message_bytes(1 << 20)

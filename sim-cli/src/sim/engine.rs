@@ -67,6 +67,8 @@ pub(crate) fn simulate_deterministic(
         clock_skew_ms: scenario.clock_skew_ms,
         max_clock_offset_ms: scenario.max_clock_offset_ms,
         faults: Faults::NONE,
+        idle_fanout: scenario.idle_fanout,
+        unoptimised: scenario.unoptimised,
     })?;
     let mut run = Run {
         scenario,

@@ -90,6 +90,14 @@ pub struct Scenario {
     pub threads: bool,
     /// Client threads writing and reading concurrently under `threads`.
     pub client_threads: usize,
+    /// Peers each node contacts in a round that follows one in which it
+    /// learned nothing new; `None`: always `fanout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_fanout: Option<usize>,
+    /// Every optimisation of the exchange off: the base push-pull
+    /// protocol, whole vectors both ways.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unoptimised: bool,
 }
 
 impl Default for Scenario {
@@ -122,6 +130,8 @@ impl Default for Scenario {
             max_clock_offset_ms: lww_crdt::DEFAULT_MAX_OFFSET_MS,
             threads: false,
             client_threads: 8,
+            idle_fanout: None,
+            unoptimised: false,
         }
     }
 }
@@ -279,6 +289,7 @@ impl Scenario {
             ("write-rounds", self.write_rounds),
             ("churn-rounds", self.churn_rounds),
             ("crash-downtime", self.crash_downtime),
+            ("idle-fanout", self.idle_fanout.map_or(1, |f| f as u64)),
         ] {
             if value == 0 {
                 return Err(ScenarioError::Zero(name));
@@ -519,6 +530,12 @@ impl Scenario {
         }
         if self.max_clock_offset_ms != lww_crdt::DEFAULT_MAX_OFFSET_MS {
             let _ = write!(cmd, " --max-clock-offset-ms {}", self.max_clock_offset_ms);
+        }
+        if let Some(idle) = self.idle_fanout {
+            let _ = write!(cmd, " --idle-fanout {idle}");
+        }
+        if self.unoptimised {
+            cmd.push_str(" --unoptimised");
         }
         cmd
     }

@@ -58,10 +58,13 @@ pub(crate) fn simulate_threaded(
     let mut threads = Vec::with_capacity(s.nodes);
     for (index, transport) in transports.into_iter().enumerate() {
         let id = NodeId::new(index as u64);
-        let config = Config::builder(id)
+        let mut builder = Config::for_interval(id, s.interval_ms, s.interval_ms * 3);
+        if s.unoptimised {
+            builder = builder.unoptimised();
+        }
+        let config = builder
             .fanout(s.fanout)
-            .tick_interval_ms(s.interval_ms)
-            .exchange_timeout_ms(s.interval_ms * 3)
+            .idle_fanout(s.idle_fanout)
             .max_message_bytes(s.max_message_bytes)
             .max_clock_offset_ms(s.max_clock_offset_ms)
             .seed(rng.random())
