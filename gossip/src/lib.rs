@@ -75,7 +75,12 @@
 //! - `codec`: the wire format, the only module naming the serializer, and
 //!   its size bounds, by which a node cuts deltas to fit its messages.
 //! - `membership`: members, liveness and peer selection.
-//! - `node`: the [`Node`] state machine.
+//! - `node`: the [`Node`] state machine, one rule per file: the exchange,
+//!   the final `Ack`s, the per-peer delta pipeline (hash digests, deltas in
+//!   flight, held parts, pulling; each can be switched off with
+//!   [`Optimisations`]), applying deltas, message limits, tombstone
+//!   collection, clock checks. docs/design.md, "A map of the core", maps
+//!   the files and the order of calls.
 //! - `metrics`: per-node counters.
 //! - `transport`: the [`Transport`] trait.
 //! - `persist`: the [`Persist`] trait, for a durable copy of the map.

@@ -270,3 +270,33 @@ fn threaded_simulation_verifies() {
     );
     assert!(stdout(&out).contains("verified    all 16 live replicas"));
 }
+
+#[test]
+fn the_base_protocol_and_the_idle_fanout_verify_and_replay() {
+    let out = sim_cli(&[
+        "simulate",
+        "--nodes",
+        "40",
+        "--writes",
+        "200",
+        "--loss",
+        "0.2",
+        "--crash-rate",
+        "0.02",
+        "--partition",
+        "2..8",
+        "--unoptimised",
+        "--idle-fanout",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("verified    all"), "{text}");
+    let replay = text
+        .lines()
+        .find_map(|l| l.strip_prefix("replay      sim-cli "))
+        .expect("a replay line");
+    assert!(replay.contains("--idle-fanout 1 --unoptimised"), "{replay}");
+    let args: Vec<&str> = replay.split_whitespace().collect();
+    assert_eq!(stdout(&sim_cli(&args)), text);
+}

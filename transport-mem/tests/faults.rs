@@ -21,6 +21,10 @@
 //! flight (reordering delays a message by at most one round).
 //!
 //! No accepted write may be lost but to a crash.
+//!
+//! Each scenario runs with the protocol as configured by default and, for
+//! its first seed, with every optimisation off (`ClusterConfig::unoptimised`):
+//! the base push-pull exchange must pass the same checks.
 
 #![allow(clippy::unwrap_used)]
 
@@ -50,6 +54,8 @@ struct Scenario {
     faults: Faults,
     /// Clock skew up to the maximum offset.
     skew: bool,
+    /// Every optimisation of the exchange off.
+    unoptimised: bool,
 }
 
 const LOSS: Faults = Faults {
@@ -89,6 +95,18 @@ fn restart(cluster: &mut Cluster, index: usize) {
     assert!(node.map().is_empty());
 }
 
+/// Runs `scenario` with every seed, and with the first seed again with
+/// every optimisation off.
+fn run_both(scenario: Scenario, seeds: &[u64]) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = seeds.iter().map(|&seed| run(scenario, seed)).collect();
+    let base = Scenario {
+        unoptimised: true,
+        ..scenario
+    };
+    outcomes.push(run(base, seeds[0]));
+    outcomes
+}
+
 fn run(scenario: Scenario, seed: u64) -> Outcome {
     let max_offset = lww_crdt::DEFAULT_MAX_OFFSET_MS;
     let mut cluster = Cluster::new(ClusterConfig {
@@ -97,6 +115,7 @@ fn run(scenario: Scenario, seed: u64) -> Outcome {
         faults: scenario.faults,
         clock_skew_ms: if scenario.skew { max_offset } else { 0 },
         max_clock_offset_ms: max_offset,
+        unoptimised: scenario.unoptimised,
         ..ClusterConfig::default()
     })
     .unwrap();
@@ -219,27 +238,24 @@ fn run(scenario: Scenario, seed: u64) -> Outcome {
 
 #[test]
 fn converges_with_30_percent_of_nodes_unavailable_at_a_time() {
-    for seed in [11, 12] {
-        run(
-            Scenario {
-                unavailable: true,
-                ..Scenario::default()
-            },
-            seed,
-        );
-    }
+    run_both(
+        Scenario {
+            unavailable: true,
+            ..Scenario::default()
+        },
+        &[11, 12],
+    );
 }
 
 #[test]
 fn converges_after_crashes_with_state_loss_losing_only_unshared_writes() {
-    for seed in [21, 22] {
-        let outcome = run(
-            Scenario {
-                crashes: true,
-                ..Scenario::default()
-            },
-            seed,
-        );
+    for outcome in run_both(
+        Scenario {
+            crashes: true,
+            ..Scenario::default()
+        },
+        &[21, 22],
+    ) {
         assert!(outcome.crashes >= 10, "{outcome:?}");
         assert!(outcome.lost_writes >= 2, "{outcome:?}");
     }
@@ -247,82 +263,72 @@ fn converges_after_crashes_with_state_loss_losing_only_unshared_writes() {
 
 #[test]
 fn converges_after_a_partition_held_for_25_rounds_heals() {
-    for seed in [31, 32] {
-        run(
-            Scenario {
-                partition: true,
-                ..Scenario::default()
-            },
-            seed,
-        );
-    }
+    run_both(
+        Scenario {
+            partition: true,
+            ..Scenario::default()
+        },
+        &[31, 32],
+    );
 }
 
 #[test]
 fn converges_with_20_percent_message_loss() {
-    for seed in [41, 42] {
-        run(
-            Scenario {
-                faults: LOSS,
-                ..Scenario::default()
-            },
-            seed,
-        );
-    }
+    run_both(
+        Scenario {
+            faults: LOSS,
+            ..Scenario::default()
+        },
+        &[41, 42],
+    );
 }
 
 #[test]
 fn converges_with_duplicated_messages() {
-    for seed in [51, 52] {
-        run(
-            Scenario {
-                faults: DUPLICATION,
-                ..Scenario::default()
-            },
-            seed,
-        );
-    }
+    run_both(
+        Scenario {
+            faults: DUPLICATION,
+            ..Scenario::default()
+        },
+        &[51, 52],
+    );
 }
 
 #[test]
 fn converges_with_reordered_messages() {
-    for seed in [61, 62] {
-        run(
-            Scenario {
-                faults: REORDERING,
-                ..Scenario::default()
-            },
-            seed,
-        );
-    }
+    run_both(
+        Scenario {
+            faults: REORDERING,
+            ..Scenario::default()
+        },
+        &[61, 62],
+    );
 }
 
 #[test]
 fn converges_with_clock_skew_up_to_the_max_offset() {
-    for seed in [71, 72] {
-        run(
-            Scenario {
-                skew: true,
-                ..Scenario::default()
-            },
-            seed,
-        );
-    }
+    run_both(
+        Scenario {
+            skew: true,
+            ..Scenario::default()
+        },
+        &[71, 72],
+    );
 }
 
 #[test]
 fn converges_under_every_fault_at_once() {
-    for seed in [81, 82, 83] {
-        let outcome = run(
-            Scenario {
-                unavailable: true,
-                crashes: true,
-                partition: true,
-                faults: ALL_MESSAGE_FAULTS,
-                skew: true,
-            },
-            seed,
-        );
+    for outcome in run_both(
+        Scenario {
+            unavailable: true,
+            crashes: true,
+            partition: true,
+            faults: ALL_MESSAGE_FAULTS,
+            skew: true,
+            unoptimised: false,
+        },
+        &[81, 82, 83],
+    ) {
         assert!(outcome.crashes >= 10, "{outcome:?}");
         assert!(outcome.lost_writes >= 2, "{outcome:?}");
     }

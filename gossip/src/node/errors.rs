@@ -80,12 +80,12 @@ pub enum WriteError {
         /// The quota.
         max: u64,
     },
-    /// The node is shutting down ([`Node::start_draining`]): a write taken
+    /// The node is shutting down ([`Node::start_draining`](crate::Node::start_draining)): a write taken
     /// now might not reach any peer before it stops.
     #[error("this node is shutting down and takes no more writes")]
     Draining,
     /// This node's clock is beyond the maximum offset from most of the peers
-    /// it measured ([`Node::clock_status`]): its stamps would be refused by
+    /// it measured ([`Node::clock_status`](crate::Node::clock_status)): its stamps would be refused by
     /// its peers, or lose to writes made long before.
     #[error(
         "this node's clock is more than {max_offset_ms} ms off from {peers_beyond} of the \

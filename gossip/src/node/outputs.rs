@@ -73,7 +73,7 @@ pub enum Event {
     OwnClock(ClockStatus),
     /// A message from `from` was refused whole: it carried a stamp more than
     /// the maximum offset ahead of this node's clock
-    /// ([`MessageError::Clock`]). Raised for every such message; a caller
+    /// ([`MessageError::Clock`](crate::MessageError::Clock)). Raised for every such message; a caller
     /// that logs it should limit the rate.
     ClockRefused {
         /// The sender.
