@@ -23,7 +23,7 @@ use crate::config::HARD_MAX_MESSAGE_BYTES;
 use crate::message::{Digest, MemberList, Message};
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 5;
+pub const WIRE_VERSION: u8 = 6;
 
 #[derive(Serialize)]
 struct EnvelopeRef<'a> {
@@ -190,8 +190,9 @@ const MEMBER_LIST_FRAME_LEN: usize = 2 * MAX_VARINT_LEN;
 const MEMBER_FRAME_LEN: usize = 2 * MAX_VARINT_LEN;
 
 /// At most how many bytes a [`Departure`](crate::message::Departure) takes:
-/// its id (a `u64`) and its incarnation (a `u32`).
-const DEPARTURE_LEN: usize = MAX_VARINT_LEN + MAX_U32_VARINT_LEN;
+/// its id (a `u64`), its incarnation (a `u32`) and whether it expired (a
+/// `bool`, one byte).
+const DEPARTURE_LEN: usize = MAX_VARINT_LEN + MAX_U32_VARINT_LEN + 1;
 
 /// At most how many bytes `digest` takes, beyond its variant.
 pub(crate) fn digest_len_bound(digest: &Digest) -> usize {
@@ -346,6 +347,7 @@ mod tests {
                 .map(|i| Departure {
                     id: NodeId::new(u64::MAX - i),
                     incarnation: u32::MAX,
+                    expired: true,
                 })
                 .collect(),
         }

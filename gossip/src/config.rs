@@ -48,6 +48,7 @@ pub struct Config {
     pub(crate) down_after_failures: u32,
     pub(crate) probe_every_ticks: u32,
     pub(crate) gc_every_ticks: u32,
+    pub(crate) retention_ms: Option<u64>,
     pub(crate) join_before_writing: bool,
     pub(crate) founder: bool,
     pub(crate) seed: u64,
@@ -98,6 +99,7 @@ impl Config {
                 max_data_bytes: None,
                 pull_depth: MAX_PULL_DEPTH,
                 optimisations: Optimisations::ALL,
+                retention_ms: None,
                 max_clock_offset_ms: DEFAULT_MAX_OFFSET_MS,
                 suspect_after_failures: 2,
                 down_after_failures: 4,
@@ -163,6 +165,12 @@ impl Config {
     /// message budget; 0 waits for the tick.
     pub fn pull_depth(&self) -> usize {
         self.pull_depth
+    }
+
+    /// How long a member may stay unheard from before tombstone collection
+    /// goes on without it; `None`: it waits for every member forever.
+    pub fn retention_ms(&self) -> Option<u64> {
+        self.retention_ms
     }
 
     /// The optimisations of the exchange in force.
@@ -385,6 +393,28 @@ impl ConfigBuilder {
         self
     }
 
+    /// How long a member may stay unheard from before tombstone collection
+    /// goes on without it (default `None`: never).
+    ///
+    /// A member that is away holds collection back on every node, so that
+    /// it finds every delete it missed when it returns: a partition or an
+    /// outage of any length heals with nothing lost. The price is that
+    /// tombstones written meanwhile stay, and a member that never returns
+    /// (a host gone without leaving) holds them forever. Past this window,
+    /// a node marks the silent member [`Expired`](crate::Liveness::Expired)
+    /// in the incarnation it last heard, tells the others through its
+    /// member list, and collects without it. Its messages in that
+    /// incarnation are refused from then on: it may still hold values whose
+    /// deletes are gone everywhere else. It learns so from the refusal
+    /// ([`Event::SelfExpired`](crate::Event::SelfExpired)), refuses writes,
+    /// and must be started empty, in a new incarnation, to rejoin. This is
+    /// Cassandra's `gc_grace_seconds`: choose a window longer than any
+    /// outage that should heal by itself (days).
+    pub fn retention_ms(mut self, ms: Option<u64>) -> Self {
+        self.config.retention_ms = ms;
+        self
+    }
+
     /// Refuse writes until some member has been heard from (default off).
     ///
     /// Turn it on when members learn of each other through seeds rather than
@@ -459,6 +489,14 @@ impl ConfigBuilder {
                 exchange_timeout_ms: c.exchange_timeout_ms,
             });
         }
+        if let Some(retention_ms) = c.retention_ms
+            && retention_ms <= gc_period_ms
+        {
+            return Err(ConfigError::Retention {
+                retention_ms,
+                gc_period_ms,
+            });
+        }
         Ok(self.config)
     }
 }
@@ -510,6 +548,18 @@ pub enum ConfigError {
         gc_period_ms: u64,
         /// The exchange timeout.
         exchange_timeout_ms: u64,
+    },
+    /// A member must be given at least a GC period before collection goes
+    /// on without it: a shorter window would expire members that merely
+    /// missed a few exchanges.
+    #[error(
+        "the retention window ({retention_ms} ms) must exceed the GC period ({gc_period_ms} ms)"
+    )]
+    Retention {
+        /// The retention window.
+        retention_ms: u64,
+        /// GC ticks times the tick interval.
+        gc_period_ms: u64,
     },
 }
 

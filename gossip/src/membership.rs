@@ -29,6 +29,12 @@ pub enum Liveness {
     /// It said it was leaving: no longer contacted and no longer holding
     /// tombstone collection back, until it speaks in a newer incarnation.
     Left,
+    /// Not heard from for longer than the retention window
+    /// ([`ConfigBuilder::retention_ms`](crate::ConfigBuilder::retention_ms)):
+    /// tombstone collection went on without it, so it may lack deletes
+    /// whose tombstones are gone. Its messages are refused in that
+    /// incarnation; it is welcome back, empty, in a newer one.
+    Expired,
 }
 
 /// A peer as this node sees it.
@@ -257,14 +263,16 @@ impl Membership {
         let health = self.health.entry(id).or_insert(HEALTHY);
         health.last_heard_ms = Some(now_ms);
         let known = health.incarnation;
-        if health.liveness == Liveness::Left && known.is_some_and(|left| incarnation <= left) {
+        if matches!(health.liveness, Liveness::Left | Liveness::Expired)
+            && known.is_some_and(|gone| incarnation <= gone)
+        {
             return None;
         }
         health.incarnation = Some(known.map_or(incarnation, |k| k.max(incarnation)));
         health.failures = 0;
         let was = std::mem::replace(&mut health.liveness, Liveness::Alive);
-        if was == Liveness::Left {
-            self.hash ^= departure_hash(id, known.unwrap_or_default());
+        if let Some(gone) = gone_hash(was, id, known.unwrap_or_default()) {
+            self.hash ^= gone;
         }
         (was != Liveness::Alive).then_some(Transition::Up)
     }
@@ -279,8 +287,12 @@ impl Membership {
         let health = self.health.entry(id).or_insert(HEALTHY);
         let known = health.incarnation;
         let left = health.liveness == Liveness::Left;
-        if known.is_some_and(|k| k > incarnation || (left && k == incarnation)) {
+        let expired = health.liveness == Liveness::Expired;
+        if known.is_some_and(|k| k > incarnation || ((left || expired) && k == incarnation)) {
             return false;
+        }
+        if expired {
+            self.hash ^= expiry_hash(id, known.unwrap_or_default());
         }
         if left {
             self.hash ^= departure_hash(id, known.unwrap_or_default());
@@ -292,20 +304,74 @@ impl Membership {
         !left
     }
 
-    /// The members that left, in id order, and the incarnations they left
-    /// in.
+    /// The members that left or expired, in id order, and the incarnations
+    /// they did so in.
     pub(crate) fn departures(&self) -> Vec<Departure> {
         let mut left: Vec<Departure> = self
             .health
             .iter()
-            .filter(|(_, h)| h.liveness == Liveness::Left)
+            .filter(|(_, h)| matches!(h.liveness, Liveness::Left | Liveness::Expired))
             .map(|(&id, h)| Departure {
                 id,
                 incarnation: h.incarnation.unwrap_or_default(),
+                expired: h.liveness == Liveness::Expired,
             })
             .collect();
         left.sort_unstable();
         left
+    }
+
+    /// Marks `id` Expired in `incarnation`; returns whether it was not
+    /// before. Nothing changes for an incarnation older than one `id` has
+    /// spoken in since.
+    pub(crate) fn expire(&mut self, id: NodeId, incarnation: u32) -> bool {
+        if !self.contains(id) {
+            return false;
+        }
+        let health = self.health.entry(id).or_insert(HEALTHY);
+        let known = health.incarnation;
+        let expired = health.liveness == Liveness::Expired;
+        if known.is_some_and(|k| k > incarnation || (expired && k == incarnation)) {
+            return false;
+        }
+        if let Some(gone) = gone_hash(health.liveness, id, known.unwrap_or_default()) {
+            self.hash ^= gone;
+        }
+        health.incarnation = Some(incarnation);
+        health.failures = 0;
+        health.liveness = Liveness::Expired;
+        self.hash ^= expiry_hash(id, incarnation);
+        true
+    }
+
+    /// Whether `id` expired in `incarnation` or a later one.
+    pub(crate) fn is_expired(&self, id: NodeId, incarnation: u32) -> bool {
+        self.health.get(&id).is_some_and(|h| {
+            h.liveness == Liveness::Expired && h.incarnation.is_some_and(|gone| incarnation <= gone)
+        })
+    }
+
+    /// The members, neither left nor expired, last heard from (or, if
+    /// never, known since `known_since(id)`) before `cutoff_ms`, with the
+    /// incarnation they were last heard in; in id order.
+    pub(crate) fn silent_since(
+        &self,
+        cutoff_ms: u64,
+        mut known_since: impl FnMut(NodeId) -> u64,
+    ) -> Vec<(NodeId, u32)> {
+        let mut silent: Vec<(NodeId, u32)> = self
+            .ids()
+            .filter(|&id| id != self.me.id)
+            .filter_map(|id| {
+                let health = self.health.get(&id).copied().unwrap_or(HEALTHY);
+                let heard = health.last_heard_ms.unwrap_or_else(|| known_since(id));
+                (!matches!(health.liveness, Liveness::Left | Liveness::Expired)
+                    && heard < cutoff_ms)
+                    .then(|| (id, health.incarnation.unwrap_or_default()))
+            })
+            .collect();
+        silent.sort_unstable();
+        silent
     }
 
     /// Records a failed exchange with `id`; returns the transition it
@@ -315,8 +381,8 @@ impl Membership {
             return None;
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
-        if health.liveness == Liveness::Left {
-            // Gone on purpose: nothing to count.
+        if matches!(health.liveness, Liveness::Left | Liveness::Expired) {
+            // Gone on purpose or for good: nothing to count.
             return None;
         }
         health.failures = health.failures.saturating_add(1);
@@ -437,6 +503,21 @@ fn member_hash(id: NodeId, address: &str) -> u64 {
 /// A stable 64-bit hash of a departure, apart from every member hash.
 fn departure_hash(id: NodeId, incarnation: u32) -> u64 {
     mix(mix(id.get() ^ 0x6c65_6674) ^ u64::from(incarnation))
+}
+
+/// What an expiry adds to the member hash: unlike a departure's, so that
+/// two lists that differ only in why a member is gone differ.
+fn expiry_hash(id: NodeId, incarnation: u32) -> u64 {
+    mix(mix(id.get() ^ 0x6578_7069_7265) ^ u64::from(incarnation))
+}
+
+/// What a member in state `liveness` adds to the member hash, if it is gone.
+fn gone_hash(liveness: Liveness, id: NodeId, incarnation: u32) -> Option<u64> {
+    match liveness {
+        Liveness::Left => Some(departure_hash(id, incarnation)),
+        Liveness::Expired => Some(expiry_hash(id, incarnation)),
+        _ => None,
+    }
 }
 
 /// One SplitMix64 step: the golden-ratio increment, then

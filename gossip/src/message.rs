@@ -25,6 +25,9 @@ pub struct Departure {
     pub id: NodeId,
     /// The incarnation it left in.
     pub incarnation: u32,
+    /// It did not leave: it expired, not heard from for longer than the
+    /// retention window (see [`Liveness::Expired`](crate::Liveness::Expired)).
+    pub expired: bool,
 }
 
 /// A node's member list as exchanges carry it: every member it knows,
@@ -171,6 +174,9 @@ pub enum Refusal {
     /// responder has not found it equal to its own in the initiator's
     /// current life (it restarted since, say): the initiator sends it again.
     LimitUnknown,
+    /// The initiator expired, in the incarnation its `Syn` carried: it was
+    /// not heard from for longer than the responder's retention window.
+    Expired,
 }
 
 /// Answers a [`Syn`].

@@ -84,9 +84,12 @@ fn members() -> impl Strategy<Value = Option<MemberList>> {
                 0..5,
             ),
             prop::collection::vec(
-                (0u64..20, any::<u32>()).prop_map(|(id, incarnation)| Departure {
-                    id: NodeId::new(id),
-                    incarnation,
+                (0u64..20, any::<u32>(), any::<bool>()).prop_map(|(id, incarnation, expired)| {
+                    Departure {
+                        id: NodeId::new(id),
+                        incarnation,
+                        expired,
+                    }
                 }),
                 0..3,
             ),

@@ -401,3 +401,72 @@ fn a_data_directory_in_use_left_behind_or_with_a_used_incarnation_is_refused() {
     let log = refused_start(&member, &dir, &certs, &[]);
     assert!(log.contains("as it was when it left the cluster"), "{log}");
 }
+
+#[test]
+fn a_node_stopped_past_the_retention_window_is_refused_until_started_empty() {
+    let dir = TempDir::new("durable-retention");
+    let certs = certs(&dir, "c", "0,1,2");
+    let members = three(&dir);
+    // Two seconds: past the GC period at this interval (21 ticks of 50 ms).
+    let window = ["--retention-ms", "2000"];
+    let mut nodes: Vec<NodeProc> = members
+        .iter()
+        .map(|m| m.start(&dir, &certs, &window))
+        .collect();
+    joined(&members[1].addr, &certs);
+    joined(&members[2].addr, &certs);
+    assert!(put(&members[0].addr, &certs, "doomed", "v"));
+    assert!(eventually(LIMIT, || holds(
+        &members[2].addr,
+        &certs,
+        "doomed",
+        "v"
+    )));
+    // Node 2 stops for well past the window while the key is deleted.
+    nodes[2].signal("-STOP");
+    let o = client("delete", &["doomed"], &members[0].addr, &certs);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for member in &members[..2] {
+        let node = member.id as usize;
+        assert!(
+            eventually(LIMIT, || nodes[node].log().contains("peer expired")),
+            "node {node} never expired node 2:\n{}",
+            nodes[node].log()
+        );
+    }
+    thread::sleep(Duration::from_secs(2));
+    nodes[2].signal("-CONT");
+    // It comes back as it was: told it expired, it takes no writes, and the
+    // value it holds does not come back anywhere.
+    assert!(
+        eventually(LIMIT, || nodes[2].log().contains("this node expired")),
+        "node 2 was never told:\n{}",
+        nodes[2].log()
+    );
+    let o = client("put", &["late", "write"], &members[2].addr, &certs);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("expired"), "{}", stderr(&o));
+    thread::sleep(Duration::from_secs(1));
+    for member in &members[..2] {
+        // `get` exits 0 only when the key has a value.
+        let o = client("get", &["doomed"], &member.addr, &certs);
+        assert!(
+            !o.status.success(),
+            "the deleted value came back on node {}",
+            member.id
+        );
+    }
+    // Started empty (its data directory moved away), it rejoins.
+    nodes[2].terminate(LIMIT).expect("node 2 stops");
+    std::fs::rename(&members[2].data, dir.join("data-2-expired")).unwrap();
+    nodes[2] = members[2].start(&dir, &certs, &window);
+    joined(&members[2].addr, &certs);
+    assert!(
+        eventually(LIMIT, || converged(&members, &certs)),
+        "the restarted node never caught up"
+    );
+    let o = client("get", &["doomed"], &members[2].addr, &certs);
+    assert!(!o.status.success(), "the deleted value is back on node 2");
+    let mut refs: Vec<&mut NodeProc> = nodes.iter_mut().collect();
+    stop_all(&mut refs);
+}

@@ -14,7 +14,8 @@
 //! requires to exceed the exchange timeout.
 //!
 //! Every member holds collection back, however long it has been down or
-//! cut off: a member that missed a delete keeps the value it deleted until it
+//! cut off (unless a retention window is set, past which it expires; see
+//! `ConfigBuilder::retention_ms`): a member that missed a delete keeps the value it deleted until it
 //! hears of the delete, and if the tombstone were gone by then, nothing could
 //! tell that value from a live one. So a partition or an outage of any length
 //! heals by ordinary anti-entropy, with nothing dropped and nothing brought
@@ -97,7 +98,10 @@ impl Node {
         self.members.ids().next()?;
         let mut stable = u64::MAX;
         for id in self.members.ids() {
-            if self.members.liveness(id) == Liveness::Left {
+            if matches!(
+                self.members.liveness(id),
+                Liveness::Left | Liveness::Expired
+            ) {
                 continue;
             }
             stable = stable.min(*self.collection.reached.get(&id)?);

@@ -26,6 +26,17 @@ pub enum MessageError {
     /// A message claiming to come from this node itself.
     #[error("message claims to come from this node ({0})")]
     FromSelf(NodeId),
+    /// The sender expired in this incarnation (see
+    /// [`Liveness::Expired`](crate::Liveness::Expired)): it may hold values
+    /// whose deletes were collected. A `Syn` is answered with a refusal
+    /// that tells it so; nothing else changes.
+    #[error("message from {from}, expired in incarnation {incarnation}, refused")]
+    Expired {
+        /// The sender.
+        from: NodeId,
+        /// The incarnation the message carried.
+        incarnation: u32,
+    },
 }
 
 /// What a node's quotas count ([`WriteError::StoreFull`]).
@@ -84,6 +95,17 @@ pub enum WriteError {
     /// now might not reach any peer before it stops.
     #[error("this node is shutting down and takes no more writes")]
     Draining,
+    /// A peer refused this node as expired: it was not heard from for
+    /// longer than the retention window, and the cluster collected deletes
+    /// it may not have seen ([`Event::SelfExpired`](crate::Event::SelfExpired)).
+    #[error(
+        "this node expired: peer {by} did not hear from it for longer than its retention \
+         window; stop it, move its data directory away and start it empty to rejoin"
+    )]
+    Expired {
+        /// The peer that said so.
+        by: NodeId,
+    },
     /// This node's clock is beyond the maximum offset from most of the peers
     /// it measured ([`Node::clock_status`](crate::Node::clock_status)): its stamps would be refused by
     /// its peers, or lose to writes made long before.

@@ -32,7 +32,7 @@ use rand::rngs::SmallRng;
 use crate::codec;
 use crate::config::Config;
 use crate::membership::{Liveness, Membership, PeerState, SharedPeers, Transition, mix};
-use crate::message::{Member, MemberList, Message, StoreDelta, SynFlags};
+use crate::message::{Member, MemberList, Message, Refusal, StoreDelta, SynFlags};
 use crate::metrics::Metrics;
 
 /// The map type a node replicates.
@@ -84,6 +84,8 @@ struct Lives {
     draining: bool,
     /// Leaving: every `Syn` says so (see [`Node::leave`]).
     leaving: bool,
+    /// The peer that refused this node as expired, if one did.
+    expired_by: Option<NodeId>,
 }
 
 /// An exchange this node opened.
@@ -143,6 +145,9 @@ pub struct Node {
     events: VecDeque<Event>,
     next_tick_ms: Option<u64>,
     ticks: u64,
+    /// When each member never heard from was first found so, at a GC
+    /// tick: it counts as silent from then.
+    known_since: HashMap<NodeId, u64>,
     /// Something new was written, received or learned since the last
     /// tick: the next round uses the full fan-out (see
     /// [`ConfigBuilder::idle_fanout`](crate::ConfigBuilder::idle_fanout)).
@@ -214,6 +219,7 @@ impl Node {
             next_tick_ms: None,
             ticks: 0,
             news: true,
+            known_since: HashMap::new(),
             exchanges: Exchanges::default(),
             collection: collect::Collection::default(),
             lives: Lives {
@@ -221,6 +227,7 @@ impl Node {
                 joined,
                 draining: false,
                 leaving: false,
+                expired_by: None,
             },
             checks,
             vector_hash: None,
@@ -387,6 +394,7 @@ impl Node {
             self.open_exchange(peer, now_ms, false);
         }
         if self.ticks % u64::from(self.config.gc_every_ticks) == 0 {
+            self.expire_silent(now_ms);
             self.collect_garbage();
         }
     }
@@ -424,8 +432,15 @@ impl Node {
             }
             return Err(MessageError::Clock { from, source });
         }
-        self.metrics.received.record(message.kind(), payload.len());
         let incarnation = message.incarnation();
+        if self.members.is_expired(from, incarnation) {
+            self.metrics.messages_rejected += 1;
+            if let Message::Syn(syn) = &message {
+                self.refuse(from, syn, Refusal::Expired, now_ms);
+            }
+            return Err(MessageError::Expired { from, incarnation });
+        }
+        self.metrics.received.record(message.kind(), payload.len());
         self.note_sender(from, &message, now_ms);
         let leaving =
             matches!(&message, Message::Syn(syn) if syn.flags.contains(SynFlags::LEAVING));
@@ -544,7 +559,12 @@ impl Node {
         let peers: Vec<NodeId> = self
             .members
             .ids()
-            .filter(|&id| self.members.liveness(id) != Liveness::Left)
+            .filter(|&id| {
+                !matches!(
+                    self.members.liveness(id),
+                    Liveness::Left | Liveness::Expired
+                )
+            })
             .collect();
         peers
             .into_iter()
@@ -553,6 +573,9 @@ impl Node {
     }
 
     fn check_writable(&self, entry_len: usize) -> Result<(), WriteError> {
+        if let Some(by) = self.lives.expired_by {
+            return Err(WriteError::Expired { by });
+        }
         if self.lives.draining {
             return Err(WriteError::Draining);
         }
@@ -631,9 +654,83 @@ impl Node {
             }
         }
         for departure in list.left {
-            if self.members.leave(departure.id, departure.incarnation) {
+            if departure.expired {
+                if departure.id == self.config.id
+                    && departure.incarnation >= self.config.incarnation
+                {
+                    self.expired_by(from);
+                } else if self.members.expire(departure.id, departure.incarnation) {
+                    self.peer_expired(departure.id, departure.incarnation, None);
+                }
+            } else if self.members.leave(departure.id, departure.incarnation) {
                 self.peer_left(departure.id);
             }
+        }
+    }
+
+    /// Expires the members not heard from for longer than the retention
+    /// window, counted from when this node first found them unheard for
+    /// those never heard;
+    /// but only while they are fewer than half the members still counted
+    /// (this node included). A node that was paused or cut off finds most
+    /// of its peers silent: it is the one that was away, and must not be
+    /// the one that decides.
+    fn expire_silent(&mut self, now_ms: u64) {
+        let Some(retention_ms) = self.config.retention_ms else {
+            return;
+        };
+        let Some(cutoff_ms) = now_ms.checked_sub(retention_ms) else {
+            return;
+        };
+        let known_since = &mut self.known_since;
+        let silent = self
+            .members
+            .silent_since(cutoff_ms, |id| *known_since.entry(id).or_insert(now_ms));
+        let counted = 1 + self
+            .members
+            .ids()
+            .filter(|&id| {
+                !matches!(
+                    self.members.liveness(id),
+                    Liveness::Left | Liveness::Expired
+                )
+            })
+            .count();
+        if silent.is_empty() || 2 * silent.len() >= counted {
+            return;
+        }
+        for (peer, incarnation) in silent {
+            if self.members.expire(peer, incarnation) {
+                let heard = self
+                    .members
+                    .peer(peer)
+                    .and_then(|state| state.last_heard_ms)
+                    .or_else(|| self.known_since.get(&peer).copied())
+                    .unwrap_or(now_ms);
+                self.peer_expired(peer, incarnation, Some(now_ms.saturating_sub(heard)));
+            }
+        }
+    }
+
+    /// Tells the caller `peer` expired, and forgets what was on its way to
+    /// and from it.
+    fn peer_expired(&mut self, peer: NodeId, incarnation: u32, silent_ms: Option<u64>) {
+        self.events.push_back(Event::PeerExpired {
+            peer,
+            incarnation,
+            silent_ms,
+        });
+        self.pipeline.forget_peer(peer);
+        let peers = self.members.peer_count();
+        self.checks.forget(peer, peers, &mut self.events);
+    }
+
+    /// Notes that `by` refused this node as expired: it takes no more
+    /// writes, and says so once.
+    pub(super) fn expired_by(&mut self, by: NodeId) {
+        if self.lives.expired_by.is_none() {
+            self.lives.expired_by = Some(by);
+            self.events.push_back(Event::SelfExpired { by });
         }
     }
 

@@ -58,6 +58,26 @@ pub enum Event {
     /// A peer said it was leaving: it is no longer contacted or waited for,
     /// until it speaks in a newer incarnation.
     PeerLeft(NodeId),
+    /// A peer was not heard from for longer than the retention window, in
+    /// the incarnation given, and expired: tombstone collection goes on
+    /// without it, and its messages in that incarnation are refused. Raised
+    /// by the node that found it silent, and by those that learn it from a
+    /// member list (`silent_ms` is then `None`).
+    PeerExpired {
+        /// The peer.
+        peer: NodeId,
+        /// Its incarnation.
+        incarnation: u32,
+        /// How long this node had not heard from it.
+        silent_ms: Option<u64>,
+    },
+    /// A peer refused this node as expired (see [`WriteError::Expired`](
+    /// crate::WriteError::Expired)): raised once; writes are refused from
+    /// now on. An operator must start it empty, in a new incarnation.
+    SelfExpired {
+        /// The peer that refused it.
+        by: NodeId,
+    },
     /// A peer's clock was measured more than half the maximum offset from
     /// this node's (`skewed`), or back within a quarter of it after that.
     ClockOffset {

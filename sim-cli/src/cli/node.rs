@@ -49,6 +49,11 @@ pub(crate) struct NodeArgs {
     /// An exchange unanswered this long counts against the peer (ms).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) exchange_timeout_ms: u64,
+    /// How long a member may stay unheard from (ms, default ten days)
+    /// before tombstones are collected without it; it is then refused
+    /// until started empty. 0: wait for every member forever.
+    #[arg(long, default_value_t = sim::node::DEFAULT_RETENTION_MS)]
+    pub(crate) retention_ms: u64,
     /// The largest gossip message in bytes (at most the transport's 4 MiB
     /// frame cap).
     #[arg(long, default_value_t = 1 << 20, value_parser = parse_message_bytes)]
@@ -135,6 +140,7 @@ impl NodeArgs {
             fanout: usize::try_from(self.fanout).unwrap_or(usize::MAX),
             idle_fanout: Some(usize::try_from(self.idle_fanout).unwrap_or(usize::MAX)),
             exchange_timeout_ms: self.exchange_timeout_ms,
+            retention_ms: Some(self.retention_ms).filter(|&ms| ms > 0),
             max_message_bytes: self.max_message_bytes,
             max_keys: Some(self.max_keys).filter(|&n| n > 0),
             max_data_bytes: Some(self.max_data_bytes).filter(|&n| n > 0),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// The client protocol version this build speaks. A frame starting with
 /// another byte is answered with [`ProtoError::UnsupportedVersion`].
-pub const PROTO_VERSION: u8 = 5;
+pub const PROTO_VERSION: u8 = 6;
 
 /// The largest frame either side decodes: the QUIC transport's default frame
 /// cap (4 MiB).
@@ -236,6 +236,17 @@ pub enum ProtoError {
     Storage {
         /// What failed.
         message: String,
+    },
+    /// A peer refused the node as expired: it was silent for longer than
+    /// the cluster's retention window, and deletes it may not have seen
+    /// were collected. The write was not taken.
+    #[error(
+        "the node expired (peer {by} did not hear from it within the retention window); the \
+         write was not taken: send it to another node, and start this one empty to rejoin"
+    )]
+    Expired {
+        /// The peer that refused it.
+        by: u64,
     },
 }
 

@@ -43,6 +43,10 @@ pub struct NodeConfig {
     /// How long an exchange may stay unanswered before it counts against
     /// the peer, in ms (`--exchange-timeout-ms`).
     pub exchange_timeout_ms: u64,
+    /// How long a member may stay unheard from before tombstone collection
+    /// goes on without it and it is refused until started empty
+    /// (`--retention-ms`); `None`: never.
+    pub retention_ms: Option<u64>,
     /// The largest gossip message in bytes (`--max-message-bytes`).
     pub max_message_bytes: usize,
     /// The quota on live keys (`--max-keys`); `None`: no limit.
@@ -127,6 +131,7 @@ impl NodeConfig {
             fanout: 3,
             idle_fanout: Some(1),
             exchange_timeout_ms: 1_000,
+            retention_ms: Some(DEFAULT_RETENTION_MS),
             max_message_bytes: 1 << 20,
             max_keys: Some(10_000_000),
             max_data_bytes: Some(1 << 30),
@@ -165,6 +170,7 @@ impl NodeConfig {
             .max_keys(self.max_keys)
             .max_data_bytes(self.max_data_bytes)
             .pull_depth(self.pull_depth)
+            .retention_ms(self.retention_ms)
             .join_before_writing(true)
             .founder(founder)
             .seed(u64::from(incarnation) << 32 | self.id.get())
@@ -182,6 +188,10 @@ pub struct Peer {
     /// `HOST:PORT`.
     pub address: String,
 }
+
+/// The default retention window: ten days, Cassandra's `gc_grace_seconds`.
+/// An outage or partition shorter than this heals by itself.
+pub const DEFAULT_RETENTION_MS: u64 = 10 * 24 * 3_600 * 1_000;
 
 /// Unix time of 2020-01-01T00:00:00Z: wall-clock incarnations count seconds
 /// from here, which fits a `u32` until 2156.
@@ -260,6 +270,7 @@ mod tests {
                 .liveness_thresholds(2, 4)
                 .probe_every_ticks(10)
                 .gc_every_ticks(11)
+                .retention_ms(Some(DEFAULT_RETENTION_MS))
                 .join_before_writing(true)
                 .founder(founder)
                 .seed(3 << 32 | 7)

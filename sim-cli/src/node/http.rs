@@ -206,6 +206,7 @@ impl From<WriteError> for ApiError {
             WriteError::ClockExhausted { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "clock_exhausted")
             }
+            WriteError::Expired { .. } => (StatusCode::SERVICE_UNAVAILABLE, "expired"),
         };
         ApiError::new(status, code, err.to_string())
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use gossip::{Event, EventReceiver, Liveness, Member, NodeHandle};
 use lww_crdt::NodeId;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use transport_quic::QuicHandle;
 
 use crate::node::checks_log::{self, CheckLog};
@@ -42,6 +42,15 @@ enum Change {
     Up { id: NodeId, was: Liveness },
     /// A peer said it was leaving.
     Left { id: NodeId },
+    /// A peer was silent past the retention window (`silent_ms`, if this
+    /// node found it so) and expired in `incarnation`.
+    Expired {
+        id: NodeId,
+        incarnation: u32,
+        silent_ms: Option<u64>,
+    },
+    /// A peer refused this node as expired.
+    SelfExpired { by: NodeId },
     /// A peer missed enough exchanges to be suspect, or down.
     Unresponsive { id: NodeId, liveness: Liveness },
     /// A known member's address, first told or changed.
@@ -84,6 +93,20 @@ impl MemberLog {
                 self.set_liveness(*id, Liveness::Left)
                     .map(|_| Change::Left { id: *id })
             }
+            Event::PeerExpired {
+                peer,
+                incarnation,
+                silent_ms,
+            } => {
+                changes.extend(self.told(*peer, None));
+                self.set_liveness(*peer, Liveness::Expired)
+                    .map(|_| Change::Expired {
+                        id: *peer,
+                        incarnation: *incarnation,
+                        silent_ms: *silent_ms,
+                    })
+            }
+            Event::SelfExpired { by } => Some(Change::SelfExpired { by: *by }),
             Event::PeerSuspect(id) => {
                 changes.extend(self.told(*id, None));
                 self.unresponsive(*id, Liveness::Suspect)
@@ -201,6 +224,27 @@ fn log(change: &Change, handle: &NodeHandle) {
         }
         Change::Up { id, was } => info!(target: LOG_TARGET, peer = %id, was = ?was, "peer up"),
         Change::Left { id } => info!(target: LOG_TARGET, peer = %id, "peer left the cluster"),
+        Change::Expired {
+            id,
+            incarnation,
+            silent_ms,
+        } => {
+            warn!(
+                target: LOG_TARGET, peer = %id, incarnation, silent_ms = ?silent_ms,
+                "peer expired: silent past the retention window; tombstones are collected without \
+                 it and its messages in this incarnation are refused; to rejoin, it must be \
+                 started empty"
+            );
+        }
+        Change::SelfExpired { by } => {
+            error!(
+                target: LOG_TARGET, by = %by,
+                "this node expired: a peer did not hear from it for longer than the retention \
+                 window, and deletes it may not have seen were collected; it takes no writes and \
+                 its gossip is refused; stop it, move its data directory away, and start it \
+                 empty to rejoin"
+            );
+        }
         Change::Unresponsive { id, liveness } => {
             let failures = handle.with_node(|node| {
                 node.peers()

@@ -76,7 +76,10 @@ use transport_quic::certs::CertDir;
 use transport_quic::{DrivenNode, QuicConfig, QuicHandle, QuicTransport};
 
 pub use audit::AUDIT_TARGET;
-pub use config::{ClockSkew, INCARNATION_EPOCH_SECS, NodeConfig, Peer, wall_clock_incarnation};
+pub use config::{
+    ClockSkew, DEFAULT_RETENTION_MS, INCARNATION_EPOCH_SECS, NodeConfig, Peer,
+    wall_clock_incarnation,
+};
 pub use error::NodeError;
 pub use revocation::RELOAD_EVERY as REVOKED_RELOAD_EVERY;
 pub use store::{StoreError, SyncMode};

@@ -158,7 +158,7 @@ pub(crate) fn render(status: &Status, requests: &RequestMetrics) -> String {
         status.tombstones,
     );
     let members = Family::<Labels, Gauge>::default();
-    for state in ["alive", "suspect", "down", "left"] {
+    for state in ["alive", "suspect", "down", "left", "expired"] {
         members
             .get_or_create(&vec![("state".to_owned(), state.to_owned())])
             .set(0);
@@ -169,6 +169,7 @@ pub(crate) fn render(status: &Status, requests: &RequestMetrics) -> String {
             Some(gossip::Liveness::Suspect) => "suspect",
             Some(gossip::Liveness::Down) => "down",
             Some(gossip::Liveness::Left) => "left",
+            Some(gossip::Liveness::Expired) => "expired",
         };
         members
             .get_or_create(&vec![("state".to_owned(), state.to_owned())])

@@ -326,6 +326,7 @@ fn written(result: Result<lww_crdt::Stamp, WriteError>) -> Response {
         Err(WriteError::ClockExhausted { last }) => {
             Response::Error(ProtoError::ClockExhausted { last })
         }
+        Err(WriteError::Expired { by }) => Response::Error(ProtoError::Expired { by: by.get() }),
     }
 }
 

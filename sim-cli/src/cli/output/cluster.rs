@@ -232,6 +232,7 @@ fn liveness_text(liveness: Option<gossip::Liveness>) -> &'static str {
         Some(gossip::Liveness::Suspect) => "suspect",
         Some(gossip::Liveness::Down) => "down",
         Some(gossip::Liveness::Left) => "left",
+        Some(gossip::Liveness::Expired) => "expired",
     }
 }
 
