@@ -344,6 +344,24 @@ impl Membership {
         true
     }
 
+    /// How many members, neither left nor expired, were heard from at or
+    /// after `since_ms`, and how many such members there are.
+    pub(crate) fn heard_since(&self, since_ms: u64) -> (usize, usize) {
+        let mut heard = 0;
+        let mut counted = 0;
+        for id in self.ids().filter(|&id| id != self.me.id) {
+            let health = self.health.get(&id).copied().unwrap_or(HEALTHY);
+            if matches!(health.liveness, Liveness::Left | Liveness::Expired) {
+                continue;
+            }
+            counted += 1;
+            if health.last_heard_ms.is_some_and(|at| at >= since_ms) {
+                heard += 1;
+            }
+        }
+        (heard, counted)
+    }
+
     /// Whether `id` expired in `incarnation` or a later one.
     pub(crate) fn is_expired(&self, id: NodeId, incarnation: u32) -> bool {
         self.health.get(&id).is_some_and(|h| {

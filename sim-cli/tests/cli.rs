@@ -300,3 +300,52 @@ fn the_base_protocol_and_the_idle_fanout_verify_and_replay() {
     let args: Vec<&str> = replay.split_whitespace().collect();
     assert_eq!(stdout(&sim_cli(&args)), text);
 }
+
+#[test]
+fn the_retention_window_expires_nodes_down_past_it_but_never_a_half() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "simulate",
+            "--nodes",
+            "20",
+            "--write-pattern",
+            "steady",
+            "--rounds",
+            "400",
+            "--retention-rounds",
+            "30",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = sim_cli(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+        assert_eq!(doc["verification"]["ok"], true, "{doc}");
+        doc["faults"]["expired"].as_u64().unwrap_or(0)
+    };
+    // Two halves cut apart for six windows: neither expires the other.
+    let halves = run(&[
+        "--partition",
+        "5..185",
+        "--write-rounds",
+        "150",
+        "--fault-rounds",
+        "190",
+    ]);
+    assert_eq!(halves, 0);
+    // Nodes down with their state for twice the window are expired, and
+    // restarted empty; the rest verifies.
+    let expired = run(&[
+        "--crash-rate",
+        "0.01",
+        "--crash-mode",
+        "keep",
+        "--crash-downtime",
+        "60",
+        "--write-rounds",
+        "40",
+        "--fault-rounds",
+        "40",
+    ]);
+    assert!(expired > 0);
+}

@@ -65,6 +65,10 @@ pub struct ClusterConfig {
     /// the optimised one must agree with.
     #[serde(default)]
     pub unoptimised: bool,
+    /// How long a member may stay unheard from before it expires
+    /// (`gossip::ConfigBuilder::retention_ms`); `None`: never.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
 }
 
 impl Default for ClusterConfig {
@@ -82,6 +86,7 @@ impl Default for ClusterConfig {
             faults: Faults::NONE,
             idle_fanout: None,
             unoptimised: false,
+            retention_ms: None,
         }
     }
 }
@@ -590,6 +595,7 @@ impl Cluster {
             .incarnation(incarnation)
             .fanout(self.config.fanout)
             .idle_fanout(self.config.idle_fanout)
+            .retention_ms(self.config.retention_ms)
             .max_message_bytes(self.config.max_message_bytes)
             .max_clock_offset_ms(self.config.max_clock_offset_ms)
             .join_before_writing(self.config.seed_peers.is_some())

@@ -85,7 +85,7 @@ impl Node {
                 self.note_limits_differ(from, ours, theirs);
             }
             Some(Refusal::LimitUnknown) => self.checks.limit_unknown_to(from),
-            Some(Refusal::Expired) => self.expired_by(from),
+            Some(Refusal::Expired) => self.note_expired_by(from),
         }
         true
     }

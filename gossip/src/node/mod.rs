@@ -148,6 +148,9 @@ pub struct Node {
     /// When each member never heard from was first found so, at a GC
     /// tick: it counts as silent from then.
     known_since: HashMap<NodeId, u64>,
+    /// Since when, at every GC tick, this node has heard lately from a
+    /// majority of its members (see `expire_silent`).
+    majority_since: Option<u64>,
     /// Something new was written, received or learned since the last
     /// tick: the next round uses the full fan-out (see
     /// [`ConfigBuilder::idle_fanout`](crate::ConfigBuilder::idle_fanout)).
@@ -220,6 +223,7 @@ impl Node {
             ticks: 0,
             news: true,
             known_since: HashMap::new(),
+            majority_since: None,
             exchanges: Exchanges::default(),
             collection: collect::Collection::default(),
             lives: Lives {
@@ -520,6 +524,13 @@ impl Node {
         new
     }
 
+    /// The peer that refused this node as expired, if one did
+    /// ([`Event::SelfExpired`]): it takes no writes, and must be started
+    /// empty, in a new incarnation, to rejoin.
+    pub fn expired_by(&self) -> Option<NodeId> {
+        self.lives.expired_by
+    }
+
     /// Whether writes are taken yet: see [`Config::join_before_writing`].
     /// A node that joins through seeds has joined once a member has been
     /// heard from and its own clock has been measured against enough peers
@@ -658,7 +669,7 @@ impl Node {
                 if departure.id == self.config.id
                     && departure.incarnation >= self.config.incarnation
                 {
-                    self.expired_by(from);
+                    self.note_expired_by(from);
                 } else if self.members.expire(departure.id, departure.incarnation) {
                     self.peer_expired(departure.id, departure.incarnation, None);
                 }
@@ -670,11 +681,14 @@ impl Node {
 
     /// Expires the members not heard from for longer than the retention
     /// window, counted from when this node first found them unheard for
-    /// those never heard;
-    /// but only while they are fewer than half the members still counted
-    /// (this node included). A node that was paused or cut off finds most
-    /// of its peers silent: it is the one that was away, and must not be
-    /// the one that decides.
+    /// those never heard; but only once this node has, at every GC tick of
+    /// a whole window, heard within the last half window from more than
+    /// half the members it counts (itself included). A node that was
+    /// paused or cut off finds most of its peers silent: it is the one that
+    /// was away, and must not be the one that decides. The halves of an
+    /// even partition expire nobody, before or after the heal: the window
+    /// starts again when a majority is heard again, and by its end the
+    /// other half has been heard.
     fn expire_silent(&mut self, now_ms: u64) {
         let Some(retention_ms) = self.config.retention_ms else {
             return;
@@ -686,17 +700,16 @@ impl Node {
         let silent = self
             .members
             .silent_since(cutoff_ms, |id| *known_since.entry(id).or_insert(now_ms));
-        let counted = 1 + self
-            .members
-            .ids()
-            .filter(|&id| {
-                !matches!(
-                    self.members.liveness(id),
-                    Liveness::Left | Liveness::Expired
-                )
-            })
-            .count();
-        if silent.is_empty() || 2 * silent.len() >= counted {
+        // Heard from lately: within the last half window. A member merely
+        // not yet silent for the whole window may be just as unreachable.
+        let recent_ms = now_ms.saturating_sub(retention_ms / 2);
+        let (heard, counted) = self.members.heard_since(recent_ms);
+        if 2 * (heard + 1) <= counted + 1 {
+            self.majority_since = None;
+            return;
+        }
+        let since = *self.majority_since.get_or_insert(now_ms);
+        if silent.is_empty() || now_ms - since < retention_ms {
             return;
         }
         for (peer, incarnation) in silent {
@@ -727,7 +740,7 @@ impl Node {
 
     /// Notes that `by` refused this node as expired: it takes no more
     /// writes, and says so once.
-    pub(super) fn expired_by(&mut self, by: NodeId) {
+    pub(super) fn note_expired_by(&mut self, by: NodeId) {
         if self.lives.expired_by.is_none() {
             self.lives.expired_by = Some(by);
             self.events.push_back(Event::SelfExpired { by });

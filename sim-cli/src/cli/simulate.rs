@@ -29,6 +29,11 @@ pub(crate) struct SimulateArgs {
     /// protocol, to see what they buy.
     #[arg(long)]
     pub(crate) unoptimised: bool,
+    /// Rounds a node may stay unheard from before the others expire it
+    /// (default: never): they collect tombstones without it and refuse it,
+    /// and the run restarts it empty, counting what only it held as lost.
+    #[arg(long)]
+    pub(crate) retention_rounds: Option<u64>,
     /// Writes the workload issues, each on a random node.
     #[arg(long, default_value_t = 1_000)]
     pub(crate) writes: usize,
@@ -151,6 +156,7 @@ impl SimulateArgs {
             client_threads: self.client_threads,
             idle_fanout: self.idle_fanout,
             unoptimised: self.unoptimised,
+            retention_rounds: self.retention_rounds,
         }
         .normalized()
     }

@@ -69,6 +69,9 @@ pub(crate) fn simulate_deterministic(
         faults: Faults::NONE,
         idle_fanout: scenario.idle_fanout,
         unoptimised: scenario.unoptimised,
+        retention_ms: scenario
+            .retention_rounds
+            .map(|rounds| rounds.saturating_mul(scenario.interval_ms)),
     })?;
     let mut run = Run {
         scenario,
@@ -93,7 +96,10 @@ pub(crate) fn simulate_deterministic(
     for round in 0..scenario.rounds {
         run.inject_faults(round)?;
         run.issue_writes(round);
-        let fraction = run.run_round();
+        let mut fraction = run.run_round();
+        if run.restart_expired()? {
+            fraction = run.fraction_caught_up();
+        }
         curve.push(fraction);
         on_round(round + 1, fraction);
         let quiet = round + 1 >= faults_end && round + 1 > writes_end;
@@ -171,6 +177,27 @@ impl Run<'_> {
             self.cluster.crash(index)?;
         }
         Ok(())
+    }
+
+    /// Restarts empty, as an operator would, every node a peer refused as
+    /// expired, losing what only it held; returns whether there was one.
+    fn restart_expired(&mut self) -> Result<bool, SimError> {
+        let expired: Vec<usize> = self
+            .cluster
+            .live_nodes()
+            .filter(|&i| {
+                self.cluster
+                    .node(i)
+                    .is_some_and(|n| n.expired_by().is_some())
+            })
+            .collect();
+        for &index in &expired {
+            self.faults.expired += 1;
+            self.record_losses(index);
+            self.cluster.crash(index)?;
+            self.cluster.restart(index)?;
+        }
+        Ok(!expired.is_empty())
     }
 
     fn bring_back(&mut self, index: usize) -> Result<(), SimError> {

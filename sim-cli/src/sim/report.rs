@@ -131,6 +131,10 @@ pub struct FaultStats {
     pub unavailable_periods: u64,
     /// Crashes (either mode).
     pub crashes: u64,
+    /// Nodes refused as expired (silent past `--retention-rounds`) and
+    /// restarted empty.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expired: u64,
     /// Messages dropped by random loss.
     pub messages_lost: u64,
     /// Messages delivered twice.
@@ -242,4 +246,14 @@ pub(crate) fn assemble(
         verification,
         time,
     }
+}
+
+/// Whether a count is zero: such counts are left out of the JSON report, so
+/// that runs without the setting that makes them report as before.
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde passes a reference"
+)]
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }

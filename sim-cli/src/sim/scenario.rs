@@ -98,6 +98,11 @@ pub struct Scenario {
     /// protocol, whole vectors both ways.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unoptimised: bool,
+    /// Rounds a node may stay unheard from before it expires: the others
+    /// collect without it and refuse it, and the run restarts it empty, as
+    /// an operator would, losing what only it held. `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_rounds: Option<u64>,
 }
 
 impl Default for Scenario {
@@ -132,6 +137,7 @@ impl Default for Scenario {
             client_threads: 8,
             idle_fanout: None,
             unoptimised: false,
+            retention_rounds: None,
         }
     }
 }
@@ -536,6 +542,9 @@ impl Scenario {
         }
         if self.unoptimised {
             cmd.push_str(" --unoptimised");
+        }
+        if let Some(rounds) = self.retention_rounds {
+            let _ = write!(cmd, " --retention-rounds {rounds}");
         }
         cmd
     }

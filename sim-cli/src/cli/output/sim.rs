@@ -192,6 +192,13 @@ pub(crate) fn simulate_report(report: &SimReport) -> String {
         if s.clock_skew_ms > 0 {
             let _ = writeln!(out, "            clock skew spread {} ms", s.clock_skew_ms);
         }
+        if f.expired > 0 {
+            let _ = writeln!(
+                out,
+                "            {} nodes expired (silent past --retention-rounds) and restarted empty",
+                f.expired
+            );
+        }
     } else {
         let _ = writeln!(out, "faults      none");
     }
