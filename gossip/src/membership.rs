@@ -279,29 +279,11 @@ impl Membership {
 
     /// Marks `id` Left in `incarnation`, from its own notice or from a
     /// member list; returns whether it was not Left before. Nothing changes
-    /// for a departure older than an incarnation `id` has spoken in since.
+    /// for a departure older than an incarnation `id` has spoken in since,
+    /// nor for an expiry of the same life.
     pub(crate) fn leave(&mut self, id: NodeId, incarnation: u32) -> bool {
-        if !self.contains(id) {
-            return false;
-        }
-        let health = self.health.entry(id).or_insert(HEALTHY);
-        let known = health.incarnation;
-        let left = health.liveness == Liveness::Left;
-        let expired = health.liveness == Liveness::Expired;
-        if known.is_some_and(|k| k > incarnation || ((left || expired) && k == incarnation)) {
-            return false;
-        }
-        if expired {
-            self.hash ^= expiry_hash(id, known.unwrap_or_default());
-        }
-        if left {
-            self.hash ^= departure_hash(id, known.unwrap_or_default());
-        }
-        health.incarnation = Some(incarnation);
-        health.failures = 0;
-        health.liveness = Liveness::Left;
-        self.hash ^= departure_hash(id, incarnation);
-        !left
+        self.mark_gone(id, incarnation, Liveness::Left)
+            .is_some_and(|was| was != Liveness::Left)
     }
 
     /// The members that left or expired, in id order, and the incarnations
@@ -323,25 +305,36 @@ impl Membership {
 
     /// Marks `id` Expired in `incarnation`; returns whether it was not
     /// before. Nothing changes for an incarnation older than one `id` has
-    /// spoken in since.
+    /// spoken in since. An expiry overrides a departure of the same life.
     pub(crate) fn expire(&mut self, id: NodeId, incarnation: u32) -> bool {
+        self.mark_gone(id, incarnation, Liveness::Expired).is_some()
+    }
+
+    /// Marks `id` gone (`Left` or `Expired`) in `incarnation`; returns its
+    /// liveness before, or `None` if nothing changed: the incarnation is
+    /// older than one `id` has spoken in, or that life is already as gone
+    /// (expired, or left when leaving).
+    fn mark_gone(&mut self, id: NodeId, incarnation: u32, gone: Liveness) -> Option<Liveness> {
         if !self.contains(id) {
-            return false;
+            return None;
         }
         let health = self.health.entry(id).or_insert(HEALTHY);
         let known = health.incarnation;
-        let expired = health.liveness == Liveness::Expired;
-        if known.is_some_and(|k| k > incarnation || (expired && k == incarnation)) {
-            return false;
+        let settled = match gone {
+            Liveness::Left => matches!(health.liveness, Liveness::Left | Liveness::Expired),
+            _ => health.liveness == Liveness::Expired,
+        };
+        if known.is_some_and(|k| k > incarnation || (settled && k == incarnation)) {
+            return None;
         }
-        if let Some(gone) = gone_hash(health.liveness, id, known.unwrap_or_default()) {
-            self.hash ^= gone;
+        if let Some(before) = gone_hash(health.liveness, id, known.unwrap_or_default()) {
+            self.hash ^= before;
         }
+        let was = std::mem::replace(&mut health.liveness, gone);
         health.incarnation = Some(incarnation);
         health.failures = 0;
-        health.liveness = Liveness::Expired;
-        self.hash ^= expiry_hash(id, incarnation);
-        true
+        self.hash ^= gone_hash(gone, id, incarnation).unwrap_or_default();
+        Some(was)
     }
 
     /// How many members, neither left nor expired, were heard from at or
