@@ -364,13 +364,13 @@ impl Membership {
 
     /// The members, neither left nor expired, last heard from (or, if
     /// never, known since `known_since(id)`) before `cutoff_ms`, with the
-    /// incarnation they were last heard in; in id order.
+    /// incarnation they were last heard in and when; in id order.
     pub(crate) fn silent_since(
         &self,
         cutoff_ms: u64,
         mut known_since: impl FnMut(NodeId) -> u64,
-    ) -> Vec<(NodeId, u32)> {
-        let mut silent: Vec<(NodeId, u32)> = self
+    ) -> Vec<(NodeId, u32, u64)> {
+        let mut silent: Vec<(NodeId, u32, u64)> = self
             .ids()
             .filter(|&id| id != self.me.id)
             .filter_map(|id| {
@@ -378,7 +378,7 @@ impl Membership {
                 let heard = health.last_heard_ms.unwrap_or_else(|| known_since(id));
                 (!matches!(health.liveness, Liveness::Left | Liveness::Expired)
                     && heard < cutoff_ms)
-                    .then(|| (id, health.incarnation.unwrap_or_default()))
+                    .then(|| (id, health.incarnation.unwrap_or_default(), heard))
             })
             .collect();
         silent.sort_unstable();

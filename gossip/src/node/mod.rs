@@ -704,6 +704,7 @@ impl Node {
         // not yet silent for the whole window may be just as unreachable.
         let recent_ms = now_ms.saturating_sub(retention_ms / 2);
         let (heard, counted) = self.members.heard_since(recent_ms);
+        // This node and those it heard, against all it counts with itself.
         if 2 * (heard + 1) <= counted + 1 {
             self.majority_since = None;
             return;
@@ -712,15 +713,9 @@ impl Node {
         if silent.is_empty() || now_ms - since < retention_ms {
             return;
         }
-        for (peer, incarnation) in silent {
+        for (peer, incarnation, heard_ms) in silent {
             if self.members.expire(peer, incarnation) {
-                let heard = self
-                    .members
-                    .peer(peer)
-                    .and_then(|state| state.last_heard_ms)
-                    .or_else(|| self.known_since.get(&peer).copied())
-                    .unwrap_or(now_ms);
-                self.peer_expired(peer, incarnation, Some(now_ms.saturating_sub(heard)));
+                self.peer_expired(peer, incarnation, Some(now_ms.saturating_sub(heard_ms)));
             }
         }
     }
