@@ -65,6 +65,43 @@ fn newcomers_naming_one_seed_learn_every_address() {
     }
 }
 
+/// Each node says when its member list last changed: the time of the
+/// round in which it learned its last member, not later, and it keeps that
+/// time through rounds that bring nothing new.
+#[test]
+fn a_node_tells_when_its_member_list_last_changed() {
+    let mut net = Net::new(vec![
+        node(0, &[]),
+        node(1, &[0]),
+        node(2, &[0]),
+        node(3, &[0]),
+    ]);
+    assert_eq!(net.nodes[0].membership_changed_ms(), None);
+    let everyone: Vec<Member> = (0..4).map(addressed).collect();
+    let mut complete_at = vec![None; 4];
+    for round in 1..=10 {
+        let now = round * 1_000;
+        net.round(now);
+        for (i, node) in net.nodes.iter().enumerate() {
+            if complete_at[i].is_none() && node.members() == everyone {
+                complete_at[i] = Some(now);
+            }
+        }
+    }
+    for (i, node) in net.nodes.iter().enumerate() {
+        let at = complete_at[i].unwrap();
+        let changed = node.membership_changed_ms().unwrap();
+        assert!(
+            changed <= at && changed > at - 1_000,
+            "node {i}: list complete in the round at {at} ms, changed at {changed} ms"
+        );
+    }
+    assert!(
+        complete_at.iter().all(|at| at.unwrap() < 10_000),
+        "the last rounds must bring nothing new for the test to mean anything"
+    );
+}
+
 /// A member at a 100 ms interval whose exchanges time out after 100 ms and
 /// which collects tombstones every other tick, in `incarnation`.
 fn quick(id: u64, incarnation: u32) -> gossip::Config {

@@ -584,6 +584,7 @@ fn nodes_that_name_one_seed_learn_each_other_and_converge() {
     let dir = TempDir::new("one-seed");
     let ids: Vec<String> = (0..NODES).map(|id| id.to_string()).collect();
     let certs = certs(&dir, "c", &ids.join(","));
+    let launched_unix_ms = unix_ms();
     // Each node binds a port of its own choosing and logs it: twenty ports
     // picked free beforehand could be taken by another test meanwhile.
     let zero = start(&dir, &certs, 0, "127.0.0.1:0", &[]);
@@ -623,7 +624,36 @@ fn nodes_that_name_one_seed_learn_each_other_and_converge() {
         table.lines().next().unwrap().contains("incarnation"),
         "{table}"
     );
+    // `bench members` reads when each node's list became whole by the
+    // node's own clock: after the launch, before this moment.
+    let since = launched_unix_ms.to_string();
+    let mut args = vec!["bench", "members", "--since-unix-ms", &since, "--json"];
+    for addr in &addrs {
+        args.extend(["--node", addr.as_str()]);
+    }
+    args.extend(["--certs", certs.as_str()]);
+    let o = run(&args);
+    let asked_by = (unix_ms() - launched_unix_ms) as f64;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["all_known"], true, "{report}");
+    let told = report["node_known_ms"].as_array().unwrap();
+    assert_eq!(told.len(), NODES as usize, "{report}");
+    for ms in told {
+        let ms = ms.as_f64().unwrap();
+        assert!(
+            ms > 0.0 && ms < asked_by,
+            "{ms} not within 0..{asked_by}: {report}"
+        );
+    }
     stop_all(&mut nodes.iter_mut().collect::<Vec<_>>());
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// Writers keep putting on node 2 while it gets SIGTERM. Every put it

@@ -155,6 +155,9 @@ pub struct Node {
     /// tick: the next round uses the full fan-out (see
     /// [`ConfigBuilder::idle_fanout`](crate::ConfigBuilder::idle_fanout)).
     news: bool,
+    /// The member list's hash when last looked at, and the node time it
+    /// was first seen at (see [`Node::membership_changed_ms`]).
+    membership_seen: (u64, Option<u64>),
     exchanges: Exchanges,
     /// What goes to and comes from each peer beyond the base exchange (see
     /// `pipeline`).
@@ -222,6 +225,7 @@ impl Node {
             next_tick_ms: None,
             ticks: 0,
             news: true,
+            membership_seen: (0, None),
             known_since: HashMap::new(),
             majority_since: None,
             exchanges: Exchanges::default(),
@@ -401,6 +405,25 @@ impl Node {
             self.expire_silent(now_ms);
             self.collect_garbage();
         }
+        self.note_membership();
+    }
+
+    /// When this node's member list last changed, in node time (ms): a
+    /// member, an address, a departure or an expiry learned, or a seed
+    /// added, as of the tick or message that showed it (a member added by
+    /// [`add_member`](Node::add_member) counts from the next one); `None`
+    /// before the first tick. A cluster has formed,
+    /// as this node sees it, once it lists every member; this says when
+    /// that happened, which a client asking later cannot tell.
+    pub fn membership_changed_ms(&self) -> Option<u64> {
+        self.membership_seen.1
+    }
+
+    fn note_membership(&mut self) {
+        let hash = self.members.hash();
+        if self.membership_seen.0 != hash || self.membership_seen.1.is_none() {
+            self.membership_seen = (hash, Some(self.time.now_ms()));
+        }
     }
 
     /// Handles one frame from `from`.
@@ -457,6 +480,7 @@ impl Node {
         if leaving && self.members.leave(from, incarnation) {
             self.peer_left(from);
         }
+        self.note_membership();
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// The client protocol version this build speaks. A frame starting with
 /// another byte is answered with [`ProtoError::UnsupportedVersion`].
-pub const PROTO_VERSION: u8 = 6;
+pub const PROTO_VERSION: u8 = 7;
 
 /// The largest frame either side decodes: the QUIC transport's default frame
 /// cap (4 MiB).
@@ -434,6 +434,12 @@ pub struct Status {
     /// data directory would lose first. `None` when every write is held by
     /// some peer.
     pub oldest_unacknowledged_write_ms: Option<u64>,
+    /// When the node's member list last changed, by the node's clock (ms
+    /// since the Unix epoch): a member or an address learned, a departure
+    /// or an expiry. Once the list holds every member, this is when the
+    /// node came to know them all, which a client asking later, on a busy
+    /// host, cannot time itself. `None` before the node's first round.
+    pub members_changed_ms: Option<u64>,
 }
 
 /// The node's certificate and its revocation list, as `status` reports

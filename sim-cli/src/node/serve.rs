@@ -247,6 +247,7 @@ impl Server {
                 oldest_unacknowledged_write_ms: node
                     .oldest_unacknowledged_write()
                     .map(|hlc| now.saturating_sub(hlc.physical_ms())),
+                members_changed_ms: node.membership_changed_ms(),
             }
         });
         status.listen = self.listen.to_string();

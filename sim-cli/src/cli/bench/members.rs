@@ -1,10 +1,18 @@
 //! `sim-cli bench members`: how long until every given node lists as many
-//! members as are given, each node asked by a thread of its own over one
+//! members as are given, each with its address, each node asked by a thread of its own over one
 //! connection, so the answer does not wait on the others.
+//!
+//! Two times per node: when this command saw the full list, and when the
+//! node itself says its list last changed (`members_changed_ms` of its
+//! status). On a host whose cores the nodes saturate, an answer can reach
+//! the poller a second or more after the node learned its last member; the
+//! node's own time does not wait on that, but it is read from the node's
+//! clock, so it compares with the start only on one host or with clocks in
+//! sync.
 
 use std::process::ExitCode;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use serde::Serialize;
@@ -27,6 +35,11 @@ pub(crate) struct MembersArgs {
     /// measured.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub(crate) poll_ms: u64,
+    /// Count the nodes' own times from this moment (ms since the Unix
+    /// epoch, e.g. `date +%s%3N` before the first node was launched)
+    /// instead of from this command's start.
+    #[arg(long, value_name = "UNIX_MS")]
+    pub(crate) since_unix_ms: Option<u64>,
 }
 
 /// What `bench members` measured.
@@ -43,7 +56,18 @@ pub(crate) struct MembersReport {
     pub(crate) median_ms: f64,
     /// The slowest node that did.
     pub(crate) max_ms: f64,
+    /// Per node: when, by its own clock, its list last changed before it
+    /// was seen complete, in ms from the start (or `--since-unix-ms`).
+    pub(crate) node_known_ms: Vec<Option<f64>>,
+    /// The median of `node_known_ms` over the nodes that told it.
+    pub(crate) node_median_ms: f64,
+    /// The largest of `node_known_ms`.
+    pub(crate) node_max_ms: f64,
 }
+
+/// When one node was seen listing every member: ms since the start, and
+/// its own time for it in ms since the Unix epoch, if it told one.
+type Known = Option<(f64, Option<u64>)>;
 
 /// Runs `sim-cli bench members`: exit status 1 if some node did not list
 /// every member in time.
@@ -62,6 +86,11 @@ pub(crate) fn run(args: &MembersArgs) -> anyhow::Result<ExitCode> {
 
 fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
     let start = Instant::now();
+    let since_unix_ms = args.since_unix_ms.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    });
     let timeout = Duration::from_millis(args.timeout_ms);
     let every = Duration::from_millis(args.poll_ms);
     let credentials = Credentials::load_as(&args.nodes.certs, args.nodes.client.as_deref())?;
@@ -72,7 +101,7 @@ fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
         .map(|node| Target::resolve(node, None, None))
         .collect::<Result<Vec<_>, _>>()?;
     let expected = targets.len();
-    let known_ms: Vec<Option<f64>> = thread::scope(|scope| {
+    let known: Vec<Known> = thread::scope(|scope| {
         let pollers: Vec<_> = targets
             .into_iter()
             .map(|target| {
@@ -85,18 +114,38 @@ fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
             .map(|poller| poller.join().unwrap_or(None))
             .collect()
     });
+    let known_ms: Vec<Option<f64>> = known.iter().map(|k| k.map(|(ms, _)| ms)).collect();
+    let node_known_ms: Vec<Option<f64>> = known
+        .iter()
+        .map(|k| {
+            let at = k.and_then(|(_, at)| at)?;
+            Some(at as f64 - since_unix_ms as f64)
+        })
+        .collect();
     let done: Vec<f64> = known_ms.iter().flatten().copied().collect();
+    let told: Vec<f64> = node_known_ms.iter().flatten().copied().collect();
     Ok(MembersReport {
         expected,
         all_known: done.len() == known_ms.len(),
         median_ms: median_of(&done),
         max_ms: done.iter().copied().fold(0.0, f64::max),
         known_ms,
+        node_median_ms: median_of(&told),
+        node_max_ms: told.iter().copied().fold(f64::MIN, f64::max).max(0.0),
+        node_known_ms,
     })
 }
 
+/// Whether `status` lists at least `expected` members, each with an
+/// address: a member known only from its own first message, address not
+/// yet learned, cannot be contacted yet.
+fn knows_all(status: &sim::client::Status, expected: usize) -> bool {
+    status.members.len() >= expected && status.members.iter().all(|m| !m.address.is_empty())
+}
+
 /// Asks one node until it lists `expected` members; the time since `start`
-/// when it first did.
+/// when it first did, and the node's own time for when its list last
+/// changed.
 fn poll(
     target: Target,
     credentials: &Credentials,
@@ -104,7 +153,7 @@ fn poll(
     start: Instant,
     timeout: Duration,
     every: Duration,
-) -> Option<f64> {
+) -> Known {
     let mut client: Option<Client> = None;
     while start.elapsed() < timeout {
         if client.is_none() {
@@ -112,12 +161,12 @@ fn poll(
         }
         if let Some(conn) = &client {
             match conn.status() {
-                Ok(status) if status.members.len() >= expected => {
+                Ok(status) if knows_all(&status, expected) => {
                     let ms = start.elapsed().as_secs_f64() * 1e3;
                     if let Some(conn) = client.take() {
                         conn.close();
                     }
-                    return Some(ms);
+                    return Some((ms, status.members_changed_ms));
                 }
                 Ok(_) => {}
                 Err(_) => client = None,

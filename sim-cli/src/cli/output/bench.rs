@@ -96,6 +96,10 @@ pub(crate) fn members(report: &MembersReport, as_json: bool) -> String {
         report.median_ms,
         report.max_ms
     );
+    out.push_str(&format!(
+        "by the nodes' own clocks, each knew them all after median {:.0} ms, max {:.0} ms\n",
+        report.node_median_ms, report.node_max_ms
+    ));
     if missing > 0 {
         out.push_str(&format!("{missing} nodes did not list them all in time\n"));
     }
