@@ -78,7 +78,7 @@ fn a_node_tells_when_its_member_list_last_changed() {
     ]);
     assert_eq!(net.nodes[0].membership_changed_ms(), None);
     let everyone: Vec<Member> = (0..4).map(addressed).collect();
-    let mut complete_at = vec![None; 4];
+    let mut complete_at = [None; 4];
     for round in 1..=10 {
         let now = round * 1_000;
         net.round(now);
