@@ -205,7 +205,10 @@ impl Store {
                 other => damaged(format!("the storage engine cannot open it ({other:?})")),
             })?;
         let entries = db
-            .keyspace("entries", fjall::KeyspaceCreateOptions::default)
+            .keyspace("entries", || {
+                fjall::KeyspaceCreateOptions::default()
+                    .filter_policy(fjall::config::FilterPolicy::disabled())
+            })
             .map_err(engine)?;
         let meta = db
             .keyspace("meta", fjall::KeyspaceCreateOptions::default)
