@@ -35,9 +35,10 @@ pub(crate) struct MembersArgs {
     /// measured.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub(crate) poll_ms: u64,
-    /// Count the nodes' own times from this moment (ms since the Unix
-    /// epoch, e.g. `date +%s%3N` before the first node was launched)
-    /// instead of from this command's start.
+    /// Count every time from this moment (ms since the Unix epoch, e.g.
+    /// `date +%s%3N` before the first node was launched) instead of from
+    /// this command's start, which on a saturated host can come seconds
+    /// after the launch.
     #[arg(long, value_name = "UNIX_MS")]
     pub(crate) since_unix_ms: Option<u64>,
 }
@@ -47,7 +48,8 @@ pub(crate) struct MembersArgs {
 pub(crate) struct MembersReport {
     /// The members every node should list: as many as nodes given.
     pub(crate) expected: usize,
-    /// Per node, in the order given: ms from the start until it listed
+    /// Per node, in the order given: ms from the start (or
+    /// `--since-unix-ms`) until it was seen listing
     /// them all, or `None` if it did not in time.
     pub(crate) known_ms: Vec<Option<f64>>,
     /// Whether every node did.
@@ -86,11 +88,10 @@ pub(crate) fn run(args: &MembersArgs) -> anyhow::Result<ExitCode> {
 
 fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
     let start = Instant::now();
-    let since_unix_ms = args.since_unix_ms.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    });
+    // Polls are timed on the monotonic clock from `start`; `--since-unix-ms`
+    // moves that origin back by however long before `start` it lies.
+    let since_unix_ms = args.since_unix_ms.unwrap_or_else(unix_ms);
+    let origin_ms = unix_ms().saturating_sub(since_unix_ms) as f64;
     let timeout = Duration::from_millis(args.timeout_ms);
     let every = Duration::from_millis(args.poll_ms);
     let credentials = Credentials::load_as(&args.nodes.certs, args.nodes.client.as_deref())?;
@@ -114,7 +115,10 @@ fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
             .map(|poller| poller.join().unwrap_or(None))
             .collect()
     });
-    let known_ms: Vec<Option<f64>> = known.iter().map(|k| k.map(|(ms, _)| ms)).collect();
+    let known_ms: Vec<Option<f64>> = known
+        .iter()
+        .map(|k| k.map(|(ms, _)| ms + origin_ms))
+        .collect();
     let node_known_ms: Vec<Option<f64>> = known
         .iter()
         .map(|k| {
@@ -134,6 +138,12 @@ fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
         node_max_ms: told.iter().copied().fold(f64::MIN, f64::max).max(0.0),
         node_known_ms,
     })
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Whether `status` lists at least `expected` members, each with an

@@ -351,6 +351,8 @@ pub(crate) fn status_json(status: &Status) -> String {
             "revoked_serials": status.security.revoked_serials,
             "revoked_refused": status.security.revoked_refused,
         },
+        "oldest_unacknowledged_write_ms": status.oldest_unacknowledged_write_ms,
+        "members_changed_ms": status.members_changed_ms,
     }))
 }
 
