@@ -355,6 +355,23 @@ impl Membership {
         (heard, counted)
     }
 
+    /// The latest time at or after which this member (at `now_ms`) and
+    /// members it last heard from make a majority of the members it
+    /// counts (neither left nor expired), itself included; `None` if no
+    /// majority has been heard since this node started.
+    pub(crate) fn majority_heard_ms(&self, now_ms: u64) -> Option<u64> {
+        let mut heard: Vec<Option<u64>> = vec![Some(now_ms)];
+        for id in self.ids().filter(|&id| id != self.me.id) {
+            let health = self.health.get(&id).copied().unwrap_or(HEALTHY);
+            if !matches!(health.liveness, Liveness::Left | Liveness::Expired) {
+                heard.push(health.last_heard_ms);
+            }
+        }
+        // Latest first; never heard (`None`) sorts last.
+        heard.sort_unstable_by(|a, b| b.cmp(a));
+        heard[heard.len() / 2]
+    }
+
     /// Whether `id` expired in `incarnation` or a later one.
     pub(crate) fn is_expired(&self, id: NodeId, incarnation: u32) -> bool {
         self.health.get(&id).is_some_and(|h| {
@@ -626,6 +643,33 @@ mod tests {
         let mut b = Membership::new(member(0), 2, 4);
         b.add(addressed);
         assert_eq!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn a_majority_is_heard_as_of_its_oldest_voice() {
+        let mut m = Membership::new(member(0), 2, 3);
+        assert_eq!(
+            m.majority_heard_ms(100),
+            Some(100),
+            "alone, it is its own majority"
+        );
+        for id in 1..=4 {
+            m.add(member(id));
+        }
+        // Five members: this one and two more make a majority.
+        assert_eq!(m.majority_heard_ms(100), None, "nobody heard yet");
+        m.heard_from(NodeId::new(1), 0, 40);
+        assert_eq!(m.majority_heard_ms(100), None);
+        m.heard_from(NodeId::new(2), 0, 70);
+        assert_eq!(m.majority_heard_ms(100), Some(40));
+        m.heard_from(NodeId::new(3), 0, 90);
+        assert_eq!(m.majority_heard_ms(100), Some(70));
+        // A member that left no longer counts: four, so three are needed.
+        assert!(m.leave(NodeId::new(4), 0));
+        assert_eq!(m.majority_heard_ms(100), Some(70));
+        // Three left (this one, 1 heard at 40, 3 at 90): two are needed.
+        assert!(m.leave(NodeId::new(2), 0));
+        assert_eq!(m.majority_heard_ms(100), Some(90));
     }
 
     #[test]

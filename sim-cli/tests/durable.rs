@@ -456,8 +456,11 @@ fn a_node_stopped_past_the_retention_window_is_refused_until_started_empty() {
             member.id
         );
     }
-    // Started empty (its data directory moved away), it rejoins.
+    // Restarted on its directory, it is refused: the refusal was saved.
     nodes[2].terminate(LIMIT).expect("node 2 stops");
+    let log = refused_start(&members[2], &dir, &certs, &window);
+    assert!(log.contains("refused as expired"), "{log}");
+    // Started empty (its data directory moved away), it rejoins.
     std::fs::rename(&members[2].data, dir.join("data-2-expired")).unwrap();
     nodes[2] = members[2].start(&dir, &certs, &window);
     joined(&members[2].addr, &certs);
@@ -468,5 +471,46 @@ fn a_node_stopped_past_the_retention_window_is_refused_until_started_empty() {
     let o = client("get", &["doomed"], &members[2].addr, &certs);
     assert!(!o.status.success(), "the deleted value is back on node 2");
     let mut refs: Vec<&mut NodeProc> = nodes.iter_mut().collect();
+    stop_all(&mut refs);
+}
+
+/// Node 2 is killed (it never hears that it expired) and its directory is
+/// started again only after the others expired it: in a new incarnation
+/// the others would welcome it, values and all, though deletes were
+/// collected without it. Its directory says when it last heard from a
+/// majority; past the window, the start is refused. Within the window,
+/// the same directory starts.
+#[test]
+fn a_directory_out_of_touch_longer_than_the_retention_window_is_refused() {
+    let dir = TempDir::new("durable-out-of-touch");
+    let certs = certs(&dir, "c", "0,1,2");
+    let members = three(&dir);
+    let window = ["--retention-ms", "2000"];
+    let mut nodes: Vec<NodeProc> = members
+        .iter()
+        .map(|m| m.start(&dir, &certs, &window))
+        .collect();
+    joined(&members[1].addr, &certs);
+    joined(&members[2].addr, &certs);
+    // Within the window: killed and started again at once, it resumes.
+    nodes[2].signal("-KILL");
+    let _ = nodes[2].wait(LIMIT);
+    nodes[2] = members[2].start(&dir, &certs, &window);
+    joined(&members[2].addr, &certs);
+    thread::sleep(Duration::from_millis(1_500));
+    nodes[2].signal("-KILL");
+    let _ = nodes[2].wait(LIMIT);
+    // The others expire its life; and its last contact, saved at most a
+    // second before the kill, lies more than the window back.
+    assert!(
+        eventually(LIMIT, || nodes[0].log().contains("peer expired")),
+        "node 0 never expired node 2:\n{}",
+        nodes[0].log()
+    );
+    thread::sleep(Duration::from_secs(3));
+    let log = refused_start(&members[2], &dir, &certs, &window);
+    assert!(log.contains("last heard from a majority"), "{log}");
+    assert!(log.contains("retention window"), "{log}");
+    let mut refs: Vec<&mut NodeProc> = nodes[..2].iter_mut().collect();
     stop_all(&mut refs);
 }

@@ -408,6 +408,17 @@ impl Node {
         self.note_membership();
     }
 
+    /// The latest time (node time, ms) at or after which this node heard
+    /// from a majority of the members it counts, itself included: how
+    /// recently it was in touch with its cluster. A node whose last touch
+    /// lies further back than the retention window
+    /// ([`ConfigBuilder::retention_ms`](crate::ConfigBuilder::retention_ms))
+    /// may have been expired by the others, and must not come back as it
+    /// was. `None` until a majority is heard.
+    pub fn majority_heard_ms(&self) -> Option<u64> {
+        self.members.majority_heard_ms(self.time.now_ms())
+    }
+
     /// When this node's member list last changed, in node time (ms): a
     /// member, an address, a departure or an expiry learned, or a seed
     /// added, as of the tick or message that showed it (a member added by

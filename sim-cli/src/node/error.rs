@@ -38,6 +38,26 @@ pub enum NodeError {
     /// The data directory cannot be used.
     #[error("--data-dir")]
     Store(#[from] crate::node::store::StoreError),
+    /// The data directory's member last heard from a majority of its
+    /// cluster longer ago than the retention window: the others have
+    /// likely expired it and collected deletes it never saw.
+    #[error(
+        "{}: this member last heard from a majority of its cluster {} s ago, longer than the \
+         retention window (--retention-ms {window_ms}); the other members have likely expired it \
+         and collected deletes it never saw, which its values would undo. Move the directory \
+         away and start the node with an empty --data-dir: it then fetches the cluster's state \
+         from its peers",
+        dir.display(),
+        silent_ms / 1_000
+    )]
+    OutOfTouch {
+        /// The data directory.
+        dir: PathBuf,
+        /// How long ago, in ms.
+        silent_ms: u64,
+        /// The retention window, in ms.
+        window_ms: u64,
+    },
     /// `--incarnation` is not above one this member's data directory says
     /// it lived.
     #[error(

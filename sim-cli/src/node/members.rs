@@ -277,7 +277,9 @@ pub(crate) struct Watch<'a> {
 /// Until `stop`: logs the membership changes `events` report as they come
 /// (the node started knowing `seeds`), and every interval (at most
 /// [`POLL`]) gives the transport the addresses of every member the node
-/// knows, and saves them in the data directory when they changed.
+/// knows, and saves them in the data directory when they changed, with
+/// when the node last heard from a majority of them (at most once a
+/// second) and, if a peer refuses it as expired, that refusal.
 pub(crate) fn watch_members(watch: &Watch<'_>) {
     let Watch {
         handle,
@@ -289,6 +291,7 @@ pub(crate) fn watch_members(watch: &Watch<'_>) {
         store,
     } = *watch;
     let mut saved: Vec<Member> = Vec::new();
+    let mut in_touch_saved = 0;
     let (mut members, changes) = MemberLog::new(seeds);
     for change in &changes {
         log(change, handle);
@@ -305,6 +308,13 @@ pub(crate) fn watch_members(watch: &Watch<'_>) {
         if open {
             match events.recv_timeout(wait) {
                 Ok(event) => {
+                    if let (Event::SelfExpired { by }, Some(store)) = (&event, store) {
+                        // Its values may undo deletes collected without it:
+                        // no start may serve them again.
+                        if let Err(err) = store.record_expired(*by) {
+                            error!(target: LOG_TARGET, error = %err, "the expiry could not be saved");
+                        }
+                    }
                     for change in members.on_event(&event) {
                         log(&change, handle);
                     }
@@ -344,6 +354,18 @@ pub(crate) fn watch_members(watch: &Watch<'_>) {
                 Ok(()) => saved = known,
                 Err(err) => {
                     warn!(target: LOG_TARGET, error = %err, "the members could not be saved");
+                }
+            }
+        }
+        if let Some(store) = store {
+            let in_touch = handle.with_node(gossip::Node::majority_heard_ms);
+            // Once a second is plenty against a window of days.
+            if let Some(at) = in_touch.filter(|&at| at >= in_touch_saved + 1_000) {
+                match store.record_in_touch(at) {
+                    Ok(()) => in_touch_saved = at,
+                    Err(err) => {
+                        warn!(target: LOG_TARGET, error = %err, "the time of the last contact could not be saved");
+                    }
                 }
             }
         }

@@ -160,6 +160,17 @@ where
         Some(dir) => Some(store::Store::open(dir, id, config.sync)?),
         None => None,
     };
+    if let (Some((store, saved)), Some(window_ms)) = (&opened, config.retention_ms) {
+        let now_ms = lww_crdt::PhysicalClock::now_ms(&config.clock_skew.clock());
+        let silent_ms = saved.in_touch_ms.map(|at| now_ms.saturating_sub(at));
+        if let Some(silent_ms) = silent_ms.filter(|&ms| ms > window_ms) {
+            return Err(NodeError::OutOfTouch {
+                dir: store.dir().to_path_buf(),
+                silent_ms,
+                window_ms,
+            });
+        }
+    }
     let last_life = opened
         .as_ref()
         .and_then(|(_, saved)| saved.incarnations.last().copied());

@@ -4,7 +4,8 @@
 //! Two keyspaces: `entries` maps each key to its entry (value or
 //! tombstone, with its stamp), and `meta` holds the format version, the
 //! version vector, the incarnations this member has lived, the members it
-//! knew and, once it left the cluster, the incarnation it left in. Every
+//! knew, when it last heard from a majority of them, and, once it left the
+//! cluster or was refused as expired, that fact. Every
 //! change the node makes is one atomic fjall batch, written to the
 //! operating system before the node acknowledges it or tells a peer it
 //! holds it; [`SyncMode`] says when it is also synced to the disk.
@@ -32,6 +33,11 @@ const META_VECTOR: &str = "vector";
 const META_INCARNATIONS: &str = "incarnations";
 const META_MEMBERS: &str = "members";
 const META_LEFT: &str = "left";
+/// The member that refused this member as expired.
+const META_EXPIRED: &str = "expired";
+/// When (ms since the Unix epoch, by the node's clock) the node last heard
+/// from a majority of its members.
+const META_IN_TOUCH: &str = "in-touch";
 /// True from the start of a run until its clean stop.
 const META_RUNNING: &str = "running";
 
@@ -105,6 +111,22 @@ pub enum StoreError {
         /// The incarnation it left in.
         incarnation: u32,
     },
+    /// A member refused this one as expired: it was silent past the
+    /// retention window, and the others may have collected deletes
+    /// without it.
+    #[error(
+        "{} holds the state of a member that member {by} refused as expired (silent longer than \
+         the retention window, --retention-ms); the other members may since have collected \
+         deletes it never saw, which its values would undo. Move the directory away and start \
+         the node with an empty --data-dir: it then fetches the cluster's state from its peers",
+        dir.display()
+    )]
+    Expired {
+        /// The directory.
+        dir: PathBuf,
+        /// The member that refused it.
+        by: NodeId,
+    },
     /// The storage engine failed.
     #[error("{}: the storage engine failed", dir.display())]
     Engine {
@@ -125,6 +147,9 @@ pub struct Saved {
     pub incarnations: Vec<u32>,
     /// The members the node knew, itself excluded.
     pub members: Vec<Member>,
+    /// When the node last heard from a majority of its members (ms since
+    /// the Unix epoch, by its clock), if it ever did with this directory.
+    pub in_touch_ms: Option<u64>,
     /// Whether the directory was just created.
     pub fresh: bool,
     /// The last run ended without a clean stop (killed, crashed, or the
@@ -266,6 +291,13 @@ impl Store {
                 incarnation,
             });
         }
+        if let Some(by) = self.read_meta::<u64>(META_EXPIRED)? {
+            return Err(StoreError::Expired {
+                dir: self.dir.clone(),
+                by: NodeId::new(by),
+            });
+        }
+        let in_touch_ms: Option<u64> = self.read_meta(META_IN_TOUCH)?;
         let vector: VersionVector = self
             .read_meta(META_VECTOR)?
             .unwrap_or_else(VersionVector::new);
@@ -295,6 +327,7 @@ impl Store {
                     address,
                 })
                 .collect(),
+            in_touch_ms,
             fresh: false,
             unclean: false,
         })
@@ -347,6 +380,26 @@ impl Store {
             ],
             true,
         )
+    }
+
+    /// Records when the node last heard from a majority of its members (ms
+    /// since the Unix epoch), for the next start to judge how long it was
+    /// out of touch. Not synced: a crash loses at most a later time, which
+    /// only makes the next start stricter.
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] if it cannot be written.
+    pub fn record_in_touch(&self, at_ms: u64) -> Result<(), StoreError> {
+        self.put_meta(&[(META_IN_TOUCH, encode(&at_ms))], false)
+    }
+
+    /// Records that member `by` refused this one as expired, and syncs: the
+    /// directory is refused from now on ([`StoreError::Expired`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Engine`] if it cannot be written.
+    pub fn record_expired(&self, by: NodeId) -> Result<(), StoreError> {
+        self.put_meta(&[(META_EXPIRED, encode(&by.get()))], true)
     }
 
     /// Records a clean stop, syncing everything written before it: the
