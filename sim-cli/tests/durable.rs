@@ -71,6 +71,16 @@ fn three(dir: &TempDir) -> Vec<Member> {
     vec![zero, one, two]
 }
 
+/// Starts `members` with `extra` flags and waits until the two that join
+/// through the first take writes.
+fn start_joined(members: &[Member], dir: &TempDir, certs: &str, extra: &[&str]) -> Vec<NodeProc> {
+    let nodes = members.iter().map(|m| m.start(dir, certs, extra)).collect();
+    for member in &members[1..] {
+        joined(&member.addr, certs);
+    }
+    nodes
+}
+
 /// Whether `key` reads `value` on the node at `addr`.
 fn holds(addr: &str, certs: &str, key: &str, value: &str) -> bool {
     let o = client("get", &[key], addr, certs);
@@ -109,9 +119,7 @@ fn a_node_killed_while_cut_off_keeps_its_acknowledged_writes() {
     let dir = TempDir::new("durable-cut");
     let certs = certs(&dir, "c", "0,1,2");
     let members = three(&dir);
-    let mut nodes: Vec<NodeProc> = members.iter().map(|m| m.start(&dir, &certs, &[])).collect();
-    joined(&members[1].addr, &certs);
-    joined(&members[2].addr, &certs);
+    let mut nodes = start_joined(&members, &dir, &certs, &[]);
     // Node 0 alone: its peers stopped for longer than down detection (four
     // failed exchanges of a second each at most) while it takes writes.
     nodes[1].signal("-STOP");
@@ -160,9 +168,7 @@ fn acknowledged_writes_survive_ten_kill_9_cycles_under_concurrent_clients() {
     let dir = TempDir::new("durable-kill");
     let certs = certs(&dir, "c", "0,1,2");
     let members = three(&dir);
-    let mut nodes: Vec<NodeProc> = members.iter().map(|m| m.start(&dir, &certs, &[])).collect();
-    joined(&members[1].addr, &certs);
-    joined(&members[2].addr, &certs);
+    let mut nodes = start_joined(&members, &dir, &certs, &[]);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -236,9 +242,7 @@ fn a_whole_cluster_restart_loses_nothing_and_the_cluster_forms_again() {
     let dir = TempDir::new("durable-restart");
     let certs = certs(&dir, "c", "0,1,2");
     let members = three(&dir);
-    let mut nodes: Vec<NodeProc> = members.iter().map(|m| m.start(&dir, &certs, &[])).collect();
-    joined(&members[1].addr, &certs);
-    joined(&members[2].addr, &certs);
+    let mut nodes = start_joined(&members, &dir, &certs, &[]);
     for i in 0..30 {
         assert!(put(
             &members[i % 3].addr,
@@ -409,12 +413,7 @@ fn a_node_stopped_past_the_retention_window_is_refused_until_started_empty() {
     let members = three(&dir);
     // Two seconds: past the GC period at this interval (21 ticks of 50 ms).
     let window = ["--retention-ms", "2000"];
-    let mut nodes: Vec<NodeProc> = members
-        .iter()
-        .map(|m| m.start(&dir, &certs, &window))
-        .collect();
-    joined(&members[1].addr, &certs);
-    joined(&members[2].addr, &certs);
+    let mut nodes = start_joined(&members, &dir, &certs, &window);
     assert!(put(&members[0].addr, &certs, "doomed", "v"));
     assert!(eventually(LIMIT, || holds(
         &members[2].addr,
@@ -486,12 +485,7 @@ fn a_directory_out_of_touch_longer_than_the_retention_window_is_refused() {
     let certs = certs(&dir, "c", "0,1,2");
     let members = three(&dir);
     let window = ["--retention-ms", "2000"];
-    let mut nodes: Vec<NodeProc> = members
-        .iter()
-        .map(|m| m.start(&dir, &certs, &window))
-        .collect();
-    joined(&members[1].addr, &certs);
-    joined(&members[2].addr, &certs);
+    let mut nodes = start_joined(&members, &dir, &certs, &window);
     // Within the window: killed and started again at once, it resumes.
     nodes[2].signal("-KILL");
     let _ = nodes[2].wait(LIMIT);
