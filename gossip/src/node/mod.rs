@@ -423,9 +423,9 @@ impl Node {
     /// member, an address, a departure or an expiry learned, or a seed
     /// added, as of the tick or message that showed it (a member added by
     /// [`add_member`](Node::add_member) counts from the next one); `None`
-    /// before the first tick. A cluster has formed,
-    /// as this node sees it, once it lists every member; this says when
-    /// that happened, which a client asking later cannot tell.
+    /// before the first tick. A cluster has formed, as this node sees it,
+    /// once it lists every member; this says when that happened, which a
+    /// client asking later cannot tell.
     pub fn membership_changed_ms(&self) -> Option<u64> {
         self.membership_seen.1
     }

@@ -1,6 +1,7 @@
 //! `sim-cli bench members`: how long until every given node lists as many
-//! members as are given, each with its address, each node asked by a thread of its own over one
-//! connection, so the answer does not wait on the others.
+//! members as are given, each with its address, each node asked by a
+//! thread of its own over one connection, so the answer does not wait on
+//! the others.
 //!
 //! Two times per node: when this command saw the full list, and when the
 //! node itself says its list last changed (`members_changed_ms` of its
@@ -12,9 +13,10 @@
 
 use std::process::ExitCode;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Args;
+use lww_crdt::{PhysicalClock, SystemClock};
 use serde::Serialize;
 use sim::client::{Client, Credentials, Target};
 
@@ -90,8 +92,9 @@ fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
     let start = Instant::now();
     // Polls are timed on the monotonic clock from `start`; `--since-unix-ms`
     // moves that origin back by however long before `start` it lies.
-    let since_unix_ms = args.since_unix_ms.unwrap_or_else(unix_ms);
-    let origin_ms = unix_ms().saturating_sub(since_unix_ms) as f64;
+    let now_ms = SystemClock.now_ms();
+    let since_unix_ms = args.since_unix_ms.unwrap_or(now_ms);
+    let origin_ms = now_ms.saturating_sub(since_unix_ms) as f64;
     let timeout = Duration::from_millis(args.timeout_ms);
     let every = Duration::from_millis(args.poll_ms);
     let credentials = Credentials::load_as(&args.nodes.certs, args.nodes.client.as_deref())?;
@@ -135,15 +138,9 @@ fn measure(args: &MembersArgs) -> anyhow::Result<MembersReport> {
         max_ms: done.iter().copied().fold(0.0, f64::max),
         known_ms,
         node_median_ms: median_of(&told),
-        node_max_ms: told.iter().copied().fold(f64::MIN, f64::max).max(0.0),
+        node_max_ms: told.iter().copied().fold(0.0, f64::max),
         node_known_ms,
     })
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Whether `status` lists at least `expected` members, each with an
