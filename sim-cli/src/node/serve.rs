@@ -425,9 +425,10 @@ mod tests {
             server.answer(b"\x01garbage"),
             Response::Error(ProtoError::UnsupportedVersion { got: 1, .. })
         ));
+        let next = proto::PROTO_VERSION + 1;
         assert!(matches!(
-            server.answer(&[7, 0]),
-            Response::Error(ProtoError::UnsupportedVersion { got: 7, .. })
+            server.answer(&[next, 0]),
+            Response::Error(ProtoError::UnsupportedVersion { got, .. }) if got == next
         ));
         let huge = Request::Put {
             key: "k".into(),
