@@ -235,6 +235,41 @@ fn shutdown_flushes_frames_in_flight() {
 }
 
 #[test]
+fn a_dial_to_a_peer_that_died_does_not_hold_up_shutdown() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = QuicConfig::builder()
+        .connect_timeout(Duration::from_secs(60))
+        .shutdown_timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let mut t = quic_cluster(&ca, 1, &config).remove(0);
+    // A peer whose process died: its port takes packets and never answers.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    t.add_peer(NodeId::new(9), dead.local_addr().unwrap());
+    t.send(Transmit {
+        to: NodeId::new(9),
+        kind: MessageKind::Syn,
+        exchange: 1,
+        from_initiator: true,
+        payload: vec![1u8; 64 * 1024],
+    })
+    .unwrap();
+    let mut initial = [0u8; 2048];
+    dead.set_read_timeout(Some(LIMIT)).unwrap();
+    assert!(dead.recv(&mut initial).is_ok(), "the dial never started");
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        drop(t);
+        done.send(()).unwrap();
+    });
+    // Well before the connect timeout the dial would otherwise run to.
+    assert!(
+        finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "shutdown waited for the dial to the dead peer"
+    );
+}
+
+#[test]
 fn a_connection_that_never_says_hello_does_not_hold_up_shutdown() {
     let ca = ClusterCa::generate().unwrap();
     let config = QuicConfig::builder()

@@ -136,6 +136,8 @@ enum LinkError {
     Backoff,
     #[error("timed out")]
     Timeout,
+    #[error("the transport is stopping")]
+    Stopping,
     #[error("a frame of {0} bytes is longer than a length prefix can say")]
     FrameTooLong(usize),
     #[error(transparent)]
@@ -433,13 +435,27 @@ impl Shared {
         generation: u64,
         mut rx: mpsc::UnboundedReceiver<StreamCommand>,
     ) {
-        let mut opened = self.open_bi(key).await;
-        if opened.as_ref().is_err_and(LinkError::connection_lost) {
-            let err = opened.as_ref().err();
-            // A link the peer dropped (it restarted, say): dial once more.
-            debug!(node = %self.id, peer = %key.peer, error = ?err, "link lost; redialing");
-            opened = self.open_bi(key).await;
-        }
+        let opening = async {
+            let mut opened = self.open_bi(key).await;
+            if opened.as_ref().is_err_and(LinkError::connection_lost) {
+                let err = opened.as_ref().err();
+                // A link the peer dropped (it restarted, say): dial once more.
+                debug!(node = %self.id, peer = %key.peer, error = ?err, "link lost; redialing");
+                opened = self.open_bi(key).await;
+            }
+            opened
+        };
+        // Frames queued before a stop still go, so a dial under way goes
+        // on; but a dial to a peer that died would hold the shutdown until
+        // the connect timeout. Once stopping, it gets ten assumed round
+        // trips (1 s by default): a live peer's handshake takes two.
+        let opened = tokio::select! {
+            opened = opening => opened,
+            () = async {
+                self.stop.cancelled().await;
+                tokio::time::sleep(10 * self.config.initial_rtt()).await;
+            } => Err(LinkError::Stopping),
+        };
         match opened {
             Ok((remote, send, recv)) => {
                 self.run_stream(key, generation, remote, send, recv, rx, None)
