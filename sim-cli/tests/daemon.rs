@@ -723,6 +723,38 @@ fn puts_during_shutdown_are_refused_or_reach_a_surviving_peer() {
     assert_eq!(status.code(), Some(0), "{}", one.log());
 }
 
+/// A `watch` client killed with SIGKILL never acknowledges the end of its
+/// stream. The node's SIGTERM must not wait for it to the transport's
+/// shutdown bound (it did: 2 s and `shutdown bound reached with streams
+/// still open`).
+#[test]
+fn a_killed_watch_client_does_not_hold_up_the_shutdown() {
+    let dir = TempDir::new("watch-killed");
+    let certs = certs(&dir, "c", "1");
+    let mut node = start(&dir, &certs, 1, "127.0.0.1:0", &[]);
+    let addr = node.listen_addr(LIMIT);
+    let out = std::fs::File::create(dir.join("watch.out")).unwrap();
+    let mut watch = std::process::Command::new(support::bin())
+        .args(["watch", "--node", &addr, "--certs", &certs])
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the watch has seen a change: it is being served.
+    assert!(eventually(LIMIT, || {
+        let _ = client("put", &["k", "v"], &addr, &certs);
+        std::fs::read_to_string(dir.join("watch.out")).is_ok_and(|o| o.contains("put k"))
+    }));
+    watch.kill().unwrap();
+    let _ = watch.wait();
+    assert_eq!(node.terminate(LIMIT).and_then(|s| s.code()), Some(0));
+    assert!(
+        !node.log().contains("shutdown bound reached"),
+        "{}",
+        node.log()
+    );
+}
+
 /// SIGTERM on node 3: the others mark it Left within a few intervals and log
 /// that it left, never that it is unresponsive, though it stays gone longer
 /// than down detection takes. Restarted in a newer incarnation, it is alive

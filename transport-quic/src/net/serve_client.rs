@@ -140,7 +140,7 @@ impl Shared {
                 let written = timeout(read_timeout, write_frame(&mut send, &response)).await;
                 if matches!(written, Ok(Ok(()))) {
                     let _ = send.finish();
-                    let _ = timeout(read_timeout, send.stopped()).await;
+                    self.until_acknowledged(send.stopped()).await;
                     Counters::add(&self.counters.requests_answered, 1);
                 } else {
                     Counters::add(&self.counters.requests_refused, 1);
@@ -151,6 +151,21 @@ impl Shared {
                 debug!(node = %self.id, client_addr = %remote, "request unanswered");
                 refuse(&mut send, &mut recv, wire::STREAM_UNANSWERED);
             }
+        }
+    }
+
+    /// Waits for `acknowledged` (a finished stream's `stopped`) up to the
+    /// read timeout; once the transport stops, only five assumed round
+    /// trips more, as long as a live client takes to acknowledge: a
+    /// client that was killed never does, and the shutdown would wait for
+    /// it until its bound.
+    async fn until_acknowledged<T>(&self, acknowledged: impl Future<Output = T>) {
+        tokio::select! {
+            _ = timeout(self.config.read_timeout(), acknowledged) => {}
+            () = async {
+                self.stop.cancelled().await;
+                tokio::time::sleep(5 * self.config.initial_rtt()).await;
+            } => {}
         }
     }
 
@@ -182,7 +197,7 @@ impl Shared {
                 let _ = send.finish();
                 // Until the client has it all: the connection may close
                 // once this task lets go of the stream.
-                let _ = timeout(read_timeout, &mut stopped).await;
+                self.until_acknowledged(&mut stopped).await;
                 Counters::add(&self.counters.requests_answered, 1);
                 return;
             };
