@@ -451,10 +451,7 @@ impl Shared {
         // trips (1 s by default): a live peer's handshake takes two.
         let opened = tokio::select! {
             opened = opening => opened,
-            () = async {
-                self.stop.cancelled().await;
-                tokio::time::sleep(10 * self.config.initial_rtt()).await;
-            } => Err(LinkError::Stopping),
+            () = self.stopping_for(10 * self.config.initial_rtt()) => Err(LinkError::Stopping),
         };
         match opened {
             Ok((remote, send, recv)) => {
@@ -470,6 +467,14 @@ impl Shared {
                     dropped, "could not open an exchange stream");
             }
         }
+    }
+
+    /// Resolves once the transport has been stopping for `grace`: what a
+    /// live peer or client would finish within it goes on, what waits on
+    /// one that died gives way.
+    pub(super) async fn stopping_for(&self, grace: Duration) {
+        self.stop.cancelled().await;
+        tokio::time::sleep(grace).await;
     }
 
     async fn open_bi(

@@ -162,10 +162,7 @@ impl Shared {
     async fn until_acknowledged<T>(&self, acknowledged: impl Future<Output = T>) {
         tokio::select! {
             _ = timeout(self.config.read_timeout(), acknowledged) => {}
-            () = async {
-                self.stop.cancelled().await;
-                tokio::time::sleep(5 * self.config.initial_rtt()).await;
-            } => {}
+            () = self.stopping_for(5 * self.config.initial_rtt()) => {}
         }
     }
 
