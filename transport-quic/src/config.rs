@@ -116,7 +116,8 @@ impl QuicConfig {
 
     /// How long a frame or stream header may take to arrive once started,
     /// and how long a finished stream waits for the peer to acknowledge its
-    /// data (default 5 s).
+    /// data (default 5 s; a client's answer, once the transport stops,
+    /// only five [`initial_rtt`](Self::initial_rtt)s).
     pub fn read_timeout(&self) -> Duration {
         self.read_timeout
     }
@@ -241,7 +242,9 @@ impl QuicConfig {
     /// it bounds how long a dial to a peer that was not yet listening
     /// waits: about 1 s with QUIC's default, 0.3 s with this one. Set it
     /// near the real round trip of the slowest link between nodes; below
-    /// it, a handshake sends some packets twice.
+    /// it, a handshake sends some packets twice. A stopping transport also
+    /// measures its graces in it: ten of them for a dial under way, five
+    /// for a client to acknowledge its last answer.
     pub fn initial_rtt(&self) -> Duration {
         self.initial_rtt
     }
