@@ -234,14 +234,31 @@ fn shutdown_flushes_frames_in_flight() {
     assert_eq!(handle.stats().frames_dropped, 0);
 }
 
-#[test]
-fn a_dial_to_a_peer_that_died_does_not_hold_up_shutdown() {
-    let ca = ClusterCa::generate().unwrap();
-    let config = QuicConfig::builder()
+/// Timeouts long enough that a shutdown waiting on one stands out: 60 s to
+/// connect, 120 s to shut down.
+fn patient_config() -> QuicConfig {
+    QuicConfig::builder()
         .connect_timeout(Duration::from_secs(60))
         .shutdown_timeout(Duration::from_secs(120))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Drops `t` and says whether that returned within 30 s: well before the
+/// connect timeout of [`patient_config`] it would otherwise run to.
+fn shuts_down_early(t: QuicTransport) -> bool {
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        drop(t);
+        done.send(()).unwrap();
+    });
+    finished.recv_timeout(Duration::from_secs(30)).is_ok()
+}
+
+#[test]
+fn a_dial_to_a_peer_that_died_does_not_hold_up_shutdown() {
+    let ca = ClusterCa::generate().unwrap();
+    let config = patient_config();
     let mut t = quic_cluster(&ca, 1, &config).remove(0);
     // A peer whose process died: its port takes packets and never answers.
     let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -257,14 +274,8 @@ fn a_dial_to_a_peer_that_died_does_not_hold_up_shutdown() {
     let mut initial = [0u8; 2048];
     dead.set_read_timeout(Some(LIMIT)).unwrap();
     assert!(dead.recv(&mut initial).is_ok(), "the dial never started");
-    let (done, finished) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        drop(t);
-        done.send(()).unwrap();
-    });
-    // Well before the connect timeout the dial would otherwise run to.
     assert!(
-        finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+        shuts_down_early(t),
         "shutdown waited for the dial to the dead peer"
     );
 }
@@ -272,11 +283,7 @@ fn a_dial_to_a_peer_that_died_does_not_hold_up_shutdown() {
 #[test]
 fn a_connection_that_never_says_hello_does_not_hold_up_shutdown() {
     let ca = ClusterCa::generate().unwrap();
-    let config = QuicConfig::builder()
-        .connect_timeout(Duration::from_secs(60))
-        .shutdown_timeout(Duration::from_secs(120))
-        .build()
-        .unwrap();
+    let config = patient_config();
     let t = quic_cluster(&ca, 1, &config).remove(0);
     let raw = Raw::new();
     let identity = ca.issue_node(NodeId::new(2), &[]).unwrap();
@@ -286,14 +293,8 @@ fn a_connection_that_never_says_hello_does_not_hold_up_shutdown() {
         .unwrap();
     let handle = t.handle();
     assert!(eventually(LIMIT, || handle.stats().connections_accepted == 1));
-    let (done, finished) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        drop(t);
-        done.send(()).unwrap();
-    });
-    // Well before the connect timeout the hello wait would otherwise run to.
     assert!(
-        finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+        shuts_down_early(t),
         "shutdown waited for the silent peer's hello"
     );
 }
