@@ -281,6 +281,12 @@ fn revoked_clients_and_nodes_are_refused_at_the_handshake_once_the_list_changes(
     two.listen_addr(LIMIT);
     let https_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     assert!(eventually(LIMIT, || TcpStream::connect(https_addr).is_ok()));
+    // Ready (200) only once node 1 has completed an exchange with node 2,
+    // which may come a moment after its port opens.
+    assert!(eventually(LIMIT, || matches!(
+        https(https_addr, &c, "laptop", "GET", "/v1/health", ""),
+        Ok((200, _))
+    )));
 
     // Before: the laptop reads (and holds an HTTPS connection open), and a
     // write on node 2 reaches node 1.
